@@ -1,0 +1,402 @@
+//! The handshake: validating an incoming request and the open packet that starts a session.
+//!
+//! Protocol description, section "Handshake". The checks and their order follow the reference server's
+//! `verify()` and `handshake()` (transport, Origin characters, sid, method, WebSocket over plain HTTP,
+//! then the protocol version of a new session), so that every bad request gets the same error code and
+//! message as from the reference.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// The transports of Engine.IO v4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TransportKind {
+    /// HTTP long-polling.
+    Polling,
+    /// WebSocket.
+    WebSocket,
+}
+
+impl TransportKind {
+    /// The name used in the `transport` query parameter and in `upgrades`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransportKind::Polling => "polling",
+            TransportKind::WebSocket => "websocket",
+        }
+    }
+
+    /// Parses a `transport` query value.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "polling" => Some(TransportKind::Polling),
+            "websocket" => Some(TransportKind::WebSocket),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for TransportKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The error codes of the reference server, sent as `{"code":N,"message":"..."}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum ErrorCode {
+    /// 0: the transport is missing or not enabled.
+    UnknownTransport = 0,
+    /// 1: the sid is unknown or the session closed.
+    UnknownSid = 1,
+    /// 2: a handshake that is not a GET.
+    BadHandshakeMethod = 2,
+    /// 3: bad Origin, WebSocket over plain HTTP, transport mismatch, middleware failure.
+    BadRequest = 3,
+    /// 4: refused by `allow_request`.
+    Forbidden = 4,
+    /// 5: `EIO` is not `4`.
+    UnsupportedProtocolVersion = 5,
+}
+
+impl ErrorCode {
+    /// The numeric code.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The reference server's default message for this code.
+    pub fn message(self) -> &'static str {
+        match self {
+            ErrorCode::UnknownTransport => "Transport unknown",
+            ErrorCode::UnknownSid => "Session ID unknown",
+            ErrorCode::BadHandshakeMethod => "Bad handshake method",
+            ErrorCode::BadRequest => "Bad request",
+            ErrorCode::Forbidden => "Forbidden",
+            ErrorCode::UnsupportedProtocolVersion => "Unsupported protocol version",
+        }
+    }
+
+    /// The HTTP status of a polling error reply: 403 for [`ErrorCode::Forbidden`], 400 otherwise.
+    pub fn http_status(self) -> u16 {
+        if self == ErrorCode::Forbidden { 403 } else { 400 }
+    }
+
+    /// The JSON body of a polling error reply, with `message` or the default one.
+    pub fn json_body(self, message: Option<&str>) -> String {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            code: u8,
+            message: &'a str,
+        }
+        serde_json::to_string(&Body { code: self.code(), message: message.unwrap_or(self.message()) })
+            .expect("serializing a string and a number cannot fail")
+    }
+}
+
+/// The Engine.IO parameters of a request's query string.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Query {
+    /// `EIO`: the protocol version.
+    pub eio: Option<String>,
+    /// `transport`.
+    pub transport: Option<String>,
+    /// `sid`: present on every request of an existing session.
+    pub sid: Option<String>,
+}
+
+impl Query {
+    /// Parses a URL query string (without the `?`). Unknown parameters are ignored; for repeated ones
+    /// the first wins; values are percent-decoded.
+    pub fn parse(query: &str) -> Query {
+        let mut q = Query::default();
+        for pair in query.split('&') {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let slot = match key {
+                "EIO" => &mut q.eio,
+                "transport" => &mut q.transport,
+                "sid" => &mut q.sid,
+                _ => continue,
+            };
+            if slot.is_none() {
+                *slot = Some(percent_decode(value));
+            }
+        }
+        q
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    if !s.contains(['%', '+']) {
+        return s.to_owned();
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = |c: u8| (c as char).to_digit(16);
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// What a valid request is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestKind {
+    /// A new session over this transport (`allow_request` still has to agree).
+    Handshake(TransportKind),
+    /// A long-polling GET or POST of an existing session.
+    Polling {
+        /// The session ID.
+        sid: String,
+    },
+    /// A WebSocket for an existing polling session: the start of an upgrade.
+    Upgrade {
+        /// The session ID.
+        sid: String,
+    },
+}
+
+/// The request facts that [`verify`] looks at.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestFacts<'a> {
+    /// The parsed query.
+    pub query: &'a Query,
+    /// Whether the HTTP method is GET.
+    pub is_get: bool,
+    /// Whether the request asks for a WebSocket upgrade.
+    pub is_upgrade: bool,
+    /// The raw `Origin` header, if any.
+    pub origin: Option<&'a [u8]>,
+}
+
+/// Checks a request as the reference server's `verify()` and `handshake()` do, in the same order.
+///
+/// `enabled` is the `transports` option; `session_transport` looks up an existing session's current
+/// transport by sid (`None` when there is no such open session).
+pub fn verify(
+    req: RequestFacts<'_>,
+    enabled: &[TransportKind],
+    session_transport: impl FnOnce(&str) -> Option<TransportKind>,
+) -> Result<RequestKind, ErrorCode> {
+    let transport = req
+        .query
+        .transport
+        .as_deref()
+        .and_then(TransportKind::parse)
+        .filter(|t| enabled.contains(t))
+        .ok_or(ErrorCode::UnknownTransport)?;
+    if req.origin.is_some_and(|o| o.iter().any(|&c| is_invalid_header_char(c))) {
+        return Err(ErrorCode::BadRequest);
+    }
+    if let Some(sid) = &req.query.sid {
+        let current = session_transport(sid).ok_or(ErrorCode::UnknownSid)?;
+        if req.is_upgrade {
+            if transport != TransportKind::WebSocket {
+                return Err(ErrorCode::BadRequest);
+            }
+            return Ok(RequestKind::Upgrade { sid: sid.clone() });
+        }
+        if current != transport || transport != TransportKind::Polling {
+            return Err(ErrorCode::BadRequest);
+        }
+        return Ok(RequestKind::Polling { sid: sid.clone() });
+    }
+    if !req.is_get {
+        return Err(ErrorCode::BadHandshakeMethod);
+    }
+    if (transport == TransportKind::WebSocket) != req.is_upgrade {
+        return Err(ErrorCode::BadRequest);
+    }
+    if req.query.eio.as_deref() != Some("4") {
+        return Err(ErrorCode::UnsupportedProtocolVersion);
+    }
+    Ok(RequestKind::Handshake(transport))
+}
+
+/// Node's `checkInvalidHeaderChar`: anything but tab and visible Latin-1 is invalid.
+fn is_invalid_header_char(c: u8) -> bool {
+    !(c == b'\t' || (0x20..=0x7e).contains(&c) || c >= 0x80)
+}
+
+/// The handshake data sent in the open packet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OpenPacket {
+    /// The session ID.
+    pub sid: String,
+    /// The transports the client may upgrade to.
+    pub upgrades: Vec<&'static str>,
+    /// Milliseconds between pings.
+    pub ping_interval: u64,
+    /// Milliseconds to wait for a pong.
+    pub ping_timeout: u64,
+    /// The largest payload the server accepts, in bytes.
+    pub max_payload: u64,
+}
+
+impl OpenPacket {
+    /// The JSON text of the open packet (without the `0`).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("serializing plain fields cannot fail")
+    }
+}
+
+/// A source of session IDs. The runtime supplies one backed by a secure random generator; tests use
+/// [`SeededSidGenerator`] to be deterministic.
+pub trait SidGenerator: Send {
+    /// A new session ID, unique among the open sessions.
+    fn generate(&mut self) -> String;
+}
+
+/// Formats 15 random bytes as a session ID: 20 characters of URL-safe base64, as the reference's
+/// `base64id`.
+pub fn sid_from_bytes(bytes: [u8; 15]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A deterministic ID generator (splitmix64). Predictable by design: for tests and simulations only,
+/// never for a server facing the network.
+#[derive(Debug, Clone)]
+pub struct SeededSidGenerator {
+    state: u64,
+}
+
+impl SeededSidGenerator {
+    /// A generator whose sequence is fixed by `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self { state: seed }
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+impl SidGenerator for SeededSidGenerator {
+    fn generate(&mut self) -> String {
+        let mut bytes = [0u8; 15];
+        let a = self.next_u64().to_le_bytes();
+        let b = self.next_u64().to_le_bytes();
+        bytes[..8].copy_from_slice(&a);
+        bytes[8..].copy_from_slice(&b[..7]);
+        sid_from_bytes(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: &[TransportKind] = &[TransportKind::Polling, TransportKind::WebSocket];
+
+    fn facts<'a>(query: &'a Query, is_get: bool, is_upgrade: bool) -> RequestFacts<'a> {
+        RequestFacts { query, is_get, is_upgrade, origin: None }
+    }
+
+    #[test]
+    fn parses_queries() {
+        let q = Query::parse("EIO=4&transport=polling&t=Nz1&sid=ab%2Dc&sid=zz");
+        assert_eq!(q.eio.as_deref(), Some("4"));
+        assert_eq!(q.transport.as_deref(), Some("polling"));
+        assert_eq!(q.sid.as_deref(), Some("ab-c"));
+        assert_eq!(Query::parse(""), Query::default());
+        assert_eq!(Query::parse("sid=%").sid.as_deref(), Some("%"));
+        assert_eq!(Query::parse("sid=%4").sid.as_deref(), Some("%4"));
+    }
+
+    #[test]
+    fn handshake_checks_in_reference_order() {
+        let none = |_: &str| None;
+        let q = Query::parse("EIO=4&transport=polling");
+        assert_eq!(verify(facts(&q, true, false), ALL, none), Ok(RequestKind::Handshake(TransportKind::Polling)));
+        assert_eq!(verify(facts(&q, false, false), ALL, none), Err(ErrorCode::BadHandshakeMethod));
+        let q = Query::parse("EIO=3&transport=polling");
+        assert_eq!(verify(facts(&q, true, false), ALL, none), Err(ErrorCode::UnsupportedProtocolVersion));
+        let q = Query::parse("transport=polling");
+        assert_eq!(verify(facts(&q, true, false), ALL, none), Err(ErrorCode::UnsupportedProtocolVersion));
+        let q = Query::parse("EIO=4&transport=carrier-pigeon");
+        assert_eq!(verify(facts(&q, true, false), ALL, none), Err(ErrorCode::UnknownTransport));
+        let q = Query::parse("EIO=4&transport=websocket");
+        assert_eq!(verify(facts(&q, true, false), ALL, none), Err(ErrorCode::BadRequest));
+        assert_eq!(verify(facts(&q, true, true), ALL, none), Ok(RequestKind::Handshake(TransportKind::WebSocket)));
+        assert_eq!(verify(facts(&q, true, true), &[TransportKind::Polling], none), Err(ErrorCode::UnknownTransport));
+        // The transport is checked before the method, as in the reference.
+        let q = Query::parse("EIO=4");
+        assert_eq!(verify(facts(&q, false, false), ALL, none), Err(ErrorCode::UnknownTransport));
+    }
+
+    #[test]
+    fn bad_origin_characters_are_refused() {
+        let q = Query::parse("EIO=4&transport=polling");
+        let f = RequestFacts { origin: Some(b"http://a\x01b"), ..facts(&q, true, false) };
+        assert_eq!(verify(f, ALL, |_| None), Err(ErrorCode::BadRequest));
+    }
+
+    #[test]
+    fn session_requests() {
+        let polling = |_: &str| Some(TransportKind::Polling);
+        let ws = |_: &str| Some(TransportKind::WebSocket);
+        let q = Query::parse("EIO=4&transport=polling&sid=abc");
+        assert_eq!(verify(facts(&q, false, false), ALL, polling), Ok(RequestKind::Polling { sid: "abc".into() }));
+        assert_eq!(verify(facts(&q, true, false), ALL, ws), Err(ErrorCode::BadRequest));
+        assert_eq!(verify(facts(&q, true, false), ALL, |_| None), Err(ErrorCode::UnknownSid));
+        let q = Query::parse("EIO=4&transport=websocket&sid=abc");
+        assert_eq!(verify(facts(&q, true, true), ALL, polling), Ok(RequestKind::Upgrade { sid: "abc".into() }));
+        assert_eq!(verify(facts(&q, true, false), ALL, polling), Err(ErrorCode::BadRequest));
+    }
+
+    #[test]
+    fn error_bodies() {
+        assert_eq!(ErrorCode::UnknownSid.json_body(None), r#"{"code":1,"message":"Session ID unknown"}"#);
+        assert_eq!(ErrorCode::Forbidden.json_body(Some("no \"way\"")), r#"{"code":4,"message":"no \"way\""}"#);
+        assert_eq!(ErrorCode::Forbidden.http_status(), 403);
+        assert_eq!(ErrorCode::BadRequest.http_status(), 400);
+    }
+
+    #[test]
+    fn open_packet_json() {
+        let open = OpenPacket {
+            sid: "abc".into(),
+            upgrades: vec!["websocket"],
+            ping_interval: 25000,
+            ping_timeout: 20000,
+            max_payload: 1_000_000,
+        };
+        assert_eq!(
+            open.to_json(),
+            r#"{"sid":"abc","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}"#
+        );
+    }
+
+    #[test]
+    fn seeded_ids_are_deterministic_and_well_formed() {
+        let mut a = SeededSidGenerator::new(7);
+        let mut b = SeededSidGenerator::new(7);
+        let (x, y) = (a.generate(), b.generate());
+        assert_eq!(x, y);
+        assert_eq!(x.len(), 20);
+        assert!(x.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+        assert_ne!(a.generate(), x);
+    }
+}

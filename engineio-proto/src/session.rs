@@ -1,0 +1,566 @@
+//! The per-session state machine: heartbeat, long-polling bookkeeping, the upgrade to WebSocket, and close.
+//!
+//! Protocol description, sections "Heartbeat", "Upgrade" and "Transports"; where the description is silent
+//! the reference server's `socket.ts` and `transports/polling.ts` decide.
+//!
+//! # Driving a session
+//!
+//! The session does no I/O and reads no clock. The runtime:
+//!
+//! 1. feeds every input with the current time: [`Session::handle_poll`] (a long-poll GET arrived),
+//!    [`Session::handle_post_start`] / [`Session::handle_post_body`] (a POST), [`Session::handle_frame`] (a
+//!    WebSocket frame), [`Session::handle_upgrade_request`] / [`Session::handle_probe_frame`] (a second
+//!    WebSocket asking to take over), [`Session::handle_transport_closed`], [`Session::send`],
+//!    [`Session::close`] and [`Session::handle_timeout`];
+//! 2. then drains [`Session::poll_transmit`] until it returns `None`, carrying out each [`Transmit`] in
+//!    order, and [`Session::poll_event`] until it returns `None`, handing each [`Event`] to the application;
+//! 3. then sleeps until [`Session::poll_timeout`] (or the next input) and calls [`Session::handle_timeout`].
+//!
+//! Outgoing data on polling is batched: everything sent before the runtime drains `poll_transmit` goes out
+//! in one payload, so a runtime that handles all ready inputs before draining gets fewer, fuller responses.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use bytestring::ByteString;
+
+use crate::error::{Error, ProtocolError, UsageError};
+use crate::handshake::{OpenPacket, TransportKind};
+use crate::packet::{Frame, Message, Packet};
+use crate::payload::{PayloadIter, encode_payload};
+
+/// The timing and size settings of a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// Time between pings (reference default 25 s).
+    pub ping_interval: Duration,
+    /// Time to wait for a pong before closing with "ping timeout" (reference default 20 s).
+    pub ping_timeout: Duration,
+    /// Time allowed from the upgrade request to the `5` upgrade packet (reference default 10 s).
+    pub upgrade_timeout: Duration,
+    /// Time a server-side close waits for the next long-poll GET to deliver the close packet (30 s).
+    pub close_timeout: Duration,
+    /// The largest POST body accepted, advertised as `maxPayload` (reference default 1e6).
+    pub max_payload: usize,
+    /// Whether a polling session may upgrade to WebSocket.
+    pub allow_upgrades: bool,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            ping_interval: Duration::from_millis(25_000),
+            ping_timeout: Duration::from_millis(20_000),
+            upgrade_timeout: Duration::from_millis(10_000),
+            close_timeout: Duration::from_millis(30_000),
+            max_payload: 1_000_000,
+            allow_upgrades: true,
+        }
+    }
+}
+
+/// Why a session closed. The strings are the reference server's reasons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The client closed the session (close packet) or its WebSocket.
+    TransportClose,
+    /// A transport failed, or the client broke the protocol (overlapping requests, a ping from the client).
+    TransportError,
+    /// No pong arrived within the ping timeout.
+    PingTimeout,
+    /// The server closed the session.
+    ForcedClose,
+    /// The client sent bytes that are not Engine.IO.
+    ParseError,
+}
+
+impl CloseReason {
+    /// The reference server's name for this reason.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::TransportClose => "transport close",
+            CloseReason::TransportError => "transport error",
+            CloseReason::PingTimeout => "ping timeout",
+            CloseReason::ForcedClose => "forced close",
+            CloseReason::ParseError => "parse error",
+        }
+    }
+}
+
+/// Something the runtime must send or do on a transport, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transmit {
+    /// Answer the pending long-poll GET with status 200 and this payload.
+    PollResponse(Bytes),
+    /// Send a frame on the session's WebSocket.
+    WebSocket(Frame),
+    /// Send a frame on the WebSocket being probed for an upgrade.
+    Probe(Frame),
+    /// The upgrade is complete: the probed WebSocket is now the session's transport, and the following
+    /// [`Transmit::WebSocket`] items go to it.
+    Upgraded,
+    /// Close the probed WebSocket: the upgrade failed or was abandoned; the session stays on polling.
+    CloseProbe,
+    /// Close the session's WebSocket.
+    CloseWebSocket,
+}
+
+/// What happened, for the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The client sent a message.
+    Message(Message),
+    /// The client probed a WebSocket successfully; the upgrade is under way.
+    Upgrading,
+    /// The session now runs over WebSocket.
+    Upgraded,
+    /// The session closed. No transmit or event follows this one.
+    Closed(CloseReason),
+}
+
+/// Which WebSocket of a session an input concerns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// The session's current transport.
+    Main,
+    /// The WebSocket being probed during an upgrade.
+    Probe,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Open,
+    /// A server-side close waits for the next long-poll GET to carry the close packet.
+    Closing {
+        deadline: Instant,
+    },
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Upgrade {
+    None,
+    Probing { deadline: Instant, probed: bool },
+}
+
+/// One Engine.IO session. See the module documentation for how to drive it.
+#[derive(Debug)]
+pub struct Session {
+    sid: String,
+    config: SessionConfig,
+    transport: TransportKind,
+    state: State,
+    upgrade: Upgrade,
+    /// Frames waiting for a long-poll GET (polling only; on WebSocket frames go straight to `transmits`).
+    buffer: VecDeque<Frame>,
+    poll_pending: bool,
+    post_in_flight: bool,
+    next_ping: Option<Instant>,
+    pong_deadline: Option<Instant>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+}
+
+impl Session {
+    /// Opens a session over `transport` and queues the open packet, followed by `initial` if given.
+    ///
+    /// For a polling handshake the runtime then calls [`Session::handle_poll`] for the handshake GET itself,
+    /// whose response carries the open packet.
+    pub fn new(
+        sid: String,
+        config: SessionConfig,
+        transport: TransportKind,
+        now: Instant,
+        initial: Option<Message>,
+    ) -> Self {
+        let upgrades = if transport == TransportKind::Polling && config.allow_upgrades {
+            vec![TransportKind::WebSocket.as_str()]
+        } else {
+            Vec::new()
+        };
+        let open = OpenPacket {
+            sid: sid.clone(),
+            upgrades,
+            ping_interval: config.ping_interval.as_millis() as u64,
+            ping_timeout: config.ping_timeout.as_millis() as u64,
+            max_payload: config.max_payload as u64,
+        };
+        let mut session = Session {
+            sid,
+            next_ping: Some(now + config.ping_interval),
+            config,
+            transport,
+            state: State::Open,
+            upgrade: Upgrade::None,
+            buffer: VecDeque::new(),
+            poll_pending: false,
+            post_in_flight: false,
+            pong_deadline: None,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        };
+        session.push_frame(Packet::Open(ByteString::from(open.to_json())).encode());
+        if let Some(message) = initial {
+            session.push_frame(Frame::from_message(&message));
+        }
+        session
+    }
+
+    /// The session ID.
+    pub fn sid(&self) -> &str {
+        &self.sid
+    }
+
+    /// The current transport.
+    pub fn transport(&self) -> TransportKind {
+        self.transport
+    }
+
+    /// Whether the session has closed.
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// Whether an upgrade is in progress.
+    pub fn is_upgrading(&self) -> bool {
+        matches!(self.upgrade, Upgrade::Probing { .. })
+    }
+
+    /// The number of frames waiting for a long-poll GET.
+    pub fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// Queues an already encoded packet for the client.
+    ///
+    /// Fails with [`UsageError::SessionClosed`] once the session is closing or closed.
+    pub fn send(&mut self, frame: Frame) -> Result<(), Error> {
+        if self.state != State::Open {
+            return Err(UsageError::SessionClosed.into());
+        }
+        self.push_frame(frame);
+        Ok(())
+    }
+
+    /// Queues a message for the client.
+    pub fn send_message(&mut self, message: &Message) -> Result<(), Error> {
+        self.send(Frame::from_message(message))
+    }
+
+    /// A long-poll GET arrived.
+    ///
+    /// On success the GET is pending until a [`Transmit::PollResponse`] answers it. A second GET while one
+    /// is pending closes the session with "transport error" (the pending one receives a close packet) and
+    /// returns [`ProtocolError::DuplicatePoll`]: the runtime answers the new one with 400.
+    pub fn handle_poll(&mut self, _now: Instant) -> Result<(), Error> {
+        self.check_polling()?;
+        if self.poll_pending {
+            self.shutdown(CloseReason::TransportError, "1");
+            return Err(ProtocolError::DuplicatePoll.into());
+        }
+        if let State::Closing { .. } = self.state {
+            self.buffer.push_back(Packet::Close.encode());
+            let payload = encode_payload(self.buffer.drain(..).collect::<Vec<_>>().iter());
+            self.transmits.push_back(Transmit::PollResponse(payload));
+            self.finish(CloseReason::ForcedClose);
+            return Ok(());
+        }
+        self.poll_pending = true;
+        Ok(())
+    }
+
+    /// The client of the pending long-poll GET went away before it was answered: the session closes with
+    /// "transport error", as in the reference ("poll connection closed prematurely").
+    pub fn handle_poll_aborted(&mut self, _now: Instant) {
+        if self.poll_pending {
+            self.poll_pending = false;
+            self.shutdown(CloseReason::TransportError, "1");
+        }
+    }
+
+    /// A POST started. A second one while the first is being received closes the session with
+    /// "transport error" and returns [`ProtocolError::DuplicatePost`]: the runtime answers it with 400.
+    pub fn handle_post_start(&mut self, _now: Instant) -> Result<(), Error> {
+        self.check_polling()?;
+        if self.post_in_flight {
+            self.shutdown(CloseReason::TransportError, "1");
+            return Err(ProtocolError::DuplicatePost.into());
+        }
+        self.post_in_flight = true;
+        Ok(())
+    }
+
+    /// The body of the POST begun with [`Session::handle_post_start`], or `None` if it was not received
+    /// (too large, or the connection failed). Packets are handled in order; a malformed one closes the
+    /// session with "parse error" after the ones before it were handled.
+    pub fn handle_post_body(&mut self, now: Instant, body: Option<Bytes>) -> Result<(), Error> {
+        self.post_in_flight = false;
+        if self.state == State::Closed {
+            return Err(ProtocolError::Closed.into());
+        }
+        let Some(body) = body else { return Ok(()) };
+        match PayloadIter::new(body, self.config.max_payload) {
+            Ok(packets) => {
+                for packet in packets {
+                    if self.state != State::Open {
+                        break;
+                    }
+                    match packet {
+                        Ok(packet) => self.handle_packet(now, packet),
+                        Err(_) => self.shutdown(CloseReason::ParseError, "1"),
+                    }
+                }
+            }
+            Err(_) => self.shutdown(CloseReason::ParseError, "1"),
+        }
+        Ok(())
+    }
+
+    /// A frame arrived on a WebSocket of this session.
+    pub fn handle_frame(&mut self, now: Instant, channel: Channel, frame: Frame) -> Result<(), Error> {
+        match channel {
+            Channel::Main => {
+                if self.state == State::Closed {
+                    return Err(ProtocolError::Closed.into());
+                }
+                if self.transport != TransportKind::WebSocket {
+                    return Err(UsageError::NoSuchTransport.into());
+                }
+                if self.state != State::Open {
+                    return Ok(());
+                }
+                match Packet::decode_frame(frame) {
+                    Ok(packet) => self.handle_packet(now, packet),
+                    Err(_) => self.shutdown(CloseReason::ParseError, "1"),
+                }
+                Ok(())
+            }
+            Channel::Probe => self.handle_probe_frame(now, frame),
+        }
+    }
+
+    /// A WebSocket asks to take over this polling session. On success it is the probe channel until the
+    /// upgrade completes or fails; otherwise ([`ProtocolError::UpgradeRefused`]) the runtime closes it.
+    pub fn handle_upgrade_request(&mut self, now: Instant) -> Result<(), Error> {
+        if self.state == State::Closed {
+            return Err(ProtocolError::Closed.into());
+        }
+        if self.state != State::Open
+            || !self.config.allow_upgrades
+            || self.transport != TransportKind::Polling
+            || self.upgrade != Upgrade::None
+        {
+            return Err(ProtocolError::UpgradeRefused.into());
+        }
+        self.upgrade = Upgrade::Probing { deadline: now + self.config.upgrade_timeout, probed: false };
+        Ok(())
+    }
+
+    /// A frame arrived on the probed WebSocket: `2probe` is answered with `3probe` (and a pending long-poll
+    /// is released with a noop so the client can pause polling), `5` completes the upgrade, anything else
+    /// abandons it.
+    pub fn handle_probe_frame(&mut self, now: Instant, frame: Frame) -> Result<(), Error> {
+        let Upgrade::Probing { deadline, .. } = self.upgrade else {
+            return Err(UsageError::NoSuchTransport.into());
+        };
+        match Packet::decode_frame(frame) {
+            Ok(Packet::PingProbe) => {
+                self.transmits.push_back(Transmit::Probe(Packet::PongProbe.encode()));
+                self.upgrade = Upgrade::Probing { deadline, probed: true };
+                self.events.push_back(Event::Upgrading);
+            }
+            Ok(Packet::Upgrade) => self.complete_upgrade(now),
+            _ => self.abandon_upgrade(),
+        }
+        Ok(())
+    }
+
+    /// A transport went away: the session's WebSocket (the session closes with "transport close", or
+    /// "transport error" if `error`), or the probe (the upgrade is abandoned).
+    pub fn handle_transport_closed(&mut self, _now: Instant, channel: Channel, error: bool) {
+        match channel {
+            Channel::Probe => {
+                if self.is_upgrading() {
+                    self.upgrade = Upgrade::None;
+                }
+            }
+            Channel::Main if self.transport == TransportKind::WebSocket => {
+                let reason = if error { CloseReason::TransportError } else { CloseReason::TransportClose };
+                self.shutdown(reason, "1");
+            }
+            Channel::Main => {}
+        }
+    }
+
+    /// Closes the session from the server side ("forced close"). Frames already queued are delivered first;
+    /// on polling the close packet waits for the next GET, at most `close_timeout`.
+    pub fn close(&mut self, now: Instant) {
+        if self.state != State::Open {
+            return;
+        }
+        if self.is_upgrading() {
+            self.abandon_upgrade();
+        }
+        self.next_ping = None;
+        self.pong_deadline = None;
+        match self.transport {
+            TransportKind::WebSocket => self.shutdown(CloseReason::ForcedClose, "1"),
+            TransportKind::Polling if self.poll_pending => {
+                self.poll_pending = false;
+                self.buffer.push_back(Packet::Close.encode());
+                let payload = encode_payload(self.buffer.drain(..).collect::<Vec<_>>().iter());
+                self.transmits.push_back(Transmit::PollResponse(payload));
+                self.finish(CloseReason::ForcedClose);
+            }
+            TransportKind::Polling => {
+                self.state = State::Closing { deadline: now + self.config.close_timeout };
+            }
+        }
+    }
+
+    /// Fires every timer that is due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.pong_deadline.is_some_and(|d| d <= now) {
+            self.shutdown(CloseReason::PingTimeout, "1");
+            return;
+        }
+        if let State::Closing { deadline } = self.state {
+            if deadline <= now {
+                self.buffer.clear();
+                self.finish(CloseReason::ForcedClose);
+                return;
+            }
+        }
+        if let Upgrade::Probing { deadline, .. } = self.upgrade {
+            if deadline <= now {
+                self.abandon_upgrade();
+            }
+        }
+        if self.state == State::Open && self.next_ping.is_some_and(|p| p <= now) {
+            self.push_frame(Packet::Ping.encode());
+            self.next_ping = None;
+            self.pong_deadline = Some(now + self.config.ping_timeout);
+        }
+    }
+
+    /// When [`Session::handle_timeout`] must be called next, if ever.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.state == State::Closed {
+            return None;
+        }
+        let closing = match self.state {
+            State::Closing { deadline } => Some(deadline),
+            _ => None,
+        };
+        let upgrade = match self.upgrade {
+            Upgrade::Probing { deadline, .. } => Some(deadline),
+            Upgrade::None => None,
+        };
+        [self.next_ping, self.pong_deadline, closing, upgrade].into_iter().flatten().min()
+    }
+
+    /// The next thing to send or do on a transport.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        if let Some(t) = self.transmits.pop_front() {
+            return Some(t);
+        }
+        if self.poll_pending && self.state == State::Open {
+            if !self.buffer.is_empty() {
+                self.poll_pending = false;
+                let payload = encode_payload(self.buffer.drain(..).collect::<Vec<_>>().iter());
+                return Some(Transmit::PollResponse(payload));
+            }
+            if let Upgrade::Probing { probed: true, .. } = self.upgrade {
+                // Release the long-poll so the client can pause polling and finish the upgrade.
+                self.poll_pending = false;
+                return Some(Transmit::PollResponse(Bytes::from_static(b"6")));
+            }
+        }
+        None
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    fn check_polling(&self) -> Result<(), Error> {
+        if self.state == State::Closed {
+            return Err(ProtocolError::Closed.into());
+        }
+        if self.transport != TransportKind::Polling {
+            return Err(ProtocolError::TransportMismatch.into());
+        }
+        Ok(())
+    }
+
+    fn push_frame(&mut self, frame: Frame) {
+        match self.transport {
+            TransportKind::WebSocket => self.transmits.push_back(Transmit::WebSocket(frame)),
+            TransportKind::Polling => self.buffer.push_back(frame),
+        }
+    }
+
+    fn handle_packet(&mut self, now: Instant, packet: Packet) {
+        match packet {
+            Packet::Message(message) => self.events.push_back(Event::Message(message)),
+            Packet::Pong | Packet::PongProbe => {
+                self.pong_deadline = None;
+                self.next_ping = Some(now + self.config.ping_interval);
+            }
+            // In v4 only the server pings; the reference closes with "invalid heartbeat direction".
+            Packet::Ping | Packet::PingProbe => self.shutdown(CloseReason::TransportError, "1"),
+            // The pending long-poll is released with a noop, as in the reference.
+            Packet::Close => self.shutdown(CloseReason::TransportClose, "6"),
+            Packet::Open(_) | Packet::Upgrade | Packet::Noop => {}
+        }
+    }
+
+    fn complete_upgrade(&mut self, _now: Instant) {
+        self.upgrade = Upgrade::None;
+        if self.poll_pending {
+            self.poll_pending = false;
+            self.transmits.push_back(Transmit::PollResponse(Bytes::from_static(b"6")));
+        }
+        self.transport = TransportKind::WebSocket;
+        self.transmits.push_back(Transmit::Upgraded);
+        let buffered: Vec<Frame> = self.buffer.drain(..).collect();
+        self.transmits.extend(buffered.into_iter().map(Transmit::WebSocket));
+        self.events.push_back(Event::Upgraded);
+    }
+
+    fn abandon_upgrade(&mut self) {
+        self.upgrade = Upgrade::None;
+        self.transmits.push_back(Transmit::CloseProbe);
+    }
+
+    /// Closes now: tells each open transport, then reports the reason. `poll_reply` answers a pending GET.
+    fn shutdown(&mut self, reason: CloseReason, poll_reply: &'static str) {
+        if self.state == State::Closed {
+            return;
+        }
+        if self.is_upgrading() {
+            self.abandon_upgrade();
+        }
+        match self.transport {
+            TransportKind::WebSocket => self.transmits.push_back(Transmit::CloseWebSocket),
+            TransportKind::Polling if self.poll_pending => {
+                self.poll_pending = false;
+                self.transmits.push_back(Transmit::PollResponse(Bytes::from_static(poll_reply.as_bytes())));
+            }
+            TransportKind::Polling => {}
+        }
+        self.buffer.clear();
+        self.finish(reason);
+    }
+
+    fn finish(&mut self, reason: CloseReason) {
+        self.state = State::Closed;
+        self.next_ping = None;
+        self.pong_deadline = None;
+        self.post_in_flight = false;
+        self.events.push_back(Event::Closed(reason));
+    }
+}

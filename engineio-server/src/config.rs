@@ -1,0 +1,224 @@
+//! Server options, with the reference server's names, defaults and meaning.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use engineio_proto::{Message, TransportKind};
+use http::{HeaderMap, request};
+
+use crate::cookie::CookieOptions;
+use crate::cors::CorsOptions;
+
+/// A boxed future, as returned by the asynchronous hooks.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// An error from a request middleware; the request is refused with code 3 "Bad request".
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Runs on every HTTP request of the endpoint and on the WebSocket upgrade, before the request is checked:
+/// it can read the request, put values in its extensions (they stay on the session's handshake request
+/// for a handshake), and add response headers, `Set-Cookie` included. An error refuses the request with
+/// code 3 (`{"code":3,"message":"Bad request"}`, or a plain 400 on an upgrade).
+pub trait Middleware: Send + Sync + 'static {
+    /// Handles one request.
+    fn handle<'a>(
+        &'a self,
+        request: &'a mut request::Parts,
+        response_headers: &'a mut HeaderMap,
+    ) -> BoxFuture<'a, Result<(), BoxError>>;
+}
+
+/// The decision of [`EngineConfig::allow_request`]: `Err(message)` refuses the handshake with code 4.
+pub type AllowRequest = Arc<dyn Fn(Arc<request::Parts>) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
+/// A hook that adds headers to a response: `(response headers, request)`.
+pub type HeadersHook = Arc<dyn Fn(&mut HeaderMap, &request::Parts) + Send + Sync>;
+
+/// A session ID generator: called once per handshake.
+pub type GenerateId = Arc<dyn Fn(&request::Parts) -> String + Send + Sync>;
+
+/// Observes refused requests.
+pub type ConnectionErrorHook = Arc<dyn Fn(&ConnectionError<'_>) + Send + Sync>;
+
+/// A request refused before it reached a session, as reported to [`EngineConfig::on_connection_error`].
+#[derive(Debug)]
+pub struct ConnectionError<'a> {
+    /// The reference error code.
+    pub code: engineio_proto::ErrorCode,
+    /// The message sent to the client.
+    pub message: &'a str,
+    /// More detail for logs (for example the middleware's error).
+    pub context: Option<&'a str>,
+    /// The refused request.
+    pub request: &'a request::Parts,
+}
+
+/// Compression of long-polling response bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpCompression {
+    /// Bodies shorter than this are sent as they are (default 1024).
+    pub threshold: usize,
+}
+
+impl Default for HttpCompression {
+    fn default() -> Self {
+        Self { threshold: 1024 }
+    }
+}
+
+/// Options of the Engine.IO server. Build with [`EngineConfig::default`] and the `with`-style setters.
+#[derive(Clone)]
+pub struct EngineConfig {
+    /// Time between pings (default 25 000 ms).
+    pub ping_interval: Duration,
+    /// Time to wait for a pong (default 20 000 ms).
+    pub ping_timeout: Duration,
+    /// Time allowed to complete an upgrade (default 10 000 ms).
+    pub upgrade_timeout: Duration,
+    /// Largest accepted message or POST body in bytes, advertised as `maxPayload` (default 1e6). A larger
+    /// POST gets 413; a larger WebSocket frame closes the connection with 1009.
+    pub max_http_buffer_size: usize,
+    /// Enabled transports (default both).
+    pub transports: Vec<TransportKind>,
+    /// Whether polling sessions may upgrade (default true).
+    pub allow_upgrades: bool,
+    /// A message sent right after the open packet.
+    pub initial_packet: Option<Message>,
+    /// The endpoint path (default `/engine.io`).
+    pub path: String,
+    /// Whether a `/` is appended to `path` (default true). The path matches as a prefix.
+    pub add_trailing_slash: bool,
+    /// Accept Engine.IO v3 clients. v3 is not implemented: such handshakes are refused with code 5 either way.
+    pub allow_eio3: bool,
+    /// Gzip/deflate of polling responses (default on, threshold 1024 bytes).
+    pub http_compression: Option<HttpCompression>,
+    /// WebSocket permessage-deflate. Not supported by the WebSocket library in use: setting it has no
+    /// effect and the extension is never negotiated (clients then send uncompressed frames).
+    pub per_message_deflate: bool,
+    /// End upgrade requests on other paths after `destroy_upgrade_timeout` (default true, 1000 ms).
+    pub destroy_upgrade: bool,
+    /// See `destroy_upgrade`.
+    pub destroy_upgrade_timeout: Duration,
+    /// The `io` cookie (off by default).
+    pub cookie: Option<CookieOptions>,
+    /// CORS and the Origin check (off by default).
+    pub cors: Option<CorsOptions>,
+    /// Asynchronous check of every handshake, after the protocol checks.
+    pub allow_request: Option<AllowRequest>,
+    /// Headers added to the handshake response (polling handshake and WebSocket 101).
+    pub initial_headers: Option<HeadersHook>,
+    /// Headers added to every polling response and to every WebSocket 101.
+    pub headers: Option<HeadersHook>,
+    /// Request middlewares, in order.
+    pub middlewares: Vec<Arc<dyn Middleware>>,
+    /// Session ID generator (default: 15 random bytes from the OS-seeded CSPRNG, URL-safe base64).
+    pub generate_id: Option<GenerateId>,
+    /// Called for every refused request.
+    pub on_connection_error: Option<ConnectionErrorHook>,
+    /// Most commands (outgoing frames) queued for one session before `send` reports it full (default 1024).
+    pub max_queued_commands: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            ping_interval: Duration::from_millis(25_000),
+            ping_timeout: Duration::from_millis(20_000),
+            upgrade_timeout: Duration::from_millis(10_000),
+            max_http_buffer_size: 1_000_000,
+            transports: vec![TransportKind::Polling, TransportKind::WebSocket],
+            allow_upgrades: true,
+            initial_packet: None,
+            path: "/engine.io".into(),
+            add_trailing_slash: true,
+            allow_eio3: false,
+            http_compression: Some(HttpCompression::default()),
+            per_message_deflate: false,
+            destroy_upgrade: true,
+            destroy_upgrade_timeout: Duration::from_millis(1000),
+            cookie: None,
+            cors: None,
+            allow_request: None,
+            initial_headers: None,
+            headers: None,
+            middlewares: Vec::new(),
+            generate_id: None,
+            on_connection_error: None,
+            max_queued_commands: 1024,
+        }
+    }
+}
+
+impl std::fmt::Debug for EngineConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineConfig")
+            .field("ping_interval", &self.ping_interval)
+            .field("ping_timeout", &self.ping_timeout)
+            .field("upgrade_timeout", &self.upgrade_timeout)
+            .field("max_http_buffer_size", &self.max_http_buffer_size)
+            .field("transports", &self.transports)
+            .field("allow_upgrades", &self.allow_upgrades)
+            .field("path", &self.path)
+            .field("cookie", &self.cookie)
+            .field("cors", &self.cors)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EngineConfig {
+    /// Sets `allow_request` from an async function of the handshake request.
+    pub fn allow_request<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(Arc<request::Parts>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        self.allow_request = Some(Arc::new(move |req| Box::pin(f(req))));
+        self
+    }
+
+    /// Sets the `initial_headers` hook.
+    pub fn initial_headers(mut self, f: impl Fn(&mut HeaderMap, &request::Parts) + Send + Sync + 'static) -> Self {
+        self.initial_headers = Some(Arc::new(f));
+        self
+    }
+
+    /// Sets the `headers` hook.
+    pub fn headers(mut self, f: impl Fn(&mut HeaderMap, &request::Parts) + Send + Sync + 'static) -> Self {
+        self.headers = Some(Arc::new(f));
+        self
+    }
+
+    /// Appends a request middleware.
+    pub fn middleware(mut self, m: impl Middleware) -> Self {
+        self.middlewares.push(Arc::new(m));
+        self
+    }
+
+    /// Sets the `connection_error` observer.
+    pub fn on_connection_error(mut self, f: impl Fn(&ConnectionError<'_>) + Send + Sync + 'static) -> Self {
+        self.on_connection_error = Some(Arc::new(f));
+        self
+    }
+
+    /// The path prefix requests must start with.
+    pub fn endpoint_path(&self) -> String {
+        let mut p = self.path.trim_end_matches('/').to_owned();
+        if self.add_trailing_slash {
+            p.push('/');
+        }
+        if p.is_empty() { "/".into() } else { p }
+    }
+
+    pub(crate) fn session_config(&self) -> engineio_proto::SessionConfig {
+        engineio_proto::SessionConfig {
+            ping_interval: self.ping_interval,
+            ping_timeout: self.ping_timeout,
+            upgrade_timeout: self.upgrade_timeout,
+            close_timeout: Duration::from_millis(30_000),
+            max_payload: self.max_http_buffer_size,
+            allow_upgrades: self.allow_upgrades && self.transports.contains(&TransportKind::WebSocket),
+        }
+    }
+}

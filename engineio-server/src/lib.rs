@@ -1,0 +1,48 @@
+//! # engineio-server
+//!
+//! An Engine.IO v4 server on tokio, hyper 1 and tungstenite: HTTP long-polling, WebSocket and the upgrade
+//! between them, with every option of the reference Node server (same names, defaults and meaning), the
+//! `io` cookie for sticky sessions, CORS with credentials, an Origin check that also guards the WebSocket
+//! upgrade, the `initial_headers`/`headers` hooks, an asynchronous `allow_request`, and request middlewares.
+//!
+//! The protocol itself (packets, payloads, heartbeats, upgrade and close rules) lives in the sans-IO
+//! [`engineio_proto`] crate; this crate carries its frames over HTTP and WebSocket. Each session runs on
+//! its own task that owns the session's state machine and WebSockets (see `ARCHITECTURE.md`).
+//!
+//! The layer above implements [`Handler`]: `socketio-server` does, and so can an application that
+//! speaks Engine.IO directly. An echo server:
+//!
+//! ```no_run
+//! use engineio_server::{Engine, EngineConfig, Handler, Message, Socket};
+//!
+//! struct Echo;
+//! impl Handler for Echo {
+//!     fn on_message(&self, socket: &Socket, message: Message) {
+//!         let _ = socket.send(message);
+//!     }
+//! }
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let engine = Engine::new(EngineConfig::default(), Echo);
+//! engine.serve("127.0.0.1:3000".parse().unwrap()).await
+//! # }
+//! ```
+//!
+//! [`Engine::service`] is a hyper and a tower `Service`, so the endpoint also mounts in axum or any tower
+//! stack.
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod cookie;
+pub mod cors;
+mod driver;
+mod engine;
+mod socket;
+
+pub use config::{BoxError, BoxFuture, ConnectionError, EngineConfig, HttpCompression, Middleware};
+pub use cookie::{CookieOptions, SameSite};
+pub use cors::{CorsOptions, CorsOrigin};
+pub use engine::{Engine, EngineService, RemoteAddr, ResponseBody, serve_listener};
+pub use engineio_proto::{self as proto, CloseReason, Frame, Message, TransportKind};
+pub use socket::{Handler, SendError, Socket};

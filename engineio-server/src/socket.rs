@@ -1,0 +1,128 @@
+//! The application's handle on one Engine.IO session, and the handler trait the layer above implements.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use engineio_proto::{CloseReason, Frame, Message, TransportKind};
+use http::request;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::driver::Command;
+
+/// What the layer above (`socketio-server`, or an application using Engine.IO directly) implements to
+/// receive sessions and their messages. Each method runs on the session's own task: it should hand long
+/// work to another task rather than block.
+pub trait Handler: Send + Sync + 'static {
+    /// A session opened (the open packet is on its way).
+    fn on_open(&self, socket: &Socket) {
+        let _ = socket;
+    }
+    /// The client sent a message.
+    fn on_message(&self, socket: &Socket, message: Message);
+    /// The session upgraded from polling to WebSocket.
+    fn on_upgrade(&self, socket: &Socket) {
+        let _ = socket;
+    }
+    /// The session closed; nothing more will be delivered.
+    fn on_close(&self, socket: &Socket, reason: CloseReason) {
+        let _ = (socket, reason);
+    }
+}
+
+/// Why [`Socket::send`] could not queue a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The session's queue is full (a slow or stalled client); the frame was not queued.
+    #[error("the session's outgoing queue is full")]
+    Full,
+    /// The session has closed.
+    #[error("the session is closed")]
+    Closed,
+}
+
+pub(crate) struct SocketShared {
+    pub(crate) sid: Arc<str>,
+    pub(crate) request: Arc<request::Parts>,
+    pub(crate) tx: mpsc::Sender<Command>,
+    pub(crate) upgraded: AtomicBool,
+    pub(crate) initial_transport: TransportKind,
+}
+
+/// A handle on one Engine.IO session: cheap to clone, usable from any task.
+#[derive(Clone)]
+pub struct Socket {
+    pub(crate) shared: Arc<SocketShared>,
+}
+
+impl fmt::Debug for Socket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Socket").field("sid", &self.sid()).field("transport", &self.transport()).finish()
+    }
+}
+
+impl Socket {
+    /// The session ID.
+    pub fn sid(&self) -> &str {
+        &self.shared.sid
+    }
+
+    /// The handshake request (method, URI, headers, and extensions set by middlewares).
+    pub fn request(&self) -> &request::Parts {
+        &self.shared.request
+    }
+
+    /// The handshake request, shared.
+    pub fn request_arc(&self) -> Arc<request::Parts> {
+        self.shared.request.clone()
+    }
+
+    /// The current transport.
+    pub fn transport(&self) -> TransportKind {
+        if self.shared.upgraded.load(Ordering::Relaxed) {
+            TransportKind::WebSocket
+        } else {
+            self.shared.initial_transport
+        }
+    }
+
+    /// Queues an encoded packet. Frames queued from one task go out in order.
+    pub fn send_frame(&self, frame: Frame) -> Result<(), SendError> {
+        self.shared.tx.try_send(Command::Send(frame)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => SendError::Full,
+            mpsc::error::TrySendError::Closed(_) => SendError::Closed,
+        })
+    }
+
+    /// Queues several encoded packets as one unit: they go out together, in order, or not at all.
+    pub fn send_frames(&self, frames: Vec<Frame>) -> Result<(), SendError> {
+        self.shared.tx.try_send(Command::SendMany(frames)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => SendError::Full,
+            mpsc::error::TrySendError::Closed(_) => SendError::Closed,
+        })
+    }
+
+    /// Queues a message.
+    pub fn send(&self, message: impl Into<Message>) -> Result<(), SendError> {
+        self.send_frame(Frame::from_message(&message.into()))
+    }
+
+    /// Closes the session ("forced close"); queued frames are delivered first.
+    pub fn close(&self) {
+        let _ = self.shared.tx.try_send(Command::Close);
+    }
+
+    /// Closes the session and waits until it has closed.
+    pub async fn close_and_wait(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.shared.tx.send(Command::CloseNotify(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Whether the session has closed.
+    pub fn is_closed(&self) -> bool {
+        self.shared.tx.is_closed()
+    }
+}
