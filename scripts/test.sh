@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The project's test command (README: "Run the tests"). On a fresh machine it installs what the tests
+# need (npm packages of the interop tests), builds the workspace once, and runs every suite:
+#   1. the sans-IO rule: proto crates must not depend on a runtime;
+#   2. cargo tests of the whole workspace (unit, property, wire, doc tests);
+#   3. the fuzz targets still build;
+#   4. interop tests with the real npm clients, which start our servers themselves.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "sans-IO check: proto crates have no runtime dependency"
+for crate in engineio-proto socketio-proto; do
+  [ -d "$crate" ] || continue
+  bad=$(cargo tree -p "$crate" -e normal --prefix none | grep -Eo '^(tokio|hyper|tungstenite|tokio-tungstenite|async-std|mio|smol)( |$)' | sort -u || true)
+  if [ -n "$bad" ]; then
+    echo "$crate must stay sans-IO, but depends on: $bad" >&2
+    exit 1
+  fi
+  echo "$crate: ok"
+done
+
+step "build the workspace (tests, examples, benches)"
+cargo build --workspace --all-targets
+
+step "cargo tests"
+cargo test --workspace
+
+step "fuzz targets build"
+if [ -f fuzz/Cargo.toml ]; then
+  RUSTC_BOOTSTRAP=1 cargo check --manifest-path fuzz/Cargo.toml --bins
+fi
+
+step "install the interop test clients (npm)"
+command -v node >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm; }
+(cd e2e && npm ci --no-audit --no-fund --loglevel=error)
+
+step "interop tests with the npm clients"
+(cd e2e && npm test)
