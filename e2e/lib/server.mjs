@@ -1,0 +1,96 @@
+// Starts the Rust echo example server (engineio-server/examples/echo.rs) for the interop tests.
+//
+// The binary is taken from the env variable ECHO_BIN, else ../target/debug/examples/echo relative to the e2e
+// folder. It is never built from here: build the workspace first.
+
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const e2eDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+
+export const ECHO_BIN = process.env.ECHO_BIN
+  ? path.resolve(process.env.ECHO_BIN)
+  : path.resolve(e2eDir, "../target/debug/examples/echo");
+
+const STARTUP_TIMEOUT_MS = 4000;
+
+// Every child still running, so that none outlives the test process even if a test forgot to stop it.
+const running = new Set();
+process.on("exit", () => {
+  for (const child of running) child.kill("SIGKILL");
+});
+
+/**
+ * Spawns the echo server with the given flags (`--port 0` is added unless a port is given) and resolves once it
+ * printed `listening on http://HOST:PORT`.
+ *
+ * @param {string[]} args
+ * @returns {Promise<{url: string, port: number, stop: () => Promise<void>, output: () => string}>}
+ */
+export function startServer(args = []) {
+  if (!existsSync(ECHO_BIN)) {
+    return Promise.reject(new Error(`echo server binary not found at ${ECHO_BIN} (build the workspace or set ECHO_BIN)`));
+  }
+  const fullArgs = args.includes("--port") ? [...args] : ["--port", "0", ...args];
+  const child = spawn(ECHO_BIN, fullArgs, { stdio: ["ignore", "pipe", "pipe"] });
+  running.add(child);
+
+  let stdout = "";
+  let stderr = "";
+  let exited = false;
+  const exitPromise = new Promise((resolve) => {
+    child.once("exit", (code, signal) => {
+      exited = true;
+      running.delete(child);
+      resolve({ code, signal });
+    });
+  });
+  child.stderr.setEncoding("utf8");
+  child.stderr.on("data", (chunk) => {
+    stderr += chunk;
+  });
+
+  const output = () => `stdout:\n${stdout}\nstderr:\n${stderr}`;
+
+  const stop = async () => {
+    if (!exited) {
+      child.kill("SIGKILL");
+      await exitPromise;
+    }
+  };
+
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      stop();
+      reject(
+        new Error(
+          `echo server ${ECHO_BIN} ${fullArgs.join(" ")} did not print "listening on" within ${STARTUP_TIMEOUT_MS} ms\n${output()}`,
+        ),
+      );
+    }, STARTUP_TIMEOUT_MS);
+
+    child.once("error", (err) => {
+      clearTimeout(timer);
+      running.delete(child);
+      reject(new Error(`could not spawn ${ECHO_BIN}: ${err.message}`));
+    });
+
+    exitPromise.then(({ code, signal }) => {
+      clearTimeout(timer);
+      // A no-op once resolved; otherwise the server died before binding.
+      reject(new Error(`echo server exited early (code ${code}, signal ${signal}) with args ${fullArgs.join(" ")}\n${output()}`));
+    });
+
+    child.stdout.setEncoding("utf8");
+    child.stdout.on("data", (chunk) => {
+      stdout += chunk;
+      const match = /listening on (http:\/\/(?:[^\s:]+|\[[^\]]+\]):(\d+))/.exec(stdout);
+      if (match) {
+        clearTimeout(timer);
+        resolve({ url: match[1], port: Number(match[2]), stop, output });
+      }
+    });
+  });
+}

@@ -1,0 +1,120 @@
+//! The `socket.io-msgpack-parser` format: each packet is one binary message, the msgpack map
+//! `{type, data, nsp, id?}`, with binary as msgpack `bin` inside the data (so there are no attachments and
+//! no binary packet types on the wire).
+
+use engineio_proto::Message;
+use serde::{Deserialize, Serialize};
+
+use crate::error::DecodeError;
+use crate::packet::{Packet, PacketType, payload_valid};
+use crate::parser::{Decoder, Parser};
+use crate::value::Value;
+
+/// The msgpack parser.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MsgpackParser;
+
+#[derive(Serialize)]
+struct Out<'a> {
+    #[serde(rename = "type")]
+    kind: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a Value>,
+    nsp: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct In {
+    #[serde(rename = "type")]
+    kind: Value,
+    #[serde(default)]
+    data: Option<Value>,
+    #[serde(default)]
+    nsp: Option<Value>,
+    #[serde(default)]
+    id: Option<Value>,
+}
+
+impl Parser for MsgpackParser {
+    fn encode(&self, packet: &Packet) -> Vec<Message> {
+        let kind = match packet.kind {
+            PacketType::BinaryEvent => PacketType::Event,
+            PacketType::BinaryAck => PacketType::Ack,
+            k => k,
+        } as u8;
+        let out = Out { kind, data: packet.data.as_ref(), nsp: &packet.nsp, id: packet.id };
+        let bytes = rmp_serde::to_vec_named(&out).expect("a Value always serializes to msgpack");
+        vec![Message::Binary(bytes.into())]
+    }
+
+    fn decoder(&self) -> Box<dyn Decoder> {
+        Box::new(MsgpackDecoder)
+    }
+}
+
+/// Decodes msgpack packets; stateless.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MsgpackDecoder;
+
+impl Decoder for MsgpackDecoder {
+    fn decode(&mut self, message: Message) -> Result<Option<Packet>, DecodeError> {
+        let Message::Binary(bytes) = message else { return Err(DecodeError::InvalidDataType) };
+        let raw: In = rmp_serde::from_slice(&bytes).map_err(|_| DecodeError::InvalidJson)?;
+        let kind = match raw.kind.as_u64() {
+            Some(0) => PacketType::Connect,
+            Some(1) => PacketType::Disconnect,
+            Some(2) => PacketType::Event,
+            Some(3) => PacketType::Ack,
+            Some(4) => PacketType::ConnectError,
+            _ => return Err(DecodeError::UnknownType),
+        };
+        let nsp = match raw.nsp {
+            Some(Value::String(s)) => s,
+            _ => return Err(DecodeError::InvalidPayload),
+        };
+        let id = match raw.id {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v.as_u64().ok_or(DecodeError::InvalidAckId)?),
+        };
+        let data = match raw.data {
+            Some(Value::Null) | None => None,
+            d => d,
+        };
+        if !payload_valid(kind, data.as_ref()) {
+            return Err(DecodeError::InvalidPayload);
+        }
+        Ok(Some(Packet { kind, nsp, id, data }))
+    }
+
+    fn is_reconstructing(&self) -> bool {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[test]
+    fn round_trips_binary_in_place() {
+        let p =
+            Packet::event("/chat", "up", vec![Value::Binary(Bytes::from_static(b"\x00\x01")), Value::from(3)], Some(7));
+        let msgs = MsgpackParser.encode(&p);
+        assert_eq!(msgs.len(), 1);
+        let back = MsgpackDecoder.decode(msgs[0].clone()).unwrap().unwrap();
+        assert_eq!(back, p);
+    }
+
+    #[test]
+    fn rejects_bad_packets() {
+        assert_eq!(MsgpackDecoder.decode(Message::from("2[]")), Err(DecodeError::InvalidDataType));
+        assert_eq!(MsgpackDecoder.decode(Message::Binary(Bytes::from_static(b"\xc1"))), Err(DecodeError::InvalidJson));
+        let bad = rmp_serde::to_vec_named(&serde_json::json!({"type": 2, "nsp": "/", "data": {}})).unwrap();
+        assert_eq!(MsgpackDecoder.decode(Message::Binary(bad.into())), Err(DecodeError::InvalidPayload));
+        let bad = rmp_serde::to_vec_named(&serde_json::json!({"type": 9, "nsp": "/"})).unwrap();
+        assert_eq!(MsgpackDecoder.decode(Message::Binary(bad.into())), Err(DecodeError::UnknownType));
+    }
+}

@@ -1,0 +1,145 @@
+//! Parsers: how packets become Engine.IO messages and back. The wire format is swappable, as the
+//! reference's `parser` option: [`JsonParser`] (the default `socket.io-parser` format) and, behind the
+//! `msgpack` feature, [`crate::msgpack::MsgpackParser`] (`socket.io-msgpack-parser`).
+
+use bytes::Bytes;
+use engineio_proto::Message;
+
+use crate::error::DecodeError;
+use crate::packet::{Packet, TextPart, decode_text};
+
+/// A wire format for packets.
+pub trait Parser: Send + Sync + 'static {
+    /// Encodes a packet as the Engine.IO messages that carry it, in order.
+    fn encode(&self, packet: &Packet) -> Vec<Message>;
+    /// A decoder for one connection (it may hold a partial packet between messages).
+    fn decoder(&self) -> Box<dyn Decoder>;
+}
+
+/// Turns a connection's incoming messages into packets.
+pub trait Decoder: Send {
+    /// Takes one message; returns a packet once one is complete.
+    fn decode(&mut self, message: Message) -> Result<Option<Packet>, DecodeError>;
+    /// Whether a binary packet is waiting for attachments.
+    fn is_reconstructing(&self) -> bool;
+}
+
+/// The default parser: text packets with binary attachments in separate binary messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JsonParser {
+    /// The most attachments a binary packet may announce (default 10); more is a decode error.
+    pub max_attachments: usize,
+}
+
+impl Default for JsonParser {
+    fn default() -> Self {
+        Self { max_attachments: 10 }
+    }
+}
+
+impl Parser for JsonParser {
+    fn encode(&self, packet: &Packet) -> Vec<Message> {
+        let (text, attachments) = packet.encode_text();
+        let mut out = Vec::with_capacity(1 + attachments.len());
+        out.push(Message::from(text));
+        out.extend(attachments.into_iter().map(Message::Binary));
+        out
+    }
+
+    fn decoder(&self) -> Box<dyn Decoder> {
+        Box::new(JsonDecoder::new(self.max_attachments))
+    }
+}
+
+/// Assembles packets of the default format, attachments included.
+#[derive(Debug)]
+pub struct JsonDecoder {
+    max_attachments: usize,
+    pending: Option<(TextPart, Vec<Bytes>)>,
+}
+
+impl JsonDecoder {
+    /// A decoder that accepts at most `max_attachments` per packet.
+    pub fn new(max_attachments: usize) -> Self {
+        Self { max_attachments, pending: None }
+    }
+
+    fn complete(part: TextPart, attachments: Vec<Bytes>) -> Result<Packet, DecodeError> {
+        let mut packet = part.packet;
+        if let Some(data) = &mut packet.data {
+            data.resolve_placeholders(&attachments).map_err(|_| DecodeError::MissingAttachment)?;
+        }
+        Ok(packet)
+    }
+}
+
+impl Decoder for JsonDecoder {
+    fn decode(&mut self, message: Message) -> Result<Option<Packet>, DecodeError> {
+        match message {
+            Message::Text(text) => {
+                if self.pending.is_some() {
+                    return Err(DecodeError::UnexpectedText);
+                }
+                let part = decode_text(&text, self.max_attachments)?;
+                if part.attachments == 0 {
+                    return Self::complete(part, Vec::new()).map(Some);
+                }
+                let n = part.attachments;
+                self.pending = Some((part, Vec::with_capacity(n)));
+                Ok(None)
+            }
+            Message::Binary(bytes) => {
+                let Some((part, mut attachments)) = self.pending.take() else {
+                    return Err(DecodeError::UnexpectedBinary);
+                };
+                attachments.push(bytes);
+                if attachments.len() < part.attachments {
+                    self.pending = Some((part, attachments));
+                    return Ok(None);
+                }
+                Self::complete(part, attachments).map(Some)
+            }
+        }
+    }
+
+    fn is_reconstructing(&self) -> bool {
+        self.pending.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::Value;
+
+    #[test]
+    fn assembles_binary_packets() {
+        let parser = JsonParser::default();
+        let mut d = parser.decoder();
+        let text = "52-[\"message\",{\"_placeholder\":true,\"num\":0},{\"_placeholder\":true,\"num\":1}]";
+        assert_eq!(d.decode(Message::from(text)), Ok(None));
+        assert!(d.is_reconstructing());
+        assert_eq!(d.decode(Message::Binary(Bytes::from_static(b"a"))), Ok(None));
+        let p = d.decode(Message::Binary(Bytes::from_static(b"b"))).unwrap().unwrap();
+        assert_eq!(
+            p.data,
+            Some(Value::Array(vec![
+                Value::from("message"),
+                Value::Binary(Bytes::from_static(b"a")),
+                Value::Binary(Bytes::from_static(b"b")),
+            ]))
+        );
+        assert_eq!(parser.encode(&p).len(), 3);
+    }
+
+    #[test]
+    fn rejects_out_of_order_input() {
+        let mut d = JsonParser::default().decoder();
+        assert_eq!(d.decode(Message::Binary(Bytes::new())), Err(DecodeError::UnexpectedBinary));
+        d.decode(Message::from("51-[\"a\",{\"_placeholder\":true,\"num\":0}]")).unwrap();
+        assert_eq!(d.decode(Message::from("2[\"a\"]")), Err(DecodeError::UnexpectedText));
+        let mut d = JsonParser::default().decoder();
+        d.decode(Message::from("51-[\"a\",{\"_placeholder\":true,\"num\":3}]")).unwrap();
+        assert_eq!(d.decode(Message::Binary(Bytes::new())), Err(DecodeError::MissingAttachment));
+    }
+}

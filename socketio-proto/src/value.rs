@@ -1,0 +1,513 @@
+//! The data of Socket.IO packets: JSON values that may also hold binary.
+//!
+//! Socket.IO event arguments mix JSON and binary (a `Buffer` in Node, `bytes` in Python). [`Value`] is JSON
+//! plus a [`Value::Binary`] variant; the JSON parser moves binary values out into attachments with
+//! `{"_placeholder":true,"num":N}` objects in their place (see [`crate::packet`]), the msgpack parser writes
+//! them as msgpack `bin`.
+//!
+//! Typed data goes through serde: [`Value::from_serialize`] and [`Value::deserialize_into`] (binary shows
+//! up as a sequence of bytes, so `Vec<u8>` and `bytes::Bytes` fields receive it).
+
+use std::fmt;
+
+use bytes::Bytes;
+use indexmap::IndexMap;
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+
+/// An object: keys keep their order.
+pub type Map = IndexMap<String, Value>;
+
+/// A JSON value that may also be binary.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Value {
+    /// `null` (also what JavaScript's `undefined` becomes).
+    #[default]
+    Null,
+    /// `true` / `false`.
+    Bool(bool),
+    /// A number.
+    Number(serde_json::Number),
+    /// A string.
+    String(String),
+    /// Binary data.
+    Binary(Bytes),
+    /// An array.
+    Array(Vec<Value>),
+    /// An object.
+    Object(Map),
+}
+
+impl Value {
+    /// The string, if this is one.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The bytes, if this is binary.
+    pub fn as_binary(&self) -> Option<&Bytes> {
+        match self {
+            Value::Binary(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The elements, if this is an array.
+    pub fn as_array(&self) -> Option<&Vec<Value>> {
+        match self {
+            Value::Array(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// The entries, if this is an object.
+    pub fn as_object(&self) -> Option<&Map> {
+        match self {
+            Value::Object(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    /// A member of an object.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.as_object().and_then(|o| o.get(key))
+    }
+
+    /// The number as an `f64`, if this is one.
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Value::Number(n) => n.as_f64(),
+            _ => None,
+        }
+    }
+
+    /// The number as a `u64`, if it is a non-negative integer.
+    pub fn as_u64(&self) -> Option<u64> {
+        match self {
+            Value::Number(n) => n.as_u64(),
+            _ => None,
+        }
+    }
+
+    /// Whether this value or anything inside it is binary.
+    pub fn has_binary(&self) -> bool {
+        match self {
+            Value::Binary(_) => true,
+            Value::Array(a) => a.iter().any(Value::has_binary),
+            Value::Object(o) => o.values().any(Value::has_binary),
+            _ => false,
+        }
+    }
+
+    /// Converts any serializable value (binary written with `serialize_bytes` becomes [`Value::Binary`]).
+    pub fn from_serialize<T: Serialize + ?Sized>(value: &T) -> Result<Value, serde_json::Error> {
+        // serde_json's Value has no binary: go through it for JSON, but keep bytes via our own serializer
+        // only where serde asks for them, which serde_json turns into arrays. Typed users wanting binary
+        // put `Value::Binary` (or `bytes::Bytes` via `Value::from`) in their arguments.
+        serde_json::to_value(value).map(Value::from)
+    }
+
+    /// Deserializes into any type (binary arrives as a sequence of bytes).
+    pub fn deserialize_into<T: serde::de::DeserializeOwned>(self) -> Result<T, serde_json::Error> {
+        serde_json::from_value(self.into_json())
+    }
+
+    /// Converts to a `serde_json::Value`; binary becomes an array of byte numbers.
+    pub fn into_json(self) -> serde_json::Value {
+        match self {
+            Value::Null => serde_json::Value::Null,
+            Value::Bool(b) => serde_json::Value::Bool(b),
+            Value::Number(n) => serde_json::Value::Number(n),
+            Value::String(s) => serde_json::Value::String(s),
+            Value::Binary(b) => serde_json::Value::Array(b.iter().map(|&x| serde_json::Value::from(x)).collect()),
+            Value::Array(a) => serde_json::Value::Array(a.into_iter().map(Value::into_json).collect()),
+            Value::Object(o) => serde_json::Value::Object(o.into_iter().map(|(k, v)| (k, v.into_json())).collect()),
+        }
+    }
+
+    /// Writes the JSON text of this value, moving binary into `attachments` and writing a placeholder
+    /// `{"_placeholder":true,"num":N}` in its place.
+    pub fn write_json(&self, out: &mut String, attachments: &mut Vec<Bytes>) {
+        match self {
+            Value::Null => out.push_str("null"),
+            Value::Bool(true) => out.push_str("true"),
+            Value::Bool(false) => out.push_str("false"),
+            Value::Number(n) => write_number(n, out),
+            Value::String(s) => write_string(s, out),
+            Value::Binary(b) => {
+                out.push_str("{\"_placeholder\":true,\"num\":");
+                out.push_str(itoa_usize(attachments.len()).as_str());
+                out.push('}');
+                attachments.push(b.clone());
+            }
+            Value::Array(a) => {
+                out.push('[');
+                for (i, v) in a.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    v.write_json(out, attachments);
+                }
+                out.push(']');
+            }
+            Value::Object(o) => {
+                out.push('{');
+                for (i, (k, v)) in o.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write_string(k, out);
+                    out.push(':');
+                    v.write_json(out, attachments);
+                }
+                out.push('}');
+            }
+        }
+    }
+
+    /// Replaces every placeholder object with the attachment it names. Fails if a placeholder names an
+    /// attachment that does not exist.
+    pub fn resolve_placeholders(&mut self, attachments: &[Bytes]) -> Result<(), usize> {
+        match self {
+            Value::Object(o) => {
+                if let Some(num) = placeholder_num(o) {
+                    let b = attachments.get(num).ok_or(num)?;
+                    *self = Value::Binary(b.clone());
+                    return Ok(());
+                }
+                for v in o.values_mut() {
+                    v.resolve_placeholders(attachments)?;
+                }
+                Ok(())
+            }
+            Value::Array(a) => {
+                for v in a {
+                    v.resolve_placeholders(attachments)?;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+fn placeholder_num(o: &Map) -> Option<usize> {
+    if o.len() == 2 && o.get("_placeholder") == Some(&Value::Bool(true)) {
+        let n = o.get("num")?.as_f64()?;
+        if n >= 0.0 && n.fract() == 0.0 && n < usize::MAX as f64 {
+            return Some(n as usize);
+        }
+        // A placeholder with a bad number can never be resolved.
+        return Some(usize::MAX);
+    }
+    None
+}
+
+fn itoa_usize(n: usize) -> String {
+    n.to_string()
+}
+
+/// Writes a JSON string as JavaScript's `JSON.stringify` does.
+pub(crate) fn write_string(s: &str, out: &mut String) {
+    out.push('"');
+    let mut start = 0;
+    for (i, c) in s.char_indices() {
+        let esc = match c {
+            '"' => "\\\"",
+            '\\' => "\\\\",
+            '\n' => "\\n",
+            '\r' => "\\r",
+            '\t' => "\\t",
+            '\u{8}' => "\\b",
+            '\u{c}' => "\\f",
+            c if (c as u32) < 0x20 => {
+                out.push_str(&s[start..i]);
+                out.push_str(&format!("\\u{:04x}", c as u32));
+                start = i + c.len_utf8();
+                continue;
+            }
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        out.push_str(esc);
+        start = i + c.len_utf8();
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
+/// Writes a number as JavaScript does: integral floats without a fraction, exponents with a sign.
+fn write_number(n: &serde_json::Number, out: &mut String) {
+    if n.is_f64() {
+        let f = n.as_f64().unwrap_or(0.0);
+        if f.fract() == 0.0 && f.abs() < 1e21 {
+            out.push_str(&format!("{}", f as i128));
+            return;
+        }
+        let s = format!("{f:e}");
+        // Rust writes 1.5e-7 and 1e21; JavaScript 1.5e-7 and 1e+21, and plain decimals between 1e-6 and 1e21.
+        if (1e-6..1e21).contains(&f.abs()) {
+            out.push_str(&format!("{f}"));
+        } else if let Some((m, e)) = s.split_once('e') {
+            out.push_str(m);
+            out.push('e');
+            if !e.starts_with('-') {
+                out.push('+');
+            }
+            out.push_str(e);
+        } else {
+            out.push_str(&s);
+        }
+    } else {
+        out.push_str(&n.to_string());
+    }
+}
+
+impl From<serde_json::Value> for Value {
+    fn from(v: serde_json::Value) -> Self {
+        match v {
+            serde_json::Value::Null => Value::Null,
+            serde_json::Value::Bool(b) => Value::Bool(b),
+            serde_json::Value::Number(n) => Value::Number(n),
+            serde_json::Value::String(s) => Value::String(s),
+            serde_json::Value::Array(a) => Value::Array(a.into_iter().map(Value::from).collect()),
+            serde_json::Value::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (k, Value::from(v))).collect()),
+        }
+    }
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Value::String(s.to_owned())
+    }
+}
+
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Value::String(s)
+    }
+}
+
+impl From<bool> for Value {
+    fn from(b: bool) -> Self {
+        Value::Bool(b)
+    }
+}
+
+impl From<Bytes> for Value {
+    fn from(b: Bytes) -> Self {
+        Value::Binary(b)
+    }
+}
+
+impl From<Vec<Value>> for Value {
+    fn from(a: Vec<Value>) -> Self {
+        Value::Array(a)
+    }
+}
+
+macro_rules! from_number {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Value {
+            fn from(n: $t) -> Self {
+                Value::Number(serde_json::Number::from(n))
+            }
+        }
+    )*};
+}
+from_number!(i8, i16, i32, i64, u8, u16, u32, u64, usize, isize);
+
+impl From<f64> for Value {
+    fn from(f: f64) -> Self {
+        serde_json::Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null)
+    }
+}
+
+impl Serialize for Value {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Value::Null => serializer.serialize_unit(),
+            Value::Bool(b) => serializer.serialize_bool(*b),
+            Value::Number(n) => n.serialize(serializer),
+            Value::String(s) => serializer.serialize_str(s),
+            Value::Binary(b) => serializer.serialize_bytes(b),
+            Value::Array(a) => {
+                let mut seq = serializer.serialize_seq(Some(a.len()))?;
+                for v in a {
+                    seq.serialize_element(v)?;
+                }
+                seq.end()
+            }
+            Value::Object(o) => {
+                let mut map = serializer.serialize_map(Some(o.len()))?;
+                for (k, v) in o {
+                    map.serialize_entry(k, v)?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(ValueVisitor)
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON or msgpack value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_bytes<E>(self, v: &[u8]) -> Result<Value, E> {
+        Ok(Value::Binary(Bytes::copy_from_slice(v)))
+    }
+    fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Value, E> {
+        Ok(Value::Binary(Bytes::from(v)))
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        Value::deserialize(d)
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+        while let Some(x) = seq.next_element()? {
+            v.push(x);
+        }
+        Ok(Value::Array(v))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut m = Map::with_capacity(map.size_hint().unwrap_or(0).min(1024));
+        while let Some((k, v)) = map.next_entry::<MapKey, Value>()? {
+            // A repeated key keeps its first position and its last value, as in JavaScript.
+            m.insert(k.0, v);
+        }
+        Ok(Value::Object(m))
+    }
+}
+
+/// A map key: strings, and (for msgpack) numbers and booleans written as JavaScript would.
+struct MapKey(String);
+
+impl<'de> Deserialize<'de> for MapKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = MapKey;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map key")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<MapKey, E> {
+                Ok(MapKey(v.to_owned()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<MapKey, E> {
+                Ok(MapKey(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<MapKey, E> {
+                Ok(MapKey(v.to_string()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<MapKey, E> {
+                Ok(MapKey(v.to_string()))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<MapKey, E> {
+                Ok(MapKey(v.to_string()))
+            }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<MapKey, E> {
+                std::str::from_utf8(v).map(|s| MapKey(s.to_owned())).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(KeyVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(v: &Value) -> (String, Vec<Bytes>) {
+        let mut out = String::new();
+        let mut att = Vec::new();
+        v.write_json(&mut out, &mut att);
+        (out, att)
+    }
+
+    #[test]
+    fn writes_json_like_javascript() {
+        let v: Value = serde_json::from_str(r#"{"a":[1,2.5,-3,true,null,"x\"y\n\u0001é"],"b":{}}"#).unwrap();
+        assert_eq!(json(&v).0, r#"{"a":[1,2.5,-3,true,null,"x\"y\n\u0001é"],"b":{}}"#);
+        assert_eq!(json(&Value::from(1.0)).0, "1");
+        assert_eq!(json(&Value::from(1e21)).0, "1e+21");
+        assert_eq!(json(&Value::from(1.5e-7)).0, "1.5e-7");
+        assert_eq!(json(&Value::from(0.1)).0, "0.1");
+    }
+
+    #[test]
+    fn binary_becomes_placeholders_and_back() {
+        let v = Value::Array(vec![
+            Value::from("ev"),
+            Value::Binary(Bytes::from_static(b"ab")),
+            Value::Object(Map::from_iter([("x".to_owned(), Value::Binary(Bytes::from_static(b"c")))])),
+        ]);
+        let (text, att) = json(&v);
+        assert_eq!(text, r#"["ev",{"_placeholder":true,"num":0},{"x":{"_placeholder":true,"num":1}}]"#);
+        assert_eq!(att, vec![Bytes::from_static(b"ab"), Bytes::from_static(b"c")]);
+        let mut back: Value = serde_json::from_str(&text).unwrap();
+        back.resolve_placeholders(&att).unwrap();
+        assert_eq!(back, v);
+        let mut missing: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(missing.resolve_placeholders(&att[..1]), Err(1));
+    }
+
+    #[test]
+    fn typed_round_trip() {
+        #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+        struct Msg {
+            text: String,
+            n: u32,
+            data: Vec<u8>,
+        }
+        let mut v = Value::from_serialize(&serde_json::json!({"text": "hi", "n": 3})).unwrap();
+        if let Value::Object(o) = &mut v {
+            o.insert("data".into(), Value::Binary(Bytes::from_static(&[1, 2])));
+        }
+        let m: Msg = v.deserialize_into().unwrap();
+        assert_eq!(m, Msg { text: "hi".into(), n: 3, data: vec![1, 2] });
+    }
+
+    #[test]
+    fn repeated_keys_keep_the_last_value() {
+        let v: Value = serde_json::from_str(r#"{"a":1,"b":2,"a":3}"#).unwrap();
+        assert_eq!(json(&v).0, r#"{"a":3,"b":2}"#);
+    }
+}
