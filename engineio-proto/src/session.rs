@@ -228,6 +228,12 @@ impl Session {
         matches!(self.upgrade, Upgrade::Probing { .. })
     }
 
+    /// Whether a frame sent now would go out at once: the session is open and runs over WebSocket, or a
+    /// long-poll GET is pending. Socket.IO's `volatile` packets are dropped when this is false.
+    pub fn is_writable(&self) -> bool {
+        self.state == State::Open && (self.transport == TransportKind::WebSocket || self.poll_pending)
+    }
+
     /// The number of frames waiting for a long-poll GET.
     pub fn buffered(&self) -> usize {
         self.buffer.len()

@@ -17,13 +17,22 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use engineio_server::{
-    CookieOptions, CorsOptions, Engine, EngineConfig, Handler, Message, SameSite, Socket, TransportKind,
+    Connection, CookieOptions, CorsOptions, Engine, EngineConfig, Handler, Message, SameSite, Socket, TransportKind,
 };
 
 struct Echo;
 
 impl Handler for Echo {
-    fn on_message(&self, socket: &Socket, message: Message) {
+    fn on_open(&self, socket: &Socket) -> Box<dyn Connection> {
+        Box::new(EchoConnection(socket.clone()))
+    }
+}
+
+struct EchoConnection(Socket);
+
+impl Connection for EchoConnection {
+    fn on_message(&mut self, message: Message) {
+        let socket = &self.0;
         match &message {
             Message::Text(t) if &**t == "close" => socket.close(),
             Message::Text(t) if t.starts_with("binary:") => {

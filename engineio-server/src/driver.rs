@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage, Utf8Bytes};
 
 use crate::engine::EngineShared;
-use crate::socket::Socket;
+use crate::socket::{Connection, Socket};
 
 pub(crate) type WsStream = WebSocketStream<TokioIo<Upgraded>>;
 
@@ -46,6 +46,7 @@ impl From<Error> for PollError {
 pub(crate) enum Command {
     Send(Frame),
     SendMany(Vec<Frame>),
+    SendVolatile(Vec<Frame>),
     Close,
     CloseNotify(oneshot::Sender<()>),
     Poll(oneshot::Sender<Result<Bytes, PollError>>),
@@ -68,6 +69,7 @@ pub(crate) struct Driver {
     probe: Option<WsStream>,
     pending_poll: Option<oneshot::Sender<Result<Bytes, PollError>>>,
     close_waiters: Vec<oneshot::Sender<()>>,
+    connection: Option<Box<dyn Connection>>,
 }
 
 enum Input {
@@ -86,12 +88,22 @@ impl Driver {
         ws: Option<WsStream>,
         pending_poll: Option<oneshot::Sender<Result<Bytes, PollError>>>,
     ) -> Self {
-        Driver { engine, session, socket, rx, ws, probe: None, pending_poll, close_waiters: Vec::new() }
+        Driver {
+            engine,
+            session,
+            socket,
+            rx,
+            ws,
+            probe: None,
+            pending_poll,
+            close_waiters: Vec::new(),
+            connection: None,
+        }
     }
 
     pub(crate) async fn run(mut self) {
         self.flush().await;
-        self.engine.handler.on_open(&self.socket);
+        self.connection = Some(self.engine.handler.on_open(&self.socket));
         self.flush().await;
         while !self.session.is_closed() {
             let input = self.next_input().await;
@@ -143,6 +155,13 @@ impl Driver {
             Command::SendMany(frames) => {
                 for frame in frames {
                     let _ = self.session.send(frame);
+                }
+            }
+            Command::SendVolatile(frames) => {
+                if self.session.is_writable() {
+                    for frame in frames {
+                        let _ = self.session.send(frame);
+                    }
                 }
             }
             Command::Close => self.session.close(now),
@@ -271,15 +290,23 @@ impl Driver {
         }
         while let Some(event) = self.session.poll_event() {
             match event {
-                Event::Message(m) => self.engine.handler.on_message(&self.socket, m),
+                Event::Message(m) => {
+                    if let Some(c) = &mut self.connection {
+                        c.on_message(m);
+                    }
+                }
                 Event::Upgrading => {}
                 Event::Upgraded => {
                     self.socket.shared.upgraded.store(true, Ordering::Relaxed);
-                    self.engine.handler.on_upgrade(&self.socket);
+                    if let Some(c) = &mut self.connection {
+                        c.on_upgrade();
+                    }
                 }
                 Event::Closed(reason) => {
                     self.engine.remove_session(self.socket.sid());
-                    self.engine.handler.on_close(&self.socket, reason);
+                    if let Some(c) = &mut self.connection {
+                        c.on_close(reason);
+                    }
                 }
             }
         }
@@ -299,7 +326,7 @@ impl Driver {
                 Command::Upgrade(ws) => {
                     tokio::spawn(close_ws(*ws, None));
                 }
-                Command::Send(_) | Command::SendMany(_) | Command::Close => {}
+                Command::Send(_) | Command::SendMany(_) | Command::SendVolatile(_) | Command::Close => {}
             }
         }
         if let Some(ws) = self.ws.take() {

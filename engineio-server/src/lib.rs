@@ -13,12 +13,18 @@
 //! speaks Engine.IO directly. An echo server:
 //!
 //! ```no_run
-//! use engineio_server::{Engine, EngineConfig, Handler, Message, Socket};
+//! use engineio_server::{Connection, Engine, EngineConfig, Handler, Message, Socket};
 //!
 //! struct Echo;
 //! impl Handler for Echo {
-//!     fn on_message(&self, socket: &Socket, message: Message) {
-//!         let _ = socket.send(message);
+//!     fn on_open(&self, socket: &Socket) -> Box<dyn Connection> {
+//!         Box::new(EchoConnection(socket.clone()))
+//!     }
+//! }
+//! struct EchoConnection(Socket);
+//! impl Connection for EchoConnection {
+//!     fn on_message(&mut self, message: Message) {
+//!         let _ = self.0.send(message);
 //!     }
 //! }
 //!
@@ -45,4 +51,4 @@ pub use cookie::{CookieOptions, SameSite};
 pub use cors::{CorsOptions, CorsOrigin};
 pub use engine::{Engine, EngineService, RemoteAddr, ResponseBody, serve_listener};
 pub use engineio_proto::{self as proto, CloseReason, Frame, Message, TransportKind};
-pub use socket::{Handler, SendError, Socket};
+pub use socket::{Connection, Handler, SendError, Socket};

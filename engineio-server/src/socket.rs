@@ -11,22 +11,23 @@ use tokio::sync::{mpsc, oneshot};
 use crate::driver::Command;
 
 /// What the layer above (`socketio-server`, or an application using Engine.IO directly) implements to
-/// receive sessions and their messages. Each method runs on the session's own task: it should hand long
-/// work to another task rather than block.
+/// receive sessions. It makes one [`Connection`] per session.
 pub trait Handler: Send + Sync + 'static {
-    /// A session opened (the open packet is on its way).
-    fn on_open(&self, socket: &Socket) {
-        let _ = socket;
-    }
+    /// A session opened (the open packet is on its way); returns the state that receives its messages.
+    fn on_open(&self, socket: &Socket) -> Box<dyn Connection>;
+}
+
+/// The per-session state of the layer above. It lives on the session's own task, which calls it with
+/// `&mut self`: no lock is needed for per-connection state such as a packet decoder. Each method should
+/// hand long work to another task rather than block.
+pub trait Connection: Send + 'static {
     /// The client sent a message.
-    fn on_message(&self, socket: &Socket, message: Message);
+    fn on_message(&mut self, message: Message);
     /// The session upgraded from polling to WebSocket.
-    fn on_upgrade(&self, socket: &Socket) {
-        let _ = socket;
-    }
+    fn on_upgrade(&mut self) {}
     /// The session closed; nothing more will be delivered.
-    fn on_close(&self, socket: &Socket, reason: CloseReason) {
-        let _ = (socket, reason);
+    fn on_close(&mut self, reason: CloseReason) {
+        let _ = reason;
     }
 }
 
@@ -98,6 +99,15 @@ impl Socket {
     /// Queues several encoded packets as one unit: they go out together, in order, or not at all.
     pub fn send_frames(&self, frames: Vec<Frame>) -> Result<(), SendError> {
         self.shared.tx.try_send(Command::SendMany(frames)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => SendError::Full,
+            mpsc::error::TrySendError::Closed(_) => SendError::Closed,
+        })
+    }
+
+    /// Sends frames only if the transport can take them right now (a WebSocket, or a pending long-poll);
+    /// otherwise they are dropped. This is Socket.IO's `volatile`.
+    pub fn send_volatile(&self, frames: Vec<Frame>) -> Result<(), SendError> {
+        self.shared.tx.try_send(Command::SendVolatile(frames)).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => SendError::Full,
             mpsc::error::TrySendError::Closed(_) => SendError::Closed,
         })

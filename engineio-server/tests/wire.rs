@@ -462,10 +462,10 @@ impl Middleware for Tagger {
 struct RecordTag(Arc<std::sync::Mutex<Vec<Tag>>>);
 
 impl engineio_server::Handler for RecordTag {
-    fn on_open(&self, socket: &engineio_server::Socket) {
+    fn on_open(&self, socket: &engineio_server::Socket) -> Box<dyn engineio_server::Connection> {
         self.0.lock().unwrap().push(socket.request().extensions.get::<Tag>().cloned().unwrap());
+        Box::new(EchoConnection(socket.clone()))
     }
-    fn on_message(&self, _: &engineio_server::Socket, _: engineio_server::Message) {}
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use engineio_server::{Engine, EngineConfig, Handler, Message, Socket};
+use engineio_server::{Connection, Engine, EngineConfig, Handler, Message, Socket};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -15,7 +15,16 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 pub struct Echo;
 
 impl Handler for Echo {
-    fn on_message(&self, socket: &Socket, message: Message) {
+    fn on_open(&self, socket: &Socket) -> Box<dyn Connection> {
+        Box::new(EchoConnection(socket.clone()))
+    }
+}
+
+pub struct EchoConnection(pub Socket);
+
+impl Connection for EchoConnection {
+    fn on_message(&mut self, message: Message) {
+        let socket = &self.0;
         if matches!(&message, Message::Text(t) if &**t == "close") {
             socket.close();
         } else {

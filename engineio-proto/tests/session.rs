@@ -1,0 +1,976 @@
+//! Deterministic tests of the session state machine, driven by a simulated clock.
+//!
+//! Every instant is built from one `Instant::now()` plus a number of milliseconds; nothing sleeps.
+
+use std::time::{Duration, Instant};
+
+use engineio_proto::{
+    Bytes, Channel, CloseReason, Error, Event, Frame, Message, ProtocolError, Session, SessionConfig, Transmit,
+    TransportKind, UsageError,
+};
+
+// ---------------------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------------------
+
+fn at(t0: Instant, millis: u64) -> Instant {
+    t0 + Duration::from_millis(millis)
+}
+
+fn transmits(session: &mut Session) -> Vec<Transmit> {
+    std::iter::from_fn(|| session.poll_transmit()).collect()
+}
+
+fn events(session: &mut Session) -> Vec<Event> {
+    std::iter::from_fn(|| session.poll_event()).collect()
+}
+
+fn text(s: &str) -> Frame {
+    Frame::Text(s.into())
+}
+
+fn binary(b: &[u8]) -> Frame {
+    Frame::Binary(Bytes::copy_from_slice(b))
+}
+
+fn poll_response(body: &[u8]) -> Transmit {
+    Transmit::PollResponse(Bytes::copy_from_slice(body))
+}
+
+fn body_of(transmit: &Transmit) -> &[u8] {
+    match transmit {
+        Transmit::PollResponse(body) => body,
+        other => panic!("expected a PollResponse, got {other:?}"),
+    }
+}
+
+fn config() -> SessionConfig {
+    SessionConfig {
+        ping_interval: Duration::from_millis(1_000),
+        ping_timeout: Duration::from_millis(500),
+        upgrade_timeout: Duration::from_millis(300),
+        close_timeout: Duration::from_millis(2_000),
+        max_payload: 10_000,
+        allow_upgrades: true,
+    }
+}
+
+/// A polling session whose handshake GET has been answered with the open packet.
+fn polling_session(t0: Instant) -> Session {
+    let mut s = Session::new("sid-p".into(), config(), TransportKind::Polling, t0, None);
+    s.handle_poll(t0).unwrap();
+    let out = transmits(&mut s);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(body_of(&out[0]).starts_with(b"0{"));
+    assert_eq!(events(&mut s), vec![]);
+    s
+}
+
+/// A WebSocket session whose open packet has been drained.
+fn websocket_session(t0: Instant) -> Session {
+    let mut s = Session::new("sid-w".into(), config(), TransportKind::WebSocket, t0, None);
+    let out = transmits(&mut s);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(matches!(&out[0], Transmit::WebSocket(Frame::Text(t)) if t.starts_with("0{")));
+    s
+}
+
+/// A polling session with an accepted upgrade request and a successful `2probe` exchange.
+fn probed_session(t0: Instant) -> Session {
+    let mut s = polling_session(t0);
+    s.handle_upgrade_request(t0).unwrap();
+    s.handle_probe_frame(t0, text("2probe")).unwrap();
+    assert_eq!(transmits(&mut s), vec![Transmit::Probe(text("3probe"))]);
+    assert_eq!(events(&mut s), vec![Event::Upgrading]);
+    s
+}
+
+/// Asserts that the session is closed and quiet: no timer, no output, and inputs are refused or ignored.
+fn assert_closed_and_quiet(s: &mut Session, now: Instant) {
+    assert!(s.is_closed());
+    assert_eq!(s.poll_timeout(), None);
+    assert_eq!(transmits(s), vec![]);
+    assert_eq!(events(s), vec![]);
+    assert_eq!(s.send(Frame::message("late")), Err(Error::Usage(UsageError::SessionClosed)));
+    s.handle_timeout(now + Duration::from_secs(3_600));
+    s.close(now);
+    assert_eq!(transmits(s), vec![]);
+    assert_eq!(events(s), vec![]);
+}
+
+fn open_json(frame_text: &str) -> serde_json::Value {
+    let json = frame_text.strip_prefix('0').expect("an open packet");
+    serde_json::from_str(json).expect("the open packet carries JSON")
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Handshake
+// ---------------------------------------------------------------------------------------------------------
+
+#[test]
+fn polling_handshake_answers_the_first_get_with_the_open_packet() {
+    let t0 = Instant::now();
+    let mut s = Session::new("abc".into(), SessionConfig::default(), TransportKind::Polling, t0, None);
+    assert_eq!(s.sid(), "abc");
+    assert_eq!(s.transport(), TransportKind::Polling);
+    // Nothing goes out before the handshake GET is registered.
+    assert_eq!(transmits(&mut s), vec![]);
+    assert_eq!(s.buffered(), 1);
+    s.handle_poll(t0).unwrap();
+    let out = transmits(&mut s);
+    assert_eq!(out.len(), 1, "{out:?}");
+    let body = std::str::from_utf8(body_of(&out[0])).unwrap();
+    assert!(body.starts_with(r#"0{"sid":"abc""#), "{body}");
+    assert!(body.contains(r#""upgrades":["websocket"]"#), "{body}");
+    assert!(body.contains(r#""pingInterval":25000"#), "{body}");
+    assert!(body.contains(r#""pingTimeout":20000"#), "{body}");
+    assert!(body.contains(r#""maxPayload":1000000"#), "{body}");
+    assert!(!body.contains('\x1e'), "{body}");
+    let json = open_json(body);
+    assert_eq!(json["sid"], "abc");
+    assert_eq!(json["upgrades"], serde_json::json!(["websocket"]));
+    assert_eq!(json["pingInterval"], 25_000);
+    assert_eq!(json["pingTimeout"], 20_000);
+    assert_eq!(json["maxPayload"], 1_000_000);
+    assert_eq!(s.buffered(), 0);
+    assert_eq!(events(&mut s), vec![]);
+}
+
+#[test]
+fn polling_handshake_appends_the_initial_message_after_a_separator() {
+    let t0 = Instant::now();
+    let initial = Message::from("welcome");
+    let mut s = Session::new("abc".into(), config(), TransportKind::Polling, t0, Some(initial));
+    s.handle_poll(t0).unwrap();
+    let out = transmits(&mut s);
+    assert_eq!(out.len(), 1, "{out:?}");
+    let body = std::str::from_utf8(body_of(&out[0])).unwrap();
+    let (open, rest) = body.split_once('\x1e').expect("two entries");
+    assert!(open.starts_with(r#"0{"sid":"abc""#), "{body}");
+    assert!(open.ends_with('}'), "{body}");
+    assert_eq!(rest, "4welcome");
+    assert_eq!(open_json(open)["pingInterval"], 1_000);
+}
+
+#[test]
+fn polling_handshake_with_a_binary_initial_message_uses_base64() {
+    let t0 = Instant::now();
+    let initial = Message::from(vec![1u8, 2, 3, 4]);
+    let mut s = Session::new("abc".into(), config(), TransportKind::Polling, t0, Some(initial));
+    s.handle_poll(t0).unwrap();
+    let out = transmits(&mut s);
+    let body = body_of(&out[0]);
+    assert!(body.ends_with(b"}\x1ebAQIDBA=="), "{:?}", String::from_utf8_lossy(body));
+}
+
+#[test]
+fn polling_handshake_without_upgrades_advertises_none() {
+    let t0 = Instant::now();
+    let cfg = SessionConfig { allow_upgrades: false, ..config() };
+    let mut s = Session::new("abc".into(), cfg, TransportKind::Polling, t0, None);
+    s.handle_poll(t0).unwrap();
+    let out = transmits(&mut s);
+    let body = std::str::from_utf8(body_of(&out[0])).unwrap();
+    assert!(body.contains(r#""upgrades":[]"#), "{body}");
+    assert_eq!(s.handle_upgrade_request(t0), Err(Error::Protocol(ProtocolError::UpgradeRefused)));
+}
+
+#[test]
+fn websocket_handshake_sends_the_open_packet_without_upgrades() {
+    let t0 = Instant::now();
+    let mut s = Session::new("abc".into(), config(), TransportKind::WebSocket, t0, Some("hi".into()));
+    let out = transmits(&mut s);
+    assert_eq!(out.len(), 2, "{out:?}");
+    let Transmit::WebSocket(Frame::Text(open)) = &out[0] else { panic!("{out:?}") };
+    assert!(open.starts_with(r#"0{"sid":"abc""#), "{open}");
+    assert!(open.contains(r#""upgrades":[]"#), "{open}");
+    let json = open_json(open);
+    assert_eq!(json["pingTimeout"], 500);
+    assert_eq!(json["maxPayload"], 10_000);
+    assert_eq!(out[1], Transmit::WebSocket(text("4hi")));
+    assert_eq!(s.buffered(), 0);
+    // A WebSocket session cannot upgrade any further.
+    assert_eq!(s.handle_upgrade_request(t0), Err(Error::Protocol(ProtocolError::UpgradeRefused)));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Heartbeat
+// ---------------------------------------------------------------------------------------------------------
+
+#[test]
+fn ping_is_sent_exactly_at_the_ping_interval() {
+    let t0 = Instant::now();
+    let mut s = websocket_session(t0);
+    assert_eq!(s.poll_timeout(), Some(at(t0, 1_000)));
+    // Waking early does nothing.
+    s.handle_timeout(at(t0, 999));
+    assert_eq!(transmits(&mut s), vec![]);
+    assert_eq!(s.poll_timeout(), Some(at(t0, 1_000)));
+    s.handle_timeout(at(t0, 1_000));
+    assert_eq!(transmits(&mut s), vec![Transmit::WebSocket(text("2"))]);
+    // Now the pong deadline is the only timer.
+    assert_eq!(s.poll_timeout(), Some(at(t0, 1_500)));
+    assert_eq!(events(&mut s), vec![]);
+}
+
+#[test]
+fn default_config_pings_after_25_seconds() {
+    let t0 = Instant::now();
+    let s = Session::new("x".into(), SessionConfig::default(), TransportKind::WebSocket, t0, None);
+    assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(25)));
+}
+
+#[test]
+fn pong_schedules_the_next_ping_one_interval_after_the_pong() {
+    let t0 = Instant::now();
+    let mut s = websocket_session(t0);
+    s.handle_timeout(at(t0, 1_000));
+    assert_eq!(transmits(&mut s), vec![Transmit::WebSocket(text("2"))]);
+    s.handle_frame(at(t0, 1_200), Channel::Main, text("3")).unwrap();
+    assert_eq!(s.poll_timeout(), Some(at(t0, 2_200)));
+    // The old pong deadline no longer applies.
+    s.handle_timeout(at(t0, 1_500));
+    assert!(!s.is_closed());
+    assert_eq!(transmits(&mut s), vec![]);
+    assert_eq!(events(&mut s), vec![]);
+    s.handle_timeout(at(t0, 2_200));
+    assert_eq!(transmits(&mut s), vec![Transmit::WebSocket(text("2"))]);
+    assert_eq!(s.poll_timeout(), Some(at(t0, 2_700)));
+}
+
+#[test]
+fn missing_pong_closes_the_websocket_session_with_ping_timeout() {
+    let t0 = Instant::now();
+    let mut s = websocket_session(t0);
+    s.handle_timeout(at(t0, 1_000));
+    assert_eq!(transmits(&mut s), vec![Transmit::WebSocket(text("2"))]);
+    s.handle_timeout(at(t0, 1_499));
+    assert!(!s.is_closed());
+    s.handle_timeout(at(t0, 1_500));
+    assert_eq!(transmits(&mut s), vec![Transmit::CloseWebSocket]);
+    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::PingTimeout)]);
+    assert_closed_and_quiet(&mut s, at(t0, 1_500));
+    assert_eq!(s.handle_frame(at(t0, 1_600), Channel::Main, text("3")), Err(Error::Protocol(ProtocolError::Closed)));
+}
+
+#[test]
+fn polling_heartbeat_pings_through_the_pending_get_and_pong_arrives_by_post() {
+    let t0 = Instant::now();
+    let mut s = polling_session(t0);
+    s.handle_poll(at(t0, 10)).unwrap();
+    assert_eq!(transmits(&mut s), vec![]);
+    assert_eq!(s.poll_timeout(), Some(at(t0, 1_000)));
+    s.handle_timeout(at(t0, 1_000));
+    assert_eq!(transmits(&mut s), vec![poll_response(b"2")]);
+    s.handle_post_start(at(t0, 1_100)).unwrap();
+    s.handle_post_body(at(t0, 1_100), Some(Bytes::from_static(b"3"))).unwrap();
+    assert_eq!(s.poll_timeout(), Some(at(t0, 2_100)));
+    assert_eq!(events(&mut s), vec![]);
+    assert!(!s.is_closed());
+}
+
+#[test]
+fn missing_pong_on_polling_answers_the_pending_get_with_close() {
+    let t0 = Instant::now();
+    let mut s = polling_session(t0);
+    s.handle_poll(at(t0, 10)).unwrap();
+    s.handle_timeout(at(t0, 1_000));
+    assert_eq!(transmits(&mut s), vec![poll_response(b"2")]);
+    // The client polls again but never answers the ping.
+    s.handle_poll(at(t0, 1_010)).unwrap();
+    assert_eq!(s.poll_timeout(), Some(at(t0, 1_500)));
+    s.handle_timeout(at(t0, 1_500));
+    assert_eq!(transmits(&mut s), vec![poll_response(b"1")]);
+    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::PingTimeout)]);
+    assert_closed_and_quiet(&mut s, at(t0, 1_500));
+    assert_eq!(s.handle_poll(at(t0, 1_600)), Err(Error::Protocol(ProtocolError::Closed)));
+}
+
+#[test]
+fn ping_from_the_client_is_a_transport_error() {
+    let t0 = Instant::now();
+    let mut s = websocket_session(t0);
+    s.handle_frame(t0, Channel::Main, text("2")).unwrap();
+    assert_eq!(transmits(&mut s), vec![Transmit::CloseWebSocket]);
+    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::TransportError)]);
+    assert_closed_and_quiet(&mut s, t0);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// WebSocket sessions
+// ---------------------------------------------------------------------------------------------------------
+
+#[test]
+fn websocket_messages_flow_both_ways_as_text_and_binary() {
+    let t0 = Instant::now();
+    let mut s = websocket_session(t0);
+    s.handle_frame(t0, Channel::Main, Frame::message("héllo")).unwrap();
+    s.handle_frame(t0, Channel::Main, binary(&[0, 1, 255])).unwrap();
+    s.handle_frame(t0, Channel::Main, text("4")).unwrap();
+    assert_eq!(
+        events(&mut s),
+        vec![
+            Event::Message(Message::from("héllo")),
+            Event::Message(Message::from(vec![0u8, 1, 255])),
+            Event::Message(Message::from("")),
+        ]
+    );
+    s.send_message(&Message::from("out")).unwrap();
+    s.send_message(&Message::from(vec![9u8, 8])).unwrap();
+    s.send(text("4raw")).unwrap();
+    assert_eq!(
+        transmits(&mut s),
+        vec![
+            Transmit::WebSocket(text("4out")),
+            Transmit::WebSocket(binary(&[9, 8])),
+            Transmit::WebSocket(text("4raw")),
+        ]
+    );
+    // WebSocket sessions buffer nothing.
+    assert_eq!(s.buffered(), 0);
+}
+
+#[test]
+fn websocket_ignores_noop_upgrade_and_open_packets() {
+    let t0 = Instant::now();
+    let mut s = websocket_session(t0);
+    for frame in ["6", "5", "0{}"] {
+        s.handle_frame(t0, Channel::Main, text(frame)).unwrap();
+    }
+    assert_eq!(transmits(&mut s), vec![]);
+    assert_eq!(events(&mut s), vec![]);
+    assert!(!s.is_closed());
+}
+
+#[test]
+fn websocket_client_close_packet_closes_with_transport_close() {
+    let t0 = Instant::now();
+    let mut s = websocket_session(t0);
+    s.handle_frame(at(t0, 5), Channel::Main, text("1")).unwrap();
+    assert_eq!(transmits(&mut s), vec![Transmit::CloseWebSocket]);
+    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::TransportClose)]);
+    assert_closed_and_quiet(&mut s, at(t0, 5));
+}
+
+#[test]
+fn websocket_malformed_frame_closes_with_parse_error() {
+    let t0 = Instant::now();
+    let mut s = websocket_session(t0);
+    s.handle_frame(t0, Channel::Main, text("abc")).unwrap();
+    assert_eq!(transmits(&mut s), vec![Transmit::CloseWebSocket]);
+    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::ParseError)]);
+    assert_closed_and_quiet(&mut s, t0);
+}
+
+#[test]
+fn websocket_frames_with_unexpected_data_or_empty_close_with_parse_error() {
+    for bad in ["", "1x", "2ping", "7", "5up"] {
+        let t0 = Instant::now();
+        let mut s = websocket_session(t0);
+        s.handle_frame(t0, Channel::Main, text(bad)).unwrap();
+        assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::ParseError)], "{bad:?}");
+        assert_eq!(transmits(&mut s), vec![Transmit::CloseWebSocket], "{bad:?}");
+    }
+}
+
+#[test]
+fn websocket_closed_cleanly_by_the_transport_is_transport_close() {
+    let t0 = Instant::now();
+    let mut s = websocket_session(t0);
+    s.handle_transport_closed(t0, Channel::Main, false);
+    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::TransportClose)]);
+    assert_eq!(transmits(&mut s), vec![Transmit::CloseWebSocket]);
+    assert_closed_and_quiet(&mut s, t0);
+    // A second report changes nothing.
+    s.handle_transport_closed(t0, Channel::Main, true);
+    assert_eq!(events(&mut s), vec![]);
+    assert_eq!(transmits(&mut s), vec![]);
+}
+
+#[test]
+fn websocket_failing_transport_is_transport_error() {
+    let t0 = Instant::now();
+    let mut s = websocket_session(t0);
+    s.handle_transport_closed(t0, Channel::Main, true);
+    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::TransportError)]);
+    assert_eq!(transmits(&mut s), vec![Transmit::CloseWebSocket]);
+    assert_closed_and_quiet(&mut s, t0);
+}
+
+#[test]
+fn websocket_session_refuses_polling_requests_and_probe_frames() {
+    let t0 = Instant::now();
+    let mut s = websocket_session(t0);
+    assert_eq!(s.handle_poll(t0), Err(Error::Protocol(ProtocolError::TransportMismatch)));
+    assert_eq!(s.handle_post_start(t0), Err(Error::Protocol(ProtocolError::TransportMismatch)));
+    assert_eq!(s.handle_probe_frame(t0, text("2probe")), Err(Error::Usage(UsageError::NoSuchTransport)));
+    assert_eq!(s.handle_frame(t0, Channel::Probe, text("2probe")), Err(Error::Usage(UsageError::NoSuchTransport)));
+    assert!(!s.is_closed());
+    assert_eq!(transmits(&mut s), vec![]);
+    assert_eq!(events(&mut s), vec![]);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Polling
+// ---------------------------------------------------------------------------------------------------------
+
+#[test]
+fn polling_batches_sends_into_one_payload() {
+    let t0 = Instant::now();
+    let mut s = polling_session(t0);
+    s.send_message(&Message::from("a")).unwrap();
+    s.send_message(&Message::from(vec![1u8, 2, 3, 4])).unwrap();
+    s.send_message(&Message::from("c")).unwrap();
+    assert_eq!(s.buffered(), 3);
+    // Nothing leaves without a GET.
+    assert_eq!(transmits(&mut s), vec![]);
+    s.handle_poll(at(t0, 1)).unwrap();
+    assert_eq!(transmits(&mut s), vec![poll_response(b"4a\x1ebAQIDBA==\x1e4c")]);
+    assert_eq!(s.buffered(), 0);
+}
+
+#[test]
+fn polling_batches_everything_sent_before_the_runtime_drains() {
+    let t0 = Instant::now();
+    let mut s = polling_session(t0);
+    s.handle_poll(at(t0, 1)).unwrap();
+    s.send(Frame::message("x")).unwrap();
+    s.send(binary(&[])).unwrap();
+    s.send(Frame::message("y")).unwrap();
+    assert_eq!(transmits(&mut s), vec![poll_response(b"4x\x1eb\x1e4y")]);
+    // The GET was used up: the next send waits for the next GET.
+    s.send(Frame::message("z")).unwrap();
+    assert_eq!(transmits(&mut s), vec![]);
+    s.handle_poll(at(t0, 2)).unwrap();
+    assert_eq!(transmits(&mut s), vec![poll_response(b"4z")]);
+}
+
+#[test]
+fn polling_post_delivers_text_and_binary_messages_in_order() {
+    let t0 = Instant::now();
+    let mut s = polling_session(t0);
+    s.handle_post_start(t0).unwrap();
+    s.handle_post_body(t0, Some(Bytes::from_static(b"4one\x1ebAQID\x1e6\x1e4two"))).unwrap();
+    assert_eq!(
+        events(&mut s),
+        vec![
+            Event::Message(Message::from("one")),
+            Event::Message(Message::from(vec![1u8, 2, 3])),
+            Event::Message(Message::from("two")),
+        ]
+    );
+    // POSTs may follow one another once each body was received.
+    s.handle_post_start(t0).unwrap();
+    s.handle_post_body(t0, Some(Bytes::from_static(b"4three"))).unwrap();
+    assert_eq!(events(&mut s), vec![Event::Message(Message::from("three"))]);
+    assert!(!s.is_closed());
+}
+
+#[test]
+fn polling_post_body_not_received_is_ignored() {
+    let t0 = Instant::now();
+    let mut s = polling_session(t0);
+    s.handle_post_start(t0).unwrap();
+    s.handle_post_body(t0, None).unwrap();
+    assert!(!s.is_closed());
+    assert_eq!(events(&mut s), vec![]);
+    s.handle_post_start(t0).unwrap();
+}
+
+#[test]
+fn duplicate_get_closes_with_transport_error_and_releases_the_pending_one() {
+    let t0 = Instant::now();
+    let mut s = polling_session(t0);
+    s.handle_poll(at(t0, 1)).unwrap();
+    assert_eq!(s.handle_poll(at(t0, 2)), Err(Error::Protocol(ProtocolError::DuplicatePoll)));
+    assert_eq!(transmits(&mut s), vec![poll_response(b"1")]);
+    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::TransportError)]);
+    assert_closed_and_quiet(&mut s, at(t0, 2));
+}
+
+#[test]
+fn duplicate_post_closes_with_transport_error() {
+    let t0 = Instant::now();
+    let mut s = polling_session(t0);
+    s.handle_poll(at(t0, 1)).unwrap();
+    s.handle_post_start(at(t0, 1)).unwrap();
+    assert_eq!(s.handle_post_start(at(t0, 2)), Err(Error::Protocol(ProtocolError::DuplicatePost)));
+    assert_eq!(transmits(&mut s), vec![poll_response(b"1")]);
+    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::TransportError)]);
+    // The body of the first POST arrives too late.
+    assert_eq!(
+        s.handle_post_body(at(t0, 3), Some(Bytes::from_static(b"4late"))),
+        Err(Error::Protocol(ProtocolError::Closed))
+    );
+    assert_closed_and_quiet(&mut s, at(t0, 3));
+}
+
+#[test]
+fn duplicate_post_without_pending_get_closes_quietly() {
+    let t0 = Instant::now();
+    let mut s = polling_session(t0);
+    s.handle_post_start(t0).unwrap();
+    assert_eq!(s.handle_post_start(t0), Err(Error::Protocol(ProtocolError::DuplicatePost)));
+    assert_eq!(transmits(&mut s), vec![]);
+    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::TransportError)]);
+    assert_closed_and_quiet(&mut s, t0);
+}
+
+#[test]
+fn client_close_by_post_releases_the_pending_get_with_noop() {
+    let t0 = Instant::now();
+    let mut s = polling_session(t0);
+    s.handle_poll(at(t0, 1)).unwrap();
+    s.handle_post_start(at(t0, 2)).unwrap();
+    s.handle_post_body(at(t0, 2), Some(Bytes::from_static(b"1"))).unwrap();
+    assert_eq!(transmits(&mut s), vec![poll_response(b"6")]);
+    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::TransportClose)]);
+    assert_closed_and_quiet(&mut s, at(t0, 2));
+}
+
+#[test]
+fn client_close_by_post_drops_what_follows_it() {
+    let t0 = Instant::now();
+    let mut s = polling_session(t0);
+    s.handle_post_start(t0).unwrap();
+    s.handle_post_body(t0, Some(Bytes::from_static(b"4before\x1e1\x1e4after"))).unwrap();
+    assert_eq!(
+        events(&mut s),
+        vec![Event::Message(Message::from("before")), Event::Closed(CloseReason::TransportClose)]
+    );
+    assert_eq!(transmits(&mut s), vec![]);
+    assert_closed_and_quiet(&mut s, t0);
+}
+
+#[test]
+fn malformed_post_closes_with_parse_error() {
+    let t0 = Instant::now();
+    let mut s = polling_session(t0);
+    s.handle_poll(at(t0, 1)).unwrap();
+    s.handle_post_start(at(t0, 1)).unwrap();
+    s.handle_post_body(at(t0, 1), Some(Bytes::from_static(b"abc"))).unwrap();
+    assert_eq!(transmits(&mut s), vec![poll_response(b"1")]);
+    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::ParseError)]);
+    assert_closed_and_quiet(&mut s, at(t0, 1));
+}
+
+#[test]
+fn post_delivers_the_packets_before_a_malformed_entry_then_closes() {
+    let t0 = Instant::now();
+    let mut s = polling_session(t0);
+    s.handle_post_start(t0).unwrap();
+    s.handle_post_body(t0, Some(Bytes::from_static(b"4a\x1eabc"))).unwrap();
+    assert_eq!(events(&mut s), vec![Event::Message(Message::from("a")), Event::Closed(CloseReason::ParseError)]);
+    assert_closed_and_quiet(&mut s, t0);
+}
+
+#[test]
+fn post_with_invalid_utf8_bad_base64_or_empty_entries_is_a_parse_error() {
+    let bodies: [&[u8]; 5] = [b"4\xff", b"b!!", b"4a\x1e", b"", b"\x1e4a"];
+    for body in bodies {
+        let t0 = Instant::now();
+        let mut s = polling_session(t0);
+        s.handle_post_start(t0).unwrap();
+        s.handle_post_body(t0, Some(Bytes::copy_from_slice(body))).unwrap();
+        let evs = events(&mut s);
+        assert_eq!(evs.last(), Some(&Event::Closed(CloseReason::ParseError)), "{body:?}: {evs:?}");
+        assert!(s.is_closed());
+    }
+}
+
+#[test]
+fn post_larger_than_max_payload_is_a_parse_error() {
+    let t0 = Instant::now();
+    let mut s = polling_session(t0);
+    let body = format!("4{}", "x".repeat(10_000));
+    s.handle_post_start(t0).unwrap();
+    s.handle_post_body(t0, Some(Bytes::from(body))).unwrap();
+    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::ParseError)]);
+    // Exactly max_payload bytes are accepted.
+    let mut s = polling_session(t0);
+    let body = format!("4{}", "x".repeat(9_999));
+    s.handle_post_start(t0).unwrap();
+    s.handle_post_body(t0, Some(Bytes::from(body))).unwrap();
+    let evs = events(&mut s);
+    assert!(matches!(&evs[..], [Event::Message(Message::Text(t))] if t.len() == 9_999), "{evs:?}");
+}
+
+#[test]
+fn aborted_poll_closes_with_transport_error() {
+    let t0 = Instant::now();
+    let mut s = polling_session(t0);
+    s.handle_poll(at(t0, 1)).unwrap();
+    s.handle_poll_aborted(at(t0, 2));
+    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::TransportError)]);
+    // The aborted GET is not answered.
+    assert_eq!(transmits(&mut s), vec![]);
+    assert_closed_and_quiet(&mut s, at(t0, 2));
+}
+
+#[test]
+fn aborted_poll_without_a_pending_get_is_ignored() {
+    let t0 = Instant::now();
+    let mut s = polling_session(t0);
+    s.handle_poll_aborted(t0);
+    assert!(!s.is_closed());
+    assert_eq!(events(&mut s), vec![]);
+}
+
+#[test]
+fn polling_session_refuses_main_websocket_frames() {
+    let t0 = Instant::now();
+    let mut s = polling_session(t0);
+    assert_eq!(s.handle_frame(t0, Channel::Main, Frame::message("x")), Err(Error::Usage(UsageError::NoSuchTransport)));
+    assert_eq!(s.handle_probe_frame(t0, text("2probe")), Err(Error::Usage(UsageError::NoSuchTransport)));
+    // A main-channel close report on polling concerns no transport of the session.
+    s.handle_transport_closed(t0, Channel::Main, true);
+    assert!(!s.is_closed());
+    assert_eq!(events(&mut s), vec![]);
+}
+
+#[test]
+fn polling_requests_after_the_upgrade_are_a_transport_mismatch() {
+    let t0 = Instant::now();
+    let mut s = probed_session(t0);
+    s.handle_probe_frame(at(t0, 5), text("5")).unwrap();
+    transmits(&mut s);
+    events(&mut s);
+    assert_eq!(s.handle_poll(at(t0, 6)), Err(Error::Protocol(ProtocolError::TransportMismatch)));
+    assert_eq!(s.handle_post_start(at(t0, 6)), Err(Error::Protocol(ProtocolError::TransportMismatch)));
+    assert!(!s.is_closed());
+    assert_eq!(transmits(&mut s), vec![]);
+    assert_eq!(events(&mut s), vec![]);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Upgrade
+// ---------------------------------------------------------------------------------------------------------
+
+#[test]
+fn probe_is_answered_and_releases_the_pending_get_with_noop() {
+    let t0 = Instant::now();
+    let mut s = polling_session(t0);
+    s.handle_poll(at(t0, 1)).unwrap();
+    s.handle_upgrade_request(at(t0, 2)).unwrap();
+    assert!(s.is_upgrading());
+    // Before the probe the GET stays pending.
+    assert_eq!(transmits(&mut s), vec![]);
+    s.handle_probe_frame(at(t0, 3), text("2probe")).unwrap();
+    assert_eq!(transmits(&mut s), vec![Transmit::Probe(text("3probe")), poll_response(b"6")]);
+    assert_eq!(events(&mut s), vec![Event::Upgrading]);
+    assert_eq!(s.transport(), TransportKind::Polling);
+}
+
+#[test]
+fn probe_frames_are_accepted_through_handle_frame_on_the_probe_channel() {
+    let t0 = Instant::now();
+    let mut s = polling_session(t0);
+    s.handle_upgrade_request(t0).unwrap();
+    s.handle_frame(t0, Channel::Probe, text("2probe")).unwrap();
+    assert_eq!(transmits(&mut s), vec![Transmit::Probe(text("3probe"))]);
+    assert_eq!(events(&mut s), vec![Event::Upgrading]);
+    s.handle_frame(t0, Channel::Probe, text("5")).unwrap();
+    assert_eq!(transmits(&mut s), vec![Transmit::Upgraded]);
+    assert_eq!(events(&mut s), vec![Event::Upgraded]);
+    assert_eq!(s.transport(), TransportKind::WebSocket);
+}
+
+#[test]
+fn upgrade_packet_completes_the_upgrade_and_flushes_buffered_frames() {
+    let t0 = Instant::now();
+    let mut s = probed_session(t0);
+    s.send_message(&Message::from("queued")).unwrap();
+    s.send_message(&Message::from(vec![7u8])).unwrap();
+    assert_eq!(s.buffered(), 2);
+    s.handle_probe_frame(at(t0, 10), text("5")).unwrap();
+    assert_eq!(
+        transmits(&mut s),
+        vec![Transmit::Upgraded, Transmit::WebSocket(text("4queued")), Transmit::WebSocket(binary(&[7])),]
+    );
+    assert_eq!(events(&mut s), vec![Event::Upgraded]);
+    assert_eq!(s.transport(), TransportKind::WebSocket);
+    assert!(!s.is_upgrading());
+    assert_eq!(s.buffered(), 0);
+    // The upgraded session is a WebSocket session now.
+    s.send_message(&Message::from("after")).unwrap();
+    assert_eq!(transmits(&mut s), vec![Transmit::WebSocket(text("4after"))]);
+    s.handle_frame(at(t0, 11), Channel::Main, Frame::message("in")).unwrap();
+    assert_eq!(events(&mut s), vec![Event::Message(Message::from("in"))]);
+    // The upgrade timer is gone: the next timer is the ping.
+    assert_eq!(s.poll_timeout(), Some(at(t0, 1_000)));
+    s.handle_timeout(at(t0, 1_000));
+    assert_eq!(transmits(&mut s), vec![Transmit::WebSocket(text("2"))]);
+}
+
+#[test]
+fn upgrade_with_a_get_still_pending_releases_it_before_switching() {
+    let t0 = Instant::now();
+    let mut s = probed_session(t0);
+    // The client polls once more (the noop went out before this GET) and then upgrades.
+    s.handle_poll(at(t0, 5)).unwrap();
+    s.handle_probe_frame(at(t0, 6), text("5")).unwrap();
+    let out = transmits(&mut s);
+    // The GET gets a noop, either before the switch or at the latest before the session leaves polling.
+    assert_eq!(out.iter().filter(|t| **t == poll_response(b"6")).count(), 1, "{out:?}");
+    assert!(out.contains(&Transmit::Upgraded), "{out:?}");
+    assert_eq!(events(&mut s), vec![Event::Upgraded]);
+    assert_eq!(s.handle_poll(at(t0, 7)), Err(Error::Protocol(ProtocolError::TransportMismatch)));
+}
+
+#[test]
+fn buffered_ping_is_flushed_to_the_websocket_after_the_upgrade() {
+    let t0 = Instant::now();
+    let mut s = polling_session(t0);
+    s.handle_upgrade_request(at(t0, 900)).unwrap();
+    s.handle_probe_frame(at(t0, 950), text("2probe")).unwrap();
+    transmits(&mut s);
+    events(&mut s);
+    s.handle_timeout(at(t0, 1_000));
+    assert_eq!(s.buffered(), 1);
+    s.handle_probe_frame(at(t0, 1_100), text("5")).unwrap();
+    assert_eq!(transmits(&mut s), vec![Transmit::Upgraded, Transmit::WebSocket(text("2"))]);
+    s.handle_frame(at(t0, 1_200), Channel::Main, text("3")).unwrap();
+    assert_eq!(s.poll_timeout(), Some(at(t0, 2_200)));
+}
+
+#[test]
+fn second_upgrade_request_is_refused_while_probing_and_after_upgrading() {
+    let t0 = Instant::now();
+    let mut s = polling_session(t0);
+    s.handle_upgrade_request(t0).unwrap();
+    assert_eq!(s.handle_upgrade_request(t0), Err(Error::Protocol(ProtocolError::UpgradeRefused)));
+    assert!(s.is_upgrading());
+    s.handle_probe_frame(t0, text("2probe")).unwrap();
+    assert_eq!(s.handle_upgrade_request(at(t0, 1)), Err(Error::Protocol(ProtocolError::UpgradeRefused)));
+    s.handle_probe_frame(at(t0, 2), text("5")).unwrap();
+    assert_eq!(s.handle_upgrade_request(at(t0, 3)), Err(Error::Protocol(ProtocolError::UpgradeRefused)));
+    // The refusals did not disturb the session.
+    assert_eq!(transmits(&mut s), vec![Transmit::Probe(text("3probe")), Transmit::Upgraded]);
+    assert_eq!(events(&mut s), vec![Event::Upgrading, Event::Upgraded]);
+    assert!(!s.is_closed());
+}
+
+#[test]
+fn upgrade_timeout_closes_the_probe_and_polling_goes_on() {
+    let t0 = Instant::now();
+    let mut s = polling_session(t0);
+    s.handle_upgrade_request(at(t0, 100)).unwrap();
+    assert_eq!(s.poll_timeout(), Some(at(t0, 400)));
+    s.handle_probe_frame(at(t0, 150), text("2probe")).unwrap();
+    assert_eq!(transmits(&mut s), vec![Transmit::Probe(text("3probe"))]);
+    assert_eq!(events(&mut s), vec![Event::Upgrading]);
+    s.handle_timeout(at(t0, 399));
+    assert!(s.is_upgrading());
+    assert_eq!(transmits(&mut s), vec![]);
+    s.handle_timeout(at(t0, 400));
+    assert_eq!(transmits(&mut s), vec![Transmit::CloseProbe]);
+    assert!(!s.is_upgrading());
+    assert_eq!(s.transport(), TransportKind::Polling);
+    assert_eq!(events(&mut s), vec![]);
+    assert_eq!(s.poll_timeout(), Some(at(t0, 1_000)));
+    // The probe is gone.
+    assert_eq!(s.handle_probe_frame(at(t0, 450), text("5")), Err(Error::Usage(UsageError::NoSuchTransport)));
+    // Polling still works, and the released GET is not repeated: a new GET waits for data.
+    s.handle_poll(at(t0, 500)).unwrap();
+    assert_eq!(transmits(&mut s), vec![]);
+    s.send_message(&Message::from("still here")).unwrap();
+    assert_eq!(transmits(&mut s), vec![poll_response(b"4still here")]);
+    s.handle_post_start(at(t0, 600)).unwrap();
+    s.handle_post_body(at(t0, 600), Some(Bytes::from_static(b"4pong?"))).unwrap();
+    assert_eq!(events(&mut s), vec![Event::Message(Message::from("pong?"))]);
+    assert!(!s.is_closed());
+    // And a later upgrade may be tried again.
+    s.handle_upgrade_request(at(t0, 700)).unwrap();
+}
+
+#[test]
+fn upgrade_timeout_without_a_probe_frame_closes_the_probe() {
+    let t0 = Instant::now();
+    let mut s = polling_session(t0);
+    s.handle_poll(t0).unwrap();
+    s.handle_upgrade_request(t0).unwrap();
+    s.handle_timeout(at(t0, 300));
+    // The GET was never released: it is still pending and gets the next data.
+    assert_eq!(transmits(&mut s), vec![Transmit::CloseProbe]);
+    s.send_message(&Message::from("x")).unwrap();
+    assert_eq!(transmits(&mut s), vec![poll_response(b"4x")]);
+}
+
+#[test]
+fn bad_frame_on_the_probe_abandons_the_upgrade() {
+    for bad in [text("abc"), text("2"), text("4hello"), binary(&[1]), text("3probe")] {
+        let t0 = Instant::now();
+        let mut s = polling_session(t0);
+        s.handle_upgrade_request(t0).unwrap();
+        s.handle_probe_frame(at(t0, 1), bad.clone()).unwrap();
+        assert_eq!(transmits(&mut s), vec![Transmit::CloseProbe], "{bad:?}");
+        assert_eq!(events(&mut s), vec![], "{bad:?}");
+        assert!(!s.is_upgrading());
+        assert!(!s.is_closed());
+        assert_eq!(s.transport(), TransportKind::Polling);
+        assert_eq!(s.poll_timeout(), Some(at(t0, 1_000)), "{bad:?}");
+    }
+}
+
+#[test]
+fn probe_closed_by_the_client_allows_a_new_upgrade_request() {
+    let t0 = Instant::now();
+    let mut s = probed_session(t0);
+    s.handle_transport_closed(at(t0, 10), Channel::Probe, false);
+    assert!(!s.is_upgrading());
+    assert!(!s.is_closed());
+    // The probe is already closed: nothing to tell the runtime.
+    assert_eq!(transmits(&mut s), vec![]);
+    assert_eq!(events(&mut s), vec![]);
+    assert_eq!(s.poll_timeout(), Some(at(t0, 1_000)));
+    s.handle_upgrade_request(at(t0, 20)).unwrap();
+    s.handle_probe_frame(at(t0, 21), text("2probe")).unwrap();
+    s.handle_probe_frame(at(t0, 22), text("5")).unwrap();
+    assert_eq!(transmits(&mut s), vec![Transmit::Probe(text("3probe")), Transmit::Upgraded]);
+    assert_eq!(events(&mut s), vec![Event::Upgrading, Event::Upgraded]);
+    assert_eq!(s.transport(), TransportKind::WebSocket);
+}
+
+#[test]
+fn session_closing_while_probing_closes_the_probe_too() {
+    let t0 = Instant::now();
+    let mut s = probed_session(t0);
+    // A GET arriving after a successful probe is released at once with a noop.
+    s.handle_poll(at(t0, 5)).unwrap();
+    let out = transmits(&mut s);
+    assert_eq!(out, vec![poll_response(b"6")]);
+    s.handle_poll(at(t0, 6)).unwrap();
+    s.handle_poll_aborted(at(t0, 7));
+    let out = transmits(&mut s);
+    assert!(out.contains(&Transmit::CloseProbe), "{out:?}");
+    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::TransportError)]);
+    assert_closed_and_quiet(&mut s, at(t0, 7));
+    assert_eq!(s.handle_probe_frame(at(t0, 8), text("5")), Err(Error::Usage(UsageError::NoSuchTransport)));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Server-side close
+// ---------------------------------------------------------------------------------------------------------
+
+#[test]
+fn server_close_on_websocket_closes_it_with_forced_close() {
+    let t0 = Instant::now();
+    let mut s = websocket_session(t0);
+    s.send_message(&Message::from("bye")).unwrap();
+    s.close(at(t0, 1));
+    assert_eq!(transmits(&mut s), vec![Transmit::WebSocket(text("4bye")), Transmit::CloseWebSocket]);
+    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::ForcedClose)]);
+    assert_closed_and_quiet(&mut s, at(t0, 1));
+}
+
+#[test]
+fn server_close_with_a_pending_get_answers_buffered_data_then_close() {
+    let t0 = Instant::now();
+    let mut s = polling_session(t0);
+    s.handle_poll(at(t0, 1)).unwrap();
+    s.send_message(&Message::from("last")).unwrap();
+    s.send_message(&Message::from(vec![1u8, 2, 3])).unwrap();
+    s.close(at(t0, 2));
+    let out = transmits(&mut s);
+    assert_eq!(out, vec![poll_response(b"4last\x1ebAQID\x1e1")]);
+    assert!(body_of(&out[0]).ends_with(b"1"));
+    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::ForcedClose)]);
+    assert_closed_and_quiet(&mut s, at(t0, 2));
+}
+
+#[test]
+fn server_close_with_a_pending_get_and_nothing_buffered_answers_close() {
+    let t0 = Instant::now();
+    let mut s = polling_session(t0);
+    s.handle_poll(at(t0, 1)).unwrap();
+    s.close(at(t0, 2));
+    assert_eq!(transmits(&mut s), vec![poll_response(b"1")]);
+    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::ForcedClose)]);
+}
+
+#[test]
+fn server_close_without_a_pending_get_waits_for_the_next_get() {
+    let t0 = Instant::now();
+    let mut s = polling_session(t0);
+    s.send_message(&Message::from("last")).unwrap();
+    s.close(at(t0, 100));
+    assert!(!s.is_closed());
+    assert_eq!(transmits(&mut s), vec![]);
+    assert_eq!(events(&mut s), vec![]);
+    // The close deadline replaces the heartbeat.
+    assert_eq!(s.poll_timeout(), Some(at(t0, 2_100)));
+    assert_eq!(s.send(Frame::message("more")), Err(Error::Usage(UsageError::SessionClosed)));
+    // The heartbeat does not run while closing.
+    s.handle_timeout(at(t0, 1_000));
+    assert_eq!(transmits(&mut s), vec![]);
+    assert_eq!(events(&mut s), vec![]);
+    s.handle_poll(at(t0, 1_500)).unwrap();
+    assert_eq!(transmits(&mut s), vec![poll_response(b"4last\x1e1")]);
+    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::ForcedClose)]);
+    assert_closed_and_quiet(&mut s, at(t0, 1_500));
+}
+
+#[test]
+fn server_close_without_any_get_finishes_at_the_close_deadline() {
+    let t0 = Instant::now();
+    let mut s = polling_session(t0);
+    s.send_message(&Message::from("lost")).unwrap();
+    s.close(at(t0, 100));
+    s.handle_timeout(at(t0, 2_099));
+    assert!(!s.is_closed());
+    assert_eq!(events(&mut s), vec![]);
+    s.handle_timeout(at(t0, 2_100));
+    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::ForcedClose)]);
+    assert_eq!(transmits(&mut s), vec![]);
+    assert_eq!(s.buffered(), 0);
+    assert_closed_and_quiet(&mut s, at(t0, 2_100));
+    assert_eq!(s.handle_poll(at(t0, 2_200)), Err(Error::Protocol(ProtocolError::Closed)));
+}
+
+#[test]
+fn server_close_twice_is_harmless() {
+    let t0 = Instant::now();
+    let mut s = polling_session(t0);
+    s.close(at(t0, 100));
+    s.close(at(t0, 200));
+    // The first deadline stands.
+    assert_eq!(s.poll_timeout(), Some(at(t0, 2_100)));
+    assert_eq!(transmits(&mut s), vec![]);
+    assert_eq!(events(&mut s), vec![]);
+}
+
+#[test]
+fn server_close_while_probing_closes_the_probe_and_refuses_upgrades() {
+    let t0 = Instant::now();
+    let mut s = polling_session(t0);
+    s.handle_upgrade_request(t0).unwrap();
+    s.close(at(t0, 1));
+    assert_eq!(transmits(&mut s), vec![Transmit::CloseProbe]);
+    assert!(!s.is_upgrading());
+    assert_eq!(s.handle_upgrade_request(at(t0, 2)), Err(Error::Protocol(ProtocolError::UpgradeRefused)));
+    s.handle_poll(at(t0, 3)).unwrap();
+    assert_eq!(transmits(&mut s), vec![poll_response(b"1")]);
+    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::ForcedClose)]);
+}
+
+#[test]
+fn send_after_close_is_a_usage_error() {
+    let t0 = Instant::now();
+    let mut s = websocket_session(t0);
+    s.close(t0);
+    assert_eq!(s.send(Frame::message("x")), Err(Error::Usage(UsageError::SessionClosed)));
+    assert_eq!(s.send_message(&Message::from(vec![1u8])), Err(Error::Usage(UsageError::SessionClosed)));
+    let mut s = polling_session(t0);
+    s.handle_poll(t0).unwrap();
+    s.close(t0);
+    assert_eq!(s.send(Frame::message("x")), Err(Error::Usage(UsageError::SessionClosed)));
+}
+
+#[test]
+fn close_reasons_have_the_reference_names() {
+    assert_eq!(CloseReason::TransportClose.as_str(), "transport close");
+    assert_eq!(CloseReason::TransportError.as_str(), "transport error");
+    assert_eq!(CloseReason::PingTimeout.as_str(), "ping timeout");
+    assert_eq!(CloseReason::ForcedClose.as_str(), "forced close");
+    assert_eq!(CloseReason::ParseError.as_str(), "parse error");
+}
