@@ -1,0 +1,473 @@
+//! Adapters: who is in which room, and how a broadcast reaches its sockets, here and on other servers.
+//!
+//! [`LocalAdapter`] is the in-memory core every namespace has: the room index of its local sockets, local
+//! delivery (a broadcast is encoded once and the same bytes are queued for every recipient), and, when
+//! connection state recovery is on, the buffer of recent broadcasts and the sessions of disconnected
+//! sockets. [`Adapter`] is what a namespace calls; its default methods act on the local core only, so the
+//! in-memory adapter ([`InMemoryAdapter`]) is just that. A cluster adapter (the Redis adapter) implements
+//! the methods that must also reach other servers (`broadcast`, `broadcast_with_ack`, `fetch_sockets`,
+//! `add_sockets`, `del_sockets`, `disconnect_sockets`, `server_side_emit`, `server_count`) by doing the local
+//! part through [`LocalAdapter`] and publishing the rest.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use socketio_proto::{Packet, PacketType, Value};
+use tokio::sync::mpsc;
+
+use crate::handshake::Handshake;
+use crate::namespace::NamespaceInner;
+use crate::socket::{DisconnectReason, Socket, SocketId};
+
+/// A room name. Every socket is in the room named by its own id.
+pub type Room = Arc<str>;
+
+/// A boxed future returned by the asynchronous adapter methods.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// Makes the adapter of a namespace from its local core.
+pub type AdapterFactory = Arc<dyn Fn(Arc<LocalAdapter>) -> Arc<dyn Adapter> + Send + Sync>;
+
+/// Flags of a broadcast.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BroadcastFlags {
+    /// Only this server's sockets (no cluster publish).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub local: bool,
+    /// Drop the packet for sockets whose transport cannot take it right now.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub volatile: bool,
+    /// The compress flag (kept for the wire format; WebSocket compression is not negotiated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compress: Option<bool>,
+    /// Acknowledgement timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_millis")]
+    pub timeout: Option<Duration>,
+}
+
+mod opt_millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub(super) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_u64(d.as_millis() as u64),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.map(|ms| Duration::from_millis(ms.max(0.0) as u64)))
+    }
+}
+
+/// Which sockets a broadcast or a server-wide operation targets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BroadcastOptions {
+    /// Sockets in any of these rooms; all sockets of the namespace when empty.
+    pub rooms: HashSet<Room>,
+    /// Minus the sockets in any of these rooms.
+    pub except: HashSet<Room>,
+    /// Flags.
+    pub flags: BroadcastFlags,
+}
+
+/// What a broadcast with acknowledgements reports, in any order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AckUpdate {
+    /// One server delivered the packet to this many clients.
+    ClientCount(usize),
+    /// Every server that will report a count has reported it.
+    CountsComplete,
+    /// One client acknowledged with these arguments.
+    Response(Vec<Value>),
+    /// A client that was sent the packet disconnected without acknowledging.
+    Lost,
+}
+
+/// A socket as seen by `fetch_sockets`, on this server or another.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SocketInfo {
+    /// The socket id.
+    pub id: String,
+    /// Its handshake.
+    pub handshake: Handshake,
+    /// Its rooms.
+    pub rooms: Vec<String>,
+    /// Its `data`.
+    pub data: Value,
+}
+
+/// An error of an adapter operation that involves other servers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct AdapterError(pub String);
+
+/// The adapter of a namespace. See the module documentation.
+pub trait Adapter: Send + Sync + 'static {
+    /// The local core.
+    fn local(&self) -> &Arc<LocalAdapter>;
+
+    /// Adds a local socket to rooms.
+    fn add_all(&self, id: &SocketId, rooms: &[Room]) {
+        self.local().add_all(id, rooms);
+    }
+
+    /// Removes a local socket from a room.
+    fn del(&self, id: &SocketId, room: &Room) {
+        self.local().del(id, room);
+    }
+
+    /// Removes a local socket from every room.
+    fn del_all(&self, id: &SocketId) {
+        self.local().del_all(id);
+    }
+
+    /// Sends a packet to the targeted sockets, here and (unless `local`) on other servers.
+    fn broadcast(&self, packet: Packet, opts: BroadcastOptions) -> Result<(), AdapterError> {
+        self.local().broadcast(packet, &opts);
+        Ok(())
+    }
+
+    /// Sends a packet that asks for acknowledgements; reports counts and responses on `updates`.
+    fn broadcast_with_ack(
+        &self,
+        packet: Packet,
+        opts: BroadcastOptions,
+        updates: mpsc::UnboundedSender<AckUpdate>,
+    ) -> Result<(), AdapterError> {
+        let count = self.local().broadcast_with_ack(packet, &opts, updates.clone());
+        let _ = updates.send(AckUpdate::ClientCount(count));
+        let _ = updates.send(AckUpdate::CountsComplete);
+        Ok(())
+    }
+
+    /// The targeted sockets, here and on other servers.
+    fn fetch_sockets(&self, opts: BroadcastOptions) -> BoxFuture<'_, Result<Vec<SocketInfo>, AdapterError>> {
+        let infos = self.local().fetch_sockets(&opts).iter().map(Socket::info).collect();
+        Box::pin(async move { Ok(infos) })
+    }
+
+    /// Makes the targeted sockets join rooms.
+    fn add_sockets(&self, opts: BroadcastOptions, rooms: Vec<Room>) -> BoxFuture<'_, Result<(), AdapterError>> {
+        self.local().add_sockets(&opts, &rooms);
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Makes the targeted sockets leave rooms.
+    fn del_sockets(&self, opts: BroadcastOptions, rooms: Vec<Room>) -> BoxFuture<'_, Result<(), AdapterError>> {
+        self.local().del_sockets(&opts, &rooms);
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Disconnects the targeted sockets.
+    fn disconnect_sockets(&self, opts: BroadcastOptions, close: bool) -> BoxFuture<'_, Result<(), AdapterError>> {
+        self.local().disconnect_sockets(&opts, close);
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Emits an event to the other servers; with `ack`, waits for one response per server (at most
+    /// `timeout`). A single server has no other servers: the result is empty.
+    fn server_side_emit(
+        &self,
+        args: Vec<Value>,
+        ack: Option<Duration>,
+    ) -> BoxFuture<'_, Result<Vec<Vec<Value>>, AdapterError>> {
+        let _ = (args, ack);
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// The number of servers of the cluster (1 for the in-memory adapter).
+    fn server_count(&self) -> BoxFuture<'_, Result<usize, AdapterError>> {
+        Box::pin(async { Ok(1) })
+    }
+
+    /// Called when the namespace goes away.
+    fn close(&self) {}
+}
+
+/// The default adapter: this server only.
+pub struct InMemoryAdapter {
+    local: Arc<LocalAdapter>,
+}
+
+impl InMemoryAdapter {
+    /// Wraps the local core.
+    pub fn new(local: Arc<LocalAdapter>) -> Self {
+        InMemoryAdapter { local }
+    }
+}
+
+impl Adapter for InMemoryAdapter {
+    fn local(&self) -> &Arc<LocalAdapter> {
+        &self.local
+    }
+}
+
+#[derive(Default)]
+struct Index {
+    rooms: HashMap<Room, HashSet<SocketId>>,
+    sids: HashMap<SocketId, HashSet<Room>>,
+}
+
+/// The state of a disconnected socket, kept for connection state recovery.
+#[derive(Debug, Clone)]
+pub struct PersistedSession {
+    /// The socket id.
+    pub id: SocketId,
+    /// The private id the client presents to recover.
+    pub pid: String,
+    /// Its rooms.
+    pub rooms: Vec<Room>,
+    /// Its `data`.
+    pub data: Value,
+    disconnected_at: Instant,
+}
+
+struct Recovery {
+    max_age: Duration,
+    /// Recent broadcasts: (offset, packet with the offset appended, targets, when).
+    packets: VecDeque<(String, Packet, BroadcastOptions, Instant)>,
+    sessions: HashMap<String, PersistedSession>,
+}
+
+/// The in-memory core of a namespace's adapter. See the module documentation.
+pub struct LocalAdapter {
+    ns: Weak<NamespaceInner>,
+    index: RwLock<Index>,
+    recovery: Option<Mutex<Recovery>>,
+}
+
+impl std::fmt::Debug for LocalAdapter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalAdapter").field("recovery", &self.recovery.is_some()).finish_non_exhaustive()
+    }
+}
+
+impl LocalAdapter {
+    pub(crate) fn new(ns: Weak<NamespaceInner>, recovery: Option<Duration>) -> Self {
+        LocalAdapter {
+            ns,
+            index: RwLock::default(),
+            recovery: recovery
+                .map(|max_age| Mutex::new(Recovery { max_age, packets: VecDeque::new(), sessions: HashMap::new() })),
+        }
+    }
+
+    /// The namespace's name.
+    pub fn namespace_name(&self) -> String {
+        self.ns.upgrade().map(|n| n.name.clone()).unwrap_or_default()
+    }
+
+    /// Adds a socket to rooms.
+    pub fn add_all(&self, id: &SocketId, rooms: &[Room]) {
+        let mut idx = self.index.write().expect("room index poisoned");
+        for room in rooms {
+            idx.rooms.entry(room.clone()).or_default().insert(id.clone());
+        }
+        idx.sids.entry(id.clone()).or_default().extend(rooms.iter().cloned());
+    }
+
+    /// Removes a socket from a room.
+    pub fn del(&self, id: &SocketId, room: &Room) {
+        let mut idx = self.index.write().expect("room index poisoned");
+        if let Some(members) = idx.rooms.get_mut(room) {
+            members.remove(id);
+            if members.is_empty() {
+                idx.rooms.remove(room);
+            }
+        }
+        if let Some(rooms) = idx.sids.get_mut(id) {
+            rooms.remove(room);
+        }
+    }
+
+    /// Removes a socket from every room.
+    pub fn del_all(&self, id: &SocketId) {
+        let mut idx = self.index.write().expect("room index poisoned");
+        let Some(rooms) = idx.sids.remove(id) else { return };
+        for room in rooms {
+            if let Some(members) = idx.rooms.get_mut(&room) {
+                members.remove(id);
+                if members.is_empty() {
+                    idx.rooms.remove(&room);
+                }
+            }
+        }
+    }
+
+    /// The rooms of a local socket.
+    pub fn socket_rooms(&self, id: &SocketId) -> Option<HashSet<Room>> {
+        self.index.read().expect("room index poisoned").sids.get(id).cloned()
+    }
+
+    /// Every room that has a local socket.
+    pub fn rooms(&self) -> HashSet<Room> {
+        self.index.read().expect("room index poisoned").rooms.keys().cloned().collect()
+    }
+
+    /// The local sockets targeted by `opts`, each once.
+    pub fn fetch_sockets(&self, opts: &BroadcastOptions) -> Vec<Socket> {
+        let Some(ns) = self.ns.upgrade() else { return Vec::new() };
+        let idx = self.index.read().expect("room index poisoned");
+        let excluded = |id: &SocketId| {
+            !opts.except.is_empty()
+                && idx.sids.get(id).is_some_and(|rooms| rooms.iter().any(|r| opts.except.contains(r)))
+        };
+        let sockets = ns.sockets.read().expect("socket map poisoned");
+        if opts.rooms.is_empty() {
+            return sockets.iter().filter(|(id, _)| !excluded(id)).map(|(_, s)| s.clone()).collect();
+        }
+        let mut seen: HashSet<&SocketId> = HashSet::new();
+        let mut out = Vec::new();
+        for room in &opts.rooms {
+            let Some(members) = idx.rooms.get(room) else { continue };
+            for id in members {
+                if seen.insert(id) && !excluded(id) {
+                    if let Some(s) = sockets.get(id) {
+                        out.push(s.clone());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Delivers a packet to the targeted local sockets. The packet is encoded once.
+    pub fn broadcast(&self, mut packet: Packet, opts: &BroadcastOptions) {
+        let Some(ns) = self.ns.upgrade() else { return };
+        packet.nsp.clone_from(&ns.name);
+        if let Some(recovery) = &self.recovery {
+            let plain_event = matches!(packet.kind, PacketType::Event | PacketType::BinaryEvent);
+            if plain_event && packet.id.is_none() && !opts.flags.volatile {
+                let offset = crate::socket::random_id();
+                if let Some(Value::Array(args)) = &mut packet.data {
+                    args.push(Value::from(offset.as_str()));
+                }
+                let mut r = recovery.lock().expect("recovery buffer poisoned");
+                let now = Instant::now();
+                let max_age = r.max_age;
+                while r.packets.front().is_some_and(|p| now.duration_since(p.3) > max_age) {
+                    r.packets.pop_front();
+                }
+                r.packets.push_back((offset, packet.clone(), opts.clone(), now));
+            }
+        }
+        let frames = ns.encode(&packet);
+        for socket in self.fetch_sockets(opts) {
+            let _ = socket.send_frames(&frames, opts.flags.volatile);
+        }
+    }
+
+    /// Delivers a packet with an ack id to the targeted local sockets; each response goes to `updates`.
+    /// Returns the number of sockets it was sent to.
+    pub fn broadcast_with_ack(
+        &self,
+        mut packet: Packet,
+        opts: &BroadcastOptions,
+        updates: mpsc::UnboundedSender<AckUpdate>,
+    ) -> usize {
+        let Some(ns) = self.ns.upgrade() else { return 0 };
+        packet.nsp.clone_from(&ns.name);
+        let id = packet.id.expect("a broadcast with acks has an ack id");
+        let frames = ns.encode(&packet);
+        let mut count = 0;
+        for socket in self.fetch_sockets(opts) {
+            let tx = updates.clone();
+            socket.register_ack(
+                id,
+                Box::new(move |res| {
+                    let _ = tx.send(match res {
+                        Ok(args) => AckUpdate::Response(args),
+                        Err(_) => AckUpdate::Lost,
+                    });
+                }),
+            );
+            if socket.send_frames(&frames, opts.flags.volatile).is_ok() {
+                count += 1;
+            } else {
+                socket.cancel_ack(id);
+            }
+        }
+        count
+    }
+
+    /// Makes the targeted local sockets join rooms.
+    pub fn add_sockets(&self, opts: &BroadcastOptions, rooms: &[Room]) {
+        for s in self.fetch_sockets(opts) {
+            self.add_all(s.id_arc(), rooms);
+        }
+    }
+
+    /// Makes the targeted local sockets leave rooms.
+    pub fn del_sockets(&self, opts: &BroadcastOptions, rooms: &[Room]) {
+        for s in self.fetch_sockets(opts) {
+            for r in rooms {
+                self.del(s.id_arc(), r);
+            }
+        }
+    }
+
+    /// Disconnects the targeted local sockets.
+    pub fn disconnect_sockets(&self, opts: &BroadcastOptions, close: bool) {
+        for s in self.fetch_sockets(opts) {
+            s.disconnect(close);
+        }
+    }
+
+    /// Whether connection state recovery is on.
+    pub fn recovery_enabled(&self) -> bool {
+        self.recovery.is_some()
+    }
+
+    /// Keeps the state of a socket that disconnected for a recoverable reason.
+    pub fn persist_session(&self, id: SocketId, pid: String, rooms: Vec<Room>, data: Value) {
+        let Some(recovery) = &self.recovery else { return };
+        let mut r = recovery.lock().expect("recovery buffer poisoned");
+        let now = Instant::now();
+        let max_age = r.max_age;
+        r.sessions.retain(|_, s| now.duration_since(s.disconnected_at) <= max_age);
+        r.sessions.insert(pid.clone(), PersistedSession { id, pid, rooms, data, disconnected_at: now });
+    }
+
+    /// Takes back a persisted session, with the packets it missed since `offset` (filtered by its rooms).
+    /// `None` if the session is unknown or expired, or the offset is no longer buffered.
+    pub fn restore_session(&self, pid: &str, offset: &str) -> Option<(PersistedSession, Vec<Packet>)> {
+        let recovery = self.recovery.as_ref()?;
+        let mut r = recovery.lock().expect("recovery buffer poisoned");
+        let session = r.sessions.remove(pid)?;
+        if session.disconnected_at.elapsed() > r.max_age {
+            return None;
+        }
+        let start = r.packets.iter().position(|p| p.0 == offset)?;
+        let rooms: HashSet<&Room> = session.rooms.iter().collect();
+        let missed = r
+            .packets
+            .iter()
+            .skip(start + 1)
+            .filter(|(_, _, opts, _)| {
+                (opts.rooms.is_empty() || opts.rooms.iter().any(|room| rooms.contains(room)))
+                    && !opts.except.iter().any(|room| rooms.contains(room))
+            })
+            .map(|(_, p, _, _)| p.clone())
+            .collect();
+        Some((session, missed))
+    }
+}
+
+impl DisconnectReason {
+    /// Whether the reference keeps the socket's state for recovery after this reason.
+    pub fn is_recoverable(self) -> bool {
+        matches!(
+            self,
+            DisconnectReason::TransportError
+                | DisconnectReason::TransportClose
+                | DisconnectReason::ForcedClose
+                | DisconnectReason::PingTimeout
+                | DisconnectReason::ServerShuttingDown
+                | DisconnectReason::ForcedServerClose
+        )
+    }
+}

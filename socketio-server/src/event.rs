@@ -1,0 +1,183 @@
+//! Incoming events, acknowledgements, and the arguments of outgoing events.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde::de::DeserializeOwned;
+use socketio_proto::{Packet, Value};
+
+use crate::socket::Socket;
+
+/// An event received from a client.
+#[derive(Debug)]
+pub struct Event {
+    /// The event name.
+    pub name: String,
+    /// The arguments after the name; binary arguments are [`Value::Binary`].
+    pub args: Vec<Value>,
+    ack: Option<AckSender>,
+}
+
+impl Event {
+    pub(crate) fn new(name: String, args: Vec<Value>, ack: Option<AckSender>) -> Self {
+        Event { name, args, ack }
+    }
+
+    /// Argument `i`, deserialized.
+    pub fn arg<T: DeserializeOwned>(&self, i: usize) -> Result<T, serde_json::Error> {
+        self.args.get(i).cloned().unwrap_or(Value::Null).deserialize_into()
+    }
+
+    /// All arguments, deserialized as one value (a tuple, a `Vec`, or a struct from a sequence).
+    pub fn args_as<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        Value::Array(self.args.clone()).deserialize_into()
+    }
+
+    /// Whether the client asked for an acknowledgement.
+    pub fn wants_ack(&self) -> bool {
+        self.ack.is_some()
+    }
+
+    /// Takes the acknowledgement handle, to answer later or from elsewhere.
+    pub fn take_ack(&mut self) -> Option<AckSender> {
+        self.ack.take()
+    }
+
+    /// Acknowledges with these arguments (does nothing if no ack was asked for or it was already sent).
+    pub fn ack(&mut self, args: impl IntoArgs) {
+        if let Some(ack) = self.ack.take() {
+            ack.send(args);
+        }
+    }
+}
+
+/// Answers one event's acknowledgement; only the first answer is sent.
+#[derive(Debug, Clone)]
+pub struct AckSender {
+    socket: Socket,
+    id: u64,
+    sent: Arc<AtomicBool>,
+}
+
+impl AckSender {
+    pub(crate) fn new(socket: Socket, id: u64) -> Self {
+        AckSender { socket, id, sent: Arc::new(AtomicBool::new(false)) }
+    }
+
+    /// Sends the acknowledgement.
+    pub fn send(&self, args: impl IntoArgs) {
+        if self.sent.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let packet = Packet::ack(self.socket.namespace_name(), self.id, args.into_args());
+        let _ = self.socket.send_packet(&packet, false);
+    }
+}
+
+/// Anything that can be the arguments of an event: `()`, a [`Value`], a `Vec<Value>`, or a tuple of values
+/// convertible into [`Value`] (strings, numbers, `bytes::Bytes`, `serde_json::Value`, ...).
+pub trait IntoArgs {
+    /// The arguments, in order.
+    fn into_args(self) -> Vec<Value>;
+}
+
+impl IntoArgs for () {
+    fn into_args(self) -> Vec<Value> {
+        Vec::new()
+    }
+}
+
+impl IntoArgs for Vec<Value> {
+    fn into_args(self) -> Vec<Value> {
+        self
+    }
+}
+
+impl IntoArgs for Value {
+    fn into_args(self) -> Vec<Value> {
+        vec![self]
+    }
+}
+
+impl IntoArgs for serde_json::Value {
+    fn into_args(self) -> Vec<Value> {
+        vec![Value::from(self)]
+    }
+}
+
+impl IntoArgs for &str {
+    fn into_args(self) -> Vec<Value> {
+        vec![Value::from(self)]
+    }
+}
+
+impl IntoArgs for String {
+    fn into_args(self) -> Vec<Value> {
+        vec![Value::from(self)]
+    }
+}
+
+macro_rules! tuple_args {
+    ($($name:ident),+) => {
+        impl<$($name: Into<Value>),+> IntoArgs for ($($name,)+) {
+            #[allow(non_snake_case)]
+            fn into_args(self) -> Vec<Value> {
+                let ($($name,)+) = self;
+                vec![$($name.into()),+]
+            }
+        }
+    };
+}
+tuple_args!(A);
+tuple_args!(A, B);
+tuple_args!(A, B, C);
+tuple_args!(A, B, C, D);
+tuple_args!(A, B, C, D, E);
+tuple_args!(A, B, C, D, E, F);
+
+/// Why an acknowledgement did not come.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AckError {
+    /// The timeout passed first ("operation has timed out").
+    #[error("operation has timed out")]
+    Timeout,
+    /// The socket disconnected first.
+    #[error("the socket disconnected before acknowledging")]
+    Disconnected,
+    /// The event could not be sent (for example a reserved event name).
+    #[error(transparent)]
+    Emit(#[from] EmitError),
+}
+
+/// A broadcast acknowledgement that did not complete: the error and the responses received in time.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{error} ({} responses received)", responses.len())]
+pub struct BroadcastAckError {
+    /// What went wrong (usually [`AckError::Timeout`]).
+    pub error: AckError,
+    /// The responses that did arrive, each the ack arguments of one client.
+    pub responses: Vec<Vec<Value>>,
+}
+
+/// Why an emit was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EmitError {
+    /// The name is one of the reserved events (`connect`, `disconnect`, ...).
+    #[error("\"{0}\" is a reserved event name")]
+    Reserved(String),
+    /// The socket's outgoing queue is full (a slow client).
+    #[error("the outgoing queue is full")]
+    QueueFull,
+    /// The socket is disconnected.
+    #[error("the socket is disconnected")]
+    Disconnected,
+    /// The adapter failed (for example a cluster adapter lost its broker).
+    #[error("adapter error: {0}")]
+    Adapter(String),
+}
+
+pub(crate) fn check_reserved(event: &str) -> Result<(), EmitError> {
+    if socketio_proto::RESERVED_EVENTS.contains(&event) { Err(EmitError::Reserved(event.to_owned())) } else { Ok(()) }
+}

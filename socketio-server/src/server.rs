@@ -1,0 +1,254 @@
+//! The server: namespaces, the Engine.IO engine underneath, and the server-wide shortcuts of the reference
+//! (`io.emit`, `io.to(...)`, `io.fetch_sockets()`, ... act on the main namespace `/`).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
+
+use engineio_server::{Engine, EngineService};
+use socketio_proto::Value;
+
+use crate::client::Client;
+use crate::config::SocketIoConfig;
+use crate::event::{EmitError, IntoArgs};
+use crate::namespace::{ConnectError, Namespace, ParentInner, ParentNamespace};
+use crate::operators::{BroadcastOperator, IntoRooms, RemoteSocket};
+use crate::socket::{DisconnectReason, Socket};
+
+pub(crate) struct ServerInner {
+    pub(crate) config: SocketIoConfig,
+    pub(crate) engine: Engine,
+    pub(crate) namespaces: RwLock<HashMap<String, Namespace>>,
+    parents: RwLock<Vec<ParentNamespace>>,
+    pub(crate) closing: AtomicBool,
+}
+
+impl ServerInner {
+    /// The namespace a CONNECT to `name` joins: an existing one, or a new child of the first parent whose
+    /// predicate accepts it.
+    pub(crate) fn namespace_for_connect(self: &Arc<Self>, name: &str, auth: &Value) -> Option<Namespace> {
+        if let Some(ns) = self.namespaces.read().expect("poisoned").get(name) {
+            return Some(ns.clone());
+        }
+        let parents = self.parents.read().expect("poisoned").clone();
+        for parent in parents {
+            if (parent.inner.matcher)(name, auth) {
+                let mut nss = self.namespaces.write().expect("poisoned");
+                if let Some(ns) = nss.get(name) {
+                    return Some(ns.clone());
+                }
+                let ns = Namespace::new(self, name, Some(&parent.inner));
+                nss.insert(name.to_owned(), ns.clone());
+                parent.inner.children.write().expect("poisoned").push(ns.clone());
+                return Some(ns);
+            }
+        }
+        None
+    }
+}
+
+struct Bridge(Weak<ServerInner>);
+
+impl engineio_server::Handler for Bridge {
+    fn on_open(&self, socket: &engineio_server::Socket) -> Box<dyn engineio_server::Connection> {
+        match self.0.upgrade() {
+            Some(server) => Box::new(Client::new(&server, socket.clone())),
+            None => {
+                socket.close();
+                Box::new(Closed)
+            }
+        }
+    }
+}
+
+struct Closed;
+
+impl engineio_server::Connection for Closed {
+    fn on_message(&mut self, _: engineio_proto::Message) {}
+}
+
+/// A Socket.IO server. Cheap to clone; usable from any task, handlers and HTTP routes alike.
+#[derive(Clone)]
+pub struct SocketIo {
+    inner: Arc<ServerInner>,
+}
+
+impl std::fmt::Debug for SocketIo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketIo").field("config", &self.inner.config).finish_non_exhaustive()
+    }
+}
+
+impl Default for SocketIo {
+    fn default() -> Self {
+        Self::new(SocketIoConfig::default())
+    }
+}
+
+impl SocketIo {
+    /// A server with these options, with the main namespace `/` created.
+    pub fn new(config: SocketIoConfig) -> SocketIo {
+        let inner = Arc::new_cyclic(|weak: &Weak<ServerInner>| ServerInner {
+            engine: Engine::with_handler(config.engine.clone(), Arc::new(Bridge(weak.clone()))),
+            config,
+            namespaces: RwLock::default(),
+            parents: RwLock::default(),
+            closing: AtomicBool::new(false),
+        });
+        let io = SocketIo { inner };
+        io.of("/");
+        io
+    }
+
+    /// The options.
+    pub fn config(&self) -> &SocketIoConfig {
+        &self.inner.config
+    }
+
+    /// The Engine.IO engine underneath.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// The HTTP endpoint as a hyper and tower `Service` (mount it at the engine path).
+    pub fn service(&self) -> EngineService {
+        self.inner.engine.service()
+    }
+
+    /// Binds `addr` and serves; returns the bound address and the accept loop's task.
+    pub async fn listen(&self, addr: SocketAddr) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+        self.inner.engine.listen(addr).await
+    }
+
+    /// Serves on `addr` until the process ends.
+    pub async fn serve(&self, addr: SocketAddr) -> std::io::Result<()> {
+        self.inner.engine.serve(addr).await
+    }
+
+    /// The namespace `name`, created if needed.
+    pub fn of(&self, name: &str) -> Namespace {
+        let name = if name.starts_with('/') { name.to_owned() } else { format!("/{name}") };
+        if let Some(ns) = self.inner.namespaces.read().expect("poisoned").get(&name) {
+            return ns.clone();
+        }
+        let mut nss = self.inner.namespaces.write().expect("poisoned");
+        nss.entry(name.clone()).or_insert_with(|| Namespace::new(&self.inner, &name, None)).clone()
+    }
+
+    /// A dynamic namespace: a CONNECT to any name the predicate accepts (given the name and the auth
+    /// payload) creates a child namespace with this parent's middlewares and handlers.
+    pub fn of_dynamic(&self, predicate: impl Fn(&str, &Value) -> bool + Send + Sync + 'static) -> ParentNamespace {
+        let parent = ParentNamespace {
+            inner: Arc::new(ParentInner {
+                matcher: Arc::new(predicate),
+                handlers: Default::default(),
+                children: RwLock::default(),
+            }),
+        };
+        self.inner.parents.write().expect("poisoned").push(parent.clone());
+        parent
+    }
+
+    /// The existing namespaces' names.
+    pub fn namespaces(&self) -> Vec<String> {
+        self.inner.namespaces.read().expect("poisoned").keys().cloned().collect()
+    }
+
+    /// Connection handler of the main namespace.
+    pub fn on_connection<F, Fut>(&self, handler: F) -> &Self
+    where
+        F: Fn(Socket) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.of("/").on_connection(handler);
+        self
+    }
+
+    /// Connection middleware of the main namespace.
+    pub fn use_middleware<F, Fut>(&self, middleware: F) -> &Self
+    where
+        F: Fn(Socket) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<(), ConnectError>> + Send + 'static,
+    {
+        self.of("/").use_middleware(middleware);
+        self
+    }
+
+    /// A broadcast to rooms of the main namespace.
+    pub fn to(&self, rooms: impl IntoRooms) -> BroadcastOperator {
+        self.of("/").to(rooms)
+    }
+
+    /// Same as [`SocketIo::to`].
+    pub fn in_(&self, rooms: impl IntoRooms) -> BroadcastOperator {
+        self.to(rooms)
+    }
+
+    /// A broadcast to the main namespace except these rooms.
+    pub fn except(&self, rooms: impl IntoRooms) -> BroadcastOperator {
+        self.of("/").except(rooms)
+    }
+
+    /// A local broadcast on the main namespace.
+    pub fn local(&self) -> BroadcastOperator {
+        self.of("/").local()
+    }
+
+    /// A volatile broadcast on the main namespace.
+    pub fn volatile(&self) -> BroadcastOperator {
+        self.of("/").volatile()
+    }
+
+    /// A broadcast with an acknowledgement timeout on the main namespace.
+    pub fn timeout(&self, timeout: Duration) -> BroadcastOperator {
+        self.of("/").timeout(timeout)
+    }
+
+    /// Emits to every socket of the main namespace.
+    pub fn emit(&self, event: &str, args: impl IntoArgs) -> Result<(), EmitError> {
+        self.of("/").emit(event, args)
+    }
+
+    /// The sockets of the main namespace, on every server.
+    pub async fn fetch_sockets(&self) -> Result<Vec<RemoteSocket>, EmitError> {
+        self.of("/").fetch_sockets().await
+    }
+
+    /// Makes every socket of the main namespace join rooms.
+    pub async fn sockets_join(&self, rooms: impl IntoRooms) -> Result<(), EmitError> {
+        self.of("/").sockets_join(rooms).await
+    }
+
+    /// Makes every socket of the main namespace leave rooms.
+    pub async fn sockets_leave(&self, rooms: impl IntoRooms) -> Result<(), EmitError> {
+        self.of("/").sockets_leave(rooms).await
+    }
+
+    /// Disconnects every socket of the main namespace.
+    pub async fn disconnect_sockets(&self, close: bool) -> Result<(), EmitError> {
+        self.of("/").disconnect_sockets(close).await
+    }
+
+    /// Emits to the other servers of the cluster.
+    pub async fn server_side_emit(&self, event: &str, args: impl IntoArgs) -> Result<(), EmitError> {
+        self.of("/").server_side_emit(event, args).await
+    }
+
+    /// Closes the server: every socket disconnects with "server shutting down", queued packets are flushed,
+    /// and every connection is closed (waiting for each to finish closing).
+    pub async fn close(&self) {
+        self.inner.closing.store(true, Ordering::Release);
+        let namespaces: Vec<Namespace> = self.inner.namespaces.read().expect("poisoned").values().cloned().collect();
+        for ns in &namespaces {
+            for s in ns.sockets() {
+                s.on_close(DisconnectReason::ServerShuttingDown);
+            }
+        }
+        self.inner.engine.close().await;
+        for ns in namespaces {
+            ns.adapter().close();
+        }
+    }
+}
