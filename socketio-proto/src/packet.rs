@@ -120,8 +120,12 @@ impl Packet {
     pub fn encode_text(&self) -> (String, Vec<Bytes>) {
         let mut attachments = Vec::new();
         let mut json = String::new();
-        if let Some(d) = &self.data {
-            d.write_json(&mut json, &mut attachments);
+        match (&self.data, self.kind) {
+            (Some(d), PacketType::Event | PacketType::BinaryEvent | PacketType::Ack | PacketType::BinaryAck) => {
+                d.write_json(&mut json, &mut attachments)
+            }
+            (Some(d), _) => d.write_json_inline(&mut json),
+            (None, _) => {}
         }
         let kind = match (self.kind, attachments.is_empty()) {
             (PacketType::Event | PacketType::BinaryEvent, false) => PacketType::BinaryEvent,

@@ -102,11 +102,9 @@ impl Value {
         }
     }
 
-    /// Converts any serializable value (binary written with `serialize_bytes` becomes [`Value::Binary`]).
+    /// Converts any serializable value, through JSON: bytes become arrays of numbers. For binary
+    /// arguments use [`Value::Binary`] (or `Value::from(bytes::Bytes)`).
     pub fn from_serialize<T: Serialize + ?Sized>(value: &T) -> Result<Value, serde_json::Error> {
-        // serde_json's Value has no binary: go through it for JSON, but keep bytes via our own serializer
-        // only where serde asks for them, which serde_json turns into arrays. Typed users wanting binary
-        // put `Value::Binary` (or `bytes::Bytes` via `Value::from`) in their arguments.
         serde_json::to_value(value).map(Value::from)
     }
 
@@ -131,25 +129,47 @@ impl Value {
     /// Writes the JSON text of this value, moving binary into `attachments` and writing a placeholder
     /// `{"_placeholder":true,"num":N}` in its place.
     pub fn write_json(&self, out: &mut String, attachments: &mut Vec<Bytes>) {
+        self.write(out, &mut Some(attachments));
+    }
+
+    /// Writes the JSON text of this value for a packet that cannot carry attachments (CONNECT,
+    /// CONNECT_ERROR): binary is written as Node's `Buffer.toJSON()` does, `{"type":"Buffer","data":[...]}`.
+    pub fn write_json_inline(&self, out: &mut String) {
+        self.write(out, &mut None);
+    }
+
+    fn write(&self, out: &mut String, attachments: &mut Option<&mut Vec<Bytes>>) {
         match self {
             Value::Null => out.push_str("null"),
             Value::Bool(true) => out.push_str("true"),
             Value::Bool(false) => out.push_str("false"),
             Value::Number(n) => write_number(n, out),
             Value::String(s) => write_string(s, out),
-            Value::Binary(b) => {
-                out.push_str("{\"_placeholder\":true,\"num\":");
-                out.push_str(itoa_usize(attachments.len()).as_str());
-                out.push('}');
-                attachments.push(b.clone());
-            }
+            Value::Binary(b) => match attachments {
+                Some(att) => {
+                    out.push_str("{\"_placeholder\":true,\"num\":");
+                    out.push_str(&att.len().to_string());
+                    out.push('}');
+                    att.push(b.clone());
+                }
+                None => {
+                    out.push_str("{\"type\":\"Buffer\",\"data\":[");
+                    for (i, byte) in b.iter().enumerate() {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        out.push_str(&byte.to_string());
+                    }
+                    out.push_str("]}");
+                }
+            },
             Value::Array(a) => {
                 out.push('[');
                 for (i, v) in a.iter().enumerate() {
                     if i > 0 {
                         out.push(',');
                     }
-                    v.write_json(out, attachments);
+                    v.write(out, attachments);
                 }
                 out.push(']');
             }
@@ -161,7 +181,7 @@ impl Value {
                     }
                     write_string(k, out);
                     out.push(':');
-                    v.write_json(out, attachments);
+                    v.write(out, attachments);
                 }
                 out.push('}');
             }
@@ -204,10 +224,6 @@ fn placeholder_num(o: &Map) -> Option<usize> {
         return Some(usize::MAX);
     }
     None
-}
-
-fn itoa_usize(n: usize) -> String {
-    n.to_string()
 }
 
 /// Writes a JSON string as JavaScript's `JSON.stringify` does.
@@ -487,6 +503,9 @@ mod tests {
         assert_eq!(back, v);
         let mut missing: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(missing.resolve_placeholders(&att[..1]), Err(1));
+        let mut inline = String::new();
+        v.write_json_inline(&mut inline);
+        assert_eq!(inline, r#"["ev",{"type":"Buffer","data":[97,98]},{"x":{"type":"Buffer","data":[99]}}]"#);
     }
 
     #[test]
