@@ -1,0 +1,154 @@
+//! Server behaviours observed from the inside: graceful close, dynamic child namespace cleanup, and the
+//! connection state recovery buffer.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use socketio_server::{DisconnectReason, RecoveryConfig, Socket, SocketIo, SocketIoConfig};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(addr: std::net::SocketAddr, nsp_connect: &str) -> Ws {
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket"))
+        .await
+        .unwrap();
+    assert!(text(&mut ws).await.starts_with("0{"));
+    ws.send(WsMessage::Text(nsp_connect.into())).await.unwrap();
+    let reply = text(&mut ws).await;
+    assert!(reply.starts_with("40"), "{reply}");
+    ws
+}
+
+async fn text(ws: &mut Ws) -> String {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("a frame in time") {
+            Some(Ok(WsMessage::Text(t))) => return t.to_string(),
+            Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {}
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+}
+
+async fn closed(ws: &mut Ws) {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("closed in time") {
+            None | Some(Err(_)) | Some(Ok(WsMessage::Close(_))) => return,
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+async fn eventually(mut f: impl FnMut() -> bool) {
+    for _ in 0..250 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("condition not met in 5 s");
+}
+
+#[tokio::test]
+async fn close_disconnects_everyone_with_server_shutting_down() {
+    let io = SocketIo::default();
+    let reasons = Arc::new(Mutex::new(Vec::new()));
+    let r = reasons.clone();
+    io.on_connection(move |socket: Socket| {
+        let r = r.clone();
+        async move {
+            socket.on_disconnect(move |_, reason| {
+                let r = r.clone();
+                async move { r.lock().unwrap().push(reason) }
+            });
+        }
+    });
+    let (addr, _task) = io.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let mut a = connect(addr, "40").await;
+    let mut b = connect(addr, "40").await;
+    eventually(|| io.of("/").sockets().len() == 2).await;
+    tokio::time::timeout(Duration::from_secs(5), io.close()).await.expect("close finishes");
+    closed(&mut a).await;
+    closed(&mut b).await;
+    assert_eq!(*reasons.lock().unwrap(), vec![DisconnectReason::ServerShuttingDown; 2]);
+    assert_eq!(io.engine().session_count(), 0);
+}
+
+#[tokio::test]
+async fn empty_child_namespaces_are_cleaned_up_when_asked() {
+    for cleanup in [false, true] {
+        let io = SocketIo::new(SocketIoConfig { cleanup_empty_child_namespaces: cleanup, ..SocketIoConfig::default() });
+        let parent = io.of_dynamic(|name, _| name.starts_with("/room-"));
+        let (addr, _task) = io.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let mut ws = connect(addr, "40/room-1,").await;
+        assert!(io.namespaces().contains(&"/room-1".to_owned()));
+        assert_eq!(parent.children().len(), 1);
+        ws.send(WsMessage::Text("41/room-1,".into())).await.unwrap();
+        if cleanup {
+            eventually(|| !io.namespaces().contains(&"/room-1".to_owned())).await;
+            assert!(parent.children().is_empty());
+        } else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            assert!(io.namespaces().contains(&"/room-1".to_owned()));
+        }
+    }
+}
+
+#[tokio::test]
+async fn recovery_replays_missed_broadcasts_before_the_connect_reply() {
+    let config = SocketIoConfig { connection_state_recovery: Some(RecoveryConfig::default()), ..SocketIoConfig::default() };
+    let io = SocketIo::new(config);
+    io.on_connection(|socket: Socket| async move {
+        if !socket.recovered() {
+            socket.join("news");
+            socket.set_data(serde_json::json!({"user": 7}));
+        }
+    });
+    let (addr, _task) = io.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket"))
+        .await
+        .unwrap();
+    text(&mut ws).await;
+    ws.send(WsMessage::Text("40".into())).await.unwrap();
+    let reply: serde_json::Value = serde_json::from_str(text(&mut ws).await.strip_prefix("40").unwrap()).unwrap();
+    let (sid, pid) = (reply["sid"].as_str().unwrap().to_owned(), reply["pid"].as_str().unwrap().to_owned());
+    eventually(|| !io.of("/").sockets().is_empty()).await;
+    io.to("news").emit("headline", "first").unwrap();
+    let first = text(&mut ws).await;
+    let args: serde_json::Value = serde_json::from_str(first.strip_prefix("42").unwrap()).unwrap();
+    assert_eq!(args[0], "headline");
+    assert_eq!(args[1], "first");
+    let offset = args[2].as_str().expect("the offset is appended as the last argument").to_owned();
+    // The connection drops (a recoverable reason); broadcasts go on meanwhile.
+    drop(ws);
+    eventually(|| io.of("/").sockets().is_empty()).await;
+    io.to("news").emit("headline", "second").unwrap();
+    io.to("other").emit("headline", "not for us").unwrap();
+    io.emit("headline", "third").unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket"))
+        .await
+        .unwrap();
+    text(&mut ws).await;
+    ws.send(WsMessage::Text(format!("40{{\"pid\":\"{pid}\",\"offset\":\"{offset}\"}}").into())).await.unwrap();
+    let missed1 = text(&mut ws).await;
+    let missed2 = text(&mut ws).await;
+    assert!(missed1.starts_with("42[\"headline\",\"second\","), "{missed1}");
+    assert!(missed2.starts_with("42[\"headline\",\"third\","), "{missed2}");
+    let reply: serde_json::Value = serde_json::from_str(text(&mut ws).await.strip_prefix("40").unwrap()).unwrap();
+    assert_eq!(reply["sid"], sid.as_str(), "same id after recovery");
+    assert_eq!(reply["pid"], pid.as_str());
+    eventually(|| !io.of("/").sockets().is_empty()).await;
+    let socket = io.of("/").get_socket(&sid).unwrap();
+    assert!(socket.recovered());
+    assert!(socket.rooms().contains("news"));
+    assert_eq!(socket.data(), serde_json::json!({"user": 7}).into());
+    // A stale offset cannot be recovered: a new socket.
+    let (mut ws2, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket"))
+        .await
+        .unwrap();
+    text(&mut ws2).await;
+    ws2.send(WsMessage::Text(format!("40{{\"pid\":\"{pid}\",\"offset\":\"nope\"}}").into())).await.unwrap();
+    let reply: serde_json::Value = serde_json::from_str(text(&mut ws2).await.strip_prefix("40").unwrap()).unwrap();
+    assert_ne!(reply["sid"], sid.as_str());
+}
