@@ -1,7 +1,9 @@
-// Starts the Rust echo example server (engineio-server/examples/echo.rs) for the interop tests.
+// Starts the Rust example servers for the interop tests: the Engine.IO echo server (engineio-server/examples/echo.rs)
+// and the Socket.IO test server (socketio-server/examples/testserver.rs).
 //
-// The binary is taken from the env variable ECHO_BIN, else ../target/debug/examples/echo relative to the e2e
-// folder. It is never built from here: build the workspace first.
+// The echo binary is taken from the env variable ECHO_BIN, else ../target/debug/examples/echo relative to the e2e
+// folder; the test server from TESTSERVER_BIN, else ../target/debug/examples/testserver. They are never built from
+// here: build the workspace first.
 
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -13,6 +15,10 @@ const e2eDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 export const ECHO_BIN = process.env.ECHO_BIN
   ? path.resolve(process.env.ECHO_BIN)
   : path.resolve(e2eDir, "../target/debug/examples/echo");
+
+export const TESTSERVER_BIN = process.env.TESTSERVER_BIN
+  ? path.resolve(process.env.TESTSERVER_BIN)
+  : path.resolve(e2eDir, "../target/debug/examples/testserver");
 
 const STARTUP_TIMEOUT_MS = 4000;
 
@@ -30,11 +36,31 @@ process.on("exit", () => {
  * @returns {Promise<{url: string, port: number, stop: () => Promise<void>, output: () => string}>}
  */
 export function startServer(args = []) {
-  if (!existsSync(ECHO_BIN)) {
-    return Promise.reject(new Error(`echo server binary not found at ${ECHO_BIN} (build the workspace or set ECHO_BIN)`));
+  return startBinary(ECHO_BIN, args, "echo server", "ECHO_BIN");
+}
+
+/** Like `startServer`, for the Socket.IO test server. */
+export function startTestServer(args = []) {
+  return startBinary(TESTSERVER_BIN, args, "test server", "TESTSERVER_BIN");
+}
+
+/**
+ * Spawns `bin` with the given flags (`--port 0` is added unless a port is given) and resolves once it printed
+ * `listening on http://HOST:PORT`.
+ *
+ * @param {string} bin
+ * @param {string[]} args
+ * @param {string} name how the server is called in error messages
+ * @param {string} envVar the env variable that overrides the binary's path, for error messages
+ * @returns {Promise<{url: string, port: number, stop: () => Promise<void>, output: () => string}>}
+ */
+export function startBinary(bin, args = [], name = path.basename(bin), envVar = undefined) {
+  if (!existsSync(bin)) {
+    const hint = envVar ? ` or set ${envVar}` : "";
+    return Promise.reject(new Error(`${name} binary not found at ${bin} (build the workspace${hint})`));
   }
   const fullArgs = args.includes("--port") ? [...args] : ["--port", "0", ...args];
-  const child = spawn(ECHO_BIN, fullArgs, { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(bin, fullArgs, { stdio: ["ignore", "pipe", "pipe"] });
   running.add(child);
 
   let stdout = "";
@@ -66,7 +92,7 @@ export function startServer(args = []) {
       stop();
       reject(
         new Error(
-          `echo server ${ECHO_BIN} ${fullArgs.join(" ")} did not print "listening on" within ${STARTUP_TIMEOUT_MS} ms\n${output()}`,
+          `${name} ${bin} ${fullArgs.join(" ")} did not print "listening on" within ${STARTUP_TIMEOUT_MS} ms\n${output()}`,
         ),
       );
     }, STARTUP_TIMEOUT_MS);
@@ -74,13 +100,13 @@ export function startServer(args = []) {
     child.once("error", (err) => {
       clearTimeout(timer);
       running.delete(child);
-      reject(new Error(`could not spawn ${ECHO_BIN}: ${err.message}`));
+      reject(new Error(`could not spawn ${bin}: ${err.message}`));
     });
 
     exitPromise.then(({ code, signal }) => {
       clearTimeout(timer);
       // A no-op once resolved; otherwise the server died before binding.
-      reject(new Error(`echo server exited early (code ${code}, signal ${signal}) with args ${fullArgs.join(" ")}\n${output()}`));
+      reject(new Error(`${name} exited early (code ${code}, signal ${signal}) with args ${fullArgs.join(" ")}\n${output()}`));
     });
 
     child.stdout.setEncoding("utf8");

@@ -267,10 +267,14 @@ impl Session {
             return Err(ProtocolError::DuplicatePoll.into());
         }
         if let State::Closing { .. } = self.state {
-            self.buffer.push_back(Packet::Close.encode());
-            let payload = encode_payload(self.buffer.drain(..).collect::<Vec<_>>().iter());
-            self.transmits.push_back(Transmit::PollResponse(payload));
-            self.finish(CloseReason::ForcedClose);
+            // As the reference: what was queued drains first, the close packet goes in the next response.
+            if self.buffer.is_empty() {
+                self.transmits.push_back(Transmit::PollResponse(Bytes::from_static(b"1")));
+                self.finish(CloseReason::ForcedClose);
+            } else {
+                let payload = encode_payload(self.buffer.drain(..).collect::<Vec<_>>().iter());
+                self.transmits.push_back(Transmit::PollResponse(payload));
+            }
             return Ok(());
         }
         self.poll_pending = true;
@@ -401,7 +405,8 @@ impl Session {
     }
 
     /// Closes the session from the server side ("forced close"). Frames already queued are delivered first;
-    /// on polling the close packet waits for the next GET, at most `close_timeout`.
+    /// on polling they drain in one response and the close packet goes in the next one (a client handles
+    /// the close packet before the packets that came with it), waiting at most `close_timeout` for GETs.
     pub fn close(&mut self, now: Instant) {
         if self.state != State::Open {
             return;
@@ -413,12 +418,17 @@ impl Session {
         self.pong_deadline = None;
         match self.transport {
             TransportKind::WebSocket => self.shutdown(CloseReason::ForcedClose, "1"),
-            TransportKind::Polling if self.poll_pending => {
+            TransportKind::Polling if self.poll_pending && self.buffer.is_empty() => {
                 self.poll_pending = false;
-                self.buffer.push_back(Packet::Close.encode());
+                self.transmits.push_back(Transmit::PollResponse(Bytes::from_static(b"1")));
+                self.finish(CloseReason::ForcedClose);
+            }
+            TransportKind::Polling if self.poll_pending => {
+                // Drain now; the close packet waits for the next GET.
+                self.poll_pending = false;
                 let payload = encode_payload(self.buffer.drain(..).collect::<Vec<_>>().iter());
                 self.transmits.push_back(Transmit::PollResponse(payload));
-                self.finish(CloseReason::ForcedClose);
+                self.state = State::Closing { deadline: now + self.config.close_timeout };
             }
             TransportKind::Polling => {
                 self.state = State::Closing { deadline: now + self.config.close_timeout };

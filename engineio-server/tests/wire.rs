@@ -153,7 +153,8 @@ async fn a_server_close_on_polling_delivers_data_then_the_close_packet() {
     let path = poll_path(&sid);
     post(server.addr, &path, b"4bye\x1e4close").await;
     let res = get(server.addr, &path).await;
-    assert_eq!(res.text(), "4bye\x1e1");
+    assert_eq!(res.text(), "4bye", "the data drains first");
+    assert_eq!(get(server.addr, &path).await.text(), "1", "then the close packet, alone");
     assert_eq!(get(server.addr, &path).await.status, 400);
 }
 

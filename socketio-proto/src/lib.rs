@@ -24,6 +24,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod date;
 pub mod error;
 #[cfg(feature = "msgpack")]
 pub mod msgpack;

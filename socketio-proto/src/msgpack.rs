@@ -109,6 +109,23 @@ mod tests {
     }
 
     #[test]
+    fn notepack_undefined_and_dates() {
+        // {type: 0, data: undefined, nsp: "/"} as notepack writes it (socket.io-client without auth).
+        let bytes = b"\x83\xa4type\x00\xa4data\xd4\x00\x00\xa3nsp\xa1/";
+        let p = MsgpackDecoder.decode(Message::Binary(Bytes::from_static(bytes))).unwrap().unwrap();
+        assert_eq!(p, Packet::connect("/", None));
+        // ["d", new Date(1795000000188)] as a timestamp 64 extension.
+        let ts: u64 = ((188_000_000u64) << 34) | 1_795_000_000;
+        let mut ev = b"\x83\xa4type\x02\xa4data\x92\xa1d\xd7\xff".to_vec();
+        ev.extend_from_slice(&ts.to_be_bytes());
+        ev.extend_from_slice(b"\xa3nsp\xa1/");
+        let p = MsgpackDecoder.decode(Message::Binary(ev.into())).unwrap().unwrap();
+        assert_eq!(p.data, Some(Value::Array(vec![Value::from("d"), Value::from("2026-11-18T11:06:40.188Z")])));
+        let bad = b"\x83\xa4type\x02\xa4data\x92\xa1d\xd4\x05\x00\xa3nsp\xa1/";
+        assert_eq!(MsgpackDecoder.decode(Message::Binary(Bytes::from_static(bad))), Err(DecodeError::InvalidJson));
+    }
+
+    #[test]
     fn rejects_bad_packets() {
         assert_eq!(MsgpackDecoder.decode(Message::from("2[]")), Err(DecodeError::InvalidDataType));
         assert_eq!(MsgpackDecoder.decode(Message::Binary(Bytes::from_static(b"\xc1"))), Err(DecodeError::InvalidJson));

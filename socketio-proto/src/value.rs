@@ -416,6 +416,13 @@ impl<'de> Visitor<'de> for ValueVisitor {
     fn visit_unit<E>(self) -> Result<Value, E> {
         Ok(Value::Null)
     }
+    /// msgpack extensions (rmp-serde presents them as a newtype of `(tag, bytes)`): notepack's `undefined`
+    /// (type 0) is absent, a timestamp (type -1) becomes its ISO string as Node's JSON writes a `Date`,
+    /// other types are refused.
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(ExtVisitor)
+    }
+
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
         while let Some(x) = seq.next_element()? {
@@ -430,6 +437,40 @@ impl<'de> Visitor<'de> for ValueVisitor {
             m.insert(k.0, v);
         }
         Ok(Value::Object(m))
+    }
+}
+
+struct ExtVisitor;
+
+impl<'de> Visitor<'de> for ExtVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a msgpack extension")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let tag: i8 = seq.next_element()?.ok_or_else(|| de::Error::custom("extension without a type"))?;
+        let data: Value = seq.next_element()?.ok_or_else(|| de::Error::custom("extension without data"))?;
+        let Value::Binary(b) = data else { return Err(de::Error::custom("extension data is not bytes")) };
+        match (tag, b.len()) {
+            (0, _) => Ok(Value::Null),
+            (-1, 4) => {
+                let secs = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+                Ok(Value::String(crate::date::to_iso(i64::from(secs) * 1000)))
+            }
+            (-1, 8) => {
+                let v = u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+                let (nanos, secs) = ((v >> 34) as i64, (v & 0x3_ffff_ffff) as i64);
+                Ok(Value::String(crate::date::to_iso(secs * 1000 + nanos / 1_000_000)))
+            }
+            (-1, 12) => {
+                let nanos = i64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+                let secs = i64::from_be_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]);
+                Ok(Value::String(crate::date::to_iso(secs.saturating_mul(1000).saturating_add(nanos / 1_000_000))))
+            }
+            _ => Err(de::Error::custom("unsupported msgpack extension")),
+        }
     }
 }
 

@@ -11,9 +11,8 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(addr: std::net::SocketAddr, nsp_connect: &str) -> Ws {
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket"))
-        .await
-        .unwrap();
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket")).await.unwrap();
     assert!(text(&mut ws).await.starts_with("0{"));
     ws.send(WsMessage::Text(nsp_connect.into())).await.unwrap();
     let reply = text(&mut ws).await;
@@ -97,7 +96,8 @@ async fn empty_child_namespaces_are_cleaned_up_when_asked() {
 
 #[tokio::test]
 async fn recovery_replays_missed_broadcasts_before_the_connect_reply() {
-    let config = SocketIoConfig { connection_state_recovery: Some(RecoveryConfig::default()), ..SocketIoConfig::default() };
+    let config =
+        SocketIoConfig { connection_state_recovery: Some(RecoveryConfig::default()), ..SocketIoConfig::default() };
     let io = SocketIo::new(config);
     io.on_connection(|socket: Socket| async move {
         if !socket.recovered() {
@@ -106,9 +106,8 @@ async fn recovery_replays_missed_broadcasts_before_the_connect_reply() {
         }
     });
     let (addr, _task) = io.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket"))
-        .await
-        .unwrap();
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket")).await.unwrap();
     text(&mut ws).await;
     ws.send(WsMessage::Text("40".into())).await.unwrap();
     let reply: serde_json::Value = serde_json::from_str(text(&mut ws).await.strip_prefix("40").unwrap()).unwrap();
@@ -126,9 +125,8 @@ async fn recovery_replays_missed_broadcasts_before_the_connect_reply() {
     io.to("news").emit("headline", "second").unwrap();
     io.to("other").emit("headline", "not for us").unwrap();
     io.emit("headline", "third").unwrap();
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket"))
-        .await
-        .unwrap();
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket")).await.unwrap();
     text(&mut ws).await;
     ws.send(WsMessage::Text(format!("40{{\"pid\":\"{pid}\",\"offset\":\"{offset}\"}}").into())).await.unwrap();
     let missed1 = text(&mut ws).await;
@@ -144,9 +142,8 @@ async fn recovery_replays_missed_broadcasts_before_the_connect_reply() {
     assert!(socket.rooms().contains("news"));
     assert_eq!(socket.data(), serde_json::json!({"user": 7}).into());
     // A stale offset cannot be recovered: a new socket.
-    let (mut ws2, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket"))
-        .await
-        .unwrap();
+    let (mut ws2, _) =
+        tokio_tungstenite::connect_async(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket")).await.unwrap();
     text(&mut ws2).await;
     ws2.send(WsMessage::Text(format!("40{{\"pid\":\"{pid}\",\"offset\":\"nope\"}}").into())).await.unwrap();
     let reply: serde_json::Value = serde_json::from_str(text(&mut ws2).await.strip_prefix("40").unwrap()).unwrap();
