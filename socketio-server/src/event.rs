@@ -117,6 +117,17 @@ impl IntoArgs for String {
     }
 }
 
+macro_rules! single_arg {
+    ($($t:ty),*) => {$(
+        impl IntoArgs for $t {
+            fn into_args(self) -> Vec<Value> {
+                vec![Value::from(self)]
+            }
+        }
+    )*};
+}
+single_arg!(bool, i32, i64, u32, u64, usize, f64, bytes::Bytes);
+
 macro_rules! tuple_args {
     ($($name:ident),+) => {
         impl<$($name: Into<Value>),+> IntoArgs for ($($name,)+) {
