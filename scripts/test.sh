@@ -22,6 +22,18 @@ for crate in engineio-proto socketio-proto; do
   echo "$crate: ok"
 done
 
+step "install the servers and tools the tests use (Debian packages, when missing)"
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v chromium >/dev/null || missing+=(chromium)
+command -v node >/dev/null || missing+=(nodejs npm)
+python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
+if [ ${#missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
 step "build the workspace (tests, examples, benches)"
 cargo build --workspace --all-targets
 
@@ -33,9 +45,9 @@ if [ -f fuzz/Cargo.toml ]; then
   RUSTC_BOOTSTRAP=1 cargo check --manifest-path fuzz/Cargo.toml --bins
 fi
 
-step "install the interop test clients (npm)"
-command -v node >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm; }
+step "install the interop test clients (npm) and the demo's browser client"
 (cd e2e && npm ci --no-audit --no-fund --loglevel=error)
+(cd demo && npm ci --no-audit --no-fund --loglevel=error)
 
 step "interop tests with the npm clients"
 (cd e2e && npm test)
