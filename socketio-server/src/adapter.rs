@@ -236,6 +236,7 @@ struct Recovery {
 /// The in-memory core of a namespace's adapter. See the module documentation.
 pub struct LocalAdapter {
     ns: Weak<NamespaceInner>,
+    name: String,
     index: RwLock<Index>,
     recovery: Option<Mutex<Recovery>>,
 }
@@ -247,9 +248,10 @@ impl std::fmt::Debug for LocalAdapter {
 }
 
 impl LocalAdapter {
-    pub(crate) fn new(ns: Weak<NamespaceInner>, recovery: Option<Duration>) -> Self {
+    pub(crate) fn new(ns: Weak<NamespaceInner>, name: &str, recovery: Option<Duration>) -> Self {
         LocalAdapter {
             ns,
+            name: name.to_owned(),
             index: RwLock::default(),
             recovery: recovery
                 .map(|max_age| Mutex::new(Recovery { max_age, packets: VecDeque::new(), sessions: HashMap::new() })),
@@ -257,8 +259,13 @@ impl LocalAdapter {
     }
 
     /// The namespace's name.
-    pub fn namespace_name(&self) -> String {
-        self.ns.upgrade().map(|n| n.name.clone()).unwrap_or_default()
+    pub fn namespace_name(&self) -> &str {
+        &self.name
+    }
+
+    /// The namespace, while it exists.
+    pub fn namespace(&self) -> Option<crate::namespace::Namespace> {
+        self.ns.upgrade().map(|inner| crate::namespace::Namespace { inner })
     }
 
     /// Adds a socket to rooms.

@@ -109,7 +109,7 @@ impl Namespace {
         let factory = server.config.adapter.clone();
         let handlers = parent.map(|p| p.handlers.copy()).unwrap_or_default();
         let inner = Arc::new_cyclic(|weak: &Weak<NamespaceInner>| {
-            let local = Arc::new(LocalAdapter::new(weak.clone(), recovery));
+            let local = Arc::new(LocalAdapter::new(weak.clone(), name, recovery));
             let adapter: Arc<dyn Adapter> = match &factory {
                 Some(f) => f(local),
                 None => Arc::new(InMemoryAdapter::new(local)),

@@ -1,0 +1,699 @@
+//! The Redis adapter: one subscriber connection and one ordered publisher per server, shared by the
+//! adapters of every namespace.
+//!
+//! While Redis is unreachable: local delivery goes on; `broadcast` and the other cluster operations return
+//! an [`AdapterError`] to the caller (a broadcast is still delivered locally); requests that wait for other
+//! servers fail; the subscriber reconnects with backoff and subscribes again to every namespace's channels,
+//! after which broadcasts flow again.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis::aio::ConnectionManager;
+use socketio_server::adapter::{
+    AckUpdate, Adapter, AdapterError, AdapterFactory, BoxFuture, BroadcastOptions, LocalAdapter, Room, SocketInfo,
+};
+use socketio_server::proto::{Map, Packet, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::wire::{self, Channels, request_type as rt};
+
+/// Options of the Redis adapter, with `@socket.io/redis-adapter`'s defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisAdapterConfig {
+    /// Channel prefix (default `socket.io`).
+    pub key: String,
+    /// How long requests wait for the other servers (default 5 s).
+    pub requests_timeout: Duration,
+    /// Answer requests on `key-response#nsp#<requester uid>#` instead of the shared response channel.
+    pub publish_on_specific_response_channel: bool,
+    /// Most messages queued for publishing while Redis is slow or away; more fail (default 10 000).
+    pub max_queued_publishes: usize,
+}
+
+impl Default for RedisAdapterConfig {
+    fn default() -> Self {
+        Self {
+            key: "socket.io".into(),
+            requests_timeout: Duration::from_secs(5),
+            publish_on_specific_response_channel: false,
+            max_queued_publishes: 10_000,
+        }
+    }
+}
+
+enum SubCommand {
+    Subscribe(Vec<String>),
+    PSubscribe(Vec<String>),
+}
+
+pub(crate) struct Shared {
+    pub(crate) uid: String,
+    pub(crate) config: RedisAdapterConfig,
+    pub(crate) conn: ConnectionManager,
+    publish_tx: mpsc::Sender<(String, Vec<u8>)>,
+    sub_tx: mpsc::UnboundedSender<SubCommand>,
+    adapters: RwLock<Vec<Weak<RedisAdapter>>>,
+    /// Channels to subscribe again after a reconnection.
+    channels: Mutex<(Vec<String>, Vec<String>)>,
+    subscribed: AtomicBool,
+    reconnects: AtomicUsize,
+}
+
+impl Shared {
+    pub(crate) fn publish(&self, channel: String, payload: Vec<u8>) -> Result<(), AdapterError> {
+        if !self.subscribed.load(Ordering::Acquire) {
+            return Err(AdapterError("redis is unavailable".into()));
+        }
+        self.publish_tx.try_send((channel, payload)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => AdapterError("too many messages waiting for redis".into()),
+            mpsc::error::TrySendError::Closed(_) => AdapterError("the redis connection is closed".into()),
+        })
+    }
+
+    async fn num_sub(&self, channel: &str) -> Result<usize, AdapterError> {
+        let mut conn = self.conn.clone();
+        let reply: Vec<(String, usize)> = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(channel)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| AdapterError(e.to_string()))?;
+        Ok(reply.first().map_or(0, |(_, n)| *n))
+    }
+}
+
+/// A connection of this server to the Redis cluster bus. Make it once, then put
+/// [`RedisCluster::factory`] in `SocketIoConfig::adapter`.
+#[derive(Clone)]
+pub struct RedisCluster {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for RedisCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisCluster").field("uid", &self.shared.uid).field("config", &self.shared.config).finish()
+    }
+}
+
+impl RedisCluster {
+    /// Connects to Redis at `url` (for example `redis://127.0.0.1:6379`).
+    pub async fn connect(url: &str, config: RedisAdapterConfig) -> Result<RedisCluster, AdapterError> {
+        let client = redis::Client::open(url).map_err(|e| AdapterError(e.to_string()))?;
+        let conn = ConnectionManager::new(client.clone()).await.map_err(|e| AdapterError(e.to_string()))?;
+        let (publish_tx, publish_rx) = mpsc::channel(config.max_queued_publishes.max(1));
+        let (sub_tx, sub_rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            uid: wire::uid(6),
+            config,
+            conn: conn.clone(),
+            publish_tx,
+            sub_tx,
+            adapters: RwLock::default(),
+            channels: Mutex::default(),
+            subscribed: AtomicBool::new(false),
+            reconnects: AtomicUsize::new(0),
+        });
+        tokio::spawn(publisher(conn, publish_rx));
+        let (ready_tx, ready_rx) = oneshot::channel();
+        tokio::spawn(subscriber(client, Arc::downgrade(&shared), sub_rx, ready_tx));
+        ready_rx.await.map_err(|_| AdapterError("could not subscribe to redis".into()))?;
+        Ok(RedisCluster { shared })
+    }
+
+    /// This server's id on the bus.
+    pub fn uid(&self) -> &str {
+        &self.shared.uid
+    }
+
+    /// Whether the subscriber is connected right now.
+    pub fn is_connected(&self) -> bool {
+        self.shared.subscribed.load(Ordering::Acquire)
+    }
+
+    /// How many times the subscriber reconnected.
+    pub fn reconnects(&self) -> usize {
+        self.shared.reconnects.load(Ordering::Relaxed)
+    }
+
+    /// The adapter factory for `SocketIoConfig::adapter`.
+    pub fn factory(&self) -> AdapterFactory {
+        let shared = self.shared.clone();
+        Arc::new(move |local: Arc<LocalAdapter>| -> Arc<dyn Adapter> { RedisAdapter::new(shared.clone(), local) })
+    }
+}
+
+async fn publisher(mut conn: ConnectionManager, mut rx: mpsc::Receiver<(String, Vec<u8>)>) {
+    while let Some((channel, payload)) = rx.recv().await {
+        let _: Result<(), _> = redis::cmd("PUBLISH").arg(&channel).arg(payload).query_async(&mut conn).await;
+    }
+}
+
+async fn subscriber(
+    client: redis::Client,
+    shared: Weak<Shared>,
+    mut commands: mpsc::UnboundedReceiver<SubCommand>,
+    ready: oneshot::Sender<()>,
+) {
+    let mut ready = Some(ready);
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let Some(s) = shared.upgrade() else { return };
+        let pubsub = match client.get_async_pubsub().await {
+            Ok(p) => p,
+            Err(_) => {
+                drop(s);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+                continue;
+            }
+        };
+        let (mut sink, mut stream) = pubsub.split();
+        let (channels, patterns) = s.channels.lock().expect("poisoned").clone();
+        let mut ok = true;
+        for c in &channels {
+            ok &= sink.subscribe(c).await.is_ok();
+        }
+        for p in &patterns {
+            ok &= sink.psubscribe(p).await.is_ok();
+        }
+        if !ok {
+            drop(s);
+            tokio::time::sleep(backoff).await;
+            continue;
+        }
+        backoff = Duration::from_millis(50);
+        if ready.is_none() {
+            s.reconnects.fetch_add(1, Ordering::Relaxed);
+        }
+        s.subscribed.store(true, Ordering::Release);
+        if let Some(r) = ready.take() {
+            let _ = r.send(());
+        }
+        drop(s);
+        loop {
+            tokio::select! {
+                msg = stream.next() => match msg {
+                    Some(msg) => {
+                        let Some(s) = shared.upgrade() else { return };
+                        dispatch(&s, msg.get_channel_name(), msg.get_payload_bytes());
+                    }
+                    None => break,
+                },
+                cmd = commands.recv() => {
+                    let Some(cmd) = cmd else { return };
+                    let Some(s) = shared.upgrade() else { return };
+                    let result = match cmd {
+                        SubCommand::Subscribe(cs) => {
+                            s.channels.lock().expect("poisoned").0.extend(cs.iter().cloned());
+                            let mut r = Ok(());
+                            for c in &cs {
+                                r = r.and(sink.subscribe(c).await);
+                            }
+                            r
+                        }
+                        SubCommand::PSubscribe(ps) => {
+                            s.channels.lock().expect("poisoned").1.extend(ps.iter().cloned());
+                            let mut r = Ok(());
+                            for p in &ps {
+                                r = r.and(sink.psubscribe(p).await);
+                            }
+                            r
+                        }
+                    };
+                    if result.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(s) = shared.upgrade() {
+            s.subscribed.store(false, Ordering::Release);
+        }
+        tokio::time::sleep(backoff).await;
+    }
+}
+
+fn dispatch(shared: &Shared, channel: &str, payload: &[u8]) {
+    let adapters: Vec<Arc<RedisAdapter>> =
+        shared.adapters.read().expect("poisoned").iter().filter_map(Weak::upgrade).collect();
+    for a in adapters {
+        if channel == a.channels.request {
+            a.on_request(payload);
+        } else if channel == a.channels.response || channel == a.channels.specific_response {
+            a.on_response(payload);
+        } else if let Some(rest) = channel.strip_prefix(a.channels.broadcast.as_str()) {
+            a.on_broadcast(rest, payload);
+        }
+    }
+}
+
+enum Pending {
+    /// `fetch_sockets`: the sockets gathered and the number of servers that answered (self included).
+    Fetch { sockets: Vec<SocketInfo>, answered: usize, expected: usize, done: Option<oneshot::Sender<Vec<SocketInfo>>> },
+    /// `server_side_emit` with acks: one response per other server.
+    ServerSideEmit { responses: Vec<Vec<Value>>, expected: usize, done: Option<oneshot::Sender<Vec<Vec<Value>>>> },
+}
+
+struct AckRequest {
+    updates: mpsc::UnboundedSender<AckUpdate>,
+    counts_seen: usize,
+    servers: Option<usize>,
+}
+
+impl AckRequest {
+    fn check_counts(&mut self) {
+        if self.servers.is_some_and(|n| self.counts_seen >= n) {
+            let _ = self.updates.send(AckUpdate::CountsComplete);
+            self.servers = None;
+            self.counts_seen = 0;
+        }
+    }
+}
+
+/// The adapter of one namespace. Made by [`RedisCluster::factory`].
+pub struct RedisAdapter {
+    this: Weak<RedisAdapter>,
+    shared: Arc<Shared>,
+    local: Arc<LocalAdapter>,
+    channels: Channels,
+    requests: Mutex<HashMap<String, Pending>>,
+    ack_requests: Mutex<HashMap<String, AckRequest>>,
+}
+
+impl RedisAdapter {
+    fn new(shared: Arc<Shared>, local: Arc<LocalAdapter>) -> Arc<RedisAdapter> {
+        let channels = Channels::new(&shared.config.key, local.namespace_name(), &shared.uid);
+        let _ = shared.sub_tx.send(SubCommand::PSubscribe(vec![format!("{}*", channels.broadcast)]));
+        let _ = shared.sub_tx.send(SubCommand::Subscribe(vec![
+            channels.request.clone(),
+            channels.response.clone(),
+            channels.specific_response.clone(),
+        ]));
+        let adapter = Arc::new_cyclic(|this| RedisAdapter {
+            this: this.clone(),
+            shared: shared.clone(),
+            local,
+            channels,
+            requests: Mutex::default(),
+            ack_requests: Mutex::default(),
+        });
+        shared.adapters.write().expect("poisoned").push(Arc::downgrade(&adapter));
+        adapter
+    }
+
+    fn publish_request(&self, request: serde_json::Value) -> Result<(), AdapterError> {
+        self.shared.publish(self.channels.request.clone(), request.to_string().into_bytes())
+    }
+
+    fn publish_response(&self, requester: &str, payload: Vec<u8>) {
+        let channel = if self.shared.config.publish_on_specific_response_channel {
+            format!("{}{requester}#", self.channels.response)
+        } else {
+            self.channels.response.clone()
+        };
+        let _ = self.shared.publish(channel, payload);
+    }
+
+    fn on_broadcast(&self, room: &str, payload: &[u8]) {
+        let room = room.strip_suffix('#').unwrap_or(room);
+        if !room.is_empty() && !self.local.rooms().contains(room) {
+            return;
+        }
+        let Some((uid, packet, opts)) = wire::decode_broadcast(payload) else { return };
+        if uid == self.shared.uid || packet.nsp != self.local.namespace_name() {
+            return;
+        }
+        self.local.broadcast(packet, &opts);
+    }
+
+    fn on_request(&self, payload: &[u8]) {
+        let Some(req) = wire::decode_message(payload) else { return };
+        let Some(kind) = req.get("type").and_then(Value::as_u64) else { return };
+        let request_id = req.get("requestId").and_then(Value::as_str).map(str::to_owned);
+        let requester = req.get("uid").and_then(Value::as_str).unwrap_or("").to_owned();
+        let own = requester == self.shared.uid;
+        let opts = wire::opts_from_value(req.get("opts"));
+        let rooms = || -> Vec<Room> {
+            match req.get("rooms") {
+                Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(Room::from).collect(),
+                _ => Vec::new(),
+            }
+        };
+        match kind {
+            rt::SOCKETS if !own => {
+                let opts = BroadcastOptions { rooms: rooms().into_iter().collect(), ..BroadcastOptions::default() };
+                let ids: Vec<String> = self.local.fetch_sockets(&opts).iter().map(|s| s.id().to_owned()).collect();
+                let res = serde_json::json!({ "requestId": request_id, "sockets": ids });
+                self.publish_response(&requester, res.to_string().into_bytes());
+            }
+            rt::ALL_ROOMS if !own => {
+                let rooms: Vec<String> = self.local.rooms().iter().map(|r| r.to_string()).collect();
+                let res = serde_json::json!({ "requestId": request_id, "rooms": rooms });
+                self.publish_response(&requester, res.to_string().into_bytes());
+            }
+            rt::REMOTE_JOIN if !own => self.local.add_sockets(&opts, &rooms()),
+            rt::REMOTE_LEAVE if !own => self.local.del_sockets(&opts, &rooms()),
+            rt::REMOTE_DISCONNECT if !own => {
+                let close = matches!(req.get("close"), Some(Value::Bool(true)));
+                self.local.disconnect_sockets(&opts, close);
+            }
+            rt::REMOTE_FETCH if !own => {
+                let sockets: Vec<serde_json::Value> = self
+                    .local
+                    .fetch_sockets(&opts)
+                    .iter()
+                    .map(|s| serde_json::to_value(s.info()).unwrap_or(serde_json::Value::Null))
+                    .collect();
+                let res = serde_json::json!({ "requestId": request_id, "sockets": sockets });
+                self.publish_response(&requester, res.to_string().into_bytes());
+            }
+            rt::SERVER_SIDE_EMIT if !own => {
+                let Some(Value::Array(mut data)) = req.get("data").cloned() else { return };
+                if data.is_empty() {
+                    return;
+                }
+                let Some(event) = data.remove(0).as_str().map(str::to_owned) else { return };
+                let Some(ns) = self.local.namespace() else { return };
+                let Some(fut) = ns.dispatch_server_event(&event, data) else { return };
+                let Some(request_id) = request_id else {
+                    tokio::spawn(fut);
+                    return;
+                };
+                let shared = self.shared.clone();
+                let response_channel = if shared.config.publish_on_specific_response_channel {
+                    format!("{}{requester}#", self.channels.response)
+                } else {
+                    self.channels.response.clone()
+                };
+                tokio::spawn(async move {
+                    let args = fut.await;
+                    let data = args.into_iter().next().unwrap_or(Value::Null).into_json();
+                    let res =
+                        serde_json::json!({ "type": rt::SERVER_SIDE_EMIT, "requestId": request_id, "data": data });
+                    let _ = shared.publish(response_channel, res.to_string().into_bytes());
+                });
+            }
+            rt::BROADCAST if !own => {
+                let Some(request_id) = request_id else { return };
+                let Some(packet) = req.get("packet").and_then(wire::packet_from_value) else { return };
+                let (tx, mut rx) = mpsc::unbounded_channel();
+                let count = self.local.broadcast_with_ack(packet, &opts, tx);
+                let res = serde_json::json!({
+                    "type": rt::BROADCAST_CLIENT_COUNT, "requestId": request_id, "clientCount": count
+                });
+                self.publish_response(&requester, res.to_string().into_bytes());
+                let shared = self.shared.clone();
+                let response_channel = if shared.config.publish_on_specific_response_channel {
+                    format!("{}{requester}#", self.channels.response)
+                } else {
+                    self.channels.response.clone()
+                };
+                let timeout = opts.flags.timeout.unwrap_or(shared.config.requests_timeout);
+                tokio::spawn(async move {
+                    let mut left = count;
+                    let forward = async {
+                        while left > 0 {
+                            match rx.recv().await {
+                                Some(AckUpdate::Response(args)) => {
+                                    left -= 1;
+                                    let mut o = Map::new();
+                                    o.insert("type".into(), Value::from(rt::BROADCAST_ACK));
+                                    o.insert("requestId".into(), Value::from(request_id.as_str()));
+                                    o.insert("packet".into(), args.into_iter().next().unwrap_or(Value::Null));
+                                    let _ =
+                                        shared.publish(response_channel.clone(), wire::to_msgpack(&Value::Object(o)));
+                                }
+                                Some(AckUpdate::Lost) => left -= 1,
+                                Some(_) => {}
+                                None => return,
+                            }
+                        }
+                    };
+                    let _ = tokio::time::timeout(timeout, forward).await;
+                });
+            }
+            _ => {}
+        }
+    }
+
+    fn on_response(&self, payload: &[u8]) {
+        let Some(res) = wire::decode_message(payload) else { return };
+        let Some(request_id) = res.get("requestId").and_then(Value::as_str) else { return };
+        if let Some(ack) = self.ack_requests.lock().expect("poisoned").get_mut(request_id) {
+            match res.get("type").and_then(Value::as_u64) {
+                Some(rt::BROADCAST_CLIENT_COUNT) => {
+                    let n = res.get("clientCount").and_then(Value::as_u64).unwrap_or(0) as usize;
+                    let _ = ack.updates.send(AckUpdate::ClientCount(n));
+                    ack.counts_seen += 1;
+                    ack.check_counts();
+                }
+                Some(rt::BROADCAST_ACK) => {
+                    let arg = res.get("packet").cloned().unwrap_or(Value::Null);
+                    let _ = ack.updates.send(AckUpdate::Response(vec![arg]));
+                }
+                _ => {}
+            }
+            return;
+        }
+        let mut requests = self.requests.lock().expect("poisoned");
+        let Some(pending) = requests.get_mut(request_id) else { return };
+        let finished = match pending {
+            Pending::Fetch { sockets, answered, expected, done } => {
+                if let Some(Value::Array(list)) = res.get("sockets") {
+                    for s in list {
+                        if let Ok(info) = s.clone().deserialize_into::<SocketInfo>() {
+                            sockets.push(info);
+                        }
+                    }
+                }
+                *answered += 1;
+                if *answered >= *expected {
+                    if let Some(d) = done.take() {
+                        let _ = d.send(std::mem::take(sockets));
+                    }
+                    true
+                } else {
+                    false
+                }
+            }
+            Pending::ServerSideEmit { responses, expected, done } => {
+                responses.push(vec![res.get("data").cloned().unwrap_or(Value::Null)]);
+                if responses.len() >= *expected {
+                    if let Some(d) = done.take() {
+                        let _ = d.send(std::mem::take(responses));
+                    }
+                    true
+                } else {
+                    false
+                }
+            }
+        };
+        if finished {
+            requests.remove(request_id);
+        }
+    }
+
+    async fn wait<T>(
+        &self,
+        request_id: String,
+        rx: oneshot::Receiver<T>,
+        timeout: Duration,
+    ) -> Result<T, AdapterError> {
+        let result = tokio::time::timeout(timeout, rx).await;
+        self.requests.lock().expect("poisoned").remove(&request_id);
+        match result {
+            Ok(Ok(v)) => Ok(v),
+            _ => Err(AdapterError("timeout".into())),
+        }
+    }
+}
+
+impl Adapter for RedisAdapter {
+    fn local(&self) -> &Arc<LocalAdapter> {
+        &self.local
+    }
+
+    fn broadcast(&self, packet: Packet, opts: BroadcastOptions) -> Result<(), AdapterError> {
+        let remote = (!opts.flags.local).then(|| {
+            let payload = wire::encode_broadcast(
+                &self.shared.uid,
+                &Packet { nsp: self.local.namespace_name().to_owned(), ..packet.clone() },
+                &opts,
+            );
+            (self.channels.broadcast_channel(&opts), payload)
+        });
+        self.local.broadcast(packet, &opts);
+        match remote {
+            Some((channel, payload)) => self.shared.publish(channel, payload),
+            None => Ok(()),
+        }
+    }
+
+    fn broadcast_with_ack(
+        &self,
+        packet: Packet,
+        opts: BroadcastOptions,
+        updates: mpsc::UnboundedSender<AckUpdate>,
+    ) -> Result<(), AdapterError> {
+        let mut remote_result = Ok(());
+        let mut request_id = None;
+        if !opts.flags.local {
+            let id = wire::uid(6);
+            let mut o = Map::new();
+            o.insert("uid".into(), Value::from(self.shared.uid.as_str()));
+            o.insert("requestId".into(), Value::from(id.as_str()));
+            o.insert("type".into(), Value::from(rt::BROADCAST));
+            let packet = Packet { nsp: self.local.namespace_name().to_owned(), ..packet.clone() };
+            o.insert("packet".into(), wire::packet_to_value(&packet));
+            o.insert("opts".into(), wire::opts_to_value(&opts, true));
+            self.ack_requests
+                .lock()
+                .expect("poisoned")
+                .insert(id.clone(), AckRequest { updates: updates.clone(), counts_seen: 0, servers: None });
+            remote_result = self.shared.publish(self.channels.request.clone(), wire::to_msgpack(&Value::Object(o)));
+            request_id = Some(id);
+        }
+        let count = self.local.broadcast_with_ack(packet, &opts, updates.clone());
+        let _ = updates.send(AckUpdate::ClientCount(count));
+        let Some(id) = request_id.filter(|_| remote_result.is_ok()) else {
+            let _ = updates.send(AckUpdate::CountsComplete);
+            return remote_result;
+        };
+        if let Some(a) = self.ack_requests.lock().expect("poisoned").get_mut(&id) {
+            a.counts_seen += 1;
+        }
+        // The number of servers decides when every count is in; the request is forgotten after the timeout.
+        let shared = self.shared.clone();
+        let channel = self.channels.request.clone();
+        let timeout = opts.flags.timeout.unwrap_or(shared.config.requests_timeout);
+        let me = self.this.clone();
+        tokio::spawn(async move {
+            let servers = shared.num_sub(&channel).await.unwrap_or(1).max(1);
+            if let Some(a) = me.upgrade() {
+                if let Some(req) = a.ack_requests.lock().expect("poisoned").get_mut(&id) {
+                    req.servers = Some(servers);
+                    req.check_counts();
+                }
+            }
+            tokio::time::sleep(timeout).await;
+            if let Some(a) = me.upgrade() {
+                a.ack_requests.lock().expect("poisoned").remove(&id);
+            }
+        });
+        Ok(())
+    }
+
+    fn fetch_sockets(&self, opts: BroadcastOptions) -> BoxFuture<'_, Result<Vec<SocketInfo>, AdapterError>> {
+        Box::pin(async move {
+            let local: Vec<SocketInfo> = self.local.fetch_sockets(&opts).iter().map(|s| s.info()).collect();
+            if opts.flags.local {
+                return Ok(local);
+            }
+            let servers = self.shared.num_sub(&self.channels.request).await?;
+            if servers <= 1 {
+                return Ok(local);
+            }
+            let request_id = wire::uid(6);
+            let (tx, rx) = oneshot::channel();
+            self.requests.lock().expect("poisoned").insert(
+                request_id.clone(),
+                Pending::Fetch { sockets: local, answered: 1, expected: servers, done: Some(tx) },
+            );
+            let req = serde_json::json!({
+                "uid": self.shared.uid, "requestId": request_id, "type": rt::REMOTE_FETCH,
+                "opts": { "rooms": wire::rooms_json(&opts.rooms.iter().cloned().collect::<Vec<_>>()),
+                          "except": wire::rooms_json(&opts.except.iter().cloned().collect::<Vec<_>>()) },
+            });
+            if let Err(e) = self.publish_request(req) {
+                self.requests.lock().expect("poisoned").remove(&request_id);
+                return Err(e);
+            }
+            self.wait(request_id, rx, self.shared.config.requests_timeout).await
+        })
+    }
+
+    fn add_sockets(&self, opts: BroadcastOptions, rooms: Vec<Room>) -> BoxFuture<'_, Result<(), AdapterError>> {
+        self.local.add_sockets(&opts, &rooms);
+        let result = if opts.flags.local {
+            Ok(())
+        } else {
+            self.publish_request(membership(&self.shared.uid, rt::REMOTE_JOIN, &opts, &rooms))
+        };
+        Box::pin(async move { result })
+    }
+
+    fn del_sockets(&self, opts: BroadcastOptions, rooms: Vec<Room>) -> BoxFuture<'_, Result<(), AdapterError>> {
+        self.local.del_sockets(&opts, &rooms);
+        let result = if opts.flags.local {
+            Ok(())
+        } else {
+            self.publish_request(membership(&self.shared.uid, rt::REMOTE_LEAVE, &opts, &rooms))
+        };
+        Box::pin(async move { result })
+    }
+
+    fn disconnect_sockets(&self, opts: BroadcastOptions, close: bool) -> BoxFuture<'_, Result<(), AdapterError>> {
+        let result = if opts.flags.local {
+            Ok(())
+        } else {
+            self.publish_request(serde_json::json!({
+                "uid": self.shared.uid, "type": rt::REMOTE_DISCONNECT, "opts": opts_json(&opts), "close": close,
+            }))
+        };
+        self.local.disconnect_sockets(&opts, close);
+        Box::pin(async move { result })
+    }
+
+    fn server_side_emit(
+        &self,
+        args: Vec<Value>,
+        ack: Option<Duration>,
+    ) -> BoxFuture<'_, Result<Vec<Vec<Value>>, AdapterError>> {
+        Box::pin(async move {
+            let data = Value::Array(args).into_json();
+            let Some(timeout) = ack else {
+                self.publish_request(
+                    serde_json::json!({ "uid": self.shared.uid, "type": rt::SERVER_SIDE_EMIT, "data": data }),
+                )?;
+                return Ok(Vec::new());
+            };
+            let servers = self.shared.num_sub(&self.channels.request).await?;
+            if servers <= 1 {
+                return Ok(Vec::new());
+            }
+            let request_id = wire::uid(6);
+            let (tx, rx) = oneshot::channel();
+            self.requests.lock().expect("poisoned").insert(
+                request_id.clone(),
+                Pending::ServerSideEmit { responses: Vec::new(), expected: servers - 1, done: Some(tx) },
+            );
+            let req = serde_json::json!({
+                "uid": self.shared.uid, "requestId": request_id, "type": rt::SERVER_SIDE_EMIT, "data": data,
+            });
+            if let Err(e) = self.publish_request(req) {
+                self.requests.lock().expect("poisoned").remove(&request_id);
+                return Err(e);
+            }
+            self.wait(request_id, rx, timeout).await
+        })
+    }
+
+    fn server_count(&self) -> BoxFuture<'_, Result<usize, AdapterError>> {
+        Box::pin(async move { self.shared.num_sub(&self.channels.request).await })
+    }
+}
+
+fn opts_json(opts: &BroadcastOptions) -> serde_json::Value {
+    serde_json::json!({
+        "rooms": wire::rooms_json(&opts.rooms.iter().cloned().collect::<Vec<_>>()),
+        "except": wire::rooms_json(&opts.except.iter().cloned().collect::<Vec<_>>()),
+    })
+}
+
+fn membership(uid: &str, kind: u64, opts: &BroadcastOptions, rooms: &[Room]) -> serde_json::Value {
+    serde_json::json!({ "uid": uid, "type": kind, "opts": opts_json(opts), "rooms": wire::rooms_json(rooms) })
+}
