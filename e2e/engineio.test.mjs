@@ -434,3 +434,25 @@ describe("11. initial packet (--initial-packet hello)", () => {
     });
   }
 });
+
+describe("12. permessage-deflate (--per-message-deflate)", () => {
+  it("is negotiated with engine.io-client and large messages echo intact both ways", T, async (t) => {
+    const { url } = await server(t, ["--per-message-deflate"]);
+    const c = await openClient(t, url, { transports: ["websocket"] });
+    // engine.io-client offers permessage-deflate through `ws`; the server accepts the offer.
+    assert.equal(c.socket.transport.ws.extensions, "permessage-deflate");
+    const big = "compress me ".repeat(800);
+    await echoes(c, big, "a 9600-character message");
+    await echoes(c, "small", "a message under the threshold");
+    const bin = Buffer.alloc(20000, 7);
+    c.socket.send(bin);
+    assert.deepEqual(bytes(await c.inbox.next(2000, "the binary echo")), bin);
+  });
+
+  it("is not negotiated when the option is off", T, async (t) => {
+    const { url } = await server(t);
+    const c = await openClient(t, url, { transports: ["websocket"] });
+    assert.equal(c.socket.transport.ws.extensions, "");
+    await echoes(c, "x".repeat(5000), "a 5000-character message");
+  });
+});

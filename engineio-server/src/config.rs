@@ -68,6 +68,19 @@ impl Default for HttpCompression {
     }
 }
 
+/// WebSocket compression settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PerMessageDeflate {
+    /// Messages shorter than this are sent uncompressed (default 1024, as the reference).
+    pub threshold: usize,
+}
+
+impl Default for PerMessageDeflate {
+    fn default() -> Self {
+        Self { threshold: 1024 }
+    }
+}
+
 /// Options of the Engine.IO server. Build with [`EngineConfig::default`] and the `with`-style setters.
 #[derive(Clone)]
 pub struct EngineConfig {
@@ -94,9 +107,9 @@ pub struct EngineConfig {
     pub allow_eio3: bool,
     /// Gzip/deflate of polling responses (default on, threshold 1024 bytes).
     pub http_compression: Option<HttpCompression>,
-    /// WebSocket permessage-deflate. Not supported by the WebSocket library in use: setting it has no
-    /// effect and the extension is never negotiated (clients then send uncompressed frames).
-    pub per_message_deflate: bool,
+    /// WebSocket permessage-deflate (off by default, as the reference). When on, a client's offer is
+    /// accepted and messages of at least `threshold` bytes are compressed.
+    pub per_message_deflate: Option<PerMessageDeflate>,
     /// End upgrade requests on other paths after `destroy_upgrade_timeout` (default true, 1000 ms).
     pub destroy_upgrade: bool,
     /// See `destroy_upgrade`.
@@ -135,7 +148,7 @@ impl Default for EngineConfig {
             add_trailing_slash: true,
             allow_eio3: false,
             http_compression: Some(HttpCompression::default()),
-            per_message_deflate: false,
+            per_message_deflate: None,
             destroy_upgrade: true,
             destroy_upgrade_timeout: Duration::from_millis(1000),
             cookie: None,

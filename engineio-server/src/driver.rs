@@ -17,10 +17,58 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage, Utf8Bytes};
 
+use std::pin::Pin;
+use std::task::Poll;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::deflate::DeflateStream;
 use crate::engine::EngineShared;
 use crate::socket::{Connection, Socket};
 
-pub(crate) type WsStream = WebSocketStream<TokioIo<Upgraded>>;
+pub(crate) type WsStream = WebSocketStream<WsIo>;
+
+/// An upgraded connection, with or without permessage-deflate below the framing.
+pub(crate) enum WsIo {
+    Plain(TokioIo<Upgraded>),
+    Deflate(Box<DeflateStream<TokioIo<Upgraded>>>),
+}
+
+impl AsyncRead for WsIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            WsIo::Plain(io) => Pin::new(io).poll_read(cx, buf),
+            WsIo::Deflate(io) => Pin::new(io.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for WsIo {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            WsIo::Plain(io) => Pin::new(io).poll_write(cx, buf),
+            WsIo::Deflate(io) => Pin::new(io.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            WsIo::Plain(io) => Pin::new(io).poll_flush(cx),
+            WsIo::Deflate(io) => Pin::new(io.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            WsIo::Plain(io) => Pin::new(io).poll_shutdown(cx),
+            WsIo::Deflate(io) => Pin::new(io.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
 
 /// Why a polling request could not be served by its session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

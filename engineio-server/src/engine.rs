@@ -25,7 +25,8 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use crate::config::{BoxError, BoxFuture, ConnectionError, EngineConfig};
-use crate::driver::{Command, Driver, PollError};
+use crate::deflate::DeflateStream;
+use crate::driver::{Command, Driver, PollError, WsIo};
 use crate::socket::{Handler, Socket, SocketShared};
 
 /// The remote address of a request, put in its extensions by [`Engine::serve`] (and readable from
@@ -581,6 +582,10 @@ fn accept_websocket(
         return refuse(shared, &parts, Refusal::code(ErrorCode::BadRequest), true, extra);
     };
     let accept = derive_accept_key(key.as_bytes());
+    let deflate = shared.config.per_message_deflate.and_then(|opts| {
+        let offers = parts.headers.get_all(header::SEC_WEBSOCKET_EXTENSIONS).iter().filter_map(|v| v.to_str().ok());
+        crate::deflate::negotiate(offers).map(|n| (n, opts.threshold))
+    });
     if existing.is_none() {
         if let Some(hook) = &shared.config.initial_headers {
             hook(&mut extra, &parts);
@@ -595,6 +600,9 @@ fn accept_websocket(
     headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
     headers.insert(header::SEC_WEBSOCKET_ACCEPT, HeaderValue::from_str(&accept).expect("base64 is a valid header"));
+    if let Some((n, _)) = &deflate {
+        headers.insert(header::SEC_WEBSOCKET_EXTENSIONS, HeaderValue::from_str(&n.response()).expect("a valid header"));
+    }
     extend(headers, extra);
 
     let shared = shared.clone();
@@ -606,7 +614,13 @@ fn accept_websocket(
             .max_frame_size(Some(max))
             .read_buffer_size(4096)
             .write_buffer_size(0);
-        let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(ws_config)).await;
+        let io = match deflate {
+            Some((n, threshold)) => {
+                WsIo::Deflate(Box::new(DeflateStream::new(TokioIo::new(upgraded), n, threshold, max)))
+            }
+            None => WsIo::Plain(TokioIo::new(upgraded)),
+        };
+        let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config)).await;
         match existing {
             Some(socket) => {
                 if let Err(mpsc::error::SendError(Command::Upgrade(ws))) =

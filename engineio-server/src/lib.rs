@@ -42,11 +42,12 @@
 pub mod config;
 pub mod cookie;
 pub mod cors;
+mod deflate;
 mod driver;
 mod engine;
 mod socket;
 
-pub use config::{BoxError, BoxFuture, ConnectionError, EngineConfig, HttpCompression, Middleware};
+pub use config::{BoxError, BoxFuture, ConnectionError, EngineConfig, HttpCompression, Middleware, PerMessageDeflate};
 pub use cookie::{CookieOptions, SameSite};
 pub use cors::{CorsOptions, CorsOrigin};
 pub use engine::{Engine, EngineService, RemoteAddr, ResponseBody, serve_listener};
