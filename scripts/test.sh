@@ -4,7 +4,8 @@
 #   1. the sans-IO rule: proto crates must not depend on a runtime;
 #   2. cargo tests of the whole workspace (unit, property, wire, doc tests);
 #   3. the fuzz targets still build;
-#   4. interop tests with the real npm clients, which start our servers themselves.
+#   4. interop tests with the real clients (npm engine.io-client and socket.io-client, python-socketio,
+#      headless Chromium), a real redis-server and HAProxy, all started by the tests themselves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -49,5 +50,8 @@ step "install the interop test clients (npm) and the demo's browser client"
 (cd e2e && npm ci --no-audit --no-fund --loglevel=error)
 (cd demo && npm ci --no-audit --no-fund --loglevel=error)
 
-step "interop tests with the npm clients"
+step "interop tests with the npm clients and a headless Chromium"
 (cd e2e && npm test)
+
+step "interop tests with python-socketio (PyPI, pinned in e2e/python/requirements.lock)"
+./e2e/python/run.sh

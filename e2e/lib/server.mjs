@@ -1,9 +1,9 @@
-// Starts the Rust example servers for the interop tests: the Engine.IO echo server (engineio-server/examples/echo.rs)
-// and the Socket.IO test server (socketio-server/examples/testserver.rs).
+// Starts the Rust example servers for the interop tests: the Engine.IO echo server (engineio-server/examples/echo.rs),
+// the Socket.IO test server (testserver/src/main.rs) and the session demo (demo/src/main.rs).
 //
 // The echo binary is taken from the env variable ECHO_BIN, else ../target/debug/examples/echo relative to the e2e
-// folder; the test server from TESTSERVER_BIN, else ../target/debug/examples/testserver. They are never built from
-// here: build the workspace first.
+// folder; the test server from TESTSERVER_BIN, else ../target/debug/testserver; the demo from DEMO_BIN,
+// else ../target/debug/demo. They are never built from here: build the workspace first.
 
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -18,7 +18,11 @@ export const ECHO_BIN = process.env.ECHO_BIN
 
 export const TESTSERVER_BIN = process.env.TESTSERVER_BIN
   ? path.resolve(process.env.TESTSERVER_BIN)
-  : path.resolve(e2eDir, "../target/debug/examples/testserver");
+  : path.resolve(e2eDir, "../target/debug/testserver");
+
+export const DEMO_BIN = process.env.DEMO_BIN
+  ? path.resolve(process.env.DEMO_BIN)
+  : path.resolve(e2eDir, "../target/debug/demo");
 
 const STARTUP_TIMEOUT_MS = 4000;
 
@@ -42,6 +46,11 @@ export function startServer(args = []) {
 /** Like `startServer`, for the Socket.IO test server. */
 export function startTestServer(args = []) {
   return startBinary(TESTSERVER_BIN, args, "test server", "TESTSERVER_BIN");
+}
+
+/** Like `startServer`, for the session demo (it prints `listening on http://localhost:PORT (sessions in …)`). */
+export function startDemo(args = []) {
+  return startBinary(DEMO_BIN, args, "demo", "DEMO_BIN");
 }
 
 /**

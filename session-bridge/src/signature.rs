@@ -40,11 +40,12 @@ pub fn cookie_value(sid: &str, secret: &str) -> String {
 }
 
 /// The session id in a `connect.sid` cookie value, if it is signed by one of `secrets`. Unsigned,
-/// tampered or malformed values give `None`.
+/// tampered or malformed values give `None`, and so does a validly signed empty id (express-session
+/// treats it as no session).
 pub fn session_id_from_cookie<S: AsRef<str>>(raw: &str, secrets: &[S]) -> Option<String> {
     let decoded = decode_uri_component(raw)?;
     let signed = decoded.strip_prefix("s:")?;
-    unsign(signed, secrets).map(str::to_owned)
+    unsign(signed, secrets).filter(|sid| !sid.is_empty()).map(str::to_owned)
 }
 
 /// JavaScript's `encodeURIComponent`.
@@ -121,6 +122,8 @@ mod tests {
         assert_eq!(session_id_from_cookie(&sid, &["secret"]), None, "unsigned");
         assert_eq!(session_id_from_cookie("s%3A%ZZ", &["secret"]), None, "bad escape");
         assert_eq!(session_id_from_cookie("%E0%A4%A", &["secret"]), None);
+        let empty = encode_uri_component(&format!("s:{}", sign("", "secret")));
+        assert_eq!(session_id_from_cookie(&empty, &["secret"]), None, "a signed empty id is no session");
     }
 
     #[test]
