@@ -442,17 +442,17 @@ impl Session {
             self.shutdown(CloseReason::PingTimeout, "1");
             return;
         }
-        if let State::Closing { deadline } = self.state {
-            if deadline <= now {
-                self.buffer.clear();
-                self.finish(CloseReason::ForcedClose);
-                return;
-            }
+        if let State::Closing { deadline } = self.state
+            && deadline <= now
+        {
+            self.buffer.clear();
+            self.finish(CloseReason::ForcedClose);
+            return;
         }
-        if let Upgrade::Probing { deadline, .. } = self.upgrade {
-            if deadline <= now {
-                self.abandon_upgrade();
-            }
+        if let Upgrade::Probing { deadline, .. } = self.upgrade
+            && deadline <= now
+        {
+            self.abandon_upgrade();
         }
         if self.state == State::Open && self.next_ping.is_some_and(|p| p <= now) {
             self.push_frame(Packet::Ping.encode());

@@ -95,10 +95,10 @@ impl CorsOptions {
         if self.credentials {
             headers.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
         }
-        if !self.exposed_headers.is_empty() {
-            if let Ok(v) = HeaderValue::from_str(&self.exposed_headers.join(",")) {
-                headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, v);
-            }
+        if !self.exposed_headers.is_empty()
+            && let Ok(v) = HeaderValue::from_str(&self.exposed_headers.join(","))
+        {
+            headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, v);
         }
     }
 
@@ -138,10 +138,8 @@ impl CorsOptions {
             CorsOrigin::List(_) | CorsOrigin::Predicate(_) => origin.is_some() && self.origin_allowed(origin),
         };
         headers.append(header::VARY, HeaderValue::from_static("Origin"));
-        if reflect {
-            if let Some(o) = origin {
-                headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o.clone());
-            }
+        if reflect && let Some(o) = origin {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o.clone());
         }
     }
 }

@@ -348,7 +348,7 @@ mod tests {
         let mut c = Compress::new(Compression::fast(), false);
         let mut z = Vec::new();
         deflate_into(&mut c, &vec![0u8; 10_000_000], &mut z).unwrap();
-        assert!(z.len() < 20_000, "a bomb: {} bytes", z.len());
+        assert!(z.len() * 100 < 10_000_000, "a bomb compresses more than 100:1, got {} bytes", z.len());
         let mut out = Vec::new();
         inflate_into(&mut Decompress::new(false), &z, &mut out, 1001).unwrap();
         assert_eq!(out.len(), 1001);

@@ -295,10 +295,10 @@ impl Driver {
                     }
                 }
                 Transmit::Probe(frame) => {
-                    if let Some(probe) = &mut self.probe {
-                        if probe.send(to_ws(frame)).await.is_err() {
-                            self.transport_gone(Instant::now(), Channel::Probe, true);
-                        }
+                    if let Some(probe) = &mut self.probe
+                        && probe.send(to_ws(frame)).await.is_err()
+                    {
+                        self.transport_gone(Instant::now(), Channel::Probe, true);
                     }
                 }
                 Transmit::Upgraded => {
@@ -318,21 +318,20 @@ impl Driver {
                 }
             }
         }
-        if fed {
-            if let Some(ws) = &mut self.ws {
-                if ws.flush().await.is_err() {
-                    failed = true;
-                }
-            }
+        if fed
+            && let Some(ws) = &mut self.ws
+            && ws.flush().await.is_err()
+        {
+            failed = true;
         }
         if failed {
             self.transport_gone(Instant::now(), Channel::Main, true);
             // The failure closed the session: carry out its last transmits.
             while let Some(t) = self.session.poll_transmit() {
-                if let Transmit::PollResponse(body) = t {
-                    if let Some(tx) = self.pending_poll.take() {
-                        let _ = tx.send(Ok(body));
-                    }
+                if let Transmit::PollResponse(body) = t
+                    && let Some(tx) = self.pending_poll.take()
+                {
+                    let _ = tx.send(Ok(body));
                 }
             }
         }

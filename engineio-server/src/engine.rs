@@ -292,11 +292,11 @@ where
     match kind {
         RequestKind::Handshake(transport) => {
             let parts = Arc::new(parts);
-            if let Some(allow) = &config.allow_request {
-                if let Err(message) = allow(parts.clone()).await {
-                    let refusal = Refusal { message: Some(message), ..Refusal::code(ErrorCode::Forbidden) };
-                    return refuse(&shared, &parts, refusal, upgrade, extra);
-                }
+            if let Some(allow) = &config.allow_request
+                && let Err(message) = allow(parts.clone()).await
+            {
+                let refusal = Refusal { message: Some(message), ..Refusal::code(ErrorCode::Forbidden) };
+                return refuse(&shared, &parts, refusal, upgrade, extra);
             }
             match (transport, on_upgrade) {
                 (TransportKind::WebSocket, Some(on_upgrade)) => {
@@ -384,10 +384,10 @@ fn polling_headers(shared: &EngineShared, parts: &request::Parts, extra: &mut He
         extra.insert("x-xss-protection", HeaderValue::from_static("0"));
     }
     if let Some(sid) = handshake_sid {
-        if let Some(cookie) = &shared.config.cookie {
-            if let Ok(v) = HeaderValue::from_str(&cookie.serialize(sid)) {
-                extra.append(header::SET_COOKIE, v);
-            }
+        if let Some(cookie) = &shared.config.cookie
+            && let Ok(v) = HeaderValue::from_str(&cookie.serialize(sid))
+        {
+            extra.append(header::SET_COOKIE, v);
         }
         if let Some(hook) = &shared.config.initial_headers {
             hook(extra, parts);
@@ -586,10 +586,10 @@ fn accept_websocket(
         let offers = parts.headers.get_all(header::SEC_WEBSOCKET_EXTENSIONS).iter().filter_map(|v| v.to_str().ok());
         crate::deflate::negotiate(offers).map(|n| (n, opts.threshold))
     });
-    if existing.is_none() {
-        if let Some(hook) = &shared.config.initial_headers {
-            hook(&mut extra, &parts);
-        }
+    if existing.is_none()
+        && let Some(hook) = &shared.config.initial_headers
+    {
+        hook(&mut extra, &parts);
     }
     if let Some(hook) = &shared.config.headers {
         hook(&mut extra, &parts);

@@ -573,11 +573,11 @@ impl Adapter for RedisAdapter {
         let me = self.this.clone();
         tokio::spawn(async move {
             let servers = shared.num_sub(&channel).await.unwrap_or(1).max(1);
-            if let Some(a) = me.upgrade() {
-                if let Some(req) = a.ack_requests.lock().expect("poisoned").get_mut(&id) {
-                    req.servers = Some(servers);
-                    req.check_counts();
-                }
+            if let Some(a) = me.upgrade()
+                && let Some(req) = a.ack_requests.lock().expect("poisoned").get_mut(&id)
+            {
+                req.servers = Some(servers);
+                req.check_counts();
             }
             tokio::time::sleep(timeout).await;
             if let Some(a) = me.upgrade() {

@@ -24,9 +24,11 @@ impl Redis {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server is installed (scripts/test.sh installs it)");
+        // Owned before waiting, so the process is killed even if it never answers.
+        let redis = Redis { child, port };
         for _ in 0..300 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Redis { child, port };
+                return redis;
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -224,13 +226,14 @@ async fn redis_going_away_and_coming_back() {
     // Both subscribers reconnect and subscribe again; broadcasts flow again.
     let mut delivered = false;
     for _ in 0..80 {
-        if a.cluster.is_connected() && b.cluster.is_connected() && a.io.to("r").emit("after", ()).is_ok() {
-            if let Ok(Some(Ok(WsMessage::Text(t)))) = tokio::time::timeout(Duration::from_millis(100), cb.next()).await
-            {
-                assert_eq!(t.as_str(), "42[\"after\"]");
-                delivered = true;
-                break;
-            }
+        if a.cluster.is_connected()
+            && b.cluster.is_connected()
+            && a.io.to("r").emit("after", ()).is_ok()
+            && let Ok(Some(Ok(WsMessage::Text(t)))) = tokio::time::timeout(Duration::from_millis(100), cb.next()).await
+        {
+            assert_eq!(t.as_str(), "42[\"after\"]");
+            delivered = true;
+            break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -332,10 +332,11 @@ impl LocalAdapter {
         for room in &opts.rooms {
             let Some(members) = idx.rooms.get(room) else { continue };
             for id in members {
-                if seen.insert(id) && !excluded(id) {
-                    if let Some(s) = sockets.get(id) {
-                        out.push(s.clone());
-                    }
+                if seen.insert(id)
+                    && !excluded(id)
+                    && let Some(s) = sockets.get(id)
+                {
+                    out.push(s.clone());
                 }
             }
         }

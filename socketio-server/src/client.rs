@@ -76,10 +76,10 @@ impl Client {
         let timeout = server.config.connect_timeout;
         let timer = tokio::spawn(async move {
             tokio::time::sleep(timeout).await;
-            if let Some(shared) = weak.upgrade() {
-                if shared.sockets.lock().expect("poisoned").is_empty() {
-                    shared.engine_socket.close();
-                }
+            if let Some(shared) = weak.upgrade()
+                && shared.sockets.lock().expect("poisoned").is_empty()
+            {
+                shared.engine_socket.close();
             }
         });
         *shared.connect_timer.lock().expect("poisoned") = Some(timer.abort_handle());
@@ -145,10 +145,10 @@ async fn connect(shared: Arc<ClientShared>, nsp: String, auth: Option<Value>) {
     }
     let recovery = server.config.connection_state_recovery;
     let mut restored = None;
-    if recovery.is_some() {
-        if let (Some(Value::String(pid)), Some(Value::String(offset))) = (auth.get("pid"), auth.get("offset")) {
-            restored = ns.adapter().local().restore_session(pid, offset);
-        }
+    if recovery.is_some()
+        && let (Some(Value::String(pid)), Some(Value::String(offset))) = (auth.get("pid"), auth.get("offset"))
+    {
+        restored = ns.adapter().local().restore_session(pid, offset);
     }
     let handshake = Handshake::new(shared.engine_socket.request(), auth);
     let (socket, missed) = match restored {
@@ -172,14 +172,12 @@ async fn connect(shared: Arc<ClientShared>, nsp: String, auth: Option<Value>) {
         }
     };
     let skip = socket.recovered() && recovery.is_some_and(|r| r.skip_middlewares);
-    if !skip {
-        if let Err(e) = ns.run_middlewares(&socket).await {
-            if socket.recovered() {
-                ns.adapter().del_all(socket.id_arc());
-            }
-            shared.send(&Packet::connect_error(nsp, &e.message, e.data));
-            return;
+    if !skip && let Err(e) = ns.run_middlewares(&socket).await {
+        if socket.recovered() {
+            ns.adapter().del_all(socket.id_arc());
         }
+        shared.send(&Packet::connect_error(nsp, &e.message, e.data));
+        return;
     }
     if shared.closed.load(std::sync::atomic::Ordering::Acquire) || shared.engine_socket.is_closed() {
         ns.adapter().del_all(socket.id_arc());

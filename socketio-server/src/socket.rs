@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::task::{Context, Poll};
+use std::task::Context;
 use std::time::Duration;
 
 use engineio_proto::{Frame, Message};
@@ -147,7 +147,7 @@ pub(crate) fn to_frames(messages: Vec<Message>) -> Vec<Frame> {
 pub(crate) fn run_detached(fut: BoxFuture<'static, ()>) {
     let mut fut = fut;
     let mut cx = Context::from_waker(std::task::Waker::noop());
-    if let Poll::Pending = fut.as_mut().poll(&mut cx) {
+    if fut.as_mut().poll(&mut cx).is_pending() {
         tokio::spawn(fut);
     }
 }
@@ -581,11 +581,11 @@ impl Socket {
             run_detached(h(self.clone(), reason));
         }
         let adapter = self.inner.ns.adapter();
-        if reason.is_recoverable() {
-            if let Some(pid) = &self.inner.pid {
-                let rooms: Vec<Room> = self.rooms().into_iter().collect();
-                adapter.local().persist_session(self.inner.id.clone(), pid.clone(), rooms, self.data());
-            }
+        if reason.is_recoverable()
+            && let Some(pid) = &self.inner.pid
+        {
+            let rooms: Vec<Room> = self.rooms().into_iter().collect();
+            adapter.local().persist_session(self.inner.id.clone(), pid.clone(), rooms, self.data());
         }
         adapter.del_all(&self.inner.id);
         self.inner.ns.remove_socket(&self.inner.id);
