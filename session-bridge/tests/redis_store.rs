@@ -1,55 +1,11 @@
 //! The Redis store against a real `redis-server` (started here on a free port): connect-redis's key,
 //! value and TTL rules, touch, destroy, and recovery after Redis restarts.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime};
 
 use redis::AsyncCommands;
 use session_bridge::{CookieSettings, RedisStore, SessionData, SessionStore, StoreError};
-
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    fn start_on(port: u16) -> Redis {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (scripts/test.sh installs it)");
-        let redis = Redis { child, port };
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return redis;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        panic!("redis-server did not start on port {port}");
-    }
-
-    fn start() -> Redis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        Redis::start_on(port)
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
+use test_redis::Redis;
 
 fn session(max_age: Option<Duration>) -> SessionData {
     let mut d = SessionData::new(&CookieSettings { max_age, ..CookieSettings::default() });
@@ -114,7 +70,7 @@ async fn stores_sessions_as_connect_redis_does() {
 #[tokio::test]
 async fn errors_while_redis_is_down_then_recovers() {
     let mut redis = Redis::start();
-    let port = redis.port;
+    let port = redis.port();
     let store = RedisStore::connect(&redis.url()).await.unwrap();
     store.set("a", &session(None)).await.unwrap();
     redis.stop();

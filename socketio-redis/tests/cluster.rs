@@ -1,59 +1,15 @@
 //! Two servers in one process, joined through a real `redis-server` (started here): broadcasts, server-wide
 //! operations, acks and the emitter cross between them; Redis going away and coming back.
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use socketio_redis::{RedisAdapterConfig, RedisCluster, RedisEmitter};
 use socketio_server::{Event, Socket, SocketIo, SocketIoConfig, Value};
+use test_redis::Redis;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    fn start_on(port: u16) -> Redis {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (scripts/test.sh installs it)");
-        // Owned before waiting, so the process is killed even if it never answers.
-        let redis = Redis { child, port };
-        for _ in 0..300 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return redis;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        panic!("redis-server did not start");
-    }
-
-    fn start() -> Redis {
-        Redis::start_on(std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port())
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 struct Node {
     io: SocketIo,
@@ -201,7 +157,7 @@ async fn the_emitter_reaches_every_server() {
 #[tokio::test]
 async fn redis_going_away_and_coming_back() {
     let mut redis = Redis::start();
-    let port = redis.port;
+    let port = redis.port();
     let (a, b) = (node(&redis, "a").await, node(&redis, "b").await);
     let (mut ca, _) = client(a.addr).await;
     let (mut cb, _) = client(b.addr).await;
