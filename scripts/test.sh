@@ -26,6 +26,7 @@ done
 step "install the servers and tools the tests use (Debian packages, when missing)"
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
+command -v haproxy >/dev/null || missing+=(haproxy)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v node >/dev/null || missing+=(nodejs npm)
 python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
@@ -48,10 +49,14 @@ fi
 
 step "install the interop test clients (npm) and the demo's browser client"
 (cd e2e && npm ci --no-audit --no-fund --loglevel=error)
+(cd e2e/cluster && npm ci --no-audit --no-fund --loglevel=error)
 (cd demo && npm ci --no-audit --no-fund --loglevel=error)
 
 step "interop tests with the npm clients and a headless Chromium"
 (cd e2e && npm test)
+
+step "cluster tests: Node and Rust servers on one redis-server, HAProxy stickiness"
+(cd e2e/cluster && npm test)
 
 step "interop tests with python-socketio (PyPI, pinned in e2e/python/requirements.lock)"
 ./e2e/python/run.sh

@@ -115,17 +115,19 @@ function startOnce(port) {
 }
 
 /**
- * Starts redis-server on a free loopback port; resolves {url, port, stop, output} once it answers PING.
- * Retries on another port if the one picked was taken in the meantime.
+ * Starts redis-server on `port` (default: a free loopback port); resolves {url, port, stop, output} once it
+ * answers PING. A free port taken in the meantime is replaced by another; a given port still held (a server
+ * restarted at the same address) is tried again after a pause.
  */
-export async function startRedis() {
+export async function startRedis({ port } = {}) {
   let lastErr;
-  for (let i = 0; i < ATTEMPTS; i++) {
+  for (let i = 0; i < ATTEMPTS + 2; i++) {
     try {
-      return await startOnce(await freePort());
+      return await startOnce(port ?? (await freePort()));
     } catch (err) {
       lastErr = err;
       if (!err.addressInUse) throw err;
+      if (port !== undefined) await new Promise((r) => setTimeout(r, 100));
     }
   }
   throw lastErr;

@@ -199,7 +199,10 @@ async fn subscriber(
                 msg = stream.next() => match msg {
                     Some(msg) => {
                         let Some(s) = shared.upgrade() else { return };
-                        dispatch(&s, msg.get_channel_name(), msg.get_payload_bytes());
+                        // A message that trips a bug must not cut this server off the cluster.
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            dispatch(&s, msg.get_channel_name(), msg.get_payload_bytes())
+                        }));
                     }
                     None => break,
                 },

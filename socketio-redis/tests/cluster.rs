@@ -196,3 +196,56 @@ async fn redis_going_away_and_coming_back() {
     assert!(delivered, "broadcasts cross servers again after Redis restarts");
     assert!(a.cluster.reconnects() >= 1);
 }
+
+/// A broadcast with acks as the Node adapter publishes it: msgpack, and the packet has no ack id yet (the
+/// receiving server assigns one). The server answers with its client count, then each client's ack.
+#[tokio::test]
+async fn a_broadcast_with_acks_from_a_node_server_has_no_ack_id() {
+    use redis::AsyncCommands;
+    let redis = Redis::start();
+    let a = node(&redis, "a").await;
+    let (mut ca, _) = client(a.addr).await;
+    join(&mut ca, "q").await;
+
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut sub = client.get_async_pubsub().await.unwrap();
+    sub.subscribe("socket.io-response#/#").await.unwrap();
+    let mut responses = sub.into_on_message();
+    let request = serde_json::json!({
+        "uid": "nodeXY", "requestId": "req123", "type": 7,
+        "packet": { "type": 2, "data": ["question", 1], "nsp": "/" },
+        "opts": { "rooms": ["q"], "except": [], "flags": { "timeout": 2000 } },
+    });
+    let bytes = rmp_serde::to_vec(&socketio_server::Value::from(request)).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = conn.publish("socket.io-request#/#", bytes).await.unwrap();
+
+    // The client gets the event with an ack id the server chose.
+    let q = text(&mut ca).await;
+    let id: String = q.trim_start_matches("42").chars().take_while(char::is_ascii_digit).collect();
+    assert!(!id.is_empty(), "an ack id was assigned: {q}");
+    assert_eq!(q, format!("42{id}[\"question\",1]"));
+    ws_answer(&mut ca, &id).await;
+
+    let msg = tokio::time::timeout(Duration::from_secs(5), responses.next()).await.unwrap().unwrap();
+    let count = decode(msg.get_payload_bytes());
+    assert_eq!(count, serde_json::json!({ "type": 8, "requestId": "req123", "clientCount": 1 }));
+    let msg = tokio::time::timeout(Duration::from_secs(5), responses.next()).await.unwrap().unwrap();
+    let ack = decode(msg.get_payload_bytes());
+    assert_eq!(ack, serde_json::json!({ "type": 9, "requestId": "req123", "packet": "answer" }));
+    // The server is still on the bus afterwards.
+    assert!(a.cluster.is_connected());
+}
+
+/// A response as the adapter publishes them: JSON, or msgpack for acks.
+fn decode(payload: &[u8]) -> serde_json::Value {
+    if payload.first() == Some(&b'{') {
+        serde_json::from_slice(payload).unwrap()
+    } else {
+        rmp_serde::from_slice::<socketio_server::Value>(payload).unwrap().into_json()
+    }
+}
+
+async fn ws_answer(ws: &mut Ws, id: &str) {
+    ws.send(WsMessage::Text(format!("43{id}[\"answer\"]").into())).await.unwrap();
+}

@@ -369,7 +369,8 @@ impl LocalAdapter {
         }
     }
 
-    /// Delivers a packet with an ack id to the targeted local sockets; each response goes to `updates`.
+    /// Delivers a packet that asks for acknowledgements to the targeted local sockets; each response goes
+    /// to `updates`. A packet without an ack id (as other servers send them) gets one from the namespace.
     /// Returns the number of sockets it was sent to.
     pub fn broadcast_with_ack(
         &self,
@@ -379,7 +380,7 @@ impl LocalAdapter {
     ) -> usize {
         let Some(ns) = self.ns.upgrade() else { return 0 };
         packet.nsp.clone_from(&ns.name);
-        let id = packet.id.expect("a broadcast with acks has an ack id");
+        let id = *packet.id.get_or_insert_with(|| ns.next_ack_id());
         let frames = ns.encode(&packet);
         let mut count = 0;
         for socket in self.fetch_sockets(opts) {

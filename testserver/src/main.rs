@@ -34,8 +34,9 @@
 //! - `set-data` (value) / `get-data` → socket data; `emit-all` (...args) → `io.emit("all", ...args)`.
 //! - Every disconnect is reported to the room `observers` as `disconnected` (id, reason).
 //! - `whoami` → ack with the node's name; `server-side-emit` (timeout ms) →
-//!   `io.server_side_emit_with_ack("ping-node", name)`, ack with the answers (one per other node: its name);
-//!   `server-side-emit-no-ack` (msg) → every other node emits `server-note` (msg) to all its sockets.
+//!   `io.server_side_emit_with_ack("ping-node")`, ack with `{answers}`: one per other node, its name;
+//!   `server-side-emit-no-ack` (...args) → every other node emits `server-note` (...args) to its own
+//!   sockets.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -238,7 +239,7 @@ fn main() {
             io.of(nsp).on_server_event("note", move |args| {
                 let io = io2.clone();
                 async move {
-                    let _ = io.emit("server-note", args);
+                    let _ = io.local().emit("server-note", args);
                     Vec::new()
                 }
             });

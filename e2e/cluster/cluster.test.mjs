@@ -1,0 +1,520 @@
+// Cluster tests: Rust test servers (testserver/src/main.rs) and Node servers (node-server.mjs: npm socket.io with
+// @socket.io/redis-adapter) on one real Redis, HAProxy in front of Rust servers, and a Redis restart.
+//
+// Both kinds of node handle the same events with the same ack shapes (see node-server.mjs), so every step drives
+// them identically through socket.io-client 4.8.4 sockets. Each test starts its own Redis, servers and HAProxy and
+// stops them in its `t.after` (clients first). Every wait is bounded; a failure says what was sent, what was
+// expected and what arrived.
+
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+
+import { ackOf, connected, makeClient, norm, show, upgraded, within } from "./clients.mjs";
+import {
+  COOKIE_LINE,
+  docTemplate,
+  haproxyConfig,
+  startHaproxy,
+  startNodeNode,
+  startRedis,
+  startRustNode,
+  waitForServers,
+} from "./infra.mjs";
+
+const T = { timeout: 10_000 };
+
+/** Every byte value once, so that any re-encoding (UTF-8, base64, msgpack str vs bin) shows. */
+const ALL_BYTES = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+
+// ---------------------------------------------------------------------------------------------------------------
+// Helpers
+
+/**
+ * A cluster on a fresh Redis: `spec` maps a key to [kind ("rust" | "node"), name]. Resolves once every node is
+ * subscribed. Returns {redis (settable, for a restart), nodes, clients, client(key, label, opts)}; clients are
+ * closed, then nodes and Redis stopped, in `t.after`.
+ */
+async function cluster(t, spec) {
+  const clients = [];
+  const nodes = {};
+  let redis;
+  t.after(async () => {
+    for (const c of clients) c.disconnect();
+    await Promise.all(Object.values(nodes).map((n) => n.stop()));
+    if (redis) await redis.stop();
+  });
+  redis = await startRedis();
+  await Promise.all(
+    Object.entries(spec).map(async ([key, [kind, name]]) => {
+      const args = ["--redis", redis.url, "--name", name];
+      nodes[key] = kind === "rust" ? await startRustNode(args) : await startNodeNode(args);
+      nodes[key].name = name;
+    }),
+  );
+  await waitForServers(redis.url, Object.keys(spec).length);
+  const env = {
+    get redis() {
+      return redis;
+    },
+    set redis(r) {
+      redis = r;
+    },
+    nodes,
+    clients,
+    /** A client of node `key` (WebSocket only unless `opts` says otherwise); `label` names it in messages. */
+    client(key, label, opts = {}) {
+      const s = makeClient(nodes[key].url, label, { transports: ["websocket"], ...opts });
+      s.node = key;
+      clients.push(s);
+      return s;
+    },
+  };
+  return env;
+}
+
+const MIXED = { node: ["node", "node"], rustA: ["rust", "rust-a"], rustB: ["rust", "rust-b"] };
+
+/**
+ * `perNode` connected clients on each node of the mixed cluster: N1 N2 … on the Node node, A1 A2 … on rust-a, B1 B2 …
+ * on rust-b; the second of each node uses HTTP long-polling, the others WebSocket.
+ */
+async function spreadClients(env, perNode = 2) {
+  const out = {};
+  for (const [key, letter] of [
+    ["node", "N"],
+    ["rustA", "A"],
+    ["rustB", "B"],
+  ]) {
+    for (let i = 1; i <= perNode; i++) {
+      const label = `${letter}${i}(${env.nodes[key].name})`;
+      out[`${letter}${i}`] = env.client(key, label, i === 2 ? { transports: ["polling"] } : {});
+    }
+  }
+  await Promise.all(Object.values(out).map((s) => connected(s)));
+  return out;
+}
+
+async function join(socket, room) {
+  const [rooms] = await ackOf(socket, 3000, "join", room);
+  assert.ok(Array.isArray(rooms) && rooms.includes(room), `join ack of ${socket.label}: ${show(rooms)}`);
+}
+
+const sortedIds = (sockets) => sockets.map((s) => s.id).sort();
+const byJson = (a, b) => (JSON.stringify(a) < JSON.stringify(b) ? -1 : JSON.stringify(a) > JSON.stringify(b) ? 1 : 0);
+
+/** The panic reports in the output of the cluster's Rust nodes, as a suffix for failure messages ("" if none). */
+function panics(env) {
+  const found = Object.values(env.nodes)
+    .filter((n) => n.kind === "rust")
+    .flatMap((n) => (n.output().match(/thread '[^']*'(?: \(\d+\))? panicked at [^\n]*\n[^\n]*/g) ?? []).map((p) => `${n.name}: ${p}`));
+  return found.length ? `\n[Rust node panics: ${found.join(" | ")}]` : "";
+}
+
+function assertNoPanics(env) {
+  assert.equal(panics(env), "", "no Rust node may panic");
+}
+
+/**
+ * `from` asks its node to `emit-all` a fresh token; resolves once every socket of `sockets` got it. Packets from one
+ * node reach every node in the order the node published them, and every connection delivers in order, so anything
+ * `from`'s node broadcast before has then been delivered everywhere too.
+ */
+async function barrier(from, sockets, ms = 3000) {
+  const token = `barrier-${Math.random().toString(36).slice(2)}`;
+  from.emit("emit-all", token);
+  await Promise.all(sockets.map((s) => s.w.waitFor("all", (a) => a[0] === token, ms, `barrier ${token} from ${from.label}`)));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 1. A mixed cluster: one Node server and two Rust servers on one Redis
+
+describe("1. mixed cluster (1 Node + 2 Rust nodes on one Redis)", () => {
+  it("to-room from each node reaches the room's members on all nodes exactly once, binary intact", T, async (t) => {
+    const env = await cluster(t, MIXED);
+    const c = await spreadClients(env);
+    const members = [c.N1, c.A1, c.B1, c.B2];
+    const others = [c.N2, c.A2];
+    for (const m of members) await join(m, "r");
+
+    // Senders: a non-member on the Node node, a member on rust-a, a non-member on rust-b.
+    const senders = [c.N2, c.A1, c.B2];
+    const payloads = new Map();
+    for (const [i, s] of senders.entries()) {
+      const tag = `from ${s.label}`;
+      const payload = [tag, ALL_BYTES, { nested: { bin: Buffer.from([i, 0xff, 0x00, 0x80]) }, list: [Buffer.from(tag), i] }];
+      payloads.set(tag, payload);
+      s.emit("to-room", "r", ...payload);
+      for (const m of members) {
+        const got = await m.w.waitFor("room-message", (a) => a[0] === tag, 3000, `room-message "${tag}"`);
+        assert.deepEqual(got, norm(payload), `${m.label} got ${show(got)} for the to-room sent by ${s.label}`);
+      }
+    }
+    // Exactly once: after a barrier from every sender (broadcasts of one node arrive in order) and a short settle,
+    // each member holds each message once and the non-members none.
+    for (const s of senders) await barrier(s, [...members, ...others]);
+    await sleep(200);
+    for (const m of members) {
+      const tags = m.w.all("room-message").map((a) => a[0]);
+      assert.deepEqual(tags.slice().sort(), [...payloads.keys()].sort(), `room-message events of member ${m.label}`);
+    }
+    for (const o of others) {
+      assert.deepEqual(o.w.all("room-message"), [], `room-message events of non-member ${o.label}`);
+    }
+    // Binary crossed between kinds: Rust-sent bytes on a Node node's client, Node-sent bytes on Rust nodes' clients.
+    const fromRust = c.N1.w.all("room-message").find((a) => a[0] === `from ${c.A1.label}`);
+    assert.ok(Buffer.isBuffer(fromRust[1]) && fromRust[1].equals(ALL_BYTES), `N1 (Node node) bytes from rust-a: ${show(fromRust)}`);
+    for (const m of [c.A1, c.B1]) {
+      const fromNode = m.w.all("room-message").find((a) => a[0] === `from ${c.N2.label}`);
+      assert.ok(Buffer.isBuffer(fromNode[1]) && fromNode[1].equals(ALL_BYTES), `${m.label} bytes from the Node node: ${show(fromNode)}`);
+    }
+    assertNoPanics(env);
+  });
+
+  it("fetch-sockets from each node returns the ids of all sockets of the cluster", T, async (t) => {
+    const env = await cluster(t, MIXED);
+    const c = await spreadClients(env);
+    const all = sortedIds(Object.values(c));
+    for (const asker of [c.N1, c.A1, c.B1, c.N2, c.A2, c.B2]) {
+      const [ids] = await ackOf(asker, 6000, "fetch-sockets");
+      assert.deepEqual(ids, all, `fetch-sockets asked through ${asker.label}`);
+    }
+    assertNoPanics(env);
+  });
+
+  it("sockets-join / sockets-leave from one node move the sockets of every node (checked by to-room)", T, async (t) => {
+    const env = await cluster(t, MIXED);
+    const c = await spreadClients(env);
+    const everyone = Object.values(c);
+
+    /** `from` sends to-room `room` with `tag`; every socket of `expect` gets it once, the others not at all. */
+    const check = async (from, room, tag, expect) => {
+      from.emit("to-room", room, tag);
+      for (const s of expect) await s.w.waitFor("room-message", (a) => a[0] === tag, 3000, `to-room ${room} "${tag}" from ${from.label}`);
+      await barrier(from, everyone);
+      for (const s of everyone) {
+        const n = s.w.all("room-message").filter((a) => a[0] === tag).length;
+        assert.equal(n, expect.includes(s) ? 1 : 0, `${s.label} got "${tag}" (to-room ${room} from ${from.label}) ${n} times`);
+      }
+    };
+
+    /**
+     * sockets-join / sockets-leave through `issuer`, then a fetch-sockets through the same node as a sync point.
+     * @socket.io/redis-adapter 8.3 applies socketsJoin/socketsLeave to the issuing Node node's own sockets only when
+     * its request comes back from Redis (its addSockets/delSockets just publish), so a to-room sent right after
+     * through that node may still see the old rooms locally. Its fetch-sockets completes only with the other nodes'
+     * answers, which Redis delivers to it after that request: once acked, the change is applied there too. (The Rust
+     * adapter applies it locally at once; the extra round trip changes nothing there.)
+     */
+    const membership = async (issuer, event, room) => {
+      await ackOf(issuer, 3000, event, room);
+      await ackOf(issuer, 6000, "fetch-sockets");
+    };
+
+    // Round 1: join through rust-a, leave through the Node node.
+    await membership(c.A2, "sockets-join", "sj");
+    await check(c.A2, "sj", "after join via rust-a, sent via rust-a", everyone);
+    await check(c.N1, "sj", "after join via rust-a, sent via node", everyone);
+    await check(c.B1, "sj", "after join via rust-a, sent via rust-b", everyone);
+    await membership(c.N1, "sockets-leave", "sj");
+    await check(c.N1, "sj", "after leave via node, sent via node", []);
+    await check(c.A1, "sj", "after leave via node, sent via rust-a", []);
+    await check(c.B2, "sj", "after leave via node, sent via rust-b", []);
+
+    // Round 2: join through the Node node, leave through rust-b.
+    await membership(c.N2, "sockets-join", "sj2");
+    await check(c.N2, "sj2", "after join via node, sent via node", everyone);
+    await check(c.A1, "sj2", "after join via node, sent via rust-a", everyone);
+    await check(c.B1, "sj2", "after join via node, sent via rust-b", everyone);
+    await membership(c.B2, "sockets-leave", "sj2");
+    await check(c.B2, "sj2", "after leave via rust-b, sent via rust-b", []);
+    await check(c.N1, "sj2", "after leave via rust-b, sent via node", []);
+    await check(c.A2, "sj2", "after leave via rust-b, sent via rust-a", []);
+    assertNoPanics(env);
+  });
+
+  it("disconnect-room from one node disconnects the room's members on all nodes", T, async (t) => {
+    const env = await cluster(t, MIXED);
+    const c = await spreadClients(env, 3);
+    const d1 = [c.N1, c.A1, c.B1];
+    const d2 = [c.N2, c.A2, c.B2];
+    const stay = [c.N3, c.A3, c.B3];
+    for (const s of d1) await join(s, "d1");
+    for (const s of d2) await join(s, "d2");
+
+    const disconnects = (list) =>
+      Promise.all(list.map((s) => s.w.waitFor("disconnect", () => true, 3000, `"disconnect" of ${s.label}`)));
+
+    c.A3.emit("disconnect-room", "d1"); // through rust-a
+    for (const [i, args] of (await disconnects(d1)).entries()) {
+      assert.equal(args[0], "io server disconnect", `disconnect reason of ${d1[i].label} (disconnect-room d1 via rust-a)`);
+    }
+    c.N3.emit("disconnect-room", "d2"); // through the Node node
+    for (const [i, args] of (await disconnects(d2)).entries()) {
+      assert.equal(args[0], "io server disconnect", `disconnect reason of ${d2[i].label} (disconnect-room d2 via node)`);
+    }
+    for (const s of stay) {
+      assert.equal(s.connected, true, `${s.label} must stay connected`);
+      assert.equal(s.w.count("disconnect"), 0, `${s.label} disconnect events: ${show(s.w.all("disconnect"))}`);
+    }
+    for (const s of [...d1, ...d2]) assert.equal(s.w.count("disconnect"), 1, `${s.label} disconnect events`);
+    // The cluster forgot them everywhere.
+    for (const asker of stay) {
+      const [ids] = await ackOf(asker, 6000, "fetch-sockets");
+      assert.deepEqual(ids, sortedIds(stay), `fetch-sockets via ${asker.label} after both disconnect-room`);
+    }
+    assertNoPanics(env);
+  });
+
+  it("server-side-emit with acks gathers one answer per other node", T, async (t) => {
+    const env = await cluster(t, MIXED);
+    const c = await spreadClients(env, 1);
+    const cases = [
+      [c.A1, [["node"], ["rust-b"]]],
+      [c.B1, [["node"], ["rust-a"]]],
+      [c.N1, [["rust-a"], ["rust-b"]]],
+    ];
+    for (const [asker, expected] of cases) {
+      const [res] = await ackOf(asker, 5000, "server-side-emit", 3000);
+      assert.ok(res && Array.isArray(res.answers), `server-side-emit via ${asker.label} answered ${show(res)}`);
+      assert.deepEqual(res.answers.slice().sort(byJson), expected, `answers to server-side-emit via ${asker.label}: ${show(res)}${panics(env)}`);
+    }
+    assertNoPanics(env);
+  });
+
+  /** Members N1 A1 B1 B2 in room "q"; every client acks "question" with its id; `askers` issue in turn. */
+  async function broadcastWithAck(t, pick) {
+    const env = await cluster(t, MIXED);
+    const c = await spreadClients(env);
+    const everyone = Object.values(c);
+    for (const s of everyone) s.on("question", (cb) => cb(s.id));
+    const members = [c.N1, c.A1, c.B1, c.B2];
+    for (const m of members) await join(m, "q");
+    const expected = sortedIds(members).map((id) => [id]);
+
+    for (const [i, asker] of pick(c).entries()) {
+      const [res] = await ackOf(asker, 5000, "broadcast-with-ack", "q", 3000);
+      const what = `broadcast-with-ack "q" (members ${show(members.map((m) => `${m.label}=${m.id}`))}) via ${asker.label}`;
+      assert.ok(res && Array.isArray(res.responses), `${what} answered ${show(res)}${panics(env)}`);
+      assert.equal(res.err, undefined, `${what} failed: ${show(res)}${panics(env)}`);
+      assert.deepEqual(res.responses.slice().sort(byJson), expected, `acks gathered by ${what}${panics(env)}`);
+      for (const s of everyone) {
+        assert.equal(s.w.count("question"), members.includes(s) ? i + 1 : 0, `"question" events of ${s.label} after ${i + 1} broadcasts`);
+      }
+    }
+    assertNoPanics(env);
+  }
+
+  it("broadcast-with-ack from Rust nodes to a room spread over all nodes gathers every client's ack", T, (t) =>
+    broadcastWithAck(t, (c) => [c.A2, c.B1]),
+  );
+
+  it("broadcast-with-ack from the Node node to a room spread over all nodes gathers every client's ack", T, (t) =>
+    broadcastWithAck(t, (c) => [c.N2]),
+  );
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// 2. HAProxy in front of two Rust servers
+
+/**
+ * Two Rust test servers (rust-1, rust-2; with `--cookie` when `cookie`) behind HAProxy run on docs/<doc> with free
+ * ports. Returns {lb, servers, client(label, opts)}; everything is stopped in `t.after`.
+ */
+async function behindHaproxy(t, doc, { cookie, dropCookieLine = false }) {
+  const clients = [];
+  const servers = [];
+  let lb;
+  t.after(async () => {
+    for (const c of clients) c.disconnect();
+    if (lb) await lb.stop();
+    await Promise.all(servers.map((s) => s.stop()));
+  });
+  await Promise.all(
+    ["rust-1", "rust-2"].map(async (name, i) => {
+      servers[i] = await startRustNode(["--name", name, ...(cookie ? ["--cookie"] : [])]);
+    }),
+  );
+  lb = await startHaproxy((port) =>
+    haproxyConfig(doc, { LB_PORT: port, S1_PORT: servers[0].port, S2_PORT: servers[1].port }, { dropCookieLine }),
+  );
+  return {
+    lb,
+    servers,
+    client(label, opts = {}) {
+      const s = makeClient(lb.url, label, opts);
+      clients.push(s);
+      return s;
+    },
+  };
+}
+
+/** Exchanges `rounds` message → message-back and whoami with `s`; returns the node names whoami answered. */
+async function exchange(s, rounds) {
+  const names = [];
+  for (let i = 0; i < rounds; i++) {
+    const tag = `${s.label} round ${i}`;
+    s.emit("message", tag, Buffer.from([i]));
+    const back = await s.w.waitFor("message-back", (a) => a[0] === tag, 3000, `message-back "${tag}"`);
+    assert.deepEqual(back, [tag, Buffer.from([i])], `message-back of ${s.label}`);
+    const [name] = await ackOf(s, 3000, "whoami");
+    names.push(name);
+  }
+  return names;
+}
+
+describe("2. HAProxy in front of two Rust nodes", () => {
+  it("cookie stickiness (docs/haproxy-cookie.cfg): polling clients stay on one node each, both nodes serve", T, async (t) => {
+    const env = await behindHaproxy(t, "haproxy-cookie.cfg", { cookie: true });
+    const names = new Set();
+    for (let i = 0; i < 6; i++) {
+      const s = env.client(`poll-${i}`, { transports: ["polling"], withCredentials: true });
+      await connected(s);
+      const seen = await exchange(s, 5);
+      assert.ok(["rust-1", "rust-2"].includes(seen[0]), `whoami of ${s.label}: ${show(seen)}`);
+      assert.deepEqual(seen, Array(5).fill(seen[0]), `whoami answers of ${s.label} must all name one node`);
+      names.add(seen[0]);
+    }
+    assert.deepEqual([...names].sort(), ["rust-1", "rust-2"], "the nodes that served the 6 clients");
+  });
+
+  it("control: the same setup without the `cookie` line makes polling clients fail", T, async (t) => {
+    const text = docTemplate("haproxy-cookie.cfg");
+    assert.equal((text.match(new RegExp(COOKIE_LINE.source, "gm")) ?? []).length, 1, "the cookie line of the doc");
+    const env = await behindHaproxy(t, "haproxy-cookie.cfg", { cookie: true, dropCookieLine: true });
+    assert.doesNotMatch(env.lb.config, /^\s*cookie io/m, "the control config has no cookie line");
+    for (let i = 0; i < 3; i++) {
+      const s = env.client(`rr-${i}`, { transports: ["polling"], withCredentials: true });
+      let failure;
+      try {
+        failure = await within(
+          5000,
+          new Promise((resolve) => {
+            s.once("connect_error", (err) => resolve(`connect_error: ${err.message} (HTTP ${show(err.description)})`));
+            s.once("disconnect", (reason) => resolve(`disconnect: ${reason}`));
+          }),
+          `a failure of polling client ${s.label} through plain roundrobin`,
+        );
+      } catch (err) {
+        assert.fail(`${err.message}; events: ${show(s.w.events.map((e) => [e.name, ...e.args]))}`);
+      }
+      // A request of the session lands on the other server, which refuses the unknown sid with HTTP 400.
+      assert.match(failure, /^connect_error: xhr (post|poll) error \(HTTP 400\)$|^disconnect: transport error$/, `polling client ${s.label} without stickiness`);
+      s.disconnect();
+    }
+  });
+
+  it("WebSocket upgrade through HAProxy (cookie config) works and events still flow", T, async (t) => {
+    const env = await behindHaproxy(t, "haproxy-cookie.cfg", { cookie: true });
+    const names = new Set();
+    for (let i = 0; i < 4; i++) {
+      const s = env.client(`upgrade-${i}`, { withCredentials: true });
+      await connected(s);
+      const before = await exchange(s, 1);
+      await upgraded(s);
+      assert.equal(s.io.engine.transport.name, "websocket", `transport of ${s.label}`);
+      const after = await exchange(s, 3);
+      assert.deepEqual(after, Array(3).fill(before[0]), `whoami of ${s.label} before (${before[0]}) and after the upgrade`);
+      assert.equal(s.w.count("disconnect") + s.w.count("connect_error"), 0, `${s.label} events: ${show(s.w.events)}`);
+      names.add(before[0]);
+    }
+    assert.deepEqual([...names].sort(), ["rust-1", "rust-2"], "the nodes that served the 4 clients");
+  });
+
+  it("the io cookie through HAProxy: prefixed s1~/s2~ <sid>, Path=/; HttpOnly; SameSite=Lax, and it pins requests", T, async (t) => {
+    const env = await behindHaproxy(t, "haproxy-cookie.cfg", { cookie: true });
+    const handshake = `${env.lb.url}/socket.io/?EIO=4&transport=polling`;
+    const prefixes = new Set();
+    for (let i = 0; i < 2; i++) {
+      const res = await within(3000, fetch(handshake), "the handshake through HAProxy");
+      const body = await res.text();
+      assert.equal(res.status, 200, `handshake status, body ${body}`);
+      assert.equal(body[0], "0", `handshake body ${body}`);
+      const { sid } = JSON.parse(body.slice(1));
+      const cookies = res.headers.getSetCookie();
+      const io = cookies.filter((v) => v.startsWith("io="));
+      assert.equal(io.length, 1, `Set-Cookie headers: ${show(cookies)}`);
+      const [nameValue, ...attrs] = io[0].split(";").map((p) => p.trim());
+      const m = /^io=(s[12])~(.+)$/.exec(nameValue);
+      assert.ok(m, `the io cookie through HAProxy must be io=s1~<sid> or io=s2~<sid>: ${io[0]}`);
+      assert.equal(m[2], sid, `the cookie's value after the prefix must be the sid (${io[0]})`);
+      assert.deepEqual(attrs.slice().sort(), ["HttpOnly", "Path=/", "SameSite=Lax"], `attributes of ${io[0]}`);
+      prefixes.add(m[1]);
+
+      // The prefixed cookie pins every request of the session to its server (HAProxy strips `sN~` on the way).
+      const post = async (data) => {
+        const r = await within(
+          3000,
+          fetch(`${handshake}&sid=${sid}`, { method: "POST", body: data, headers: { cookie: nameValue, "content-type": "text/plain" } }),
+          `POST ${data}`,
+        );
+        return [r.status, await r.text()];
+      };
+      assert.deepEqual(await post("40"), [200, "ok"], `POST 40 with ${nameValue}`);
+      for (let j = 0; j < 4; j++) {
+        assert.deepEqual(await post(`42["message",${j}]`), [200, "ok"], `POST #${j} with ${nameValue}`);
+      }
+    }
+    assert.deepEqual([...prefixes].sort(), ["s1", "s2"], "roundrobin spreads the two handshakes");
+  });
+
+  it("balance source (docs/haproxy-source.cfg, no cookies): polling and upgrading clients work", T, async (t) => {
+    const env = await behindHaproxy(t, "haproxy-source.cfg", { cookie: false });
+    const names = new Set();
+    for (let i = 0; i < 4; i++) {
+      const s = env.client(`source-${i}`, i === 3 ? {} : { transports: ["polling"] });
+      await connected(s);
+      if (i === 3) await upgraded(s);
+      const seen = await exchange(s, 4);
+      assert.deepEqual(seen, Array(4).fill(seen[0]), `whoami answers of ${s.label} must all name one node`);
+      assert.equal(s.w.count("disconnect") + s.w.count("connect_error"), 0, `${s.label} events: ${show(s.w.events)}`);
+      names.add(seen[0]);
+    }
+    // Every client comes from 127.0.0.1: the source hash sends them all to the same node.
+    assert.equal(names.size, 1, `nodes that served clients of one address: ${show([...names])}`);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// 3. Redis restarted under a running cluster
+
+describe("3. Redis restart", () => {
+  it("after Redis is killed and started again on the same port, to-room crosses the nodes again", T, async (t) => {
+    const env = await cluster(t, { a: ["rust", "rust-a"], b: ["rust", "rust-b"] });
+    const ca = env.client("a", "ca(rust-a)");
+    const cb = env.client("b", "cb(rust-b)");
+    await Promise.all([connected(ca), connected(cb)]);
+    await join(ca, "r");
+    await join(cb, "r");
+    ca.emit("to-room", "r", "before");
+    await cb.w.waitFor("room-message", (a) => a[0] === "before", 3000, `"before" from rust-a`);
+
+    const port = env.redis.port;
+    await env.redis.stop();
+    env.redis = await startRedis({ port });
+    const restartedAt = Date.now();
+
+    /** `from` emits to-room every 200 ms until `to` receives one (bounded by `ms`); returns the number of tries. */
+    const retry = async (from, to, prefix, ms) => {
+      const deadline = Date.now() + ms;
+      for (let i = 0; ; i++) {
+        from.emit("to-room", "r", `${prefix}-${i}`);
+        try {
+          await to.w.waitFor("room-message", (a) => String(a[0]).startsWith(prefix), 200, `"${prefix}-*"`);
+          return i + 1;
+        } catch {
+          if (Date.now() > deadline) {
+            assert.fail(`${to.label} received no to-room "${prefix}-*" sent by ${from.label} in ${i + 1} tries over ${ms} ms after Redis restarted`);
+          }
+        }
+      }
+    };
+    await retry(ca, cb, "a-to-b", 8000);
+    await retry(cb, ca, "b-to-a", 8000 - (Date.now() - restartedAt));
+    for (const s of [ca, cb]) {
+      assert.equal(s.connected, true, `${s.label} stays connected through the Redis restart`);
+      assert.equal(s.w.count("disconnect"), 0, `${s.label} disconnect events`);
+    }
+    assertNoPanics(env);
+  });
+});
