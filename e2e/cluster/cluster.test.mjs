@@ -7,7 +7,11 @@
 // expected and what arrived.
 
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import path from "node:path";
 import { describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { setTimeout as sleep } from "node:timers/promises";
 
 import { ackOf, connected, makeClient, norm, show, upgraded, within } from "./clients.mjs";
@@ -23,6 +27,10 @@ import {
 } from "./infra.mjs";
 
 const T = { timeout: 10_000 };
+
+/** The Rust emitter as a command (socketio-redis/examples/emit.rs), built by `cargo build --workspace --all-targets`. */
+const EMIT_BIN =
+  process.env.EMIT_BIN || path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../target/debug/examples/emit");
 
 /** Every byte value once, so that any re-encoding (UTF-8, base64, msgpack str vs bin) shows. */
 const ALL_BYTES = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
@@ -362,6 +370,22 @@ async function exchange(s, rounds) {
   }
   return names;
 }
+
+describe("1b. the Rust emitter (RedisEmitter, no server)", () => {
+  it("reaches the room's members on the Node node and on the Rust nodes, binary-free JSON args intact", T, async (t) => {
+    const env = await cluster(t, MIXED);
+    const c = await spreadClients(env);
+    for (const m of [c.N1, c.A1, c.B2]) await join(m, "news");
+    await promisify(execFile)(EMIT_BIN, ["--redis", env.redis.url, "--room", "news", "headline", '"from rust"', '{"n":1}']);
+    for (const m of [c.N1, c.A1, c.B2]) {
+      const got = await m.w.waitFor("headline", () => true, 3000, `"headline" from the emitter`);
+      assert.deepEqual(got, ["from rust", { n: 1 }], `${m.label} got ${show(got)}`);
+    }
+    await sleep(200);
+    for (const o of [c.N2, c.A2, c.B1]) assert.deepEqual(o.w.all("headline"), [], `non-member ${o.label}`);
+    assertNoPanics(env);
+  });
+});
 
 describe("2. HAProxy in front of two Rust nodes", () => {
   it("cookie stickiness (docs/haproxy-cookie.cfg): polling clients stay on one node each, both nodes serve", T, async (t) => {
