@@ -45,6 +45,9 @@ pub struct SessionConfig {
     pub max_payload: usize,
     /// Whether a polling session may upgrade to WebSocket.
     pub allow_upgrades: bool,
+    /// Most frames held for a long-polling client that does not come back for them; one more closes the
+    /// session with "transport error" (a defined end instead of unbounded memory).
+    pub max_buffered_frames: usize,
 }
 
 impl Default for SessionConfig {
@@ -56,6 +59,7 @@ impl Default for SessionConfig {
             close_timeout: Duration::from_millis(30_000),
             max_payload: 1_000_000,
             allow_upgrades: true,
+            max_buffered_frames: 16_384,
         }
     }
 }
@@ -201,9 +205,14 @@ impl Session {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         };
-        session.push_frame(Packet::Open(ByteString::from(open.to_json())).encode());
-        if let Some(message) = initial {
-            session.push_frame(Frame::from_message(&message));
+        // The open and initial packets are queued whatever `max_buffered_frames` says.
+        let first =
+            [Some(Packet::Open(ByteString::from(open.to_json())).encode()), initial.map(|m| Frame::from_message(&m))];
+        for frame in first.into_iter().flatten() {
+            match session.transport {
+                TransportKind::WebSocket => session.transmits.push_back(Transmit::WebSocket(frame)),
+                TransportKind::Polling => session.buffer.push_back(frame),
+            }
         }
         session
     }
@@ -515,6 +524,9 @@ impl Session {
     fn push_frame(&mut self, frame: Frame) {
         match self.transport {
             TransportKind::WebSocket => self.transmits.push_back(Transmit::WebSocket(frame)),
+            TransportKind::Polling if self.buffer.len() >= self.config.max_buffered_frames => {
+                self.shutdown(CloseReason::TransportError, "1");
+            }
             TransportKind::Polling => self.buffer.push_back(frame),
         }
     }

@@ -52,6 +52,7 @@ fn config() -> SessionConfig {
         close_timeout: Duration::from_millis(2_000),
         max_payload: 10_000,
         allow_upgrades: true,
+        max_buffered_frames: 1_000,
     }
 }
 
@@ -981,4 +982,24 @@ fn close_reasons_have_the_reference_names() {
     assert_eq!(CloseReason::PingTimeout.as_str(), "ping timeout");
     assert_eq!(CloseReason::ForcedClose.as_str(), "forced close");
     assert_eq!(CloseReason::ParseError.as_str(), "parse error");
+}
+
+#[test]
+fn a_polling_client_that_never_comes_back_cannot_grow_the_buffer_without_bound() {
+    let t0 = Instant::now();
+    let config = SessionConfig { max_buffered_frames: 3, ..SessionConfig::default() };
+    let mut s = Session::new("sid".into(), config, TransportKind::Polling, t0, None);
+    // The open packet is the first buffered frame.
+    s.send(Frame::message("a")).unwrap();
+    s.send(Frame::message("b")).unwrap();
+    assert_eq!(s.buffered(), 3);
+    assert!(!s.is_closed());
+    s.send(Frame::message("c")).unwrap();
+    assert!(s.is_closed());
+    assert_eq!(s.buffered(), 0, "the buffer is freed");
+    let mut closed = Vec::new();
+    while let Some(e) = s.poll_event() {
+        closed.push(e);
+    }
+    assert_eq!(closed, vec![Event::Closed(CloseReason::TransportError)]);
 }

@@ -132,6 +132,9 @@ pub struct EngineConfig {
     pub on_connection_error: Option<ConnectionErrorHook>,
     /// Most commands (outgoing frames) queued for one session before `send` reports it full (default 1024).
     pub max_queued_commands: usize,
+    /// Most frames held for a long-polling client between its requests; past it the session closes with
+    /// "transport error" (default 16 384).
+    pub max_buffered_frames: usize,
 }
 
 impl Default for EngineConfig {
@@ -160,6 +163,7 @@ impl Default for EngineConfig {
             generate_id: None,
             on_connection_error: None,
             max_queued_commands: 1024,
+            max_buffered_frames: 16_384,
         }
     }
 }
@@ -232,6 +236,7 @@ impl EngineConfig {
             close_timeout: Duration::from_millis(30_000),
             max_payload: self.max_http_buffer_size,
             allow_upgrades: self.allow_upgrades && self.transports.contains(&TransportKind::WebSocket),
+            max_buffered_frames: self.max_buffered_frames,
         }
     }
 }

@@ -86,6 +86,8 @@ struct Model {
     websocket: bool,
     /// Upper bound of frames ever queued for polling.
     queued: usize,
+    /// `max_buffered_frames` (or the open and initial packets, if more).
+    max_buffered: usize,
 }
 
 impl Model {
@@ -161,6 +163,7 @@ impl Model {
             assert!(self.probe_open, "step {step}: upgrading without a probe");
         }
         assert!(s.buffered() <= self.queued, "step {step}: buffered {} > queued {}", s.buffered(), self.queued);
+        assert!(s.buffered() <= self.max_buffered, "step {step}: buffered {} > the limit {}", s.buffered(), self.max_buffered);
         if self.websocket {
             assert_eq!(s.buffered(), 0, "step {step}: frames buffered on a WebSocket session");
         }
@@ -182,6 +185,7 @@ fuzz_target!(|data: &[u8]| {
         close_timeout: millis(input.byte()),
         max_payload: 1 + input.byte() as usize * 4,
         allow_upgrades: header & 2 == 0,
+        max_buffered_frames: 1 + input.byte() as usize,
     };
     let initial = match (header >> 2) & 3 {
         0 => None,
@@ -190,6 +194,7 @@ fuzz_target!(|data: &[u8]| {
         _ => Some(Message::from("")),
     };
     let t0 = Instant::now();
+    let config_max = config.max_buffered_frames;
     let mut s = Session::new("fuzz".into(), config, transport, t0, initial.clone());
     let mut m = Model {
         now: t0,
@@ -198,6 +203,7 @@ fuzz_target!(|data: &[u8]| {
         probe_open: false,
         websocket: transport == TransportKind::WebSocket,
         queued: 1 + usize::from(initial.is_some()),
+        max_buffered: config_max.max(1 + usize::from(initial.is_some())),
     };
     m.drain_and_check(&mut s, 0);
 
