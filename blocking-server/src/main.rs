@@ -1,0 +1,481 @@
+//! A Socket.IO server on blocking std threads that uses only the sans-IO crates, `engineio-proto` and
+//! `socketio-proto`: no `engineio-server`, no `socketio-server`, no tokio, no hyper. It is the proof that
+//! the protocol crates drive any I/O model: here one thread per TCP connection, a mutex and a condition
+//! variable per session, and a timer thread that feeds the clock to every session.
+//!
+//! It serves long-polling and WebSocket (and the upgrade between them) at `/socket.io/`, with one namespace
+//! `/`: `message` is echoed as `message-back` with the same arguments (binary included), and an event that
+//! asks for an acknowledgement is acknowledged with its arguments.
+//!
+//! `blocking-server [--port N] [--ping-interval MS] [--ping-timeout MS]` prints `listening on http://ADDR`.
+//! HTTP is parsed with `httparse`; WebSocket framing is tungstenite's synchronous API.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use engineio_proto::handshake::{Query, RequestFacts, RequestKind, TransportKind, sid_from_bytes, verify};
+use engineio_proto::session::{Channel, Event, Session, SessionConfig, Transmit};
+use engineio_proto::{ByteString, Bytes, ErrorCode, Frame, Message};
+use socketio_proto::{Decoder, JsonParser, Map, Packet, PacketType, Parser, Value};
+use tungstenite::protocol::Role;
+use tungstenite::{Message as WsMessage, WebSocket};
+
+/// What a WebSocket thread is told to send.
+enum WsOut {
+    Frame(Frame),
+    Close,
+}
+
+/// One Engine.IO session and its Socket.IO state, shared by the threads that serve it.
+struct State {
+    session: Session,
+    decoder: Box<dyn Decoder>,
+    /// The answer for the pending long-poll GET, once there is one.
+    poll_reply: Option<Bytes>,
+    /// The WebSocket threads: the session's transport, and the one being probed during an upgrade.
+    main_ws: Option<(u64, Sender<WsOut>)>,
+    probe_ws: Option<(u64, Sender<WsOut>)>,
+}
+
+struct Cell {
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+struct Server {
+    sessions: Mutex<HashMap<String, Arc<Cell>>>,
+    config: SessionConfig,
+    parser: JsonParser,
+    next_ws: AtomicU64,
+}
+
+fn random_id() -> String {
+    sid_from_bytes(rand::random())
+}
+
+impl Server {
+    /// Carries out what the state machine asks for and answers the application's events, until it asks
+    /// for nothing more; then wakes the threads waiting on the session.
+    fn pump(&self, sid: &str, cell: &Cell, st: &mut State) {
+        loop {
+            let mut busy = false;
+            while let Some(t) = st.session.poll_transmit() {
+                busy = true;
+                match t {
+                    Transmit::PollResponse(body) => st.poll_reply = Some(body),
+                    Transmit::WebSocket(f) => send_ws(&st.main_ws, WsOut::Frame(f)),
+                    Transmit::Probe(f) => send_ws(&st.probe_ws, WsOut::Frame(f)),
+                    Transmit::Upgraded => st.main_ws = st.probe_ws.take(),
+                    Transmit::CloseProbe => send_ws(&st.probe_ws.take(), WsOut::Close),
+                    Transmit::CloseWebSocket => send_ws(&st.main_ws.take(), WsOut::Close),
+                }
+            }
+            while let Some(event) = st.session.poll_event() {
+                busy = true;
+                match event {
+                    Event::Message(m) => self.on_message(st, m),
+                    Event::Closed(_) => {
+                        self.sessions.lock().expect("poisoned").remove(sid);
+                    }
+                    Event::Upgrading | Event::Upgraded => {}
+                }
+            }
+            if !busy {
+                break;
+            }
+        }
+        cell.changed.notify_all();
+    }
+
+    /// The Socket.IO side: CONNECT to `/`, echo `message`, acknowledge with the arguments.
+    fn on_message(&self, st: &mut State, m: Message) {
+        let packet = match st.decoder.decode(m) {
+            Ok(Some(p)) => p,
+            Ok(None) => return,
+            Err(_) => {
+                st.session.close(Instant::now());
+                return;
+            }
+        };
+        let mut replies = Vec::new();
+        match packet.kind {
+            PacketType::Connect if packet.nsp == "/" => {
+                let mut o = Map::new();
+                o.insert("sid".into(), Value::from(random_id()));
+                replies.push(Packet::connect("/", Some(Value::Object(o))));
+            }
+            PacketType::Connect => replies.push(Packet::connect_error(packet.nsp, "Invalid namespace", None)),
+            PacketType::Event | PacketType::BinaryEvent => {
+                let Some(Value::Array(mut data)) = packet.data else { return };
+                let name = data.remove(0);
+                if let Some(id) = packet.id {
+                    replies.push(Packet::ack(packet.nsp.clone(), id, data.clone()));
+                }
+                if name.as_str() == Some("message") {
+                    replies.push(Packet::event(packet.nsp, "message-back", data, None));
+                }
+            }
+            _ => {}
+        }
+        for reply in replies {
+            for message in self.parser.encode(&reply) {
+                let _ = st.session.send(Frame::from_message(&message));
+            }
+        }
+    }
+}
+
+fn send_ws(slot: &Option<(u64, Sender<WsOut>)>, out: WsOut) {
+    if let Some((_, tx)) = slot {
+        let _ = tx.send(out);
+    }
+}
+
+fn main() {
+    let mut port = 3000u16;
+    let mut config = SessionConfig::default();
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().and_then(|v| v.parse::<u64>().ok()).unwrap_or_else(|| panic!("{flag} N"));
+        match flag.as_str() {
+            "--port" => port = value() as u16,
+            "--ping-interval" => config.ping_interval = Duration::from_millis(value()),
+            "--ping-timeout" => config.ping_timeout = Duration::from_millis(value()),
+            other => panic!("unknown flag {other}"),
+        }
+    }
+    let server = Arc::new(Server {
+        sessions: Mutex::default(),
+        config,
+        parser: JsonParser::default(),
+        next_ws: AtomicU64::new(1),
+    });
+    let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
+    println!("listening on http://{}", listener.local_addr().expect("an address"));
+
+    // The clock: every session's timers are fired from here.
+    let timer = server.clone();
+    thread::spawn(move || {
+        loop {
+            thread::sleep(Duration::from_millis(20));
+            let cells: Vec<(String, Arc<Cell>)> =
+                timer.sessions.lock().expect("poisoned").iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            let now = Instant::now();
+            for (sid, cell) in cells {
+                let mut st = cell.state.lock().expect("poisoned");
+                if st.session.poll_timeout().is_some_and(|t| t <= now) {
+                    st.session.handle_timeout(now);
+                    timer.pump(&sid, &cell, &mut st);
+                }
+            }
+        }
+    });
+
+    for stream in listener.incoming().flatten() {
+        let server = server.clone();
+        thread::spawn(move || {
+            let _ = serve_connection(&server, stream);
+        });
+    }
+}
+
+struct Request {
+    method: String,
+    path: String,
+    query: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Request {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    fn has_token(&self, name: &str, token: &str) -> bool {
+        self.header(name).is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    }
+}
+
+fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<Request>> {
+    let mut head = Vec::new();
+    loop {
+        let n = reader.read_until(b'\n', &mut head)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if head.ends_with(b"\r\n\r\n") {
+            break;
+        }
+        if head.len() > 64 * 1024 {
+            return Err(std::io::Error::other("request head too large"));
+        }
+    }
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut req = httparse::Request::new(&mut headers);
+    req.parse(&head).map_err(std::io::Error::other)?;
+    let target = req.path.unwrap_or("/");
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let headers: Vec<(String, String)> =
+        req.headers.iter().map(|h| (h.name.to_owned(), String::from_utf8_lossy(h.value).into_owned())).collect();
+    let mut request = Request {
+        method: req.method.unwrap_or("GET").to_owned(),
+        path: path.to_owned(),
+        query: query.to_owned(),
+        headers,
+        body: Vec::new(),
+    };
+    let len: usize = request.header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+    if len > 1_000_000 {
+        return Err(std::io::Error::other("body too large"));
+    }
+    request.body = vec![0; len];
+    reader.read_exact(&mut request.body)?;
+    Ok(Some(request))
+}
+
+fn respond(stream: &mut TcpStream, status: &str, content_type: &str, body: &[u8]) -> std::io::Result<()> {
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
+    stream.flush()
+}
+
+fn refuse(stream: &mut TcpStream, code: ErrorCode) -> std::io::Result<()> {
+    let status = if code.http_status() == 403 { "403 Forbidden" } else { "400 Bad Request" };
+    respond(stream, status, "application/json", code.json_body(None).as_bytes())
+}
+
+fn serve_connection(server: &Arc<Server>, stream: TcpStream) -> std::io::Result<()> {
+    let mut writer = stream.try_clone()?;
+    let mut reader = BufReader::new(stream);
+    while let Some(req) = read_request(&mut reader)? {
+        if !req.path.starts_with("/socket.io/") {
+            respond(&mut writer, "404 Not Found", "text/plain", b"Not Found")?;
+            continue;
+        }
+        let upgrade =
+            req.method == "GET" && req.has_token("upgrade", "websocket") && req.has_token("connection", "upgrade");
+        let query = Query::parse(&req.query);
+        let facts = RequestFacts { query: &query, is_get: req.method == "GET", is_upgrade: upgrade, origin: None };
+        let kinds = [TransportKind::Polling, TransportKind::WebSocket];
+        let lookup = |sid: &str| {
+            let cell = server.sessions.lock().expect("poisoned").get(sid).cloned()?;
+            let transport = cell.state.lock().expect("poisoned").session.transport();
+            Some(transport)
+        };
+        let kind = match verify(facts, &kinds, lookup) {
+            Ok(kind) => kind,
+            Err(code) => {
+                refuse(&mut writer, code)?;
+                continue;
+            }
+        };
+        match kind {
+            RequestKind::Handshake(TransportKind::Polling) => {
+                let sid = random_id();
+                let now = Instant::now();
+                let mut session = Session::new(sid.clone(), server.config.clone(), TransportKind::Polling, now, None);
+                session.handle_poll(now).expect("a new session takes its first poll");
+                let cell = Arc::new(Cell {
+                    state: Mutex::new(State {
+                        session,
+                        decoder: server.parser.decoder(),
+                        poll_reply: None,
+                        main_ws: None,
+                        probe_ws: None,
+                    }),
+                    changed: Condvar::new(),
+                });
+                server.sessions.lock().expect("poisoned").insert(sid.clone(), cell.clone());
+                poll(server, &sid, &cell, &mut writer, false)?;
+            }
+            RequestKind::Polling { sid } => {
+                let Some(cell) = server.sessions.lock().expect("poisoned").get(&sid).cloned() else {
+                    refuse(&mut writer, ErrorCode::UnknownSid)?;
+                    continue;
+                };
+                if req.method == "GET" {
+                    poll(server, &sid, &cell, &mut writer, true)?;
+                } else {
+                    let mut st = cell.state.lock().expect("poisoned");
+                    let now = Instant::now();
+                    let ok = st.session.handle_post_start(now).is_ok()
+                        && st.session.handle_post_body(now, Some(Bytes::from(req.body))).is_ok();
+                    server.pump(&sid, &cell, &mut st);
+                    drop(st);
+                    if ok {
+                        respond(&mut writer, "200 OK", "text/html", b"ok")?;
+                    } else {
+                        respond(&mut writer, "400 Bad Request", "text/html", b"")?;
+                    }
+                }
+            }
+            RequestKind::Handshake(TransportKind::WebSocket) | RequestKind::Upgrade { .. } => {
+                let Some(key) = req.header("sec-websocket-key") else {
+                    refuse(&mut writer, ErrorCode::BadRequest)?;
+                    continue;
+                };
+                let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+                let head = format!(
+                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+                );
+                writer.write_all(head.as_bytes())?;
+                let stream = reader.into_inner();
+                return websocket(server, stream, kind);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Answers a long-poll GET: registers it with the session, then waits for the session's answer.
+fn poll(server: &Server, sid: &str, cell: &Cell, writer: &mut TcpStream, register: bool) -> std::io::Result<()> {
+    let mut st = cell.state.lock().expect("poisoned");
+    if register && st.session.handle_poll(Instant::now()).is_err() {
+        server.pump(sid, cell, &mut st);
+        drop(st);
+        return respond(writer, "400 Bad Request", "text/html", b"");
+    }
+    server.pump(sid, cell, &mut st);
+    loop {
+        if let Some(body) = st.poll_reply.take() {
+            drop(st);
+            return respond(writer, "200 OK", "text/plain; charset=UTF-8", &body);
+        }
+        if st.session.is_closed() {
+            drop(st);
+            return refuse(writer, ErrorCode::UnknownSid);
+        }
+        st = cell.changed.wait_timeout(st, Duration::from_millis(500)).expect("poisoned").0;
+    }
+}
+
+/// One WebSocket: a new session, or the probe of an upgrade. Reads with a short timeout so that the same
+/// thread also writes what the session queues for it.
+fn websocket(server: &Arc<Server>, stream: TcpStream, kind: RequestKind) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_millis(10)))?;
+    let mut ws = WebSocket::from_raw_socket(stream, Role::Server, None);
+    let id = server.next_ws.fetch_add(1, Ordering::Relaxed);
+    let (tx, rx): (Sender<WsOut>, Receiver<WsOut>) = channel();
+    let now = Instant::now();
+    let (sid, cell) = match kind {
+        RequestKind::Upgrade { sid } => {
+            let Some(cell) = server.sessions.lock().expect("poisoned").get(&sid).cloned() else { return Ok(()) };
+            let mut st = cell.state.lock().expect("poisoned");
+            if st.session.handle_upgrade_request(now).is_err() {
+                drop(st);
+                let _ = ws.close(None);
+                let _ = ws.flush();
+                return Ok(());
+            }
+            st.probe_ws = Some((id, tx));
+            drop(st);
+            (sid, cell)
+        }
+        _ => {
+            let sid = random_id();
+            let session = Session::new(sid.clone(), server.config.clone(), TransportKind::WebSocket, now, None);
+            let cell = Arc::new(Cell {
+                state: Mutex::new(State {
+                    session,
+                    decoder: server.parser.decoder(),
+                    poll_reply: None,
+                    main_ws: Some((id, tx)),
+                    probe_ws: None,
+                }),
+                changed: Condvar::new(),
+            });
+            server.sessions.lock().expect("poisoned").insert(sid.clone(), cell.clone());
+            let mut st = cell.state.lock().expect("poisoned");
+            server.pump(&sid, &cell, &mut st);
+            drop(st);
+            (sid, cell)
+        }
+    };
+    let channel_of = |st: &State| {
+        if st.main_ws.as_ref().is_some_and(|(i, _)| *i == id) {
+            Some(Channel::Main)
+        } else if st.probe_ws.as_ref().is_some_and(|(i, _)| *i == id) {
+            Some(Channel::Probe)
+        } else {
+            None
+        }
+    };
+    loop {
+        // Write what the session queued for this WebSocket.
+        loop {
+            let written = match rx.try_recv() {
+                Ok(WsOut::Frame(Frame::Text(t))) => ws.write(WsMessage::text(t.to_string())),
+                Ok(WsOut::Frame(Frame::Binary(b))) => ws.write(WsMessage::Binary(b)),
+                Ok(WsOut::Close) => {
+                    let _ = ws.close(None);
+                    let _ = ws.flush();
+                    return Ok(());
+                }
+                Err(_) => break,
+            };
+            // A would-block write stays queued in tungstenite and goes out with the next flush.
+            if let Err(e) = written {
+                if !would_block(&e) {
+                    return transport_gone(server, &sid, &cell, channel_of);
+                }
+            }
+        }
+        match ws.flush() {
+            Ok(()) => {}
+            Err(e) if would_block(&e) => {}
+            Err(_) => return transport_gone(server, &sid, &cell, channel_of),
+        }
+        match ws.read() {
+            Ok(WsMessage::Text(t)) => {
+                let frame = Frame::Text(ByteString::from(t.as_str()));
+                let mut st = cell.state.lock().expect("poisoned");
+                if let Some(ch) = channel_of(&st) {
+                    let _ = st.session.handle_frame(Instant::now(), ch, frame);
+                    server.pump(&sid, &cell, &mut st);
+                }
+            }
+            Ok(WsMessage::Binary(b)) => {
+                let mut st = cell.state.lock().expect("poisoned");
+                if let Some(ch) = channel_of(&st) {
+                    let _ = st.session.handle_frame(Instant::now(), ch, Frame::Binary(b));
+                    server.pump(&sid, &cell, &mut st);
+                }
+            }
+            Ok(WsMessage::Close(_)) => return transport_gone(server, &sid, &cell, channel_of),
+            Ok(_) => {}
+            Err(e) if would_block(&e) => {}
+            Err(_) => return transport_gone(server, &sid, &cell, channel_of),
+        }
+    }
+}
+
+/// A read that timed out or a write that could not go out yet: not an error on a socket with a read
+/// timeout.
+fn would_block(e: &tungstenite::Error) -> bool {
+    matches!(e, tungstenite::Error::Io(io) if matches!(io.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut))
+}
+
+fn transport_gone(
+    server: &Server,
+    sid: &str,
+    cell: &Cell,
+    channel_of: impl Fn(&State) -> Option<Channel>,
+) -> std::io::Result<()> {
+    let mut st = cell.state.lock().expect("poisoned");
+    if let Some(ch) = channel_of(&st) {
+        st.session.handle_transport_closed(Instant::now(), ch, false);
+        server.pump(sid, cell, &mut st);
+    }
+    Ok(())
+}
