@@ -425,10 +425,10 @@ fn websocket(server: &Arc<Server>, stream: TcpStream, kind: RequestKind) -> std:
                 Err(_) => break,
             };
             // A would-block write stays queued in tungstenite and goes out with the next flush.
-            if let Err(e) = written {
-                if !would_block(&e) {
-                    return transport_gone(server, &sid, &cell, channel_of);
-                }
+            if let Err(e) = written
+                && !would_block(&e)
+            {
+                return transport_gone(server, &sid, &cell, channel_of);
             }
         }
         match ws.flush() {

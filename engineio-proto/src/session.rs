@@ -46,7 +46,7 @@ pub struct SessionConfig {
     /// Whether a polling session may upgrade to WebSocket.
     pub allow_upgrades: bool,
     /// Most frames held for a long-polling client that does not come back for them; one more closes the
-    /// session with "transport error" (a defined end instead of unbounded memory).
+    /// session with [`CloseReason::BufferFull`] (a defined end instead of unbounded memory).
     pub max_buffered_frames: usize,
 }
 
@@ -78,6 +78,9 @@ pub enum CloseReason {
     ForcedClose,
     /// The client sent bytes that are not Engine.IO.
     ParseError,
+    /// The client did not take its data: more was queued for it than the limits allow (a slow or stalled
+    /// reader). Not a reference reason; clients see the transport close.
+    BufferFull,
 }
 
 impl CloseReason {
@@ -89,6 +92,7 @@ impl CloseReason {
             CloseReason::PingTimeout => "ping timeout",
             CloseReason::ForcedClose => "forced close",
             CloseReason::ParseError => "parse error",
+            CloseReason::BufferFull => "buffer full",
         }
     }
 }
@@ -445,6 +449,13 @@ impl Session {
         }
     }
 
+    /// Ends the session at once for `reason`, as a transport failure does: a pending long-poll gets the close
+    /// packet, a WebSocket is closed. For the runtime's own limits (for example [`CloseReason::BufferFull`]
+    /// when a client does not read what is sent to it).
+    pub fn fail(&mut self, _now: Instant, reason: CloseReason) {
+        self.shutdown(reason, "1");
+    }
+
     /// Fires every timer that is due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.pong_deadline.is_some_and(|d| d <= now) {
@@ -525,7 +536,7 @@ impl Session {
         match self.transport {
             TransportKind::WebSocket => self.transmits.push_back(Transmit::WebSocket(frame)),
             TransportKind::Polling if self.buffer.len() >= self.config.max_buffered_frames => {
-                self.shutdown(CloseReason::TransportError, "1");
+                self.shutdown(CloseReason::BufferFull, "1");
             }
             TransportKind::Polling => self.buffer.push_back(frame),
         }

@@ -1001,5 +1001,5 @@ fn a_polling_client_that_never_comes_back_cannot_grow_the_buffer_without_bound()
     while let Some(e) = s.poll_event() {
         closed.push(e);
     }
-    assert_eq!(closed, vec![Event::Closed(CloseReason::TransportError)]);
+    assert_eq!(closed, vec![Event::Closed(CloseReason::BufferFull)]);
 }

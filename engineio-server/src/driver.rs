@@ -121,6 +121,7 @@ pub(crate) struct Driver {
 }
 
 enum Input {
+    Overflow,
     Command(Command),
     Ws(Channel, Option<Result<WsMessage, tungstenite::Error>>),
     Timeout,
@@ -168,6 +169,7 @@ impl Driver {
                 }
                 Input::Ws(channel, msg) => self.ws_input(now, channel, msg).await,
                 Input::Timeout => self.session.handle_timeout(now),
+                Input::Overflow => self.session.fail(now, engineio_proto::CloseReason::BufferFull),
                 Input::PollAborted => {
                     self.pending_poll = None;
                     self.session.handle_poll_aborted(now);
@@ -179,10 +181,14 @@ impl Driver {
     }
 
     async fn next_input(&mut self) -> Input {
+        if self.socket.shared.overflowed.load(Ordering::Acquire) {
+            return Input::Overflow;
+        }
         let deadline = self.session.poll_timeout().map(tokio::time::Instant::from_std);
-        let Driver { rx, ws, probe, pending_poll, .. } = self;
+        let Driver { rx, ws, probe, pending_poll, socket, .. } = self;
         tokio::select! {
             biased;
+            _ = socket.shared.overflow.notified() => Input::Overflow,
             cmd = rx.recv() => match cmd {
                 Some(cmd) => Input::Command(cmd),
                 // The driver holds a sender through its socket, so the mailbox never ends first.
@@ -288,8 +294,15 @@ impl Driver {
                 }
                 Transmit::WebSocket(frame) => {
                     if let Some(ws) = &mut self.ws {
-                        if ws.feed(to_ws(frame)).await.is_err() {
-                            failed = true;
+                        // A client that stops reading blocks this write; a full mailbox ends the wait.
+                        match until_overflow(&self.socket, ws.feed(to_ws(frame))).await {
+                            Some(r) => failed |= r.is_err(),
+                            None => {
+                                self.session.fail(Instant::now(), engineio_proto::CloseReason::BufferFull);
+                                self.ws = None;
+                                fed = false;
+                                continue;
+                            }
                         }
                         fed = true;
                     }
@@ -318,11 +331,17 @@ impl Driver {
                 }
             }
         }
-        if fed
-            && let Some(ws) = &mut self.ws
-            && ws.flush().await.is_err()
-        {
-            failed = true;
+        if fed && let Some(ws) = &mut self.ws {
+            // The same guard as for each frame: a stalled reader must not hold the task in this flush.
+            match until_overflow(&self.socket, ws.flush()).await {
+                Some(r) => failed |= r.is_err(),
+                None => {
+                    self.session.fail(Instant::now(), engineio_proto::CloseReason::BufferFull);
+                    self.ws = None;
+                    // The session is closed; its last transmits concern the WebSocket just dropped.
+                    while self.session.poll_transmit().is_some() {}
+                }
+            }
         }
         if failed {
             self.transport_gone(Instant::now(), Channel::Main, true);
@@ -384,6 +403,23 @@ impl Driver {
         }
         for w in self.close_waiters.drain(..) {
             let _ = w.send(());
+        }
+    }
+}
+
+/// Runs a WebSocket write unless the session's mailbox overflows first (`None`): a client that stopped
+/// reading must not hold the session task forever.
+async fn until_overflow<T>(socket: &Socket, write: impl std::future::Future<Output = T>) -> Option<T> {
+    let shared = &socket.shared;
+    let mut write = std::pin::pin!(write);
+    loop {
+        if shared.overflowed.load(Ordering::Acquire) {
+            return None;
+        }
+        tokio::select! {
+            r = &mut write => return Some(r),
+            _ = shared.overflow.notified() => {}
+            _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
         }
     }
 }

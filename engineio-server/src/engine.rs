@@ -407,6 +407,8 @@ fn new_socket(
     let (tx, rx) = mpsc::channel(shared.config.max_queued_commands.max(1));
     let socket = Socket {
         shared: Arc::new(SocketShared {
+            overflowed: AtomicBool::new(false),
+            overflow: tokio::sync::Notify::new(),
             sid,
             request: parts,
             tx,

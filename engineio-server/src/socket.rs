@@ -44,6 +44,10 @@ pub enum SendError {
 }
 
 pub(crate) struct SocketShared {
+    /// Set when a send found the mailbox full: the session task ends the session ("buffer full").
+    pub(crate) overflowed: AtomicBool,
+    /// Wakes the session task when `overflowed` is set.
+    pub(crate) overflow: tokio::sync::Notify,
     pub(crate) sid: Arc<str>,
     pub(crate) request: Arc<request::Parts>,
     pub(crate) tx: mpsc::Sender<Command>,
@@ -89,17 +93,26 @@ impl Socket {
     }
 
     /// Queues an encoded packet. Frames queued from one task go out in order.
+    ///
+    /// The queue is bounded (`EngineConfig::max_queued_commands`). When it is full the client is not reading
+    /// what it is sent: the frame is refused with [`SendError::Full`] and the session is ended with
+    /// `CloseReason::BufferFull`, so no data is dropped without the connection ending.
     pub fn send_frame(&self, frame: Frame) -> Result<(), SendError> {
-        self.shared.tx.try_send(Command::Send(frame)).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => SendError::Full,
-            mpsc::error::TrySendError::Closed(_) => SendError::Closed,
-        })
+        self.queue(Command::Send(frame))
     }
 
     /// Queues several encoded packets as one unit: they go out together, in order, or not at all.
     pub fn send_frames(&self, frames: Vec<Frame>) -> Result<(), SendError> {
-        self.shared.tx.try_send(Command::SendMany(frames)).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => SendError::Full,
+        self.queue(Command::SendMany(frames))
+    }
+
+    fn queue(&self, command: Command) -> Result<(), SendError> {
+        self.shared.tx.try_send(command).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => {
+                self.shared.overflowed.store(true, Ordering::Release);
+                self.shared.overflow.notify_one();
+                SendError::Full
+            }
             mpsc::error::TrySendError::Closed(_) => SendError::Closed,
         })
     }

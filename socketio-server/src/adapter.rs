@@ -477,6 +477,7 @@ impl DisconnectReason {
                 | DisconnectReason::PingTimeout
                 | DisconnectReason::ServerShuttingDown
                 | DisconnectReason::ForcedServerClose
+                | DisconnectReason::BufferFull
         )
     }
 }

@@ -46,6 +46,8 @@ pub enum DisconnectReason {
     ClientNamespaceDisconnect,
     /// The server removed the socket from the namespace (`disconnect(false)`).
     ServerNamespaceDisconnect,
+    /// The client did not read what was sent to it and its queue filled up (not a reference reason).
+    BufferFull,
 }
 
 impl DisconnectReason {
@@ -61,6 +63,7 @@ impl DisconnectReason {
             DisconnectReason::ForcedServerClose => "forced server close",
             DisconnectReason::ClientNamespaceDisconnect => "client namespace disconnect",
             DisconnectReason::ServerNamespaceDisconnect => "server namespace disconnect",
+            DisconnectReason::BufferFull => "buffer full",
         }
     }
 
@@ -71,6 +74,7 @@ impl DisconnectReason {
             C::PingTimeout => DisconnectReason::PingTimeout,
             C::ForcedClose => DisconnectReason::ForcedClose,
             C::ParseError => DisconnectReason::ParseError,
+            C::BufferFull => DisconnectReason::BufferFull,
             _ => DisconnectReason::TransportError,
         }
     }

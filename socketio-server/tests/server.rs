@@ -149,3 +149,42 @@ async fn recovery_replays_missed_broadcasts_before_the_connect_reply() {
     let reply: serde_json::Value = serde_json::from_str(text(&mut ws2).await.strip_prefix("40").unwrap()).unwrap();
     assert_ne!(reply["sid"], sid.as_str());
 }
+
+#[tokio::test]
+async fn a_socket_that_stops_reading_broadcasts_is_disconnected_not_silently_skipped() {
+    let mut config = SocketIoConfig::default();
+    config.engine.max_queued_commands = 128;
+    let io = SocketIo::new(config);
+    let reasons = Arc::new(Mutex::new(Vec::new()));
+    let r = reasons.clone();
+    io.on_connection(move |socket: Socket| {
+        let r = r.clone();
+        async move {
+            socket.on_disconnect(move |s, reason| {
+                let r = r.clone();
+                async move { r.lock().unwrap().push((s.id().to_owned(), reason)) }
+            });
+        }
+    });
+    let (addr, _task) = io.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let mut reader = connect(addr, "40").await;
+    let _stalled = connect(addr, "40").await;
+    eventually(|| io.of("/").sockets().len() == 2).await;
+    // Broadcast until the stalled client's queue overflows (it never reads), reading on the other.
+    let big = "y".repeat(4096);
+    for i in 0..20_000 {
+        io.emit("tick", (i, big.as_str())).unwrap();
+        if i % 64 == 0 {
+            while let Ok(Some(Ok(_))) = tokio::time::timeout(Duration::from_millis(1), reader.next()).await {}
+            tokio::task::yield_now().await;
+        }
+        if !reasons.lock().unwrap().is_empty() {
+            break;
+        }
+    }
+    eventually(|| !reasons.lock().unwrap().is_empty()).await;
+    let got = reasons.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "only the stalled socket is dropped: {got:?}");
+    assert_eq!(got[0].1, DisconnectReason::BufferFull);
+    assert_eq!(io.of("/").sockets().len(), 1, "the reading socket stays");
+}
