@@ -133,8 +133,14 @@ pub struct EngineConfig {
     /// Most commands (outgoing frames) queued for one session before `send` reports it full (default 1024).
     pub max_queued_commands: usize,
     /// Most frames held for a long-polling client between its requests; past it the session closes with
-    /// "transport error" (default 16 384).
+    /// "buffer full" (default 16 384).
     pub max_buffered_frames: usize,
+    /// Most open sessions; more handshakes are refused like an `allow_request` refusal (403 code 4 "too many
+    /// sessions" on polling, 400 on WebSocket). Default: no limit, as the reference.
+    pub max_sessions: Option<usize>,
+    /// Most open sessions per remote IP address (known when served by `Engine::serve`/`listen`, or when the
+    /// request carries a [`crate::RemoteAddr`] extension). Default: no limit.
+    pub max_sessions_per_address: Option<usize>,
 }
 
 impl Default for EngineConfig {
@@ -164,6 +170,8 @@ impl Default for EngineConfig {
             on_connection_error: None,
             max_queued_commands: 1024,
             max_buffered_frames: 16_384,
+            max_sessions: None,
+            max_sessions_per_address: None,
         }
     }
 }

@@ -282,10 +282,26 @@ impl Driver {
     }
 
     /// Carries out every transmit, then hands every event to the handler.
+    /// Carries out every transmit, then hands every event to the handler, until neither is left. After
+    /// each message the handler's sends are taken from the mailbox at once: one POST can carry thousands of
+    /// packets, and their replies must not wait behind each other in the bounded mailbox of this very task.
     async fn flush(&mut self) {
+        loop {
+            let transmitted = self.transmit().await;
+            let delivered = self.deliver_events();
+            if !transmitted && !delivered {
+                return;
+            }
+        }
+    }
+
+    /// Carries out every pending transmit; whether there was any.
+    async fn transmit(&mut self) -> bool {
+        let mut any = false;
         let mut fed = false;
         let mut failed = false;
         while let Some(t) = self.session.poll_transmit() {
+            any = true;
             match t {
                 Transmit::PollResponse(body) => {
                     if let Some(tx) = self.pending_poll.take() {
@@ -354,11 +370,25 @@ impl Driver {
                 }
             }
         }
+        any
+    }
+
+    /// Hands every event to the handler; whether there was any.
+    fn deliver_events(&mut self) -> bool {
+        let mut any = false;
         while let Some(event) = self.session.poll_event() {
+            any = true;
             match event {
                 Event::Message(m) => {
                     if let Some(c) = &mut self.connection {
                         c.on_message(m);
+                    }
+                    let now = Instant::now();
+                    for _ in 0..self.engine.config.max_queued_commands {
+                        match self.rx.try_recv() {
+                            Ok(cmd) => self.command(now, cmd),
+                            Err(_) => break,
+                        }
                     }
                 }
                 Event::Upgrading => {}
@@ -376,6 +406,7 @@ impl Driver {
                 }
             }
         }
+        any
     }
 
     async fn finish(mut self) {

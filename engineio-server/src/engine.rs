@@ -39,11 +39,48 @@ pub(crate) struct EngineShared {
     endpoint: String,
     pub(crate) handler: Arc<dyn Handler>,
     sessions: RwLock<HashMap<Arc<str>, Socket>>,
+    /// Session slots in use: in total and per remote address (`max_sessions`, `max_sessions_per_address`).
+    slots: std::sync::Mutex<(usize, HashMap<std::net::IpAddr, usize>)>,
 }
 
 impl EngineShared {
     pub(crate) fn remove_session(&self, sid: &str) {
-        self.sessions.write().expect("session map poisoned").remove(sid);
+        let removed = self.sessions.write().expect("session map poisoned").remove(sid);
+        if let Some(socket) = removed {
+            self.release(socket.shared.address);
+        }
+    }
+
+    /// Takes a session slot, or says why not.
+    fn reserve(&self, address: Option<std::net::IpAddr>) -> Result<(), &'static str> {
+        let mut slots = self.slots.lock().expect("slot counts poisoned");
+        if self.config.max_sessions.is_some_and(|max| slots.0 >= max) {
+            return Err("too many sessions");
+        }
+        if let (Some(max), Some(ip)) = (self.config.max_sessions_per_address, address)
+            && slots.1.get(&ip).copied().unwrap_or(0) >= max
+        {
+            return Err("too many sessions from this address");
+        }
+        slots.0 += 1;
+        if let Some(ip) = address {
+            *slots.1.entry(ip).or_default() += 1;
+        }
+        Ok(())
+    }
+
+    /// Gives a slot back (a session ended, or a handshake failed after its slot was taken).
+    pub(crate) fn release(&self, address: Option<std::net::IpAddr>) {
+        let mut slots = self.slots.lock().expect("slot counts poisoned");
+        slots.0 = slots.0.saturating_sub(1);
+        if let Some(ip) = address
+            && let Some(n) = slots.1.get_mut(&ip)
+        {
+            *n -= 1;
+            if *n == 0 {
+                slots.1.remove(&ip);
+            }
+        }
     }
 
     fn lookup(&self, sid: &str) -> Option<Socket> {
@@ -84,7 +121,15 @@ impl Engine {
     /// Like [`Engine::new`], with a shared handler.
     pub fn with_handler(config: EngineConfig, handler: Arc<dyn Handler>) -> Self {
         let endpoint = config.endpoint_path();
-        Engine { shared: Arc::new(EngineShared { config, endpoint, handler, sessions: RwLock::default() }) }
+        Engine {
+            shared: Arc::new(EngineShared {
+                config,
+                endpoint,
+                handler,
+                sessions: RwLock::default(),
+                slots: std::sync::Mutex::default(),
+            }),
+        }
     }
 
     /// The options.
@@ -298,16 +343,21 @@ where
                 let refusal = Refusal { message: Some(message), ..Refusal::code(ErrorCode::Forbidden) };
                 return refuse(&shared, &parts, refusal, upgrade, extra);
             }
+            let address = parts.extensions.get::<RemoteAddr>().map(|a| a.0.ip());
+            if let Err(message) = shared.reserve(address) {
+                let refusal = Refusal { message: Some(message.to_owned()), ..Refusal::code(ErrorCode::Forbidden) };
+                return refuse(&shared, &parts, refusal, upgrade, extra);
+            }
             match (transport, on_upgrade) {
                 (TransportKind::WebSocket, Some(on_upgrade)) => {
-                    accept_websocket(&shared, parts, extra, on_upgrade, None)
+                    accept_websocket(&shared, parts, extra, on_upgrade, None, address)
                 }
-                _ => polling_handshake(&shared, parts, extra).await,
+                _ => polling_handshake(&shared, parts, extra, address).await,
             }
         }
         RequestKind::Upgrade { sid } => match (shared.lookup(&sid), on_upgrade) {
             (Some(socket), Some(on_upgrade)) => {
-                accept_websocket(&shared, Arc::new(parts), extra, on_upgrade, Some(socket))
+                accept_websocket(&shared, Arc::new(parts), extra, on_upgrade, Some(socket), None)
             }
             _ => refuse(&shared, &parts, Refusal::code(ErrorCode::UnknownSid), true, extra),
         },
@@ -402,6 +452,7 @@ fn new_socket(
     shared: &EngineShared,
     parts: Arc<request::Parts>,
     transport: TransportKind,
+    address: Option<std::net::IpAddr>,
 ) -> (Socket, mpsc::Receiver<Command>) {
     let sid: Arc<str> = shared.new_sid(&parts).into();
     let (tx, rx) = mpsc::channel(shared.config.max_queued_commands.max(1));
@@ -414,6 +465,7 @@ fn new_socket(
             tx,
             upgraded: AtomicBool::new(false),
             initial_transport: transport,
+            address,
         }),
     };
     (socket, rx)
@@ -423,8 +475,9 @@ async fn polling_handshake(
     shared: &Arc<EngineShared>,
     parts: Arc<request::Parts>,
     mut extra: HeaderMap,
+    address: Option<std::net::IpAddr>,
 ) -> Response<ResponseBody> {
-    let (socket, rx) = new_socket(shared, parts.clone(), TransportKind::Polling);
+    let (socket, rx) = new_socket(shared, parts.clone(), TransportKind::Polling, address);
     let now = Instant::now();
     let mut session = Session::new(
         socket.sid().to_owned(),
@@ -577,10 +630,14 @@ fn accept_websocket(
     mut extra: HeaderMap,
     on_upgrade: hyper::upgrade::OnUpgrade,
     existing: Option<Socket>,
+    address: Option<std::net::IpAddr>,
 ) -> Response<ResponseBody> {
     let key = parts.headers.get(header::SEC_WEBSOCKET_KEY);
     let version_ok = parts.headers.get(header::SEC_WEBSOCKET_VERSION).is_some_and(|v| v == "13");
     let Some(key) = key.filter(|_| version_ok) else {
+        if existing.is_none() {
+            shared.release(address);
+        }
         return refuse(shared, &parts, Refusal::code(ErrorCode::BadRequest), true, extra);
     };
     let accept = derive_accept_key(key.as_bytes());
@@ -609,7 +666,12 @@ fn accept_websocket(
 
     let shared = shared.clone();
     tokio::spawn(async move {
-        let Ok(upgraded) = on_upgrade.await else { return };
+        let Ok(upgraded) = on_upgrade.await else {
+            if existing.is_none() {
+                shared.release(address);
+            }
+            return;
+        };
         let max = shared.config.max_http_buffer_size;
         let ws_config = WebSocketConfig::default()
             .max_message_size(Some(max))
@@ -633,7 +695,7 @@ fn accept_websocket(
                 }
             }
             None => {
-                let (socket, rx) = new_socket(&shared, parts, TransportKind::WebSocket);
+                let (socket, rx) = new_socket(&shared, parts, TransportKind::WebSocket, address);
                 let session = Session::new(
                     socket.sid().to_owned(),
                     shared.config.session_config(),

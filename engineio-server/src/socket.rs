@@ -53,6 +53,8 @@ pub(crate) struct SocketShared {
     pub(crate) tx: mpsc::Sender<Command>,
     pub(crate) upgraded: AtomicBool,
     pub(crate) initial_transport: TransportKind,
+    /// The remote IP address the session's slot is counted under.
+    pub(crate) address: Option<std::net::IpAddr>,
 }
 
 /// A handle on one Engine.IO session: cheap to clone, usable from any task.

@@ -591,3 +591,27 @@ where
     }
     panic!("condition not met within 5 s");
 }
+
+#[tokio::test]
+async fn session_limits_in_total_and_per_address() {
+    let config = EngineConfig { max_sessions: Some(2), ..EngineConfig::default() };
+    let server = start(config).await;
+    let (first, _) = handshake(server.addr).await;
+    let (_ws, _) = ws_connect(server.addr, "/engine.io/?EIO=4&transport=websocket", &[]).await.unwrap();
+    let res = get(server.addr, "/engine.io/?EIO=4&transport=polling").await;
+    assert_eq!(res.status, 403);
+    assert_eq!(res.json(), serde_json::json!({"code": 4, "message": "too many sessions"}));
+    let err = ws_connect(server.addr, "/engine.io/?EIO=4&transport=websocket", &[]).await.unwrap_err();
+    assert!(matches!(err, tokio_tungstenite::tungstenite::Error::Http(ref r) if r.status() == 400), "{err:?}");
+    // A session that ends gives its slot back.
+    post(server.addr, &poll_path(&first), b"1").await;
+    wait_until(|| async { server.engine.session_count() == 1 }).await;
+    assert_eq!(get(server.addr, "/engine.io/?EIO=4&transport=polling").await.status, 200);
+
+    // Per address: every client here is 127.0.0.1.
+    let config = EngineConfig { max_sessions_per_address: Some(1), ..EngineConfig::default() };
+    let server = start(config).await;
+    handshake(server.addr).await;
+    let res = get(server.addr, "/engine.io/?EIO=4&transport=polling").await;
+    assert_eq!(res.json(), serde_json::json!({"code": 4, "message": "too many sessions from this address"}));
+}

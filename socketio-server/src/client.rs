@@ -17,6 +17,9 @@ pub(crate) struct ClientShared {
     pub(crate) engine_socket: engineio_server::Socket,
     server: Weak<ServerInner>,
     sockets: Mutex<HashMap<String, Socket>>,
+    /// Namespaces whose CONNECT is being handled (middlewares may be waiting): a repeated CONNECT meanwhile
+    /// is ignored, as one for a namespace already joined.
+    connecting: Mutex<std::collections::HashSet<String>>,
     connect_timer: Mutex<Option<tokio::task::AbortHandle>>,
     closed: std::sync::atomic::AtomicBool,
 }
@@ -68,6 +71,7 @@ impl Client {
             engine_socket,
             server: Arc::downgrade(server),
             sockets: Mutex::default(),
+            connecting: Mutex::default(),
             connect_timer: Mutex::default(),
             closed: std::sync::atomic::AtomicBool::new(false),
         });
@@ -132,6 +136,18 @@ impl engineio_server::Connection for Client {
     }
 }
 
+/// Clears a namespace's "connecting" mark however the CONNECT ends.
+struct Connecting {
+    shared: Arc<ClientShared>,
+    nsp: String,
+}
+
+impl Drop for Connecting {
+    fn drop(&mut self) {
+        self.shared.connecting.lock().expect("poisoned").remove(&self.nsp);
+    }
+}
+
 /// Joins a namespace: find or create it, recover state if asked, run the middlewares, then reply.
 async fn connect(shared: Arc<ClientShared>, nsp: String, auth: Option<Value>) {
     let Some(server) = shared.server.upgrade() else { return };
@@ -140,9 +156,10 @@ async fn connect(shared: Arc<ClientShared>, nsp: String, auth: Option<Value>) {
         shared.send(&Packet::connect_error(nsp, "Invalid namespace", None));
         return;
     };
-    if shared.socket_for(&nsp).is_some() {
+    if shared.socket_for(&nsp).is_some() || !shared.connecting.lock().expect("poisoned").insert(nsp.clone()) {
         return;
     }
+    let _connecting = Connecting { shared: shared.clone(), nsp: nsp.clone() };
     let recovery = server.config.connection_state_recovery;
     let mut restored = None;
     if recovery.is_some()
