@@ -3,7 +3,7 @@
 # need (npm packages of the interop tests), builds the workspace once, and runs every suite:
 #   1. the sans-IO rule: proto crates must not depend on a runtime;
 #   2. cargo tests of the whole workspace (unit, property, wire, doc tests);
-#   3. the fuzz targets still build;
+#   3. a short run of every fuzz target;
 #   4. interop tests with the real clients (npm engine.io-client and socket.io-client, python-socketio,
 #      headless Chromium), a real redis-server and HAProxy, all started by the tests themselves.
 set -euo pipefail
@@ -42,10 +42,8 @@ cargo build --workspace --all-targets
 step "cargo tests"
 cargo test --workspace
 
-step "fuzz targets build"
-if [ -f fuzz/Cargo.toml ]; then
-  RUSTC_BOOTSTRAP=1 cargo check --manifest-path fuzz/Cargo.toml --bins
-fi
+step "fuzz: a short run of every target (scripts/fuzz.sh SECONDS for longer ones)"
+./scripts/fuzz.sh 5
 
 step "install the interop test clients (npm) and the demo's browser client"
 (cd e2e && npm ci --no-audit --no-fund --loglevel=error)
