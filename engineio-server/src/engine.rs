@@ -41,6 +41,8 @@ pub(crate) struct EngineShared {
     sessions: RwLock<HashMap<Arc<str>, Socket>>,
     /// Session slots in use: in total and per remote address (`max_sessions`, `max_sessions_per_address`).
     slots: std::sync::Mutex<(usize, HashMap<std::net::IpAddr, usize>)>,
+    /// Set by `close`: the accept loops of `serve`/`listen` stop.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl EngineShared {
@@ -128,6 +130,7 @@ impl Engine {
                 handler,
                 sessions: RwLock::default(),
                 slots: std::sync::Mutex::default(),
+                stopping: tokio::sync::watch::Sender::new(false),
             }),
         }
     }
@@ -154,12 +157,30 @@ impl Engine {
     }
 
     /// Closes every session and waits until they have closed.
+    ///
+    /// Graceful shutdown: the accept loops of [`Engine::serve`] and [`Engine::listen`] stop taking
+    /// connections, every session is told to close (frames already queued go out first), and the call
+    /// waits at most 5 seconds (see [`Engine::close_within`]).
     pub async fn close(&self) {
+        self.close_within(std::time::Duration::from_secs(5)).await;
+    }
+
+    /// [`Engine::close`], waiting at most `timeout` for the sessions to finish closing (a long-polling
+    /// client that never comes back would otherwise hold a session for `close_timeout`). Returns whether
+    /// every session closed in time.
+    pub async fn close_within(&self, timeout: std::time::Duration) -> bool {
+        self.shared.stopping.send_replace(true);
         let sockets: Vec<Socket> =
             self.shared.sessions.read().expect("session map poisoned").values().cloned().collect();
         for s in &sockets {
-            s.close_and_wait().await;
+            s.close();
         }
+        let all = async {
+            for s in &sockets {
+                s.close_and_wait().await;
+            }
+        };
+        tokio::time::timeout(timeout, all).await.is_ok()
     }
 
     /// Binds `addr` and serves the endpoint; returns the bound address and the accept loop's task.
@@ -181,8 +202,13 @@ impl Engine {
 
 /// Serves an `EngineService` on an already bound listener, one task per connection.
 pub async fn serve_listener(listener: TcpListener, service: EngineService) {
+    let mut stopping = service.shared.stopping.subscribe();
     loop {
-        let (stream, remote) = match listener.accept().await {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stopping.wait_for(|stop| *stop) => return,
+        };
+        let (stream, remote) = match accepted {
             Ok(x) => x,
             Err(_) => {
                 // Out of file descriptors or similar: back off briefly instead of spinning.

@@ -615,3 +615,22 @@ async fn session_limits_in_total_and_per_address() {
     let res = get(server.addr, "/engine.io/?EIO=4&transport=polling").await;
     assert_eq!(res.json(), serde_json::json!({"code": 4, "message": "too many sessions from this address"}));
 }
+
+#[tokio::test]
+async fn graceful_close_stops_accepting_tells_clients_and_is_bounded() {
+    let server = start(EngineConfig::default()).await;
+    let (mut ws, _) = ws_connect(server.addr, "/engine.io/?EIO=4&transport=websocket", &[]).await.unwrap();
+    ws_text(&mut ws).await;
+    // A polling client that will never poll again would hold its session for `close_timeout` (30 s).
+    let _ = handshake(server.addr).await;
+    assert_eq!(server.engine.session_count(), 2);
+    let started = std::time::Instant::now();
+    let all_closed = server.engine.close_within(Duration::from_millis(500)).await;
+    assert!(started.elapsed() < Duration::from_secs(2), "bounded: {:?}", started.elapsed());
+    assert!(!all_closed, "the absent polling client could not be told in time");
+    ws_closed(&mut ws).await;
+    // New connections are no longer accepted.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let refused = tokio::net::TcpStream::connect(server.addr).await;
+    assert!(refused.is_err(), "the listener is closed");
+}

@@ -236,8 +236,8 @@ impl SocketIo {
         self.of("/").server_side_emit(event, args).await
     }
 
-    /// Closes the server: every socket disconnects with "server shutting down", queued packets are flushed,
-    /// and every connection is closed (waiting for each to finish closing).
+    /// Closes the server: it stops accepting connections, every socket disconnects with "server shutting
+    /// down", queued packets are flushed, and every connection is closed; waits at most 5 seconds.
     pub async fn close(&self) {
         self.inner.closing.store(true, Ordering::Release);
         let namespaces: Vec<Namespace> = self.inner.namespaces.read().expect("poisoned").values().cloned().collect();
