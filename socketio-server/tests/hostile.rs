@@ -12,7 +12,9 @@ use socketio_server::{DisconnectReason, Event, Socket, SocketIo, SocketIoConfig}
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+mod support;
+
+use support::*;
 
 // ---------------------------------------------------------------------------------------------------------
 // Harness
@@ -94,14 +96,6 @@ async fn server() -> (SocketIo, SocketAddr, Reasons) {
     (io, addr, reasons)
 }
 
-async fn ws_open(addr: SocketAddr) -> Ws {
-    let (mut ws, _) =
-        tokio_tungstenite::connect_async(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket")).await.unwrap();
-    let open = next_text(&mut ws).await;
-    assert!(open.starts_with("0{\"sid\":"), "{open}");
-    ws
-}
-
 /// A WebSocket connection joined to `/`.
 async fn ws_joined(addr: SocketAddr) -> Ws {
     let mut ws = ws_open(addr).await;
@@ -109,52 +103,6 @@ async fn ws_joined(addr: SocketAddr) -> Ws {
     let reply = next_text(&mut ws).await;
     assert!(reply.starts_with("40{\"sid\":"), "{reply}");
     ws
-}
-
-/// The next frame that is not a heartbeat (pings are answered).
-async fn next(ws: &mut Ws) -> WsMessage {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
-            .await
-            .expect("a frame within 5 s")
-            .expect("the stream is open")
-            .expect("no error");
-        match &msg {
-            WsMessage::Text(t) if t.as_str() == "2" => ws.send(WsMessage::Text("3".into())).await.unwrap(),
-            WsMessage::Ping(_) | WsMessage::Pong(_) => {}
-            _ => return msg,
-        }
-    }
-}
-
-async fn next_text(ws: &mut Ws) -> String {
-    match next(ws).await {
-        WsMessage::Text(t) => t.to_string(),
-        other => panic!("expected text, got {other:?}"),
-    }
-}
-
-async fn send(ws: &mut Ws, text: &str) {
-    ws.send(WsMessage::Text(text.into())).await.unwrap();
-}
-
-async fn send_binary(ws: &mut Ws, bytes: &[u8]) {
-    ws.send(WsMessage::Binary(bytes.to_vec().into())).await.unwrap();
-}
-
-/// Waits until the server closes the connection; fails if it sends any packet other than a heartbeat
-/// before closing, or keeps it open for 5 s.
-async fn closed(ws: &mut Ws) {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("closed within 5 s") {
-            None | Some(Err(_)) | Some(Ok(WsMessage::Close(_))) => return,
-            Some(Ok(WsMessage::Text(t))) if t.as_str() == "2" => {
-                let _ = ws.send(WsMessage::Text("3".into())).await;
-            }
-            Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {}
-            Some(Ok(other)) => panic!("expected the connection to close, got {other:?}"),
-        }
-    }
 }
 
 /// Reads for `dur`, answering heartbeats; returns every other frame. Fails if the connection ends.
@@ -215,7 +163,7 @@ async fn a_text_packet_instead_of_the_announced_attachment_closes_the_connection
         let mut ws = ws_joined(addr).await;
         send(&mut ws, &format!("451-[\"message\",{PLACEHOLDER_0}]")).await;
         send(&mut ws, "42[\"message\",\"text\"]").await;
-        closed(&mut ws).await;
+        closed_quietly(&mut ws).await;
         all_closed_with_parse_error(&io, &reasons, 1).await;
     })
     .await;
@@ -233,7 +181,7 @@ async fn a_binary_packet_missing_an_attachment_waits_and_a_text_packet_then_clos
         let got = quiet_for(&mut ws, Duration::from_millis(300)).await;
         assert!(got.is_empty(), "the incomplete packet was delivered: {got:?}");
         send(&mut ws, "42[\"message\",\"text\"]").await;
-        closed(&mut ws).await;
+        closed_quietly(&mut ws).await;
         all_closed_with_parse_error(&io, &reasons, 1).await;
     })
     .await;
@@ -256,7 +204,7 @@ async fn attachment_counts_over_the_limit_or_malformed_close_the_connection() {
         for packet in &bad {
             let mut ws = ws_joined(addr).await;
             send(&mut ws, packet).await;
-            closed(&mut ws).await;
+            closed_quietly(&mut ws).await;
         }
         all_closed_with_parse_error(&io, &reasons, bad.len()).await;
     })
@@ -270,7 +218,7 @@ async fn an_unannounced_binary_message_closes_the_connection() {
         let (io, addr, reasons) = server().await;
         let mut ws = ws_joined(addr).await;
         send_binary(&mut ws, &[1, 2, 3]).await;
-        closed(&mut ws).await;
+        closed_quietly(&mut ws).await;
         all_closed_with_parse_error(&io, &reasons, 1).await;
     })
     .await;
@@ -285,7 +233,7 @@ async fn a_placeholder_naming_a_missing_attachment_closes_the_connection() {
         let mut ws = ws_joined(addr).await;
         send(&mut ws, "451-[\"message\",{\"_placeholder\":true,\"num\":5}]").await;
         send_binary(&mut ws, &[9]).await;
-        closed(&mut ws).await;
+        closed_quietly(&mut ws).await;
         all_closed_with_parse_error(&io, &reasons, 1).await;
     })
     .await;
@@ -309,11 +257,11 @@ async fn deeply_nested_json_closes_the_connection_without_a_stack_overflow() {
         for packet in [&deep, &deep_obj, &deep_ack] {
             let mut ws = ws_joined(addr).await;
             send(&mut ws, packet).await;
-            closed(&mut ws).await;
+            closed_quietly(&mut ws).await;
         }
         let mut ws = ws_open(addr).await;
         send(&mut ws, &deep_auth).await;
-        closed(&mut ws).await;
+        closed_quietly(&mut ws).await;
         all_closed_with_parse_error(&io, &reasons, 3).await;
 
         // 100 levels are fine and come back unchanged.
@@ -339,7 +287,7 @@ async fn ack_ids_over_64_bits_close_the_connection() {
         for packet in &bad {
             let mut ws = ws_joined(addr).await;
             send(&mut ws, packet).await;
-            closed(&mut ws).await;
+            closed_quietly(&mut ws).await;
         }
         all_closed_with_parse_error(&io, &reasons, bad.len()).await;
     })
@@ -376,7 +324,7 @@ async fn namespace_names_that_are_not_paths_get_connect_error_or_close() {
         for packet in ["40abc", "40abc,", "40 /custom,"] {
             let mut ws = ws_open(addr).await;
             send(&mut ws, packet).await;
-            closed(&mut ws).await;
+            closed_quietly(&mut ws).await;
         }
 
         let long = format!("/{}", "n".repeat(10 * 1024));
@@ -631,7 +579,7 @@ async fn an_event_named_after_a_reserved_event_closes_the_connection() {
         for packet in &bad {
             let mut ws = ws_joined(addr).await;
             send(&mut ws, packet).await;
-            closed(&mut ws).await;
+            closed_quietly(&mut ws).await;
         }
         all_closed_with_parse_error(&io, &reasons, bad.len()).await;
     })

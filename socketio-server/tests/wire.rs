@@ -3,12 +3,14 @@
 
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use socketio_server::{Event, Socket, SocketIo, SocketIoConfig, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+mod support;
+
+use support::*;
 
 /// The suite's server: ping 300/200, connect timeout 1 s; `auth` on connect in `/` and `/custom`;
 /// `message` → `message-back`, `message-with-ack` → ack.
@@ -31,60 +33,6 @@ async fn suite_server() -> (SocketIo, std::net::SocketAddr) {
     }
     let (addr, _task) = io.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
     (io, addr)
-}
-
-async fn ws_open(addr: std::net::SocketAddr) -> Ws {
-    let (mut ws, _) =
-        tokio_tungstenite::connect_async(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket")).await.unwrap();
-    let open = next_text(&mut ws).await;
-    assert!(open.starts_with("0{\"sid\":"), "{open}");
-    ws
-}
-
-async fn next(ws: &mut Ws) -> WsMessage {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
-            .await
-            .expect("a frame within 5 s")
-            .expect("the stream is open")
-            .expect("no error");
-        match &msg {
-            // Heartbeats are answered and skipped.
-            WsMessage::Text(t) if t.as_str() == "2" => ws.send(WsMessage::Text("3".into())).await.unwrap(),
-            WsMessage::Ping(_) | WsMessage::Pong(_) => {}
-            _ => return msg,
-        }
-    }
-}
-
-async fn next_text(ws: &mut Ws) -> String {
-    match next(ws).await {
-        WsMessage::Text(t) => t.to_string(),
-        other => panic!("expected text, got {other:?}"),
-    }
-}
-
-async fn next_binary(ws: &mut Ws) -> Vec<u8> {
-    match next(ws).await {
-        WsMessage::Binary(b) => b.to_vec(),
-        other => panic!("expected binary, got {other:?}"),
-    }
-}
-
-async fn send(ws: &mut Ws, text: &str) {
-    ws.send(WsMessage::Text(text.into())).await.unwrap();
-}
-
-async fn closed(ws: &mut Ws) {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("closed within 5 s") {
-            None | Some(Err(_)) | Some(Ok(WsMessage::Close(_))) => return,
-            Some(Ok(WsMessage::Text(t))) if t.as_str() == "2" => {
-                let _ = ws.send(WsMessage::Text("3".into())).await;
-            }
-            Some(Ok(_)) => {}
-        }
-    }
 }
 
 fn sid_of(connect: &str, prefix: &str) -> String {

@@ -1,0 +1,83 @@
+//! Helpers shared by the Socket.IO integration tests: a raw WebSocket client that answers heartbeats.
+#![allow(dead_code, unreachable_pub)]
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens a WebSocket session and reads its open packet.
+pub async fn ws_open(addr: std::net::SocketAddr) -> Ws {
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket")).await.unwrap();
+    let open = next_text(&mut ws).await;
+    assert!(open.starts_with("0{\"sid\":"), "{open}");
+    ws
+}
+
+pub async fn next(ws: &mut Ws) -> WsMessage {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("a frame within 5 s")
+            .expect("the stream is open")
+            .expect("no error");
+        match &msg {
+            // Heartbeats are answered and skipped.
+            WsMessage::Text(t) if t.as_str() == "2" => ws.send(WsMessage::Text("3".into())).await.unwrap(),
+            WsMessage::Ping(_) | WsMessage::Pong(_) => {}
+            _ => return msg,
+        }
+    }
+}
+
+pub async fn next_text(ws: &mut Ws) -> String {
+    match next(ws).await {
+        WsMessage::Text(t) => t.to_string(),
+        other => panic!("expected text, got {other:?}"),
+    }
+}
+
+pub async fn next_binary(ws: &mut Ws) -> Vec<u8> {
+    match next(ws).await {
+        WsMessage::Binary(b) => b.to_vec(),
+        other => panic!("expected binary, got {other:?}"),
+    }
+}
+
+pub async fn send(ws: &mut Ws, text: &str) {
+    ws.send(WsMessage::Text(text.into())).await.unwrap();
+}
+
+pub async fn closed(ws: &mut Ws) {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("closed within 5 s") {
+            None | Some(Err(_)) | Some(Ok(WsMessage::Close(_))) => return,
+            Some(Ok(WsMessage::Text(t))) if t.as_str() == "2" => {
+                let _ = ws.send(WsMessage::Text("3".into())).await;
+            }
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+pub async fn send_binary(ws: &mut Ws, bytes: &[u8]) {
+    ws.send(WsMessage::Binary(bytes.to_vec().into())).await.unwrap();
+}
+
+/// Waits until the server closes the connection; fails if it sends any packet other than a heartbeat
+/// before closing, or keeps it open for 5 s.
+pub async fn closed_quietly(ws: &mut Ws) {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("closed within 5 s") {
+            None | Some(Err(_)) | Some(Ok(WsMessage::Close(_))) => return,
+            Some(Ok(WsMessage::Text(t))) if t.as_str() == "2" => {
+                let _ = ws.send(WsMessage::Text("3".into())).await;
+            }
+            Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {}
+            Some(Ok(other)) => panic!("expected the connection to close, got {other:?}"),
+        }
+    }
+}
