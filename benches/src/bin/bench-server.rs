@@ -1,0 +1,78 @@
+//! The benchmark scenario server, on `socketio-server` with default options (path `/socket.io`).
+//!
+//! Behaviour on the main namespace `/`:
+//! - on connection the socket joins the room `all`;
+//! - `echo` (...args) → emit `echo` back to the sender with the same arguments;
+//! - `ack` (...args) → acknowledge with the same arguments;
+//! - `broadcast` (...args) → `io.to("all").emit("broadcast", ...args)` (the sender included).
+//!
+//! Flags: `--port N` (default 3000, 0 picks one), `--threads N` (tokio worker threads, default 1, so the
+//! server can be pinned to one core with `taskset`), `--host ADDR` (default 127.0.0.1),
+//! `--ping-interval MS` / `--ping-timeout MS` (Engine.IO heartbeat, default 25000 / 20000).
+//! Prints `listening on http://ADDR` once bound, then serves until killed.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use socketio_server::{Event, Socket, SocketIo, SocketIoConfig};
+
+fn usage() -> ! {
+    eprintln!("usage: bench-server [--port N] [--threads N] [--host ADDR] [--ping-interval MS] [--ping-timeout MS]");
+    std::process::exit(2);
+}
+
+fn main() {
+    let mut port = 3000u16;
+    let mut threads = 1usize;
+    let mut host: IpAddr = [127, 0, 0, 1].into();
+    let mut config = SocketIoConfig::default();
+    let mut args = std::env::args().skip(1);
+    let ms = |v: Option<String>| Duration::from_millis(v.and_then(|v| v.parse().ok()).unwrap_or_else(|| usage()));
+    while let Some(flag) = args.next() {
+        match flag.as_str() {
+            "--port" => port = args.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| usage()),
+            "--threads" => {
+                threads = args.next().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or_else(|| usage())
+            }
+            "--host" => host = args.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| usage()),
+            "--ping-interval" => config.engine.ping_interval = ms(args.next()),
+            "--ping-timeout" => config.engine.ping_timeout = ms(args.next()),
+            "-h" | "--help" => usage(),
+            other => {
+                eprintln!("unknown flag {other}");
+                usage();
+            }
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(async move {
+        let io = SocketIo::new(config);
+        let io2 = io.clone();
+        io.on_connection(move |socket: Socket| {
+            let io = io2.clone();
+            async move {
+                socket.join("all");
+                socket.on("echo", |s: Socket, ev: Event| async move {
+                    let _ = s.emit("echo", ev.args);
+                });
+                socket.on("ack", |_s: Socket, mut ev: Event| async move {
+                    let args = std::mem::take(&mut ev.args);
+                    ev.ack(args);
+                });
+                socket.on("broadcast", move |_s: Socket, ev: Event| {
+                    let io = io.clone();
+                    async move {
+                        let _ = io.to("all").emit("broadcast", ev.args);
+                    }
+                });
+            }
+        });
+        let (addr, task) = io.listen(SocketAddr::new(host, port)).await.expect("bind");
+        println!("listening on http://{addr}");
+        let _ = task.await;
+    });
+}

@@ -1,0 +1,785 @@
+//! A load generator speaking Engine.IO v4 + Socket.IO v5 itself (raw packets over tokio-tungstenite for
+//! WebSocket, over hyper-util's client for long-polling); it does not use the server crates.
+//!
+//! ```text
+//! loadgen --url http://127.0.0.1:3000 --scenario echo|ack|broadcast|idle|connect|polling-echo
+//!         [--clients N] [--duration SECS] [--messages N] [--server-pid PID]
+//!         [--size BYTES] [--window N] [--connect-concurrency N] [--threads N]
+//! ```
+//!
+//! Scenarios (against `bench-server`'s behaviour):
+//! - `echo` (50 clients): each sends `42["echo","<64 B>"]` and waits for the echo, for `--duration` s.
+//! - `ack` (50 clients): each sends `42<id>["ack","<64 B>"]` and waits for `43<id>[...]`.
+//! - `broadcast` (1000 clients, 200 messages): one client sends `--messages` `broadcast` events, at most
+//!   `--window` of them (default 20) not yet delivered to every client; ops = deliveries, latency = from
+//!   the send to each delivery.
+//! - `idle` (5000 connections): opens that many WebSocket connections with the namespace joined, holds
+//!   them `--duration` s (answering pings), and reads the server's `VmRSS` (`--server-pid`) before and
+//!   after: `bytes_per_conn`. Latency = the open + CONNECT time of each connection.
+//! - `connect` (50 at a time): WebSocket open + CONNECT (until `40{"sid"...}`) + close, repeated for
+//!   `--duration` s or `--messages` handshakes in all (default 20000); latency = open + CONNECT.
+//! - `polling-echo` (50 clients): long-polling clients doing echo round trips (POST the event, GET until
+//!   the echo comes back).
+//!
+//! Every scenario stops by itself (at most `--duration` plus a grace period) and prints one JSON line:
+//! `{"scenario","clients","duration_s","ops","ops_per_s","p50_us","p90_us","p99_us","max_us","errors"}`
+//! (idle adds `rss_before_kb`, `rss_after_kb`, `bytes_per_conn`; broadcast adds `messages`, `expected`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::json;
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
+use tokio::time::{Instant, timeout_at};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::{WebSocketStream, client_async};
+
+type Ws = WebSocketStream<TcpStream>;
+type Hist = Histogram<u64>;
+type Res<T> = Result<T, String>;
+
+/// Grace period after `--duration` before a scenario gives up on whatever is still pending.
+const GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone)]
+struct Opts {
+    authority: String,
+    path: String,
+    scenario: String,
+    clients: usize,
+    duration: Duration,
+    messages: usize,
+    server_pid: Option<u32>,
+    size: usize,
+    window: usize,
+    connect_concurrency: usize,
+    threads: usize,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: loadgen --url http://HOST:PORT --scenario echo|ack|broadcast|idle|connect|polling-echo \
+         [--clients N] [--duration SECS] [--messages N] [--server-pid PID] [--size BYTES] [--window N] \
+         [--connect-concurrency N] [--threads N]"
+    );
+    std::process::exit(2);
+}
+
+fn parse_opts() -> Opts {
+    let mut url = "http://127.0.0.1:3000".to_owned();
+    let mut scenario = None;
+    let mut clients = None;
+    let mut duration = None;
+    let mut messages = None;
+    let mut server_pid = None;
+    let mut size = 64usize;
+    let mut window = 20usize;
+    let mut connect_concurrency = 100usize;
+    let mut threads = 1usize;
+    let mut args = std::env::args().skip(1);
+    fn num<T: std::str::FromStr>(v: Option<String>) -> T {
+        v.and_then(|v| v.parse().ok()).unwrap_or_else(|| usage())
+    }
+    while let Some(flag) = args.next() {
+        match flag.as_str() {
+            "--url" => url = args.next().unwrap_or_else(|| usage()),
+            "--scenario" => scenario = Some(args.next().unwrap_or_else(|| usage())),
+            "--clients" => clients = Some(num::<usize>(args.next())),
+            "--duration" => duration = Some(num::<f64>(args.next())),
+            "--messages" => messages = Some(num::<usize>(args.next())),
+            "--server-pid" => server_pid = Some(num::<u32>(args.next())),
+            "--size" => size = num(args.next()),
+            "--window" => window = num(args.next()),
+            "--connect-concurrency" => connect_concurrency = num(args.next()),
+            "--threads" => threads = num(args.next()),
+            "-h" | "--help" => usage(),
+            other => {
+                eprintln!("unknown flag {other}");
+                usage();
+            }
+        }
+    }
+    let scenario = scenario.unwrap_or_else(|| usage());
+    let (def_clients, def_duration, def_messages) = match scenario.as_str() {
+        "echo" | "ack" | "polling-echo" => (50, 10.0, 0),
+        "broadcast" => (1000, 30.0, 200),
+        "idle" => (5000, 2.0, 0),
+        "connect" => (50, 5.0, 20_000),
+        _ => {
+            eprintln!("unknown scenario {scenario}");
+            usage();
+        }
+    };
+    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("ws://")).unwrap_or(&url);
+    let (authority, path) = match rest.find('/') {
+        Some(i) if rest[i..].len() > 1 => (rest[..i].to_owned(), rest[i..].to_owned()),
+        Some(i) => (rest[..i].to_owned(), "/socket.io/".to_owned()),
+        None => (rest.to_owned(), "/socket.io/".to_owned()),
+    };
+    let path = if path.ends_with('/') { path } else { format!("{path}/") };
+    Opts {
+        authority,
+        path,
+        scenario,
+        clients: clients.unwrap_or(def_clients).max(1),
+        duration: Duration::from_secs_f64(duration.unwrap_or(def_duration).max(0.0)),
+        messages: messages.unwrap_or(def_messages),
+        server_pid,
+        size,
+        window: window.max(1),
+        connect_concurrency: connect_concurrency.max(1),
+        threads: threads.max(1),
+    }
+}
+
+fn new_hist() -> Hist {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("histogram bounds")
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
+}
+
+/// One worker's outcome.
+struct Tally {
+    hist: Hist,
+    ops: u64,
+    errors: u64,
+}
+
+impl Tally {
+    fn new() -> Self {
+        Tally { hist: new_hist(), ops: 0, errors: 0 }
+    }
+    fn merge(&mut self, other: Tally) {
+        let _ = self.hist.add(&other.hist);
+        self.ops += other.ops;
+        self.errors += other.errors;
+    }
+}
+
+fn report(opts: &Opts, elapsed: Duration, t: &Tally, extra: serde_json::Value) {
+    let secs = elapsed.as_secs_f64();
+    let h = &t.hist;
+    let q = |x: f64| if h.is_empty() { 0 } else { h.value_at_quantile(x) };
+    let mut line = json!({
+        "scenario": opts.scenario,
+        "clients": opts.clients,
+        "duration_s": (secs * 1000.0).round() / 1000.0,
+        "ops": t.ops,
+        "ops_per_s": if secs > 0.0 { (t.ops as f64 / secs * 10.0).round() / 10.0 } else { 0.0 },
+        "p50_us": q(0.50),
+        "p90_us": q(0.90),
+        "p99_us": q(0.99),
+        "max_us": if h.is_empty() { 0 } else { h.max() },
+        "errors": t.errors,
+    });
+    if let (Some(obj), serde_json::Value::Object(more)) = (line.as_object_mut(), extra) {
+        obj.extend(more);
+    }
+    println!("{line}");
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// WebSocket transport
+
+fn ws_url(opts: &Opts) -> String {
+    format!("ws://{}{}?EIO=4&transport=websocket", opts.authority, opts.path)
+}
+
+/// The next text frame (Engine.IO packet); ends with an error on close or a transport error.
+async fn next_text(ws: &mut Ws) -> Res<Utf8Bytes> {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => return Ok(t),
+            Some(Ok(Message::Close(_))) | None => return Err("connection closed".into()),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err(format!("websocket: {e}")),
+        }
+    }
+}
+
+/// Answers Engine.IO packets that need no application: ping `2` → pong `3`. Returns `Ok(true)` when the
+/// packet was a Socket.IO one (`4...`) for the caller, `Ok(false)` when handled here.
+async fn handle_engine_packet(ws: &mut Ws, t: &str) -> Res<bool> {
+    match t.as_bytes().first() {
+        Some(b'4') => Ok(true),
+        Some(b'2') => {
+            ws.send(Message::text("3")).await.map_err(|e| format!("send pong: {e}"))?;
+            Ok(false)
+        }
+        Some(b'1') => Err("server closed the session".into()),
+        _ => Ok(false),
+    }
+}
+
+/// The next Engine.IO message packet (`4...`, returned whole, e.g. `42["echo",...]`), answering pings.
+async fn recv_app(ws: &mut Ws) -> Res<Utf8Bytes> {
+    loop {
+        let t = next_text(ws).await?;
+        if handle_engine_packet(ws, &t).await? {
+            return Ok(t);
+        }
+    }
+}
+
+/// Opens a WebSocket session and joins the main namespace: TCP + upgrade, `0{...}`, sends `40`, waits for
+/// `40{"sid":...}`.
+async fn ws_connect(url: &str, authority: &str) -> Res<Ws> {
+    let tcp = TcpStream::connect(authority).await.map_err(|e| format!("tcp connect: {e}"))?;
+    let _ = tcp.set_nodelay(true);
+    let (mut ws, _) = client_async(url, tcp).await.map_err(|e| format!("websocket handshake: {e}"))?;
+    let open = next_text(&mut ws).await?;
+    if !open.starts_with("0{") {
+        return Err(format!("expected an open packet, got {open:?}"));
+    }
+    ws.send(Message::text("40")).await.map_err(|e| format!("send CONNECT: {e}"))?;
+    loop {
+        let t = recv_app(&mut ws).await?;
+        if t.starts_with("40{") {
+            return Ok(ws);
+        }
+        if t.starts_with("44") {
+            return Err(format!("CONNECT refused: {t}"));
+        }
+    }
+}
+
+/// Opens `n` sessions, at most `concurrency` handshakes at a time; returns them with the handshake tally.
+async fn open_many(opts: &Opts, n: usize, deadline: Instant) -> (Vec<Ws>, Tally) {
+    let sem = Arc::new(Semaphore::new(opts.connect_concurrency));
+    let url: Arc<str> = ws_url(opts).into();
+    let authority: Arc<str> = opts.authority.clone().into();
+    let mut tasks = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (sem, url, authority) = (sem.clone(), url.clone(), authority.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = sem.acquire_owned().await.ok()?;
+            let t0 = Instant::now();
+            match timeout_at(deadline, ws_connect(&url, &authority)).await {
+                Ok(Ok(ws)) => Some((ws, t0.elapsed())),
+                Ok(Err(e)) => {
+                    eprintln!("connect: {e}");
+                    None
+                }
+                Err(_) => None,
+            }
+        }));
+    }
+    let mut out = Vec::with_capacity(n);
+    let mut tally = Tally::new();
+    for t in tasks {
+        match t.await.ok().flatten() {
+            Some((ws, d)) => {
+                tally.hist.saturating_record(micros(d));
+                tally.ops += 1;
+                out.push(ws);
+            }
+            None => tally.errors += 1,
+        }
+    }
+    (out, tally)
+}
+
+fn payload(size: usize) -> String {
+    "x".repeat(size)
+}
+
+/// echo and ack: each client sends one event and waits for its answer, in a loop.
+async fn request_reply(opts: &Opts, ack: bool) {
+    let connect_deadline = Instant::now() + opts.duration + GRACE;
+    let (conns, setup) = open_many(opts, opts.clients, connect_deadline).await;
+    let data = payload(opts.size);
+    let start = Instant::now();
+    let end = start + opts.duration;
+    let hard = end + GRACE;
+    let mut tasks = Vec::new();
+    for mut ws in conns {
+        let data = data.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tally = Tally::new();
+            let echo = Utf8Bytes::from(format!(r#"42["echo","{data}"]"#));
+            let mut id: u64 = 0;
+            while Instant::now() < end {
+                let (msg, expect) = if ack {
+                    id += 1;
+                    (Utf8Bytes::from(format!(r#"42{id}["ack","{data}"]"#)), format!("43{id}["))
+                } else {
+                    (echo.clone(), r#"42["echo","#.to_owned())
+                };
+                let t0 = Instant::now();
+                let round = async {
+                    ws.send(Message::Text(msg)).await.map_err(|e| format!("send: {e}"))?;
+                    loop {
+                        let t = recv_app(&mut ws).await?;
+                        if t.starts_with(expect.as_str()) {
+                            return Ok::<(), String>(());
+                        }
+                    }
+                };
+                match timeout_at(hard, round).await {
+                    Ok(Ok(())) => {
+                        tally.hist.saturating_record(micros(t0.elapsed()));
+                        tally.ops += 1;
+                    }
+                    Ok(Err(e)) => {
+                        eprintln!("{e}");
+                        tally.errors += 1;
+                        break;
+                    }
+                    Err(_) => {
+                        tally.errors += 1;
+                        break;
+                    }
+                }
+            }
+            let _ = timeout_at(hard, ws.close(None)).await;
+            tally
+        }));
+    }
+    let mut total = Tally::new();
+    total.errors += setup.errors;
+    for t in tasks {
+        match t.await {
+            Ok(t) => total.merge(t),
+            Err(_) => total.errors += 1,
+        }
+    }
+    report(opts, start.elapsed(), &total, json!({}));
+}
+
+/// Broadcast: `clients` sessions in room "all"; one of them sends `messages` events, `window` in flight.
+async fn broadcast(opts: &Opts) {
+    let n = opts.clients;
+    let messages = opts.messages.max(1);
+    let setup_deadline = Instant::now() + Duration::from_secs(120);
+    let (conns, setup) = open_many(opts, n, setup_deadline).await;
+    let n = conns.len();
+    if n == 0 {
+        report(opts, Duration::ZERO, &setup, json!({"messages": messages, "expected": 0}));
+        return;
+    }
+    let base = Instant::now();
+    let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..messages).map(|_| AtomicU64::new(u64::MAX)).collect());
+    let per_msg: Arc<Vec<AtomicUsize>> = Arc::new((0..messages).map(|_| AtomicUsize::new(0)).collect());
+    let complete = Arc::new(AtomicUsize::new(0));
+    let last_delivery = Arc::new(AtomicU64::new(0));
+    let progress = Arc::new(Notify::new());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (out_tx, out_rx) = mpsc::channel::<Utf8Bytes>(messages + 1);
+    let mut out_rx = Some(out_rx);
+    let mut tasks = Vec::with_capacity(n);
+    for mut ws in conns {
+        let mut rx = out_rx.take();
+        let mut stop = stop_rx.clone();
+        let (sent_at, per_msg, complete, last_delivery, progress) =
+            (sent_at.clone(), per_msg.clone(), complete.clone(), last_delivery.clone(), progress.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut tally = Tally::new();
+            let prefix = r#"42["broadcast",""#;
+            loop {
+                tokio::select! {
+                    out = async { rx.as_mut().expect("guarded").recv().await }, if rx.is_some() => {
+                        match out {
+                            Some(m) => if let Err(e) = ws.send(Message::Text(m)).await {
+                                eprintln!("send: {e}");
+                                tally.errors += 1;
+                                break;
+                            },
+                            None => rx = None,
+                        }
+                    }
+                    _ = stop.changed() => break,
+                    t = next_text(&mut ws) => {
+                        let t = match t {
+                            Ok(t) => t,
+                            Err(e) => { eprintln!("{e}"); tally.errors += 1; break; }
+                        };
+                        match handle_engine_packet(&mut ws, &t).await {
+                            Ok(true) => {}
+                            Ok(false) => continue,
+                            Err(e) => { eprintln!("{e}"); tally.errors += 1; break; }
+                        }
+                        let Some(rest) = t.strip_prefix(prefix) else { continue };
+                        let Some(idx) = rest.split(':').next().and_then(|s| s.parse::<usize>().ok()) else { continue };
+                        if idx >= per_msg.len() { continue; }
+                        let now = u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                        let sent = sent_at[idx].load(Ordering::Acquire);
+                        if sent != u64::MAX && now >= sent {
+                            tally.hist.saturating_record(((now - sent) / 1000).max(1));
+                        }
+                        tally.ops += 1;
+                        last_delivery.fetch_max(now, Ordering::AcqRel);
+                        if per_msg[idx].fetch_add(1, Ordering::AcqRel) + 1 == n {
+                            complete.fetch_add(1, Ordering::AcqRel);
+                            progress.notify_one();
+                        }
+                    }
+                }
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
+            tally
+        }));
+    }
+    let data_len = opts.size;
+    let hard = Instant::now() + opts.duration + GRACE;
+    let first_send = base.elapsed();
+    let mut sent = 0usize;
+    'send: for i in 0..messages {
+        while i >= complete.load(Ordering::Acquire) + opts.window {
+            if timeout_at(hard, progress.notified()).await.is_err() {
+                break 'send;
+            }
+        }
+        let head = format!("{i}:");
+        let body = format!("{head}{}", "x".repeat(data_len.saturating_sub(head.len())));
+        sent_at[i].store(u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX), Ordering::Release);
+        if out_tx.send(Utf8Bytes::from(format!(r#"42["broadcast","{body}"]"#))).await.is_err() {
+            break;
+        }
+        sent += 1;
+    }
+    while complete.load(Ordering::Acquire) < sent {
+        if timeout_at(hard, progress.notified()).await.is_err() {
+            break;
+        }
+    }
+    let _ = stop_tx.send(true);
+    let mut total = Tally::new();
+    total.errors += setup.errors;
+    for t in tasks {
+        match t.await {
+            Ok(t) => total.merge(t),
+            Err(_) => total.errors += 1,
+        }
+    }
+    let last = Duration::from_nanos(last_delivery.load(Ordering::Acquire));
+    let elapsed = last.saturating_sub(first_send);
+    report(opts, elapsed, &total, json!({"messages": sent, "expected": sent * n}));
+}
+
+fn read_rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Idle: hold many sessions with the namespace joined; the server's RSS before and after. Each session
+/// answers pings from the moment it is open (a task per session), while the others are still opening.
+async fn idle(opts: &Opts) {
+    let rss_before = opts.server_pid.and_then(read_rss_kb);
+    let start = Instant::now();
+    let open_deadline = start + Duration::from_secs(120);
+    let sem = Arc::new(Semaphore::new(opts.connect_concurrency));
+    let url: Arc<str> = ws_url(opts).into();
+    let authority: Arc<str> = opts.authority.clone().into();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // Each task reports its handshake (Some(time) or None) once, then holds the session until stopped.
+    let (opened_tx, mut opened_rx) = mpsc::unbounded_channel::<Option<Duration>>();
+    let mut holders = Vec::with_capacity(opts.clients);
+    for _ in 0..opts.clients {
+        let (sem, url, authority, opened_tx) = (sem.clone(), url.clone(), authority.clone(), opened_tx.clone());
+        let mut stop = stop_rx.clone();
+        holders.push(tokio::spawn(async move {
+            let permit = sem.acquire_owned().await;
+            let t0 = Instant::now();
+            let mut ws = match timeout_at(open_deadline, ws_connect(&url, &authority)).await {
+                Ok(Ok(ws)) => ws,
+                Ok(Err(e)) => {
+                    eprintln!("connect: {e}");
+                    let _ = opened_tx.send(None);
+                    return false;
+                }
+                Err(_) => {
+                    let _ = opened_tx.send(None);
+                    return false;
+                }
+            };
+            let _ = opened_tx.send(Some(t0.elapsed()));
+            drop(permit);
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    t = next_text(&mut ws) => match t {
+                        Ok(t) => if handle_engine_packet(&mut ws, &t).await.is_err() { return false },
+                        Err(_) => return false,
+                    }
+                }
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
+            true
+        }));
+    }
+    drop(opened_tx);
+    let mut tally = Tally::new();
+    let mut opened = 0usize;
+    for _ in 0..opts.clients {
+        // Every task reports once; the open deadline bounds each handshake.
+        let Some(r) = opened_rx.recv().await else { break };
+        match r {
+            Some(d) => {
+                tally.hist.saturating_record(micros(d));
+                tally.ops += 1;
+                opened += 1;
+            }
+            None => tally.errors += 1,
+        }
+    }
+    let open_elapsed = start.elapsed();
+    tokio::time::sleep(opts.duration).await;
+    let rss_after = opts.server_pid.and_then(read_rss_kb);
+    let _ = stop_tx.send(true);
+    let mut held = 0usize;
+    for h in holders {
+        held += usize::from(h.await.unwrap_or(false));
+    }
+    // Sessions that opened but did not last the whole hold count as errors too.
+    tally.errors += (opened - held.min(opened)) as u64;
+    let bytes_per_conn = match (rss_before, rss_after) {
+        (Some(b), Some(a)) if opened > 0 => json!(((a as f64 - b as f64) * 1024.0 / opened as f64).round()),
+        _ => serde_json::Value::Null,
+    };
+    report(
+        opts,
+        open_elapsed,
+        &tally,
+        json!({"rss_before_kb": rss_before, "rss_after_kb": rss_after, "bytes_per_conn": bytes_per_conn}),
+    );
+}
+
+/// Connect rate: `clients` workers each loop open + CONNECT + close.
+async fn connect_rate(opts: &Opts) {
+    let start = Instant::now();
+    let end = start + opts.duration;
+    let hard = end + GRACE;
+    let budget = Arc::new(AtomicUsize::new(if opts.messages == 0 { usize::MAX } else { opts.messages }));
+    let url: Arc<str> = ws_url(opts).into();
+    let mut tasks = Vec::new();
+    for _ in 0..opts.clients {
+        let (url, authority, budget) = (url.clone(), opts.authority.clone(), budget.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut tally = Tally::new();
+            while Instant::now() < end
+                && budget.fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| b.checked_sub(1)).is_ok()
+            {
+                let t0 = Instant::now();
+                match timeout_at(hard, ws_connect(&url, &authority)).await {
+                    Ok(Ok(mut ws)) => {
+                        let d = t0.elapsed();
+                        // Close: send the close frame and read until the server's close (or the end).
+                        let closing = async {
+                            let _ = ws.close(None).await;
+                            while let Some(Ok(_)) = ws.next().await {}
+                        };
+                        let _ = timeout_at(hard.min(Instant::now() + Duration::from_secs(2)), closing).await;
+                        tally.hist.saturating_record(micros(d));
+                        tally.ops += 1;
+                    }
+                    Ok(Err(e)) => {
+                        eprintln!("connect: {e}");
+                        tally.errors += 1;
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    Err(_) => {
+                        tally.errors += 1;
+                        break;
+                    }
+                }
+            }
+            tally
+        }));
+    }
+    let mut total = Tally::new();
+    for t in tasks {
+        match t.await {
+            Ok(t) => total.merge(t),
+            Err(_) => total.errors += 1,
+        }
+    }
+    report(opts, start.elapsed(), &total, json!({}));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Long-polling transport
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+struct Polling {
+    client: HttpClient,
+    base: String,
+}
+
+impl Polling {
+    async fn request(&self, method: hyper::Method, uri: &str, body: Option<String>) -> Res<Bytes> {
+        let mut req = hyper::Request::builder().method(method).uri(uri);
+        if body.is_some() {
+            req = req.header("content-type", "text/plain;charset=UTF-8");
+        }
+        let req =
+            req.body(Full::new(body.map(Bytes::from).unwrap_or_default())).map_err(|e| format!("request: {e}"))?;
+        let resp = self.client.request(req).await.map_err(|e| format!("http: {e}"))?;
+        let status = resp.status();
+        let body = resp.into_body().collect().await.map_err(|e| format!("http body: {e}"))?.to_bytes();
+        if !status.is_success() {
+            return Err(format!("http {status}: {}", String::from_utf8_lossy(&body)));
+        }
+        Ok(body)
+    }
+
+    /// Polling handshake + CONNECT; returns the session's URI.
+    async fn open(&self) -> Res<String> {
+        let body = self.request(hyper::Method::GET, &format!("{}?EIO=4&transport=polling", self.base), None).await?;
+        let text = std::str::from_utf8(&body).map_err(|_| "open packet is not UTF-8".to_owned())?;
+        let open = text.split('\u{1e}').next().unwrap_or_default();
+        let handshake: serde_json::Value = open
+            .strip_prefix('0')
+            .and_then(|j| serde_json::from_str(j).ok())
+            .ok_or_else(|| format!("expected an open packet, got {text:?}"))?;
+        let sid = handshake["sid"].as_str().ok_or("open packet without sid")?;
+        let uri = format!("{}?EIO=4&transport=polling&sid={sid}", self.base);
+        self.post(&uri, "40".into()).await?;
+        loop {
+            for p in self.get(&uri).await? {
+                if p.starts_with("40{") {
+                    return Ok(uri);
+                }
+                if p.starts_with("44") {
+                    return Err(format!("CONNECT refused: {p}"));
+                }
+            }
+        }
+    }
+
+    async fn post(&self, uri: &str, payload: String) -> Res<()> {
+        self.request(hyper::Method::POST, uri, Some(payload)).await.map(|_| ())
+    }
+
+    /// One long-poll: the payload's packets. Pings are answered here (and returned too).
+    async fn get(&self, uri: &str) -> Res<Vec<String>> {
+        let body = self.request(hyper::Method::GET, uri, None).await?;
+        let text = String::from_utf8(body.to_vec()).map_err(|_| "payload is not UTF-8".to_owned())?;
+        let packets: Vec<String> = text.split('\u{1e}').map(str::to_owned).collect();
+        for p in &packets {
+            match p.as_bytes().first() {
+                Some(b'2') => self.post(uri, "3".into()).await?,
+                Some(b'1') => return Err("server closed the session".into()),
+                _ => {}
+            }
+        }
+        Ok(packets)
+    }
+}
+
+/// Polling echo: each long-polling client POSTs `42["echo",...]` and GETs until the echo comes back.
+async fn polling_echo(opts: &Opts) {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    let client: HttpClient =
+        Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(60)).build(connector);
+    let base = format!("http://{}{}", opts.authority, opts.path);
+    let setup_deadline = Instant::now() + opts.duration + GRACE;
+    let sem = Arc::new(Semaphore::new(opts.connect_concurrency));
+    let mut opens = Vec::new();
+    for _ in 0..opts.clients {
+        let p = Polling { client: client.clone(), base: base.clone() };
+        let sem = sem.clone();
+        opens.push(tokio::spawn(async move {
+            let _permit = sem.acquire_owned().await.ok()?;
+            match timeout_at(setup_deadline, p.open()).await {
+                Ok(Ok(uri)) => Some((p, uri)),
+                Ok(Err(e)) => {
+                    eprintln!("polling open: {e}");
+                    None
+                }
+                Err(_) => None,
+            }
+        }));
+    }
+    let mut sessions = Vec::new();
+    let mut total = Tally::new();
+    for o in opens {
+        match o.await.ok().flatten() {
+            Some(s) => sessions.push(s),
+            None => total.errors += 1,
+        }
+    }
+    let data = payload(opts.size);
+    let start = Instant::now();
+    let end = start + opts.duration;
+    let hard = end + GRACE;
+    let mut tasks = Vec::new();
+    for (p, uri) in sessions {
+        let msg = format!(r#"42["echo","{data}"]"#);
+        tasks.push(tokio::spawn(async move {
+            let mut tally = Tally::new();
+            while Instant::now() < end {
+                let t0 = Instant::now();
+                let round = async {
+                    p.post(&uri, msg.clone()).await?;
+                    loop {
+                        if p.get(&uri).await?.iter().any(|pk| pk.starts_with(r#"42["echo","#)) {
+                            return Ok::<(), String>(());
+                        }
+                    }
+                };
+                match timeout_at(hard, round).await {
+                    Ok(Ok(())) => {
+                        tally.hist.saturating_record(micros(t0.elapsed()));
+                        tally.ops += 1;
+                    }
+                    Ok(Err(e)) => {
+                        eprintln!("{e}");
+                        tally.errors += 1;
+                        break;
+                    }
+                    Err(_) => {
+                        tally.errors += 1;
+                        break;
+                    }
+                }
+            }
+            // Leave: Socket.IO DISCONNECT then Engine.IO close.
+            let _ = timeout_at(hard, p.post(&uri, "41\u{1e}1".into())).await;
+            tally
+        }));
+    }
+    for t in tasks {
+        match t.await {
+            Ok(t) => total.merge(t),
+            Err(_) => total.errors += 1,
+        }
+    }
+    report(opts, start.elapsed(), &total, json!({}));
+}
+
+fn main() {
+    let opts = parse_opts();
+    let runtime = if opts.threads == 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(opts.threads).enable_all().build()
+    }
+    .expect("a tokio runtime");
+    runtime.block_on(async {
+        match opts.scenario.as_str() {
+            "echo" => request_reply(&opts, false).await,
+            "ack" => request_reply(&opts, true).await,
+            "broadcast" => broadcast(&opts).await,
+            "idle" => idle(&opts).await,
+            "connect" => connect_rate(&opts).await,
+            "polling-echo" => polling_echo(&opts).await,
+            _ => usage(),
+        }
+    });
+    // Leftover tasks (connections still closing) are dropped with the runtime.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+}
