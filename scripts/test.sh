@@ -48,6 +48,7 @@ step "fuzz: a short run of every target (scripts/fuzz.sh SECONDS for longer ones
 step "install the interop test clients (npm) and the demo's browser client"
 (cd e2e && npm ci --no-audit --no-fund --loglevel=error)
 (cd e2e/cluster && npm ci --no-audit --no-fund --loglevel=error)
+(cd e2e/conformance && npm ci --no-audit --no-fund --loglevel=error)
 (cd demo && npm ci --no-audit --no-fund --loglevel=error)
 
 step "interop tests with the npm clients and a headless Chromium"
@@ -55,6 +56,9 @@ step "interop tests with the npm clients and a headless Chromium"
 
 step "cluster tests: Node and Rust servers on one redis-server, HAProxy stickiness"
 (cd e2e/cluster && npm test)
+
+step "differential conformance against the reference JS parsers (bounded; scripts/conformance.sh for long runs)"
+cargo run -q -p conformance -- --cases 2000
 
 step "interop tests with python-socketio (PyPI, pinned in e2e/python/requirements.lock)"
 ./e2e/python/run.sh

@@ -25,18 +25,6 @@ struct Out<'a> {
     id: Option<u64>,
 }
 
-#[derive(Deserialize)]
-struct In {
-    #[serde(rename = "type")]
-    kind: Value,
-    #[serde(default)]
-    data: Option<Value>,
-    #[serde(default)]
-    nsp: Option<Value>,
-    #[serde(default)]
-    id: Option<Value>,
-}
-
 impl Parser for MsgpackParser {
     fn encode(&self, packet: &Packet) -> Vec<Message> {
         let kind = match packet.kind {
@@ -54,6 +42,14 @@ impl Parser for MsgpackParser {
     }
 }
 
+/// The fields of a decoded packet map.
+struct In {
+    kind: Option<Value>,
+    data: Option<Value>,
+    nsp: Option<Value>,
+    id: Option<Value>,
+}
+
 /// Decodes msgpack packets; stateless.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MsgpackDecoder;
@@ -61,8 +57,18 @@ pub struct MsgpackDecoder;
 impl Decoder for MsgpackDecoder {
     fn decode(&mut self, message: Message) -> Result<Option<Packet>, DecodeError> {
         let Message::Binary(bytes) = message else { return Err(DecodeError::InvalidDataType) };
-        let raw: In = rmp_serde::from_slice(&bytes).map_err(|_| DecodeError::InvalidJson)?;
-        let kind = match raw.kind.as_u64() {
+        // The whole message must be one msgpack map (as notepack's decoder requires: no trailing bytes, no
+        // array form); a repeated key keeps its last value, as in JavaScript.
+        let mut rest: &[u8] = &bytes;
+        let value =
+            Value::deserialize(&mut rmp_serde::Deserializer::new(&mut rest)).map_err(|_| DecodeError::InvalidJson)?;
+        if !rest.is_empty() {
+            return Err(DecodeError::InvalidJson);
+        }
+        let Value::Object(mut raw) = value else { return Err(DecodeError::UnknownType) };
+        let mut field = |name: &str| raw.shift_remove(name);
+        let raw = In { kind: field("type"), data: field("data"), nsp: field("nsp"), id: field("id") };
+        let kind = match raw.kind.as_ref().and_then(Value::as_u64) {
             Some(0) => PacketType::Connect,
             Some(1) => PacketType::Disconnect,
             Some(2) => PacketType::Event,
@@ -133,5 +139,19 @@ mod tests {
         assert_eq!(MsgpackDecoder.decode(Message::Binary(bad.into())), Err(DecodeError::InvalidPayload));
         let bad = rmp_serde::to_vec_named(&serde_json::json!({"type": 9, "nsp": "/"})).unwrap();
         assert_eq!(MsgpackDecoder.decode(Message::Binary(bad.into())), Err(DecodeError::UnknownType));
+    }
+
+    #[test]
+    fn one_map_and_nothing_after_it() {
+        // {type: 1, nsp: "/"} then a stray nil: notepack refuses the trailing byte.
+        let trailing = b"\x82\xa4type\x01\xa3nsp\xa1/\xc0";
+        assert_eq!(MsgpackDecoder.decode(Message::Binary(Bytes::from_static(trailing))), Err(DecodeError::InvalidJson));
+        // [2, ["ev"], "/"]: a struct in array form is no packet.
+        let array = b"\x93\x02\x91\xa2ev\xa1/";
+        assert_eq!(MsgpackDecoder.decode(Message::Binary(Bytes::from_static(array))), Err(DecodeError::UnknownType));
+        // {type: 2, type: 0, nsp: "/"}: the last value wins, as in JavaScript.
+        let repeated = b"\x83\xa4type\x02\xa4type\x00\xa3nsp\xa1/";
+        let p = MsgpackDecoder.decode(Message::Binary(Bytes::from_static(repeated))).unwrap().unwrap();
+        assert_eq!(p, Packet::connect("/", None));
     }
 }

@@ -177,6 +177,10 @@ pub fn decode_text(s: &str, max_attachments: usize) -> Result<TextPart, DecodeEr
             return Err(DecodeError::InvalidAttachments);
         }
         attachments = s[start..i].parse::<usize>().map_err(|_| DecodeError::InvalidAttachments)?;
+        // A binary packet has at least one attachment (the reference refuses `50-`).
+        if attachments == 0 {
+            return Err(DecodeError::InvalidAttachments);
+        }
         if attachments > max_attachments {
             return Err(DecodeError::TooManyAttachments);
         }
@@ -293,6 +297,7 @@ mod tests {
             ("4[]", DecodeError::InvalidPayload),
             ("5[\"a\"]", DecodeError::InvalidAttachments),
             ("5x-[\"a\"]", DecodeError::InvalidAttachments),
+            ("50-[\"a\"]", DecodeError::InvalidAttachments),
             ("511-[\"a\"]", DecodeError::TooManyAttachments),
             ("299999999999999999999999[\"a\"]", DecodeError::InvalidAckId),
         ] {

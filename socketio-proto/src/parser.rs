@@ -66,6 +66,11 @@ impl JsonDecoder {
 
     fn complete(part: TextPart, attachments: Vec<Bytes>) -> Result<Packet, DecodeError> {
         let mut packet = part.packet;
+        // Only binary packets have placeholders: in any other packet, an object that looks like one is
+        // data, kept as it is (as the reference does).
+        if !packet.kind.is_binary() {
+            return Ok(packet);
+        }
         if let Some(data) = &mut packet.data {
             data.resolve_placeholders(&attachments).map_err(|_| DecodeError::MissingAttachment)?;
         }
@@ -141,5 +146,12 @@ mod tests {
         let mut d = JsonParser::default().decoder();
         d.decode(Message::from("51-[\"a\",{\"_placeholder\":true,\"num\":3}]")).unwrap();
         assert_eq!(d.decode(Message::Binary(Bytes::new())), Err(DecodeError::MissingAttachment));
+    }
+
+    #[test]
+    fn placeholders_only_in_binary_packets() {
+        let mut d = JsonParser::default().decoder();
+        let p = d.decode(Message::from("2[\"a\",{\"_placeholder\":true,\"num\":0}]")).unwrap().unwrap();
+        assert_eq!(p.data.unwrap().as_array().unwrap()[1].get("num"), Some(&Value::from(0)));
     }
 }

@@ -214,13 +214,18 @@ impl Value {
     }
 }
 
+/// As the reference's `_reconstructPacket`: any object whose `_placeholder` is `true` is a placeholder
+/// (whatever other keys it has), and its `num` must then be an integer index.
 fn placeholder_num(o: &Map) -> Option<usize> {
-    if o.len() == 2 && o.get("_placeholder") == Some(&Value::Bool(true)) {
-        let n = o.get("num")?.as_f64()?;
-        if n >= 0.0 && n.fract() == 0.0 && n < usize::MAX as f64 {
+    if o.get("_placeholder") == Some(&Value::Bool(true)) {
+        if let Some(n) = o.get("num").and_then(Value::as_f64)
+            && n >= 0.0
+            && n.fract() == 0.0
+            && n < usize::MAX as f64
+        {
             return Some(n as usize);
         }
-        // A placeholder with a bad number can never be resolved.
+        // A placeholder with a missing or bad number can never be resolved.
         return Some(usize::MAX);
     }
     None
@@ -255,30 +260,61 @@ pub(crate) fn write_string(s: &str, out: &mut String) {
     out.push('"');
 }
 
-/// Writes a number as JavaScript does: integral floats without a fraction, exponents with a sign.
+/// Writes a number as JavaScript's `Number::toString` does: the shortest digits that read back as the same
+/// double (an exact tie goes to the even digit), laid out as plain decimals from 1e-7 (exclusive) up to 1e21
+/// (exclusive) and with a signed exponent beyond; `-0` is `0`. serde_json's own writer (ryu) picks the same
+/// digits (Rust's `{}` can pick the other one of a tie: -1219709511202380.25 is `...380.3` there, `...380.2`
+/// in JavaScript), so the digits come from it and only the layout is redone here.
 fn write_number(n: &serde_json::Number, out: &mut String) {
-    if n.is_f64() {
-        let f = n.as_f64().unwrap_or(0.0);
-        if f.fract() == 0.0 && f.abs() < 1e21 {
-            out.push_str(&format!("{}", f as i128));
-            return;
-        }
-        let s = format!("{f:e}");
-        // Rust writes 1.5e-7 and 1e21; JavaScript 1.5e-7 and 1e+21, and plain decimals between 1e-6 and 1e21.
-        if (1e-6..1e21).contains(&f.abs()) {
-            out.push_str(&format!("{f}"));
-        } else if let Some((m, e)) = s.split_once('e') {
-            out.push_str(m);
-            out.push('e');
-            if !e.starts_with('-') {
-                out.push('+');
-            }
-            out.push_str(e);
-        } else {
-            out.push_str(&s);
-        }
-    } else {
+    if !n.is_f64() {
         out.push_str(&n.to_string());
+        return;
+    }
+    if n.as_f64() == Some(0.0) {
+        out.push('0');
+        return;
+    }
+    let text = n.to_string();
+    let (negative, text) = match text.strip_prefix('-') {
+        Some(t) => (true, t),
+        None => (false, text.as_str()),
+    };
+    let (mantissa, exp) = match text.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.parse::<i32>().unwrap_or(0)),
+        None => (text, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    // The value is 0.DIGITS x 10^point.
+    let mut digits: String = int.chars().chain(frac.chars()).collect();
+    let mut point = int.len() as i32 + exp;
+    let leading = digits.len() - digits.trim_start_matches('0').len();
+    digits.drain(..leading);
+    point -= leading as i32;
+    digits.truncate(digits.trim_end_matches('0').len());
+    let k = digits.len() as i32;
+    if negative {
+        out.push('-');
+    }
+    if k <= point && point <= 21 {
+        out.push_str(&digits);
+        out.extend(std::iter::repeat_n('0', (point - k) as usize));
+    } else if 0 < point && point <= 21 {
+        out.push_str(&digits[..point as usize]);
+        out.push('.');
+        out.push_str(&digits[point as usize..]);
+    } else if -6 < point && point <= 0 {
+        out.push_str("0.");
+        out.extend(std::iter::repeat_n('0', (-point) as usize));
+        out.push_str(&digits);
+    } else {
+        out.push_str(&digits[..1]);
+        if k > 1 {
+            out.push('.');
+            out.push_str(&digits[1..]);
+        }
+        out.push('e');
+        out.push(if point > 0 { '+' } else { '-' });
+        out.push_str(&(point - 1).abs().to_string());
     }
 }
 
@@ -416,9 +452,10 @@ impl<'de> Visitor<'de> for ValueVisitor {
     fn visit_unit<E>(self) -> Result<Value, E> {
         Ok(Value::Null)
     }
-    /// msgpack extensions (rmp-serde presents them as a newtype of `(tag, bytes)`): notepack's `undefined`
-    /// (type 0) is absent, a timestamp (type -1) becomes its ISO string as Node's JSON writes a `Date`,
-    /// other types are refused.
+    /// msgpack extensions (rmp-serde presents them as a newtype of `(tag, bytes)`): notepack's type 0 is
+    /// `undefined` (absent), a `Date` or an `ArrayBuffer` by its length; a date (notepack's type 0 or the
+    /// msgpack timestamp, type -1) becomes its ISO string as Node's JSON writes a `Date`; other types are
+    /// refused.
     fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
         d.deserialize_any(ExtVisitor)
     }
@@ -454,7 +491,15 @@ impl<'de> Visitor<'de> for ExtVisitor {
         let data: Value = seq.next_element()?.ok_or_else(|| de::Error::custom("extension without data"))?;
         let Value::Binary(b) = data else { return Err(de::Error::custom("extension data is not bytes")) };
         match (tag, b.len()) {
-            (0, _) => Ok(Value::Null),
+            // notepack.io's own type 0: `undefined` as fixext 1, a `Date` (milliseconds, signed 64-bit
+            // big-endian) as fixext 8, and an `ArrayBuffer` or typed array as ext 8/16/32 of any length. The
+            // marker is not visible here, so a 1- or 8-byte ArrayBuffer reads as undefined or a Date.
+            (0, 1) => Ok(Value::Null),
+            (0, 8) => {
+                let ms = i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+                Ok(Value::String(crate::date::to_iso(ms)))
+            }
+            (0, _) => Ok(Value::Binary(b)),
             (-1, 4) => {
                 let secs = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
                 Ok(Value::String(crate::date::to_iso(i64::from(secs) * 1000)))
@@ -527,6 +572,50 @@ mod tests {
         assert_eq!(json(&Value::from(1e21)).0, "1e+21");
         assert_eq!(json(&Value::from(1.5e-7)).0, "1.5e-7");
         assert_eq!(json(&Value::from(0.1)).0, "0.1");
+        assert_eq!(json(&Value::from(-0.0)).0, "0");
+        assert_eq!(json(&Value::from(1152921504606846976.0)).0, "1152921504606847000");
+        assert_eq!(json(&Value::from(-9007199254740993.0)).0, "-9007199254740992");
+        assert_eq!(json(&Value::from(1e20)).0, "100000000000000000000");
+        // The double nearest -1219709511202380.2 is -1219709511202380.25: a tie, which goes to the even digit.
+        assert_eq!(json(&Value::from(-1_219_709_511_202_380.2)).0, "-1219709511202380.2");
+        assert_eq!(json(&Value::from(1e-6)).0, "0.000001");
+        assert_eq!(json(&Value::from(1.234e-6)).0, "0.000001234");
+        assert_eq!(json(&Value::from(123456789.125)).0, "123456789.125");
+        assert_eq!(json(&Value::from(1.7976931348623157e308)).0, "1.7976931348623157e+308");
+        assert_eq!(json(&Value::from(5e-324)).0, "5e-324");
+        assert_eq!(json(&Value::from(-2.5e-9)).0, "-2.5e-9");
+        assert_eq!(json(&Value::from(1e16)).0, "10000000000000000");
+        assert_eq!(json(&Value::from(1.5)).0, "1.5");
+    }
+
+    #[test]
+    fn placeholders_as_the_reference_reads_them() {
+        let att = [Bytes::from_static(b"a")];
+        let mut extra: Value = serde_json::from_str(r#"[{"_placeholder":true,"num":0,"x":1}]"#).unwrap();
+        extra.resolve_placeholders(&att).unwrap();
+        assert_eq!(extra, Value::Array(vec![Value::Binary(att[0].clone())]));
+        for bad in
+            [r#"{"_placeholder":true}"#, r#"{"_placeholder":true,"num":"0"}"#, r#"{"_placeholder":true,"num":0.5}"#]
+        {
+            let mut v: Value = serde_json::from_str(bad).unwrap();
+            assert!(v.resolve_placeholders(&att).is_err(), "{bad}");
+        }
+        let mut not_one: Value = serde_json::from_str(r#"{"_placeholder":1,"num":0}"#).unwrap();
+        assert_eq!(not_one.resolve_placeholders(&att), Ok(()));
+    }
+
+    #[cfg(feature = "msgpack")]
+    #[test]
+    fn notepack_type_0_extensions() {
+        fn ext(bytes: &[u8]) -> Value {
+            rmp_serde::from_slice(bytes).unwrap()
+        }
+        // fixext 1: undefined; fixext 8: a Date (ms); ext 8 of 3 bytes: an ArrayBuffer.
+        assert_eq!(ext(b"\xd4\x00\x00"), Value::Null);
+        let mut date = b"\xd7\x00".to_vec();
+        date.extend_from_slice(&1_795_000_000_188i64.to_be_bytes());
+        assert_eq!(ext(&date), Value::from("2026-11-18T11:06:40.188Z"));
+        assert_eq!(ext(b"\xc7\x03\x00\x01\x02\x03"), Value::Binary(Bytes::from_static(&[1, 2, 3])));
     }
 
     #[test]
