@@ -48,6 +48,8 @@ pub struct SessionConfig {
     /// Most frames held for a long-polling client that does not come back for them; one more closes the
     /// session with [`CloseReason::BufferFull`] (a defined end instead of unbounded memory).
     pub max_buffered_frames: usize,
+    /// Most bytes held for a long-polling client, likewise (default 8 MiB).
+    pub max_buffered_bytes: usize,
 }
 
 impl Default for SessionConfig {
@@ -60,6 +62,7 @@ impl Default for SessionConfig {
             max_payload: 1_000_000,
             allow_upgrades: true,
             max_buffered_frames: 16_384,
+            max_buffered_bytes: 8 << 20,
         }
     }
 }
@@ -163,6 +166,8 @@ pub struct Session {
     upgrade: Upgrade,
     /// Frames waiting for a long-poll GET (polling only; on WebSocket frames go straight to `transmits`).
     buffer: VecDeque<Frame>,
+    /// The bytes of `buffer`.
+    buffered_bytes: usize,
     poll_pending: bool,
     post_in_flight: bool,
     next_ping: Option<Instant>,
@@ -203,6 +208,7 @@ impl Session {
             state: State::Open,
             upgrade: Upgrade::None,
             buffer: VecDeque::new(),
+            buffered_bytes: 0,
             poll_pending: false,
             post_in_flight: false,
             pong_deadline: None,
@@ -215,7 +221,10 @@ impl Session {
         for frame in first.into_iter().flatten() {
             match session.transport {
                 TransportKind::WebSocket => session.transmits.push_back(Transmit::WebSocket(frame)),
-                TransportKind::Polling => session.buffer.push_back(frame),
+                TransportKind::Polling => {
+                    session.buffered_bytes += frame.len();
+                    session.buffer.push_back(frame);
+                }
             }
         }
         session
@@ -285,7 +294,7 @@ impl Session {
                 self.transmits.push_back(Transmit::PollResponse(Bytes::from_static(b"1")));
                 self.finish(CloseReason::ForcedClose);
             } else {
-                let payload = encode_payload(self.buffer.drain(..).collect::<Vec<_>>().iter());
+                let payload = encode_payload(self.take_buffer().iter());
                 self.transmits.push_back(Transmit::PollResponse(payload));
             }
             return Ok(());
@@ -439,7 +448,7 @@ impl Session {
             TransportKind::Polling if self.poll_pending => {
                 // Drain now; the close packet waits for the next GET.
                 self.poll_pending = false;
-                let payload = encode_payload(self.buffer.drain(..).collect::<Vec<_>>().iter());
+                let payload = encode_payload(self.take_buffer().iter());
                 self.transmits.push_back(Transmit::PollResponse(payload));
                 self.state = State::Closing { deadline: now + self.config.close_timeout };
             }
@@ -465,7 +474,7 @@ impl Session {
         if let State::Closing { deadline } = self.state
             && deadline <= now
         {
-            self.buffer.clear();
+            self.take_buffer();
             self.finish(CloseReason::ForcedClose);
             return;
         }
@@ -505,7 +514,7 @@ impl Session {
         if self.poll_pending && self.state == State::Open {
             if !self.buffer.is_empty() {
                 self.poll_pending = false;
-                let payload = encode_payload(self.buffer.drain(..).collect::<Vec<_>>().iter());
+                let payload = encode_payload(self.take_buffer().iter());
                 return Some(Transmit::PollResponse(payload));
             }
             if let Upgrade::Probing { probed: true, .. } = self.upgrade {
@@ -532,13 +541,25 @@ impl Session {
         Ok(())
     }
 
+    /// Empties the polling buffer.
+    fn take_buffer(&mut self) -> Vec<Frame> {
+        self.buffered_bytes = 0;
+        self.buffer.drain(..).collect()
+    }
+
     fn push_frame(&mut self, frame: Frame) {
         match self.transport {
             TransportKind::WebSocket => self.transmits.push_back(Transmit::WebSocket(frame)),
-            TransportKind::Polling if self.buffer.len() >= self.config.max_buffered_frames => {
+            TransportKind::Polling
+                if self.buffer.len() >= self.config.max_buffered_frames
+                    || self.buffered_bytes + frame.len() > self.config.max_buffered_bytes =>
+            {
                 self.shutdown(CloseReason::BufferFull, "1");
             }
-            TransportKind::Polling => self.buffer.push_back(frame),
+            TransportKind::Polling => {
+                self.buffered_bytes += frame.len();
+                self.buffer.push_back(frame);
+            }
         }
     }
 
@@ -565,7 +586,7 @@ impl Session {
         }
         self.transport = TransportKind::WebSocket;
         self.transmits.push_back(Transmit::Upgraded);
-        let buffered: Vec<Frame> = self.buffer.drain(..).collect();
+        let buffered = self.take_buffer();
         self.transmits.extend(buffered.into_iter().map(Transmit::WebSocket));
         self.events.push_back(Event::Upgraded);
     }
@@ -591,7 +612,7 @@ impl Session {
             }
             TransportKind::Polling => {}
         }
-        self.buffer.clear();
+        self.take_buffer();
         self.finish(reason);
     }
 

@@ -53,6 +53,7 @@ fn config() -> SessionConfig {
         max_payload: 10_000,
         allow_upgrades: true,
         max_buffered_frames: 1_000,
+        max_buffered_bytes: 1 << 20,
     }
 }
 
@@ -1002,4 +1003,28 @@ fn a_polling_client_that_never_comes_back_cannot_grow_the_buffer_without_bound()
         closed.push(e);
     }
     assert_eq!(closed, vec![Event::Closed(CloseReason::BufferFull)]);
+}
+
+#[test]
+fn the_polling_buffer_is_bounded_in_bytes_too() {
+    let t0 = Instant::now();
+    let config = SessionConfig { max_buffered_bytes: 1_000, ..SessionConfig::default() };
+    let mut s = Session::new("sid".into(), config, TransportKind::Polling, t0, None);
+    let open = s.buffered();
+    s.send(Frame::message(&"a".repeat(400))).unwrap();
+    s.send(Frame::message(&"b".repeat(400))).unwrap();
+    assert_eq!(s.buffered(), open + 2);
+    assert!(!s.is_closed());
+    // A GET drains the buffer: the count starts again.
+    s.handle_poll(t0).unwrap();
+    assert!(matches!(s.poll_transmit(), Some(Transmit::PollResponse(_))));
+    s.send(Frame::message(&"c".repeat(900))).unwrap();
+    assert!(!s.is_closed(), "the drained bytes no longer count");
+    s.send(Frame::message(&"d".repeat(200))).unwrap();
+    assert!(s.is_closed());
+    let mut events = Vec::new();
+    while let Some(e) = s.poll_event() {
+        events.push(e);
+    }
+    assert_eq!(events, vec![Event::Closed(CloseReason::BufferFull)]);
 }

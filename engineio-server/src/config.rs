@@ -135,6 +135,11 @@ pub struct EngineConfig {
     /// Most frames held for a long-polling client between its requests; past it the session closes with
     /// "buffer full" (default 16 384).
     pub max_buffered_frames: usize,
+    /// Most bytes held for a long-polling client between its requests, likewise (default 8 MiB).
+    pub max_buffered_bytes: usize,
+    /// Most bytes of frames waiting in a session's mailbox; like `max_queued_commands`, a send past it is
+    /// refused and ends the session with "buffer full" (default 8 MiB).
+    pub max_queued_bytes: usize,
     /// Most open sessions; more handshakes are refused like an `allow_request` refusal (403 code 4 "too many
     /// sessions" on polling, 400 on WebSocket). Default: no limit, as the reference.
     pub max_sessions: Option<usize>,
@@ -170,6 +175,8 @@ impl Default for EngineConfig {
             on_connection_error: None,
             max_queued_commands: 1024,
             max_buffered_frames: 16_384,
+            max_buffered_bytes: 8 << 20,
+            max_queued_bytes: 8 << 20,
             max_sessions: None,
             max_sessions_per_address: None,
         }
@@ -245,6 +252,7 @@ impl EngineConfig {
             max_payload: self.max_http_buffer_size,
             allow_upgrades: self.allow_upgrades && self.transports.contains(&TransportKind::WebSocket),
             max_buffered_frames: self.max_buffered_frames,
+            max_buffered_bytes: self.max_buffered_bytes,
         }
     }
 }

@@ -91,6 +91,17 @@ impl From<Error> for PollError {
     }
 }
 
+impl Command {
+    /// The bytes of frames this command carries (counted against `max_queued_bytes`).
+    pub(crate) fn frame_bytes(&self) -> usize {
+        match self {
+            Command::Send(f) => f.len(),
+            Command::SendMany(fs) | Command::SendVolatile(fs) => fs.iter().map(Frame::len).sum(),
+            _ => 0,
+        }
+    }
+}
+
 pub(crate) enum Command {
     Send(Frame),
     SendMany(Vec<Frame>),
@@ -202,6 +213,7 @@ impl Driver {
     }
 
     fn command(&mut self, now: Instant, cmd: Command) {
+        self.socket.shared.queued_bytes.fetch_sub(cmd.frame_bytes(), Ordering::AcqRel);
         match cmd {
             Command::Send(frame) => {
                 let _ = self.session.send(frame);

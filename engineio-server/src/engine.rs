@@ -486,6 +486,8 @@ fn new_socket(
         shared: Arc::new(SocketShared {
             overflowed: AtomicBool::new(false),
             overflow: tokio::sync::Notify::new(),
+            queued_bytes: std::sync::atomic::AtomicUsize::new(0),
+            max_queued_bytes: shared.config.max_queued_bytes,
             sid,
             request: parts,
             tx,

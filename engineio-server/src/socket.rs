@@ -48,6 +48,9 @@ pub(crate) struct SocketShared {
     pub(crate) overflowed: AtomicBool,
     /// Wakes the session task when `overflowed` is set.
     pub(crate) overflow: tokio::sync::Notify,
+    /// Bytes of the frames waiting in the mailbox (`max_queued_bytes`).
+    pub(crate) queued_bytes: std::sync::atomic::AtomicUsize,
+    pub(crate) max_queued_bytes: usize,
     pub(crate) sid: Arc<str>,
     pub(crate) request: Arc<request::Parts>,
     pub(crate) tx: mpsc::Sender<Command>,
@@ -109,23 +112,50 @@ impl Socket {
     }
 
     fn queue(&self, command: Command) -> Result<(), SendError> {
-        self.shared.tx.try_send(command).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => {
-                self.shared.overflowed.store(true, Ordering::Release);
-                self.shared.overflow.notify_one();
-                SendError::Full
+        let bytes = command.frame_bytes();
+        let overflow = || {
+            self.shared.overflowed.store(true, Ordering::Release);
+            self.shared.overflow.notify_one();
+            SendError::Full
+        };
+        if !self.reserve_bytes(bytes) {
+            return Err(overflow());
+        }
+        self.shared.tx.try_send(command).map_err(|e| {
+            self.shared.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+            match e {
+                mpsc::error::TrySendError::Full(_) => overflow(),
+                mpsc::error::TrySendError::Closed(_) => SendError::Closed,
             }
-            mpsc::error::TrySendError::Closed(_) => SendError::Closed,
         })
     }
 
     /// Sends frames only if the transport can take them right now (a WebSocket, or a pending long-poll);
-    /// otherwise they are dropped. This is Socket.IO's `volatile`.
+    /// otherwise they are dropped. This is Socket.IO's `volatile`: a full queue drops them too, without
+    /// ending the session.
     pub fn send_volatile(&self, frames: Vec<Frame>) -> Result<(), SendError> {
-        self.shared.tx.try_send(Command::SendVolatile(frames)).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => SendError::Full,
-            mpsc::error::TrySendError::Closed(_) => SendError::Closed,
+        let bytes = frames.iter().map(Frame::len).sum();
+        if !self.reserve_bytes(bytes) {
+            return Err(SendError::Full);
+        }
+        self.shared.tx.try_send(Command::SendVolatile(frames)).map_err(|e| {
+            self.shared.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+            match e {
+                mpsc::error::TrySendError::Full(_) => SendError::Full,
+                mpsc::error::TrySendError::Closed(_) => SendError::Closed,
+            }
         })
+    }
+
+    /// Counts `bytes` as queued, unless that passes `max_queued_bytes`.
+    fn reserve_bytes(&self, bytes: usize) -> bool {
+        let shared = &self.shared;
+        let before = shared.queued_bytes.fetch_add(bytes, Ordering::AcqRel);
+        if before + bytes > shared.max_queued_bytes {
+            shared.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+            return false;
+        }
+        true
     }
 
     /// Queues a message.

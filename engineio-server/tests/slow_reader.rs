@@ -94,3 +94,19 @@ async fn a_polling_client_that_stops_polling_is_disconnected_with_buffer_full() 
     let res = support::get(server.addr, &support::poll_path(&sid)).await;
     assert_eq!(res.status, 400, "the session is gone");
 }
+
+#[tokio::test]
+async fn the_mailbox_is_bounded_in_bytes_too() {
+    let (tx, mut closed) = mpsc::unbounded_channel();
+    let refused = Arc::new(Mutex::new(Vec::new()));
+    // The command bound is out of reach (a million 1 KiB frames): only the byte bound can end this.
+    let config =
+        EngineConfig { max_queued_bytes: 64 * 1024, max_queued_commands: 1_000_000, ..EngineConfig::default() };
+    let server = start_with(config, Flood { closed: tx, refused: refused.clone() }).await;
+    let (mut slow, _) = ws_connect(server.addr, "/engine.io/?EIO=4&transport=websocket", &[]).await.unwrap();
+    ws_text(&mut slow).await;
+    ws_send(&mut slow, "4flood").await;
+    let reason = tokio::time::timeout(Duration::from_secs(20), closed.recv()).await.expect("ends in time").unwrap();
+    assert_eq!(reason, CloseReason::BufferFull);
+    assert_eq!(*refused.lock().unwrap(), vec![SendError::Full]);
+}

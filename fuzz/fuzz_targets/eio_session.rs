@@ -186,6 +186,7 @@ fuzz_target!(|data: &[u8]| {
         max_payload: 1 + input.byte() as usize * 4,
         allow_upgrades: header & 2 == 0,
         max_buffered_frames: 1 + input.byte() as usize,
+        max_buffered_bytes: 1 + input.byte() as usize * 64,
     };
     let initial = match (header >> 2) & 3 {
         0 => None,
