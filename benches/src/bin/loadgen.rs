@@ -2,7 +2,7 @@
 //! WebSocket, over hyper-util's client for long-polling); it does not use the server crates.
 //!
 //! ```text
-//! loadgen --url http://127.0.0.1:3000 --scenario echo|ack|broadcast|idle|connect|polling-echo
+//! loadgen --url http://127.0.0.1:3000 --scenario echo|ack|broadcast|idle|connect|polling-echo|soak
 //!         [--clients N] [--duration SECS] [--messages N] [--server-pid PID]
 //!         [--size BYTES] [--window N] [--connect-concurrency N] [--threads N]
 //! ```
@@ -114,6 +114,7 @@ fn parse_opts() -> Opts {
         "broadcast" => (1000, 30.0, 200),
         "idle" => (5000, 2.0, 0),
         "connect" => (50, 5.0, 20_000),
+        "soak" => (1000, 60.0, 10),
         _ => {
             eprintln!("unknown scenario {scenario}");
             usage();
@@ -761,6 +762,66 @@ async fn polling_echo(opts: &Opts) {
     report(opts, start.elapsed(), &total, json!({}));
 }
 
+/// Soak: waves of `--clients` WebSocket sessions connect, each exchanges `--messages` echo events, and all
+/// leave, again and again for `--duration` seconds. The server's RSS (`--server-pid`) is sampled before the
+/// first wave, after each wave, and 3 s after the last clients left; one JSON line per wave, then a summary.
+async fn soak(opts: &Opts) {
+    let rss = || opts.server_pid.and_then(read_rss_kb);
+    let baseline = rss();
+    let started = Instant::now();
+    let end = started + opts.duration;
+    let msg: Arc<str> = format!(r#"42["echo","{}"]"#, payload(opts.size)).into();
+    let (mut waves, mut sessions, mut exchanges, mut errors, mut peak) = (0u64, 0u64, 0u64, 0u64, baseline);
+    while Instant::now() < end {
+        let (conns, setup) = open_many(opts, opts.clients, Instant::now() + GRACE).await;
+        errors += setup.errors;
+        sessions += conns.len() as u64;
+        let mut tasks = Vec::with_capacity(conns.len());
+        for mut ws in conns {
+            let (msg, n) = (msg.clone(), opts.messages);
+            tasks.push(tokio::spawn(async move {
+                let mut ok = 0u64;
+                for _ in 0..n {
+                    if ws.send(Message::text(msg.to_string())).await.is_err() {
+                        break;
+                    }
+                    match tokio::time::timeout(Duration::from_secs(10), recv_app(&mut ws)).await {
+                        Ok(Ok(t)) if t.starts_with(r#"42["echo","#) => ok += 1,
+                        _ => break,
+                    }
+                }
+                let _ = ws.close(None).await;
+                ok
+            }));
+        }
+        for t in tasks {
+            let ok = t.await.unwrap_or(0);
+            exchanges += ok;
+            if ok < opts.messages as u64 {
+                errors += 1;
+            }
+        }
+        waves += 1;
+        let now_rss = rss();
+        peak = peak.max(now_rss);
+        println!(
+            "{}",
+            json!({"scenario": "soak-wave", "wave": waves, "elapsed_s": started.elapsed().as_secs_f64(), "rss_kb": now_rss})
+        );
+    }
+    // Let the server notice every close and free the sessions.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = rss();
+    println!(
+        "{}",
+        json!({
+            "scenario": "soak", "clients_per_wave": opts.clients, "duration_s": started.elapsed().as_secs_f64(),
+            "waves": waves, "sessions": sessions, "exchanges": exchanges, "errors": errors,
+            "rss_baseline_kb": baseline, "rss_peak_kb": peak, "rss_after_kb": after,
+        })
+    );
+}
+
 fn main() {
     let opts = parse_opts();
     let runtime = if opts.threads == 1 {
@@ -777,6 +838,7 @@ fn main() {
             "idle" => idle(&opts).await,
             "connect" => connect_rate(&opts).await,
             "polling-echo" => polling_echo(&opts).await,
+            "soak" => soak(&opts).await,
             _ => usage(),
         }
     });
