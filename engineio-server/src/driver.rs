@@ -459,10 +459,12 @@ async fn until_overflow<T>(socket: &Socket, write: impl std::future::Future<Outp
         if shared.overflowed.load(Ordering::Acquire) {
             return None;
         }
+        // The flag is checked above; a notify that lands after that check leaves a permit, so
+        // `notified()` cannot miss it. No timer: this wraps every frame written.
         tokio::select! {
+            biased;
             r = &mut write => return Some(r),
             _ = shared.overflow.notified() => {}
-            _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
         }
     }
 }
