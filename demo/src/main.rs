@@ -151,6 +151,11 @@ impl App {
     }
 }
 
+/// jemalloc with a background purge (see .cargo/config.toml): the server's memory goes back down once
+/// its clients leave, which the system allocator does not do.
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() {
     let o = options();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");

@@ -11,7 +11,9 @@ use engineio_proto::{Channel, Error, Event, Frame, ProtocolError, Session, Trans
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use tokio::sync::{mpsc, oneshot};
+use std::collections::VecDeque;
+
+use tokio::sync::oneshot;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -116,16 +118,19 @@ pub(crate) enum Command {
 
 /// How long closing a WebSocket may take before the connection is simply dropped.
 const WS_CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
-/// Most commands handled before the session flushes, so one busy sender cannot starve the transports.
-const BATCH: usize = 64;
 
 pub(crate) struct Driver {
     engine: Arc<EngineShared>,
     session: Session,
     socket: Socket,
-    rx: mpsc::Receiver<Command>,
+    /// Commands taken from the mailbox, being carried out.
+    inbox: VecDeque<Command>,
     ws: Option<WsStream>,
-    probe: Option<WsStream>,
+    /// An upgrade probe is rare: boxed, so an idle session does not carry its room.
+    probe: Option<Box<WsStream>>,
+    /// The session's next deadline and its timer (made on first use, then reset only when it moves).
+    armed: Option<Instant>,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
     pending_poll: Option<oneshot::Sender<Result<Bytes, PollError>>>,
     close_waiters: Vec<oneshot::Sender<()>>,
     connection: Option<Box<dyn Connection>>,
@@ -133,7 +138,7 @@ pub(crate) struct Driver {
 
 enum Input {
     Overflow,
-    Command(Command),
+    Commands,
     Ws(Channel, Option<Result<WsMessage, tungstenite::Error>>),
     Timeout,
     PollAborted,
@@ -144,7 +149,6 @@ impl Driver {
         engine: Arc<EngineShared>,
         session: Session,
         socket: Socket,
-        rx: mpsc::Receiver<Command>,
         ws: Option<WsStream>,
         pending_poll: Option<oneshot::Sender<Result<Bytes, PollError>>>,
     ) -> Self {
@@ -152,16 +156,20 @@ impl Driver {
             engine,
             session,
             socket,
-            rx,
+            inbox: VecDeque::new(),
             ws,
             probe: None,
+            armed: None,
+            timer: None,
             pending_poll,
             close_waiters: Vec::new(),
             connection: None,
         }
     }
 
-    pub(crate) async fn run(mut self) {
+    /// Runs the session to its end. The driver is boxed: an `async fn` keeps its by-value arguments twice
+    /// in its state, and this future lives as long as the session.
+    pub(crate) async fn run(mut self: Box<Self>) {
         self.flush().await;
         self.connection = Some(self.engine.handler.on_open(&self.socket));
         self.flush().await;
@@ -169,16 +177,8 @@ impl Driver {
             let input = self.next_input().await;
             let now = Instant::now();
             match input {
-                Input::Command(cmd) => {
-                    self.command(now, cmd);
-                    for _ in 1..BATCH {
-                        match self.rx.try_recv() {
-                            Ok(cmd) => self.command(now, cmd),
-                            Err(_) => break,
-                        }
-                    }
-                }
-                Input::Ws(channel, msg) => self.ws_input(now, channel, msg).await,
+                Input::Commands => self.run_inbox(now),
+                Input::Ws(channel, msg) => self.ws_input(now, channel, msg),
                 Input::Timeout => self.session.handle_timeout(now),
                 Input::Overflow => self.session.fail(now, engineio_proto::CloseReason::BufferFull),
                 Input::PollAborted => {
@@ -188,27 +188,55 @@ impl Driver {
             }
             self.flush().await;
         }
-        self.finish().await;
+        // Boxed: the rare last steps should not enlarge the future every idle session keeps.
+        Box::pin(self.finish()).await;
+    }
+
+    /// Carries out the commands taken from the mailbox.
+    fn run_inbox(&mut self, now: Instant) {
+        while let Some(cmd) = self.inbox.pop_front() {
+            self.command(now, cmd);
+        }
+        crate::mailbox::shrink(&mut self.inbox);
+    }
+
+    /// Points the timer at the session's next deadline, if it moved.
+    fn arm(&mut self) {
+        let deadline = self.session.poll_timeout();
+        if deadline == self.armed {
+            return;
+        }
+        self.armed = deadline;
+        if let Some(d) = deadline {
+            let d = tokio::time::Instant::from_std(d);
+            match &mut self.timer {
+                Some(t) => t.as_mut().reset(d),
+                None => self.timer = Some(Box::pin(tokio::time::sleep_until(d))),
+            }
+        }
     }
 
     async fn next_input(&mut self) -> Input {
-        if self.socket.shared.overflowed.load(Ordering::Acquire) {
-            return Input::Overflow;
-        }
-        let deadline = self.session.poll_timeout().map(tokio::time::Instant::from_std);
-        let Driver { rx, ws, probe, pending_poll, socket, .. } = self;
+        self.arm();
+        let Driver { inbox, ws, probe, pending_poll, socket, timer, armed, .. } = self;
+        let shared = &socket.shared;
+        let mailbox = std::future::poll_fn(|cx| {
+            if shared.overflowed.load(Ordering::Acquire) {
+                return Poll::Ready(Input::Overflow);
+            }
+            if shared.mailbox.poll_take(cx, inbox).is_ready() {
+                return Poll::Ready(Input::Commands);
+            }
+            // The waker is registered now; an overflow flagged before that woke no one.
+            if shared.overflowed.load(Ordering::Acquire) { Poll::Ready(Input::Overflow) } else { Poll::Pending }
+        });
         tokio::select! {
             biased;
-            _ = socket.shared.overflow.notified() => Input::Overflow,
-            cmd = rx.recv() => match cmd {
-                Some(cmd) => Input::Command(cmd),
-                // The driver holds a sender through its socket, so the mailbox never ends first.
-                None => Input::Timeout,
-            },
+            input = mailbox => input,
             msg = next_frame(ws) => Input::Ws(Channel::Main, msg),
-            msg = next_frame(probe) => Input::Ws(Channel::Probe, msg),
+            msg = next_probe_frame(probe) => Input::Ws(Channel::Probe, msg),
             _ = poll_closed(pending_poll) => Input::PollAborted,
-            _ = sleep_until(deadline) => Input::Timeout,
+            _ = fire(timer), if armed.is_some() => Input::Timeout,
         }
     }
 
@@ -248,7 +276,7 @@ impl Driver {
                 let _ = tx.send(self.session.handle_post_body(now, body).map_err(Into::into));
             }
             Command::Upgrade(ws) => match self.session.handle_upgrade_request(now) {
-                Ok(()) => self.probe = Some(*ws),
+                Ok(()) => self.probe = Some(ws),
                 Err(_) => {
                     tokio::spawn(close_ws(*ws, None));
                 }
@@ -256,7 +284,7 @@ impl Driver {
         }
     }
 
-    async fn ws_input(&mut self, now: Instant, channel: Channel, msg: Option<Result<WsMessage, tungstenite::Error>>) {
+    fn ws_input(&mut self, now: Instant, channel: Channel, msg: Option<Result<WsMessage, tungstenite::Error>>) {
         let frame = match msg {
             Some(Ok(WsMessage::Text(t))) => match engineio_proto::ByteString::try_from(Bytes::from(t)) {
                 Ok(t) => Frame::Text(t),
@@ -269,7 +297,7 @@ impl Driver {
             Some(Err(tungstenite::Error::Capacity(_))) => {
                 // Larger than max_http_buffer_size: close with 1009, as the reference's `ws` does.
                 let close = CloseFrame { code: CloseCode::Size, reason: Utf8Bytes::from_static("") };
-                if let Some(ws) = self.slot(channel).take() {
+                if let Some(ws) = self.take_slot(channel) {
                     tokio::spawn(close_ws(ws, Some(close)));
                 }
                 return self.session.handle_transport_closed(now, channel, true);
@@ -280,16 +308,16 @@ impl Driver {
     }
 
     fn transport_gone(&mut self, now: Instant, channel: Channel, error: bool) {
-        if let Some(ws) = self.slot(channel).take() {
+        if let Some(ws) = self.take_slot(channel) {
             tokio::spawn(close_ws(ws, None));
         }
         self.session.handle_transport_closed(now, channel, error);
     }
 
-    fn slot(&mut self, channel: Channel) -> &mut Option<WsStream> {
+    fn take_slot(&mut self, channel: Channel) -> Option<WsStream> {
         match channel {
-            Channel::Main => &mut self.ws,
-            Channel::Probe => &mut self.probe,
+            Channel::Main => self.ws.take(),
+            Channel::Probe => self.probe.take().map(|p| *p),
         }
     }
 
@@ -343,18 +371,18 @@ impl Driver {
                     }
                 }
                 Transmit::Upgraded => {
-                    self.ws = self.probe.take();
+                    self.ws = self.probe.take().map(|p| *p);
                     self.socket.shared.upgraded.store(true, Ordering::Relaxed);
                 }
                 Transmit::CloseProbe => {
                     if let Some(probe) = self.probe.take() {
-                        tokio::spawn(close_ws(probe, None));
+                        tokio::spawn(close_ws(*probe, None));
                     }
                 }
                 Transmit::CloseWebSocket => {
                     if let Some(ws) = self.ws.take() {
                         fed = false;
-                        close_ws(ws, None).await;
+                        Box::pin(close_ws(ws, None)).await;
                     }
                 }
             }
@@ -395,12 +423,8 @@ impl Driver {
                     if let Some(c) = &mut self.connection {
                         c.on_message(m);
                     }
-                    let now = Instant::now();
-                    for _ in 0..self.engine.config.max_queued_commands {
-                        match self.rx.try_recv() {
-                            Ok(cmd) => self.command(now, cmd),
-                            Err(_) => break,
-                        }
+                    if self.socket.shared.mailbox.take_into(&mut self.inbox) {
+                        self.run_inbox(Instant::now());
                     }
                 }
                 Event::Upgrading => {}
@@ -421,9 +445,10 @@ impl Driver {
         any
     }
 
-    async fn finish(mut self) {
-        self.rx.close();
-        while let Ok(cmd) = self.rx.try_recv() {
+    async fn finish(mut self: Box<Self>) {
+        let mut left = self.socket.shared.mailbox.close();
+        left.extend(self.inbox.drain(..));
+        for cmd in left {
             match cmd {
                 Command::Poll(tx) => {
                     let _ = tx.send(Err(PollError::Closed));
@@ -442,7 +467,7 @@ impl Driver {
             close_ws(ws, None).await;
         }
         if let Some(probe) = self.probe.take() {
-            tokio::spawn(close_ws(probe, None));
+            tokio::spawn(close_ws(*probe, None));
         }
         for w in self.close_waiters.drain(..) {
             let _ = w.send(());
@@ -455,18 +480,18 @@ impl Driver {
 async fn until_overflow<T>(socket: &Socket, write: impl std::future::Future<Output = T>) -> Option<T> {
     let shared = &socket.shared;
     let mut write = std::pin::pin!(write);
-    loop {
+    // No timer: this wraps every frame written. The overflow flag is set before the mailbox wakes the task.
+    std::future::poll_fn(|cx| {
         if shared.overflowed.load(Ordering::Acquire) {
-            return None;
+            return Poll::Ready(None);
         }
-        // The flag is checked above; a notify that lands after that check leaves a permit, so
-        // `notified()` cannot miss it. No timer: this wraps every frame written.
-        tokio::select! {
-            biased;
-            r = &mut write => return Some(r),
-            _ = shared.overflow.notified() => {}
+        if let Poll::Ready(r) = write.as_mut().poll(cx) {
+            return Poll::Ready(Some(r));
         }
-    }
+        shared.mailbox.register(cx);
+        if shared.overflowed.load(Ordering::Acquire) { Poll::Ready(None) } else { Poll::Pending }
+    })
+    .await
 }
 
 fn to_ws(frame: Frame) -> WsMessage {
@@ -483,6 +508,13 @@ async fn next_frame(ws: &mut Option<WsStream>) -> Option<Result<WsMessage, tungs
     }
 }
 
+async fn next_probe_frame(ws: &mut Option<Box<WsStream>>) -> Option<Result<WsMessage, tungstenite::Error>> {
+    match ws {
+        Some(ws) => ws.next().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn poll_closed(pending: &mut Option<oneshot::Sender<Result<Bytes, PollError>>>) {
     match pending {
         Some(tx) => tx.closed().await,
@@ -490,9 +522,9 @@ async fn poll_closed(pending: &mut Option<oneshot::Sender<Result<Bytes, PollErro
     }
 }
 
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
+async fn fire(timer: &mut Option<Pin<Box<tokio::time::Sleep>>>) {
+    match timer {
+        Some(t) => t.as_mut().await,
         None => std::future::pending().await,
     }
 }

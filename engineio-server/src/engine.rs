@@ -19,7 +19,7 @@ use http_body::Body;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
@@ -27,6 +27,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use crate::config::{BoxError, BoxFuture, ConnectionError, EngineConfig};
 use crate::deflate::DeflateStream;
 use crate::driver::{Command, Driver, PollError, WsIo};
+use crate::mailbox::Mailbox;
 use crate::socket::{Handler, Socket, SocketShared};
 
 /// The remote address of a request, put in its extensions by [`Engine::serve`] (and readable from
@@ -362,7 +363,7 @@ where
 
     match kind {
         RequestKind::Handshake(transport) => {
-            let parts = Arc::new(parts);
+            let parts = Arc::new(detach(parts));
             if let Some(allow) = &config.allow_request
                 && let Err(message) = allow(parts.clone()).await
             {
@@ -474,29 +475,43 @@ fn polling_headers(shared: &EngineShared, parts: &request::Parts, extra: &mut He
     }
 }
 
+/// Copies what a session keeps of its handshake request out of the connection's read buffer. hyper hands
+/// out header values and the URI as slices of that buffer (8 KiB or more), which would otherwise stay
+/// allocated for as long as the session lives.
+fn detach(mut parts: request::Parts) -> request::Parts {
+    let mut headers = HeaderMap::with_capacity(parts.headers.len());
+    for (name, value) in &parts.headers {
+        let mut copy = HeaderValue::from_bytes(value.as_bytes()).expect("a header value stays valid when copied");
+        copy.set_sensitive(value.is_sensitive());
+        headers.append(name.clone(), copy);
+    }
+    parts.headers = headers;
+    if let Ok(uri) = parts.uri.to_string().parse() {
+        parts.uri = uri;
+    }
+    parts
+}
+
 fn new_socket(
     shared: &EngineShared,
     parts: Arc<request::Parts>,
     transport: TransportKind,
     address: Option<std::net::IpAddr>,
-) -> (Socket, mpsc::Receiver<Command>) {
+) -> Socket {
     let sid: Arc<str> = shared.new_sid(&parts).into();
-    let (tx, rx) = mpsc::channel(shared.config.max_queued_commands.max(1));
-    let socket = Socket {
+    Socket {
         shared: Arc::new(SocketShared {
             overflowed: AtomicBool::new(false),
-            overflow: tokio::sync::Notify::new(),
             queued_bytes: std::sync::atomic::AtomicUsize::new(0),
             max_queued_bytes: shared.config.max_queued_bytes,
             sid,
             request: parts,
-            tx,
+            mailbox: Mailbox::new(shared.config.max_queued_commands),
             upgraded: AtomicBool::new(false),
             initial_transport: transport,
             address,
         }),
-    };
-    (socket, rx)
+    }
 }
 
 async fn polling_handshake(
@@ -505,7 +520,7 @@ async fn polling_handshake(
     mut extra: HeaderMap,
     address: Option<std::net::IpAddr>,
 ) -> Response<ResponseBody> {
-    let (socket, rx) = new_socket(shared, parts.clone(), TransportKind::Polling, address);
+    let socket = new_socket(shared, parts.clone(), TransportKind::Polling, address);
     let now = Instant::now();
     let mut session = Session::new(
         socket.sid().to_owned(),
@@ -518,7 +533,7 @@ async fn polling_handshake(
     let (tx, reply) = oneshot::channel();
     shared.sessions.write().expect("session map poisoned").insert(socket.shared.sid.clone(), socket.clone());
     polling_headers(shared, &parts, &mut extra, Some(socket.sid()));
-    tokio::spawn(Driver::new(shared.clone(), session, socket, rx, None, Some(tx)).run());
+    tokio::spawn(Box::new(Driver::new(shared.clone(), session, socket, None, Some(tx))).run());
     poll_response(shared, &parts, reply.await.unwrap_or(Err(PollError::Closed)), extra)
 }
 
@@ -530,7 +545,7 @@ async fn poll(
 ) -> Response<ResponseBody> {
     polling_headers(shared, parts, &mut extra, None);
     let (tx, reply) = oneshot::channel();
-    if socket.shared.tx.send(Command::Poll(tx)).await.is_err() {
+    if socket.shared.mailbox.send_control(Command::Poll(tx)).is_err() {
         return poll_response(shared, parts, Err(PollError::Closed), extra);
     }
     poll_response(shared, parts, reply.await.unwrap_or(Err(PollError::Closed)), extra)
@@ -579,7 +594,7 @@ where
         return plain(StatusCode::BAD_REQUEST, "", Bytes::new(), extra, false);
     }
     let (tx, reply) = oneshot::channel();
-    if socket.shared.tx.send(Command::PostStart(tx)).await.is_err() {
+    if socket.shared.mailbox.send_control(Command::PostStart(tx)).is_err() {
         return poll_error(shared, parts, PollError::Closed, extra);
     }
     if let Err(e) = reply.await.unwrap_or(Err(PollError::Closed)) {
@@ -596,7 +611,7 @@ where
         }
     };
     let (tx, reply) = oneshot::channel();
-    let delivered = socket.shared.tx.send(Command::PostBody(result.clone().ok(), tx)).await.is_ok();
+    let delivered = socket.shared.mailbox.send_control(Command::PostBody(result.clone().ok(), tx)).is_ok();
     let outcome = if delivered { reply.await.unwrap_or(Err(PollError::Closed)) } else { Err(PollError::Closed) };
     match (result, outcome) {
         (Err(true), _) => plain(StatusCode::PAYLOAD_TOO_LARGE, "", Bytes::new(), extra, false),
@@ -704,7 +719,7 @@ fn accept_websocket(
         let ws_config = WebSocketConfig::default()
             .max_message_size(Some(max))
             .max_frame_size(Some(max))
-            .read_buffer_size(4096)
+            .read_buffer_size(512)
             .write_buffer_size(0);
         let io = match deflate {
             Some((n, threshold)) => {
@@ -715,15 +730,13 @@ fn accept_websocket(
         let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config)).await;
         match existing {
             Some(socket) => {
-                if let Err(mpsc::error::SendError(Command::Upgrade(ws))) =
-                    socket.shared.tx.send(Command::Upgrade(Box::new(ws))).await
-                {
+                if let Err(Command::Upgrade(ws)) = socket.shared.mailbox.send_control(Command::Upgrade(Box::new(ws))) {
                     let mut ws = *ws;
                     let _ = ws.close(None).await;
                 }
             }
             None => {
-                let (socket, rx) = new_socket(&shared, parts, TransportKind::WebSocket, address);
+                let socket = new_socket(&shared, parts, TransportKind::WebSocket, address);
                 let session = Session::new(
                     socket.sid().to_owned(),
                     shared.config.session_config(),
@@ -736,7 +749,8 @@ fn accept_websocket(
                     .write()
                     .expect("session map poisoned")
                     .insert(socket.shared.sid.clone(), socket.clone());
-                Driver::new(shared, session, socket, rx, Some(ws), None).run().await;
+                // A task of its own: this one (and what it held for the upgrade) ends here.
+                tokio::spawn(Box::new(Driver::new(shared, session, socket, Some(ws), None)).run());
             }
         }
     });

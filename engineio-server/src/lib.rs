@@ -45,6 +45,7 @@ pub mod cors;
 mod deflate;
 mod driver;
 mod engine;
+mod mailbox;
 mod socket;
 
 pub use config::{BoxError, BoxFuture, ConnectionError, EngineConfig, HttpCompression, Middleware, PerMessageDeflate};

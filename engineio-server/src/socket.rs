@@ -6,9 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use engineio_proto::{CloseReason, Frame, Message, TransportKind};
 use http::request;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::driver::Command;
+use crate::mailbox::{Mailbox, TrySendError};
 
 /// What the layer above (`socketio-server`, or an application using Engine.IO directly) implements to
 /// receive sessions. It makes one [`Connection`] per session.
@@ -46,14 +47,13 @@ pub enum SendError {
 pub(crate) struct SocketShared {
     /// Set when a send found the mailbox full: the session task ends the session ("buffer full").
     pub(crate) overflowed: AtomicBool,
-    /// Wakes the session task when `overflowed` is set.
-    pub(crate) overflow: tokio::sync::Notify,
     /// Bytes of the frames waiting in the mailbox (`max_queued_bytes`).
     pub(crate) queued_bytes: std::sync::atomic::AtomicUsize,
     pub(crate) max_queued_bytes: usize,
     pub(crate) sid: Arc<str>,
     pub(crate) request: Arc<request::Parts>,
-    pub(crate) tx: mpsc::Sender<Command>,
+    /// Commands for the session task; it is woken through this when `overflowed` is set, too.
+    pub(crate) mailbox: Mailbox,
     pub(crate) upgraded: AtomicBool,
     pub(crate) initial_transport: TransportKind,
     /// The remote IP address the session's slot is counted under.
@@ -115,17 +115,17 @@ impl Socket {
         let bytes = command.frame_bytes();
         let overflow = || {
             self.shared.overflowed.store(true, Ordering::Release);
-            self.shared.overflow.notify_one();
+            self.shared.mailbox.wake();
             SendError::Full
         };
         if !self.reserve_bytes(bytes) {
             return Err(overflow());
         }
-        self.shared.tx.try_send(command).map_err(|e| {
+        self.shared.mailbox.try_send(command).map_err(|e| {
             self.shared.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
             match e {
-                mpsc::error::TrySendError::Full(_) => overflow(),
-                mpsc::error::TrySendError::Closed(_) => SendError::Closed,
+                TrySendError::Full => overflow(),
+                TrySendError::Closed => SendError::Closed,
             }
         })
     }
@@ -138,11 +138,11 @@ impl Socket {
         if !self.reserve_bytes(bytes) {
             return Err(SendError::Full);
         }
-        self.shared.tx.try_send(Command::SendVolatile(frames)).map_err(|e| {
+        self.shared.mailbox.try_send(Command::SendVolatile(frames)).map_err(|e| {
             self.shared.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
             match e {
-                mpsc::error::TrySendError::Full(_) => SendError::Full,
-                mpsc::error::TrySendError::Closed(_) => SendError::Closed,
+                TrySendError::Full => SendError::Full,
+                TrySendError::Closed => SendError::Closed,
             }
         })
     }
@@ -165,19 +165,19 @@ impl Socket {
 
     /// Closes the session ("forced close"); queued frames are delivered first.
     pub fn close(&self) {
-        let _ = self.shared.tx.try_send(Command::Close);
+        let _ = self.shared.mailbox.send_control(Command::Close);
     }
 
     /// Closes the session and waits until it has closed.
     pub async fn close_and_wait(&self) {
         let (tx, rx) = oneshot::channel();
-        if self.shared.tx.send(Command::CloseNotify(tx)).await.is_ok() {
+        if self.shared.mailbox.send_control(Command::CloseNotify(tx)).is_ok() {
             let _ = rx.await;
         }
     }
 
     /// Whether the session has closed.
     pub fn is_closed(&self) -> bool {
-        self.shared.tx.is_closed()
+        self.shared.mailbox.is_closed()
     }
 }

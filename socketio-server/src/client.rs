@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, Weak};
 use engineio_proto::{CloseReason, Message};
 use socketio_proto::{Decoder, Map, Packet, PacketType, Value};
 
-use crate::handshake::Handshake;
 use crate::server::ServerInner;
+use crate::socket::PendingHandshake;
 use crate::socket::{DisconnectReason, Socket, random_id};
 
 /// What the tasks of a connection share: the engine socket and the sockets by namespace.
@@ -144,7 +144,12 @@ struct Connecting {
 
 impl Drop for Connecting {
     fn drop(&mut self) {
-        self.shared.connecting.lock().expect("poisoned").remove(&self.nsp);
+        let mut connecting = self.shared.connecting.lock().expect("poisoned");
+        connecting.remove(&self.nsp);
+        if connecting.is_empty() {
+            // Usually the only CONNECT of the connection: keep no table for the rest of its life.
+            connecting.shrink_to_fit();
+        }
     }
 }
 
@@ -167,7 +172,7 @@ async fn connect(shared: Arc<ClientShared>, nsp: String, auth: Option<Value>) {
     {
         restored = ns.adapter().local().restore_session(pid, offset);
     }
-    let handshake = Handshake::new(shared.engine_socket.request(), auth);
+    let handshake = PendingHandshake { auth, at: std::time::SystemTime::now() };
     let (socket, missed) = match restored {
         Some((session, missed)) => {
             let s = Socket::new(

@@ -31,7 +31,8 @@ pub struct Handshake {
 }
 
 impl Handshake {
-    pub(crate) fn new(req: &request::Parts, auth: Value) -> Self {
+    /// The handshake of a connection made at `at`.
+    pub(crate) fn new(req: &request::Parts, auth: Value, at: SystemTime) -> Self {
         let mut headers: HashMap<String, String> = HashMap::new();
         for (name, value) in &req.headers {
             let v = String::from_utf8_lossy(value.as_bytes()).into_owned();
@@ -54,7 +55,7 @@ impl Handshake {
                 (k.to_owned(), v.to_owned())
             })
             .collect();
-        let now = SystemTime::now();
+        let now = at;
         let issued = now.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
         let address =
             req.extensions.get::<engineio_server::RemoteAddr>().map(|a| a.0.ip().to_string()).unwrap_or_default();

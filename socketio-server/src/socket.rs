@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::task::Context;
 use std::time::Duration;
 
@@ -115,7 +115,9 @@ pub(crate) struct SocketInner {
     pid: Option<String>,
     ns: Namespace,
     client: Arc<ClientShared>,
-    handshake: Handshake,
+    /// Built from the connection's request on first use: most sockets never look at it.
+    handshake: OnceLock<Box<Handshake>>,
+    pending_handshake: PendingHandshake,
     recovered: bool,
     listeners: RwLock<Listeners>,
     acks: Mutex<HashMap<u64, AckCallback>>,
@@ -134,6 +136,12 @@ impl std::fmt::Debug for Socket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Socket").field("id", &self.id()).field("nsp", &self.namespace_name()).finish()
     }
+}
+
+/// What a socket keeps to build its [`Handshake`] when it is first asked for.
+pub(crate) struct PendingHandshake {
+    pub(crate) auth: Value,
+    pub(crate) at: std::time::SystemTime,
 }
 
 /// A random 20-character URL-safe id, as the reference's `base64id`.
@@ -162,7 +170,7 @@ impl Socket {
         client: Arc<ClientShared>,
         id: SocketId,
         pid: Option<String>,
-        handshake: Handshake,
+        handshake: PendingHandshake,
         recovered: bool,
         data: Value,
     ) -> Socket {
@@ -172,7 +180,8 @@ impl Socket {
                 pid,
                 ns,
                 client,
-                handshake,
+                handshake: OnceLock::new(),
+                pending_handshake: handshake,
                 recovered,
                 listeners: RwLock::default(),
                 acks: Mutex::default(),
@@ -209,7 +218,11 @@ impl Socket {
 
     /// The handshake.
     pub fn handshake(&self) -> &Handshake {
-        &self.inner.handshake
+        let inner = &self.inner;
+        inner.handshake.get_or_init(|| {
+            let p = &inner.pending_handshake;
+            Box::new(Handshake::new(inner.client.engine_socket.request(), p.auth.clone(), p.at))
+        })
     }
 
     /// The HTTP request that opened the connection (with the extensions set by engine middlewares).
@@ -448,7 +461,7 @@ impl Socket {
     pub fn info(&self) -> SocketInfo {
         SocketInfo {
             id: self.id().to_owned(),
-            handshake: self.inner.handshake.clone(),
+            handshake: self.handshake().clone(),
             rooms: self.rooms().iter().map(|r| r.to_string()).collect(),
             data: self.data(),
         }

@@ -8,7 +8,8 @@
 //!
 //! Flags: `--port N` (default 3000, 0 picks one), `--threads N` (tokio worker threads, default 1, so the
 //! server can be pinned to one core with `taskset`), `--host ADDR` (default 127.0.0.1),
-//! `--ping-interval MS` / `--ping-timeout MS` (Engine.IO heartbeat, default 25000 / 20000).
+//! `--ping-interval MS` / `--ping-timeout MS` (Engine.IO heartbeat, default 25000 / 20000), `--heap-stats`
+//! (built with the `heap-stats` feature: live heap bytes and allocations on stderr every second).
 //! Prints `listening on http://ADDR` once bound, then serves until killed.
 
 use std::net::{IpAddr, SocketAddr};
@@ -16,8 +17,39 @@ use std::time::Duration;
 
 use socketio_server::{Event, Socket, SocketIo, SocketIoConfig};
 
+#[cfg(feature = "heap-stats")]
+#[path = "../heap.rs"]
+mod heap;
+
+#[cfg(all(feature = "jemalloc", not(feature = "heap-stats")))]
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+#[cfg(feature = "heap-stats")]
+#[global_allocator]
+static ALLOC: heap::Counting = heap::Counting;
+
+/// With the `heap-stats` feature: prints `heap live_bytes=N allocs=N` to stderr every second.
+fn spawn_heap_stats() {
+    #[cfg(feature = "heap-stats")]
+    std::thread::spawn(|| {
+        loop {
+            let (bytes, allocs) = heap::live();
+            eprintln!("heap live_bytes={bytes} allocs={allocs} classes{}", heap::classes());
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    });
+    #[cfg(not(feature = "heap-stats"))]
+    {
+        eprintln!("--heap-stats needs the heap-stats feature (cargo build --features heap-stats)");
+        std::process::exit(2);
+    }
+}
+
 fn usage() -> ! {
-    eprintln!("usage: bench-server [--port N] [--threads N] [--host ADDR] [--ping-interval MS] [--ping-timeout MS]");
+    eprintln!(
+        "usage: bench-server [--port N] [--threads N] [--host ADDR] [--ping-interval MS] [--ping-timeout MS] [--heap-stats]"
+    );
     std::process::exit(2);
 }
 
@@ -37,6 +69,7 @@ fn main() {
             "--host" => host = args.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| usage()),
             "--ping-interval" => config.engine.ping_interval = ms(args.next()),
             "--ping-timeout" => config.engine.ping_timeout = ms(args.next()),
+            "--heap-stats" => spawn_heap_stats(),
             "-h" | "--help" => usage(),
             other => {
                 eprintln!("unknown flag {other}");

@@ -15,7 +15,8 @@
 //!   the send to each delivery.
 //! - `idle` (5000 connections): opens that many WebSocket connections with the namespace joined, holds
 //!   them `--duration` s (answering pings), and reads the server's `VmRSS` (`--server-pid`) before and
-//!   after: `bytes_per_conn`. Latency = the open + CONNECT time of each connection.
+//!   after: `bytes_per_conn`; then closes them all and, 2 s later, reads it again (`rss_left_kb`: does
+//!   memory go back to where it was?). Latency = the open + CONNECT time of each connection.
 //! - `connect` (50 at a time): WebSocket open + CONNECT (until `40{"sid"...}`) + close, repeated for
 //!   `--duration` s or `--messages` handshakes in all (default 20000); latency = open + CONNECT.
 //! - `polling-echo` (50 clients): long-polling clients doing echo round trips (POST the event, GET until
@@ -23,7 +24,7 @@
 //!
 //! Every scenario stops by itself (at most `--duration` plus a grace period) and prints one JSON line:
 //! `{"scenario","clients","duration_s","ops","ops_per_s","p50_us","p90_us","p99_us","max_us","errors"}`
-//! (idle adds `rss_before_kb`, `rss_after_kb`, `bytes_per_conn`; broadcast adds `messages`, `expected`).
+//! (idle adds `rss_before_kb`, `rss_after_kb`, `bytes_per_conn`, `rss_left_kb`; broadcast adds `messages`, `expected`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -46,6 +47,9 @@ use tokio_tungstenite::{WebSocketStream, client_async};
 type Ws = WebSocketStream<TcpStream>;
 type Hist = Histogram<u64>;
 type Res<T> = Result<T, String>;
+
+/// How long the idle scenario waits after its clients left before it reads the server's RSS again.
+const SETTLE: Duration = Duration::from_secs(2);
 
 /// Grace period after `--duration` before a scenario gives up on whatever is still pending.
 const GRACE: Duration = Duration::from_secs(10);
@@ -545,6 +549,9 @@ async fn idle(opts: &Opts) {
     }
     // Sessions that opened but did not last the whole hold count as errors too.
     tally.errors += (opened - held.min(opened)) as u64;
+    // Every client has left: after a short settle, how much of what they cost is still held.
+    tokio::time::sleep(SETTLE).await;
+    let rss_left = opts.server_pid.and_then(read_rss_kb);
     let bytes_per_conn = match (rss_before, rss_after) {
         (Some(b), Some(a)) if opened > 0 => json!(((a as f64 - b as f64) * 1024.0 / opened as f64).round()),
         _ => serde_json::Value::Null,
@@ -553,7 +560,8 @@ async fn idle(opts: &Opts) {
         opts,
         open_elapsed,
         &tally,
-        json!({"rss_before_kb": rss_before, "rss_after_kb": rss_after, "bytes_per_conn": bytes_per_conn}),
+        json!({"rss_before_kb": rss_before, "rss_after_kb": rss_after, "bytes_per_conn": bytes_per_conn,
+               "rss_left_kb": rss_left}),
     );
 }
 
