@@ -720,7 +720,7 @@ fn accept_websocket(
             .max_message_size(Some(max))
             .max_frame_size(Some(max))
             .read_buffer_size(512)
-            .write_buffer_size(0);
+            .write_buffer_size(16 * 1024);
         let io = match deflate {
             Some((n, threshold)) => {
                 WsIo::Deflate(Box::new(DeflateStream::new(TokioIo::new(upgraded), n, threshold, max)))

@@ -327,6 +327,13 @@ impl LocalAdapter {
         if opts.rooms.is_empty() {
             return sockets.iter().filter(|(id, _)| !excluded(id)).map(|(_, s)| s.clone()).collect();
         }
+        if opts.rooms.len() == 1 {
+            // One room: its members are distinct already.
+            let Some(members) = opts.rooms.iter().next().and_then(|room| idx.rooms.get(room)) else {
+                return Vec::new();
+            };
+            return members.iter().filter(|id| !excluded(id)).filter_map(|id| sockets.get(id).cloned()).collect();
+        }
         let mut seen: HashSet<&SocketId> = HashSet::new();
         let mut out = Vec::new();
         for room in &opts.rooms {
