@@ -199,7 +199,7 @@ for round in $(seq 1 "$ROUNDS"); do
     server="${servers[$(((i + round - 1) % n))]}"
     echo "== round $round/$ROUNDS: $server ==" >&2
     scenarios=(idle echo ack broadcast connect)
-    [ "$server" = raw ] || scenarios+=(polling-echo)
+    [ "$server" = raw ] || scenarios+=(polling-echo idle-polling)
     if ! start_server "$server"; then
       for s in "${scenarios[@]}"; do record_failure "$server" "$round" "$s" "server did not start"; done
       continue
@@ -221,6 +221,15 @@ for round in $(seq 1 "$ROUNDS"); do
       sleep "$SETTLE"
     fi
     stop_server
+    if [ "$server" != raw ]; then
+      # Idle long-polling sessions on a fresh server, so their RSS is not memory the others left behind.
+      if start_server "$server"; then
+        run "$server" "$round" idle-polling --clients "$IDLE_CLIENTS" --duration "$IDLE_HOLD" --server-pid "$server_pid"
+        stop_server
+      else
+        record_failure "$server" "$round" idle-polling "server did not start"
+      fi
+    fi
   done
 done
 echo "done in $((SECONDS - started)) s; results: $RESULTS" >&2

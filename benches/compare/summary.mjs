@@ -42,6 +42,7 @@ const SCENARIOS = [
   { name: "connect", unit: "handshakes/s" },
   { name: "idle", unit: "server RSS bytes/connection", absolute: true, metric: "bytes_per_conn" },
   { name: "polling-echo", unit: "round trips/s", absolute: true, noRaw: true },
+  { name: "idle-polling", unit: "server RSS bytes/session", absolute: true, noRaw: true, metric: "bytes_per_conn" },
 ];
 const rounds = [...new Set(records.map((r) => r.round))].sort((a, b) => a - b);
 

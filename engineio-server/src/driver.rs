@@ -179,7 +179,14 @@ impl Driver {
             match input {
                 Input::Commands => self.run_inbox(now),
                 Input::Ws(channel, msg) => self.ws_input(now, channel, msg),
-                Input::Timeout => self.session.handle_timeout(now),
+                Input::Timeout => {
+                    self.session.handle_timeout(now);
+                    if let Some(c) = &mut self.connection
+                        && c.deadline().is_some_and(|d| d <= now)
+                    {
+                        c.on_deadline(now);
+                    }
+                }
                 Input::Overflow => self.session.fail(now, engineio_proto::CloseReason::BufferFull),
                 Input::PollAborted => {
                     self.pending_poll = None;
@@ -200,9 +207,12 @@ impl Driver {
         crate::mailbox::shrink(&mut self.inbox);
     }
 
-    /// Points the timer at the session's next deadline, if it moved.
+    /// Points the timer at the next deadline (the session's or its connection's), if it moved.
     fn arm(&mut self) {
-        let deadline = self.session.poll_timeout();
+        let deadline = match (self.session.poll_timeout(), self.connection.as_ref().and_then(|c| c.deadline())) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         if deadline == self.armed {
             return;
         }

@@ -30,6 +30,15 @@ pub trait Connection: Send + 'static {
     fn on_close(&mut self, reason: CloseReason) {
         let _ = reason;
     }
+    /// When this connection wants [`Connection::on_deadline`] called (a timeout of the layer above, kept
+    /// on the session's own timer rather than a task of its own). Asked after every input.
+    fn deadline(&self) -> Option<std::time::Instant> {
+        None
+    }
+    /// The time from [`Connection::deadline`] has come.
+    fn on_deadline(&mut self, now: std::time::Instant) {
+        let _ = now;
+    }
 }
 
 /// Why [`Socket::send`] could not queue a frame.

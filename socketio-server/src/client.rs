@@ -20,7 +20,6 @@ pub(crate) struct ClientShared {
     /// Namespaces whose CONNECT is being handled (middlewares may be waiting): a repeated CONNECT meanwhile
     /// is ignored, as one for a namespace already joined.
     connecting: Mutex<std::collections::HashSet<String>>,
-    connect_timer: Mutex<Option<tokio::task::AbortHandle>>,
     closed: std::sync::atomic::AtomicBool,
 }
 
@@ -63,6 +62,8 @@ impl ClientShared {
 pub(crate) struct Client {
     shared: Arc<ClientShared>,
     decoder: Box<dyn Decoder>,
+    /// When the connection is closed if it has joined no namespace (`connect_timeout`); `None` once past.
+    connect_deadline: Option<std::time::Instant>,
 }
 
 impl Client {
@@ -72,22 +73,11 @@ impl Client {
             server: Arc::downgrade(server),
             sockets: Mutex::default(),
             connecting: Mutex::default(),
-            connect_timer: Mutex::default(),
             closed: std::sync::atomic::AtomicBool::new(false),
         });
-        // Close connections that never join a namespace.
-        let weak = Arc::downgrade(&shared);
-        let timeout = server.config.connect_timeout;
-        let timer = tokio::spawn(async move {
-            tokio::time::sleep(timeout).await;
-            if let Some(shared) = weak.upgrade()
-                && shared.sockets.lock().expect("poisoned").is_empty()
-            {
-                shared.engine_socket.close();
-            }
-        });
-        *shared.connect_timer.lock().expect("poisoned") = Some(timer.abort_handle());
-        Client { decoder: server.config.parser.decoder(), shared }
+        // Connections that have joined no namespace by then are closed (on the session's own timer).
+        let connect_deadline = Some(std::time::Instant::now() + server.config.connect_timeout);
+        Client { decoder: server.config.parser.decoder(), shared, connect_deadline }
     }
 
     fn on_packet(&mut self, packet: Packet) {
@@ -119,11 +109,19 @@ impl engineio_server::Connection for Client {
         }
     }
 
+    fn deadline(&self) -> Option<std::time::Instant> {
+        self.connect_deadline
+    }
+
+    fn on_deadline(&mut self, _now: std::time::Instant) {
+        self.connect_deadline = None;
+        if self.shared.sockets.lock().expect("poisoned").is_empty() {
+            self.shared.engine_socket.close();
+        }
+    }
+
     fn on_close(&mut self, reason: CloseReason) {
         self.shared.closed.store(true, std::sync::atomic::Ordering::Release);
-        if let Some(t) = self.shared.connect_timer.lock().expect("poisoned").take() {
-            t.abort();
-        }
         let reason = match self.shared.server.upgrade() {
             Some(server) if server.closing.load(std::sync::atomic::Ordering::Acquire) => {
                 DisconnectReason::ServerShuttingDown
@@ -204,9 +202,6 @@ async fn connect(shared: Arc<ClientShared>, nsp: String, auth: Option<Value>) {
     if shared.closed.load(std::sync::atomic::Ordering::Acquire) || shared.engine_socket.is_closed() {
         ns.adapter().del_all(socket.id_arc());
         return;
-    }
-    if let Some(t) = shared.connect_timer.lock().expect("poisoned").take() {
-        t.abort();
     }
     socket.set_connected();
     ns.add_socket(&socket);

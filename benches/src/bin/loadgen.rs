@@ -2,7 +2,7 @@
 //! WebSocket, over hyper-util's client for long-polling); it does not use the server crates.
 //!
 //! ```text
-//! loadgen --url http://127.0.0.1:3000 --scenario echo|ack|broadcast|idle|connect|polling-echo|soak
+//! loadgen --url http://127.0.0.1:3000 --scenario echo|ack|broadcast|idle|idle-polling|connect|polling-echo|soak
 //!         [--clients N] [--duration SECS] [--messages N] [--server-pid PID]
 //!         [--size BYTES] [--window N] [--connect-concurrency N] [--threads N]
 //! ```
@@ -17,6 +17,8 @@
 //!   them `--duration` s (answering pings), and reads the server's `VmRSS` (`--server-pid`) before and
 //!   after: `bytes_per_conn`; then closes them all and, 2 s later, reads it again (`rss_left_kb`: does
 //!   memory go back to where it was?). Latency = the open + CONNECT time of each connection.
+//! - `idle-polling` (5000 sessions): the same over long-polling, each session always holding one GET on
+//!   the server (as a browser tab does); they leave with a close packet.
 //! - `connect` (50 at a time): WebSocket open + CONNECT (until `40{"sid"...}`) + close, repeated for
 //!   `--duration` s or `--messages` handshakes in all (default 20000); latency = open + CONNECT.
 //! - `polling-echo` (50 clients): long-polling clients doing echo round trips (POST the event, GET until
@@ -71,7 +73,7 @@ struct Opts {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: loadgen --url http://HOST:PORT --scenario echo|ack|broadcast|idle|connect|polling-echo \
+        "usage: loadgen --url http://HOST:PORT --scenario echo|ack|broadcast|idle|idle-polling|connect|polling-echo|soak \
          [--clients N] [--duration SECS] [--messages N] [--server-pid PID] [--size BYTES] [--window N] \
          [--connect-concurrency N] [--threads N]"
     );
@@ -116,7 +118,7 @@ fn parse_opts() -> Opts {
     let (def_clients, def_duration, def_messages) = match scenario.as_str() {
         "echo" | "ack" | "polling-echo" => (50, 10.0, 0),
         "broadcast" => (1000, 30.0, 200),
-        "idle" => (5000, 2.0, 0),
+        "idle" | "idle-polling" => (5000, 2.0, 0),
         "connect" => (50, 5.0, 20_000),
         "soak" => (1000, 60.0, 10),
         _ => {
@@ -480,8 +482,10 @@ fn read_rss_kb(pid: u32) -> Option<u64> {
 
 /// Idle: hold many sessions with the namespace joined; the server's RSS before and after. Each session
 /// answers pings from the moment it is open (a task per session), while the others are still opening.
-async fn idle(opts: &Opts) {
+async fn idle(opts: &Opts, polling: bool) {
     let rss_before = opts.server_pid.and_then(read_rss_kb);
+    let http = polling.then(polling_client);
+    let base = format!("http://{}{}", opts.authority, opts.path);
     let start = Instant::now();
     let open_deadline = start + Duration::from_secs(120);
     let sem = Arc::new(Semaphore::new(opts.connect_concurrency));
@@ -494,6 +498,39 @@ async fn idle(opts: &Opts) {
     for _ in 0..opts.clients {
         let (sem, url, authority, opened_tx) = (sem.clone(), url.clone(), authority.clone(), opened_tx.clone());
         let mut stop = stop_rx.clone();
+        if let Some(client) = &http {
+            let p = Polling { client: client.clone(), base: base.clone() };
+            holders.push(tokio::spawn(async move {
+                let permit = sem.acquire_owned().await;
+                let t0 = Instant::now();
+                let uri = match timeout_at(open_deadline, p.open()).await {
+                    Ok(Ok(uri)) => uri,
+                    Ok(Err(e)) => {
+                        eprintln!("connect: {e}");
+                        let _ = opened_tx.send(None);
+                        return false;
+                    }
+                    Err(_) => {
+                        let _ = opened_tx.send(None);
+                        return false;
+                    }
+                };
+                let _ = opened_tx.send(Some(t0.elapsed()));
+                drop(permit);
+                // Always one long-poll waiting on the server, as a browser tab keeps.
+                loop {
+                    tokio::select! {
+                        _ = stop.changed() => break,
+                        r = p.get(&uri) => if r.is_err() { return false },
+                    }
+                }
+                // Leave as a client does: a close packet, so the session ends now rather than at its
+                // heartbeat timeout.
+                let _ = tokio::time::timeout(Duration::from_secs(2), p.post(&uri, "1".into())).await;
+                true
+            }));
+            continue;
+        }
         holders.push(tokio::spawn(async move {
             let permit = sem.acquire_owned().await;
             let t0 = Instant::now();
@@ -549,7 +586,9 @@ async fn idle(opts: &Opts) {
     }
     // Sessions that opened but did not last the whole hold count as errors too.
     tally.errors += (opened - held.min(opened)) as u64;
-    // Every client has left: after a short settle, how much of what they cost is still held.
+    // Every client has left (and the keep-alive connections of the polling ones are closed): after a
+    // short settle, how much of what they cost is still held.
+    drop(http);
     tokio::time::sleep(SETTLE).await;
     let rss_left = opts.server_pid.and_then(read_rss_kb);
     let bytes_per_conn = match (rss_before, rss_after) {
@@ -688,12 +727,16 @@ impl Polling {
     }
 }
 
-/// Polling echo: each long-polling client POSTs `42["echo",...]` and GETs until the echo comes back.
-async fn polling_echo(opts: &Opts) {
+/// An HTTP/1.1 client with keep-alive, as the long-polling scenarios share.
+fn polling_client() -> HttpClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
-    let client: HttpClient =
-        Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(60)).build(connector);
+    Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(60)).build(connector)
+}
+
+/// Polling echo: each long-polling client POSTs `42["echo",...]` and GETs until the echo comes back.
+async fn polling_echo(opts: &Opts) {
+    let client = polling_client();
     let base = format!("http://{}{}", opts.authority, opts.path);
     let setup_deadline = Instant::now() + opts.duration + GRACE;
     let sem = Arc::new(Semaphore::new(opts.connect_concurrency));
@@ -843,7 +886,8 @@ fn main() {
             "echo" => request_reply(&opts, false).await,
             "ack" => request_reply(&opts, true).await,
             "broadcast" => broadcast(&opts).await,
-            "idle" => idle(&opts).await,
+            "idle" => idle(&opts, false).await,
+            "idle-polling" => idle(&opts, true).await,
             "connect" => connect_rate(&opts).await,
             "polling-echo" => polling_echo(&opts).await,
             "soak" => soak(&opts).await,
