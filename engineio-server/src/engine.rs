@@ -29,6 +29,7 @@ use crate::deflate::DeflateStream;
 use crate::driver::{Command, Driver, PollError, WsIo};
 use crate::mailbox::Mailbox;
 use crate::socket::{Handler, Socket, SocketShared};
+use futures_util::FutureExt;
 
 /// The remote address of a request, put in its extensions by [`Engine::serve`] (and readable from
 /// [`Socket::request`]).
@@ -715,46 +716,62 @@ fn accept_websocket(
             }
             return;
         };
-        let max = shared.config.max_http_buffer_size;
-        let ws_config = WebSocketConfig::default()
-            .max_message_size(Some(max))
-            .max_frame_size(Some(max))
-            .read_buffer_size(512)
-            .write_buffer_size(16 * 1024);
-        let io = match deflate {
-            Some((n, threshold)) => {
-                WsIo::Deflate(Box::new(DeflateStream::new(TokioIo::new(upgraded), n, threshold, max)))
-            }
-            None => WsIo::Plain(TokioIo::new(upgraded)),
-        };
-        let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config)).await;
-        match existing {
-            Some(socket) => {
-                if let Err(Command::Upgrade(ws)) = socket.shared.mailbox.send_control(Command::Upgrade(Box::new(ws))) {
-                    let mut ws = *ws;
-                    let _ = ws.close(None).await;
-                }
-            }
-            None => {
-                let socket = new_socket(&shared, parts, TransportKind::WebSocket, address);
-                let session = Session::new(
-                    socket.sid().to_owned(),
-                    shared.config.session_config(),
-                    TransportKind::WebSocket,
-                    Instant::now(),
-                    shared.config.initial_packet.clone(),
-                );
-                shared
-                    .sessions
-                    .write()
-                    .expect("session map poisoned")
-                    .insert(socket.shared.sid.clone(), socket.clone());
-                // A task of its own: this one (and what it held for the upgrade) ends here.
-                tokio::spawn(Box::new(Driver::new(shared, session, socket, Some(ws), None)).run());
-            }
+        // The rest is plain functions: this task goes on to run the session for its whole life, so its
+        // state should be little more than the driver's.
+        if let Some(driver) = upgraded_session(shared, parts, deflate, upgraded, existing, address) {
+            driver.run().await;
         }
     });
     res
+}
+
+/// The WebSocket of an upgraded connection: a new session's driver, or (for an upgrade of a polling
+/// session) handed to that session as its probe.
+fn upgraded_session(
+    shared: Arc<EngineShared>,
+    parts: Arc<request::Parts>,
+    deflate: Option<(crate::deflate::Negotiated, usize)>,
+    upgraded: hyper::upgrade::Upgraded,
+    existing: Option<Socket>,
+    address: Option<std::net::IpAddr>,
+) -> Option<Box<Driver>> {
+    let max = shared.config.max_http_buffer_size;
+    let ws_config = WebSocketConfig::default()
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max))
+        .read_buffer_size(512)
+        .write_buffer_size(16 * 1024);
+    let io = match deflate {
+        Some((n, threshold)) => WsIo::Deflate(Box::new(DeflateStream::new(TokioIo::new(upgraded), n, threshold, max))),
+        None => WsIo::Plain(TokioIo::new(upgraded)),
+    };
+    // Wrapping a stream does no I/O: ready at the first poll.
+    let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config))
+        .now_or_never()
+        .expect("wrapping a stream completes at once");
+    match existing {
+        Some(socket) => {
+            if let Err(Command::Upgrade(ws)) = socket.shared.mailbox.send_control(Command::Upgrade(Box::new(ws))) {
+                tokio::spawn(async move {
+                    let mut ws = *ws;
+                    let _ = ws.close(None).await;
+                });
+            }
+            None
+        }
+        None => {
+            let socket = new_socket(&shared, parts, TransportKind::WebSocket, address);
+            let session = Session::new(
+                socket.sid().to_owned(),
+                shared.config.session_config(),
+                TransportKind::WebSocket,
+                Instant::now(),
+                shared.config.initial_packet.clone(),
+            );
+            shared.sessions.write().expect("session map poisoned").insert(socket.shared.sid.clone(), socket.clone());
+            Some(Box::new(Driver::new(shared, session, socket, Some(ws), None)))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -233,28 +233,34 @@ fn placeholder_num(o: &Map) -> Option<usize> {
 
 /// Writes a JSON string as JavaScript's `JSON.stringify` does.
 pub(crate) fn write_string(s: &str, out: &mut String) {
+    out.reserve(s.len() + 2);
     out.push('"');
     let mut start = 0;
-    for (i, c) in s.char_indices() {
-        let esc = match c {
-            '"' => "\\\"",
-            '\\' => "\\\\",
-            '\n' => "\\n",
-            '\r' => "\\r",
-            '\t' => "\\t",
-            '\u{8}' => "\\b",
-            '\u{c}' => "\\f",
-            c if (c as u32) < 0x20 => {
+    // Bytes, not chars: only ASCII needs escaping, and no byte of a multi-byte UTF-8 sequence is ASCII, so
+    // every cut below falls on a character boundary.
+    for (i, &b) in s.as_bytes().iter().enumerate() {
+        let esc = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            b if b < 0x20 => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
                 out.push_str(&s[start..i]);
-                out.push_str(&format!("\\u{:04x}", c as u32));
-                start = i + c.len_utf8();
+                out.push_str("\\u00");
+                out.push(char::from(HEX[usize::from(b >> 4)]));
+                out.push(char::from(HEX[usize::from(b & 0xf)]));
+                start = i + 1;
                 continue;
             }
             _ => continue,
         };
         out.push_str(&s[start..i]);
         out.push_str(esc);
-        start = i + c.len_utf8();
+        start = i + 1;
     }
     out.push_str(&s[start..]);
     out.push('"');
