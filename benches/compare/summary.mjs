@@ -153,43 +153,35 @@ for (const sc of SCENARIOS) {
 lines.push("");
 lines.push("Latency p50 / p99 (idle and connect: WebSocket open + CONNECT; broadcast: send → each delivery).");
 lines.push("");
-lines.push(`| scenario | ${servers.join(" | ")} |`);
-lines.push(`|---|${servers.map(() => "---:").join("|")}|`);
-for (const sc of SCENARIOS) {
-  if (!servers.some((s) => runs(s, sc.name).length > 0)) continue;
-  const cells = servers.map((s) => {
-    const all = runs(s, sc.name);
-    if (all.length === 0) return s === "raw" && sc.noRaw ? "n/a" : "–";
-    const good = all.filter(ok);
-    if (good.length === 0) return "failed";
-    const p50 = median(good.map((r) => r.p50_us));
-    const p99 = median(good.map((r) => r.p99_us));
-    return `${fmtMicros(p50)} / ${fmtMicros(p99)}`;
-  });
-  lines.push(`| ${sc.name} | ${cells.join(" | ")} |`);
+// One table with a row per scenario and a cell per server: `cell(goodRuns)` for a server that ran it.
+function perServerTable(cell) {
+  lines.push(`| scenario | ${servers.join(" | ")} |`);
+  lines.push(`|---|${servers.map(() => "---:").join("|")}|`);
+  for (const sc of SCENARIOS) {
+    if (!servers.some((s) => runs(s, sc.name).length > 0)) continue;
+    const cells = servers.map((s) => {
+      const all = runs(s, sc.name);
+      if (all.length === 0) return s === "raw" && sc.noRaw ? "n/a" : "–";
+      const good = all.filter(ok);
+      return good.length === 0 ? "failed" : cell(good);
+    });
+    lines.push(`| ${sc.name} | ${cells.join(" | ")} |`);
+  }
 }
+
+perServerTable((good) => `${fmtMicros(median(good.map((r) => r.p50_us)))} / ${fmtMicros(median(good.map((r) => r.p99_us)))}`);
 lines.push("");
 lines.push(
   "Server CPU time per operation (user + system, all threads, over the whole loadgen run including its setup; " +
     "per round trip, delivery, handshake or idle connection).",
 );
 lines.push("");
-lines.push(`| scenario | ${servers.join(" | ")} |`);
-lines.push(`|---|${servers.map(() => "---:").join("|")}|`);
-for (const sc of SCENARIOS) {
-  if (!servers.some((s) => runs(s, sc.name).length > 0)) continue;
-  const cells = servers.map((s) => {
-    const all = runs(s, sc.name);
-    if (all.length === 0) return s === "raw" && sc.noRaw ? "n/a" : "–";
-    const good = all.filter(ok);
-    if (good.length === 0) return "failed";
-    const perOp = median(
-      good.map((r) => (typeof r.server_cpu_s === "number" && r.ops > 0 ? (r.server_cpu_s * 1e6) / r.ops : null)),
-    );
-    return perOp === null ? "n/a" : fmtMicros(perOp);
-  });
-  lines.push(`| ${sc.name} | ${cells.join(" | ")} |`);
-}
+perServerTable((good) => {
+  const perOp = median(
+    good.map((r) => (typeof r.server_cpu_s === "number" && r.ops > 0 ? (r.server_cpu_s * 1e6) / r.ops : null)),
+  );
+  return perOp === null ? "n/a" : fmtMicros(perOp);
+});
 const failures = records.filter((r) => r.failed);
 if (failures.length > 0) {
   lines.push("");

@@ -480,6 +480,26 @@ fn read_rss_kb(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// Opens one session (by `deadline` at the latest) and reports its handshake time, or `None` when it
+/// failed, to `opened`.
+async fn open_reported<T>(
+    deadline: Instant,
+    opened: &mpsc::UnboundedSender<Option<Duration>>,
+    open: impl std::future::Future<Output = Res<T>>,
+) -> Option<T> {
+    let t0 = Instant::now();
+    let r = match timeout_at(deadline, open).await {
+        Ok(Ok(v)) => Some(v),
+        Ok(Err(e)) => {
+            eprintln!("connect: {e}");
+            None
+        }
+        Err(_) => None,
+    };
+    let _ = opened.send(r.as_ref().map(|_| t0.elapsed()));
+    r
+}
+
 /// Idle: hold many sessions with the namespace joined; the server's RSS before and after. Each session
 /// answers pings from the moment it is open (a task per session), while the others are still opening.
 async fn idle(opts: &Opts, polling: bool) {
@@ -502,20 +522,7 @@ async fn idle(opts: &Opts, polling: bool) {
             let p = Polling { client: client.clone(), base: base.clone() };
             holders.push(tokio::spawn(async move {
                 let permit = sem.acquire_owned().await;
-                let t0 = Instant::now();
-                let uri = match timeout_at(open_deadline, p.open()).await {
-                    Ok(Ok(uri)) => uri,
-                    Ok(Err(e)) => {
-                        eprintln!("connect: {e}");
-                        let _ = opened_tx.send(None);
-                        return false;
-                    }
-                    Err(_) => {
-                        let _ = opened_tx.send(None);
-                        return false;
-                    }
-                };
-                let _ = opened_tx.send(Some(t0.elapsed()));
+                let Some(uri) = open_reported(open_deadline, &opened_tx, p.open()).await else { return false };
                 drop(permit);
                 // Always one long-poll waiting on the server, as a browser tab keeps.
                 loop {
@@ -533,20 +540,9 @@ async fn idle(opts: &Opts, polling: bool) {
         }
         holders.push(tokio::spawn(async move {
             let permit = sem.acquire_owned().await;
-            let t0 = Instant::now();
-            let mut ws = match timeout_at(open_deadline, ws_connect(&url, &authority)).await {
-                Ok(Ok(ws)) => ws,
-                Ok(Err(e)) => {
-                    eprintln!("connect: {e}");
-                    let _ = opened_tx.send(None);
-                    return false;
-                }
-                Err(_) => {
-                    let _ = opened_tx.send(None);
-                    return false;
-                }
+            let Some(mut ws) = open_reported(open_deadline, &opened_tx, ws_connect(&url, &authority)).await else {
+                return false;
             };
-            let _ = opened_tx.send(Some(t0.elapsed()));
             drop(permit);
             loop {
                 tokio::select! {

@@ -19,8 +19,9 @@
 //! `--host ADDR` (default 127.0.0.1). Prints `listening on http://ADDR` once bound, then serves until
 //! killed.
 
-use std::io::Write;
-use std::net::{IpAddr, SocketAddr};
+#[path = "../common.rs"]
+mod common;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -213,41 +214,13 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
     let _ = ws.flush().await;
 }
 
-fn usage() -> ! {
-    eprintln!("usage: raw-server [--port N] [--threads N] [--host ADDR]");
-    std::process::exit(2);
-}
-
 fn main() {
-    let mut port = 3000u16;
-    let mut threads = 1usize;
-    let mut host: IpAddr = [127, 0, 0, 1].into();
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        match flag.as_str() {
-            "--port" => port = args.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| usage()),
-            "--threads" => {
-                threads = args.next().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or_else(|| usage())
-            }
-            "--host" => host = args.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| usage()),
-            "-h" | "--help" => usage(),
-            other => {
-                eprintln!("unknown flag {other}");
-                usage();
-            }
-        }
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+    let args = common::parse_args("raw-server");
+    let runtime = common::runtime(args.threads);
     runtime.block_on(async move {
-        let listener = TcpListener::bind(SocketAddr::new(host, port)).await.expect("bind");
+        let listener = TcpListener::bind(args.addr).await.expect("bind");
         let addr = listener.local_addr().expect("local address");
-        let mut out = std::io::stdout();
-        let _ = writeln!(out, "listening on http://{addr}");
-        let _ = out.flush();
+        common::announce(addr);
         let salt = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
         let shared = Arc::new(Shared { clients: Mutex::new(Slab::new()), next_id: AtomicU64::new(0), salt });
         loop {
