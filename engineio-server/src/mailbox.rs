@@ -132,3 +132,78 @@ pub(crate) fn shrink(queue: &mut VecDeque<Command>) {
         *queue = VecDeque::new();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::task::Waker;
+
+    use bytes::Bytes;
+    use engineio_proto::Frame;
+
+    use super::*;
+
+    fn data() -> Command {
+        Command::Send(Frame::Binary(Bytes::from_static(b"x")))
+    }
+
+    #[test]
+    fn data_is_bounded_control_is_not() {
+        let mb = Mailbox::new(2);
+        assert!(mb.try_send(data()).is_ok());
+        assert!(mb.try_send(data()).is_ok());
+        assert!(matches!(mb.try_send(data()), Err(TrySendError::Full)));
+        // A close still gets through a full mailbox.
+        assert!(mb.send_control(Command::Close).is_ok());
+        let mut inbox = VecDeque::new();
+        assert!(mb.take_into(&mut inbox));
+        assert_eq!(inbox.len(), 3);
+        assert!(matches!(inbox.back(), Some(Command::Close)));
+        // Taking the queue frees the bound.
+        inbox.clear();
+        assert!(mb.try_send(data()).is_ok());
+        assert!(!mb.is_closed());
+    }
+
+    #[test]
+    fn take_waits_then_wakes_on_a_send() {
+        let mb = Mailbox::new(8);
+        let mut inbox = VecDeque::new();
+        let cx = Context::from_waker(Waker::noop());
+        assert!(mb.poll_take(&cx, &mut inbox).is_pending());
+        assert!(inbox.is_empty());
+        assert!(mb.try_send(data()).is_ok());
+        assert!(mb.poll_take(&cx, &mut inbox).is_ready());
+        assert_eq!(inbox.len(), 1);
+        assert!(!mb.take_into(&mut VecDeque::new()));
+    }
+
+    #[test]
+    fn close_returns_what_waited_and_refuses_more() {
+        let mb = Mailbox::new(8);
+        assert!(mb.try_send(data()).is_ok());
+        assert!(mb.send_control(Command::Close).is_ok());
+        let left = mb.close();
+        assert_eq!(left.len(), 2);
+        assert!(mb.is_closed());
+        assert!(matches!(mb.try_send(data()), Err(TrySendError::Closed)));
+        assert!(mb.send_control(Command::Close).is_err());
+    }
+
+    #[test]
+    fn a_burst_does_not_pin_a_large_queue() {
+        let mb = Mailbox::new(1000);
+        for _ in 0..500 {
+            assert!(mb.try_send(data()).is_ok());
+        }
+        let mut inbox = VecDeque::new();
+        assert!(mb.take_into(&mut inbox));
+        assert_eq!(inbox.len(), 500);
+        inbox.clear();
+        shrink(&mut inbox);
+        assert_eq!(inbox.capacity(), 0);
+        assert!(mb.try_send(data()).is_ok());
+        let mut second = VecDeque::new();
+        assert!(mb.take_into(&mut second));
+        assert!(second.capacity() <= KEEP_CAPACITY);
+    }
+}
