@@ -77,3 +77,4 @@ run --scenario ack --clients "$ACK_CLIENTS" --duration "$DURATION"
 run --scenario broadcast --clients "$BROADCAST_CLIENTS" --messages "$BROADCAST_MESSAGES" --duration 30
 run --scenario connect --clients "$CONNECT_CLIENTS" --duration "$DURATION" --messages "$CONNECT_MAX"
 run --scenario polling-echo --clients "$POLLING_CLIENTS" --duration "$DURATION"
+run --scenario idle-polling --clients "$IDLE_CLIENTS" --duration "$IDLE_HOLD" --server-pid "$server_pid"
