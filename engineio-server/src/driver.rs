@@ -175,6 +175,9 @@ impl Driver {
         self.flush().await;
         while !self.session.is_closed() {
             let input = self.next_input().await;
+            // This task is awake now and looks at the mailbox again before it sleeps: what is sent
+            // meanwhile (often by the handler it is about to call) need not wake it a second time.
+            self.socket.shared.mailbox.unregister();
             let now = Instant::now();
             match input {
                 Input::Commands => self.run_inbox(now),

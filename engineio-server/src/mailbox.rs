@@ -87,6 +87,12 @@ impl Mailbox {
         self.lock().closed
     }
 
+    /// Forgets the session task's waker while the task runs: sends until it waits again wake nobody (it
+    /// takes the queue before it waits, see [`Mailbox::poll_take`]).
+    pub(crate) fn unregister(&self) {
+        drop(self.waker.take());
+    }
+
     /// Registers the session task's waker, for a wait on something this mailbox wakes for.
     pub(crate) fn register(&self, cx: &Context<'_>) {
         self.waker.register(cx.waker());
