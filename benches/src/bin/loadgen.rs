@@ -172,6 +172,27 @@ impl Tally {
         self.ops += other.ops;
         self.errors += other.errors;
     }
+    /// Runs one operation, cut short at `deadline`: its latency on success, an error otherwise. Whether it
+    /// succeeded (a worker stops at its first failure).
+    async fn timed(&mut self, deadline: Instant, op: impl std::future::Future<Output = Res<()>>) -> bool {
+        let t0 = Instant::now();
+        match timeout_at(deadline, op).await {
+            Ok(Ok(())) => {
+                self.hist.saturating_record(micros(t0.elapsed()));
+                self.ops += 1;
+                true
+            }
+            Ok(Err(e)) => {
+                eprintln!("{e}");
+                self.errors += 1;
+                false
+            }
+            Err(_) => {
+                self.errors += 1;
+                false
+            }
+        }
+    }
 }
 
 fn report(opts: &Opts, elapsed: Duration, t: &Tally, extra: serde_json::Value) {
@@ -323,7 +344,6 @@ async fn request_reply(opts: &Opts, ack: bool) {
                 } else {
                     (echo.clone(), r#"42["echo","#.to_owned())
                 };
-                let t0 = Instant::now();
                 let round = async {
                     ws.send(Message::Text(msg)).await.map_err(|e| format!("send: {e}"))?;
                     loop {
@@ -333,20 +353,8 @@ async fn request_reply(opts: &Opts, ack: bool) {
                         }
                     }
                 };
-                match timeout_at(hard, round).await {
-                    Ok(Ok(())) => {
-                        tally.hist.saturating_record(micros(t0.elapsed()));
-                        tally.ops += 1;
-                    }
-                    Ok(Err(e)) => {
-                        eprintln!("{e}");
-                        tally.errors += 1;
-                        break;
-                    }
-                    Err(_) => {
-                        tally.errors += 1;
-                        break;
-                    }
+                if !tally.timed(hard, round).await {
+                    break;
                 }
             }
             let _ = timeout_at(hard, ws.close(None)).await;
@@ -770,7 +778,6 @@ async fn polling_echo(opts: &Opts) {
         tasks.push(tokio::spawn(async move {
             let mut tally = Tally::new();
             while Instant::now() < end {
-                let t0 = Instant::now();
                 let round = async {
                     p.post(&uri, msg.clone()).await?;
                     loop {
@@ -779,20 +786,8 @@ async fn polling_echo(opts: &Opts) {
                         }
                     }
                 };
-                match timeout_at(hard, round).await {
-                    Ok(Ok(())) => {
-                        tally.hist.saturating_record(micros(t0.elapsed()));
-                        tally.ops += 1;
-                    }
-                    Ok(Err(e)) => {
-                        eprintln!("{e}");
-                        tally.errors += 1;
-                        break;
-                    }
-                    Err(_) => {
-                        tally.errors += 1;
-                        break;
-                    }
+                if !tally.timed(hard, round).await {
+                    break;
                 }
             }
             // Leave: Socket.IO DISCONNECT then Engine.IO close.
