@@ -408,31 +408,12 @@ async fn a_polling_payload_of_10k_connects_to_unknown_namespaces_gets_connect_er
         const N: usize = 10_000;
         let (io, addr, _) = server().await;
         let before = sorted(io.namespaces());
-        let open = http(addr, "GET", "/socket.io/?EIO=4&transport=polling", "").await;
-        let json: serde_json::Value = serde_json::from_str(open.1.strip_prefix('0').unwrap()).unwrap();
-        let path = format!("/socket.io/?EIO=4&transport=polling&sid={}", json["sid"].as_str().unwrap());
+        let path = polling_session(addr).await;
         let payload = (0..N).map(|i| format!("40/ns{i},")).collect::<Vec<_>>().join("\u{1e}");
         assert!(payload.len() < 1_000_000);
         assert_eq!(http(addr, "POST", &path, &payload).await, (200, "ok".to_owned()));
 
-        let mut replies = Vec::new();
-        loop {
-            let (status, body) = http(addr, "GET", &path, "").await;
-            assert_eq!(status, 200, "GET after {} CONNECT_ERROR replies: {body}", replies.len());
-            let mut only_ping = true;
-            for packet in body.split('\u{1e}') {
-                if packet == "2" {
-                    assert_eq!(http(addr, "POST", &path, "3").await.0, 200);
-                } else {
-                    only_ping = false;
-                    replies.push(packet.to_owned());
-                }
-            }
-            // A GET that only brought a ping: nothing more was queued.
-            if only_ping || replies.len() >= N {
-                break;
-            }
-        }
+        let replies = poll_replies(addr, &path, N).await;
         assert_eq!(replies.len(), N, "CONNECT_ERROR replies received for {N} CONNECTs");
         for (i, r) in replies.iter().enumerate() {
             assert_eq!(r, &format!("44/ns{i},{{\"message\":\"Invalid namespace\"}}"));
@@ -450,31 +431,13 @@ async fn a_polling_payload_of_2000_acked_events_gets_every_ack() {
     bounded(async {
         const N: usize = 2000;
         let (_io, addr, _) = server().await;
-        let open = http(addr, "GET", "/socket.io/?EIO=4&transport=polling", "").await;
-        let json: serde_json::Value = serde_json::from_str(open.1.strip_prefix('0').unwrap()).unwrap();
-        let path = format!("/socket.io/?EIO=4&transport=polling&sid={}", json["sid"].as_str().unwrap());
+        let path = polling_session(addr).await;
         assert_eq!(http(addr, "POST", &path, "40").await.0, 200);
         let connected = http(addr, "GET", &path, "").await;
         assert!(connected.1.starts_with("40{\"sid\":"), "{connected:?}");
         let payload = (0..N).map(|i| format!("42{i}[\"message-with-ack\",{i}]")).collect::<Vec<_>>().join("\u{1e}");
         assert_eq!(http(addr, "POST", &path, &payload).await, (200, "ok".to_owned()));
-        let mut acks = Vec::new();
-        loop {
-            let (status, body) = http(addr, "GET", &path, "").await;
-            assert_eq!(status, 200, "GET after {} acks: {body}", acks.len());
-            let mut only_ping = true;
-            for packet in body.split('\u{1e}') {
-                if packet == "2" {
-                    assert_eq!(http(addr, "POST", &path, "3").await.0, 200);
-                } else {
-                    only_ping = false;
-                    acks.push(packet.to_owned());
-                }
-            }
-            if only_ping || acks.len() >= N {
-                break;
-            }
-        }
+        let acks = poll_replies(addr, &path, N).await;
         assert_eq!(acks.len(), N, "acks received for {N} acked events in one POST");
         for (i, a) in acks.iter().enumerate() {
             assert_eq!(a, &format!("43{i}[{i}]"));
@@ -587,6 +550,35 @@ async fn an_event_named_after_a_reserved_event_closes_the_connection() {
 }
 
 /// A raw HTTP/1.1 request; returns the status and the body.
+/// Opens a long-polling session; its request path (with the sid).
+async fn polling_session(addr: SocketAddr) -> String {
+    let open = http(addr, "GET", "/socket.io/?EIO=4&transport=polling", "").await;
+    let json: serde_json::Value = serde_json::from_str(open.1.strip_prefix('0').unwrap()).unwrap();
+    format!("/socket.io/?EIO=4&transport=polling&sid={}", json["sid"].as_str().unwrap())
+}
+
+/// Long-polls until `n` packets other than pings came back (pings are answered), or a GET brings only a
+/// ping (nothing more was queued); the packets, in order.
+async fn poll_replies(addr: SocketAddr, path: &str, n: usize) -> Vec<String> {
+    let mut replies = Vec::new();
+    loop {
+        let (status, body) = http(addr, "GET", path, "").await;
+        assert_eq!(status, 200, "GET after {} replies: {body}", replies.len());
+        let mut only_ping = true;
+        for packet in body.split('\u{1e}') {
+            if packet == "2" {
+                assert_eq!(http(addr, "POST", path, "3").await.0, 200);
+            } else {
+                only_ping = false;
+                replies.push(packet.to_owned());
+            }
+        }
+        if only_ping || replies.len() >= n {
+            return replies;
+        }
+    }
+}
+
 async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let req = format!(
