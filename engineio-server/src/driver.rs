@@ -247,7 +247,7 @@ impl Driver {
             biased;
             input = mailbox => input,
             msg = next_frame(ws) => Input::Ws(Channel::Main, msg),
-            msg = next_probe_frame(probe) => Input::Ws(Channel::Probe, msg),
+            msg = next_frame(probe) => Input::Ws(Channel::Probe, msg),
             _ = poll_closed(pending_poll) => Input::PollAborted,
             _ = fire(timer), if armed.is_some() => Input::Timeout,
         }
@@ -514,14 +514,11 @@ fn to_ws(frame: Frame) -> WsMessage {
     }
 }
 
-async fn next_frame(ws: &mut Option<WsStream>) -> Option<Result<WsMessage, tungstenite::Error>> {
-    match ws {
-        Some(ws) => ws.next().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn next_probe_frame(ws: &mut Option<Box<WsStream>>) -> Option<Result<WsMessage, tungstenite::Error>> {
+/// The next frame of the main WebSocket or of the (boxed) probe; never, without one.
+async fn next_frame<S>(ws: &mut Option<S>) -> Option<Result<WsMessage, tungstenite::Error>>
+where
+    S: futures_util::Stream<Item = Result<WsMessage, tungstenite::Error>> + Unpin,
+{
     match ws {
         Some(ws) => ws.next().await,
         None => std::future::pending().await,
