@@ -13,6 +13,7 @@
 #
 # Environment (defaults in brackets):
 #   ROUNDS [3]  SERVERS ["raw ours socketioxide node"]  RESULTS [<target>/compare/results-<time>.jsonl]
+#   SCENARIOS ["idle echo ack broadcast connect polling-echo idle-polling"] (a subset runs only those)
 #   DURATION [5]  ECHO_CLIENTS [50]  ACK_CLIENTS [50]  BROADCAST_CLIENTS [1000]  BROADCAST_MESSAGES [200]
 #   IDLE_CLIENTS [5000]  IDLE_HOLD [2]  CONNECT_CLIENTS [50]  CONNECT_MAX [20000]  POLLING_CLIENTS [50]
 #   SERVER_THREADS [1]  SETTLE [1] (seconds of rest between scenarios; 3 after connect, so that closing
@@ -29,6 +30,7 @@ compare="$here/compare"
 
 ROUNDS="${ROUNDS:-3}"
 SERVERS="${SERVERS:-raw ours socketioxide node}"
+SCENARIOS="${SCENARIOS:-idle echo ack broadcast connect polling-echo idle-polling}"
 DURATION="${DURATION:-5}"
 ECHO_CLIENTS="${ECHO_CLIENTS:-50}"
 ACK_CLIENTS="${ACK_CLIENTS:-50}"
@@ -51,6 +53,14 @@ for s in "${servers[@]}"; do
 done
 [ "${#servers[@]}" -gt 0 ] || { echo "SERVERS is empty" >&2; exit 2; }
 wants() { [[ " ${servers[*]} " == *" $1 "* ]]; }
+read -r -a scenario_list <<<"$SCENARIOS"
+for s in "${scenario_list[@]}"; do
+  case "$s" in
+    idle | echo | ack | broadcast | connect | polling-echo | idle-polling) ;;
+    *) echo "unknown scenario '$s' in SCENARIOS" >&2; exit 2 ;;
+  esac
+done
+scenario_wanted() { [[ " ${scenario_list[*]} " == *" $1 "* ]]; }
 
 command -v node >/dev/null 2>&1 || { echo "node is needed (the node server and the summary)" >&2; exit 1; }
 
@@ -198,30 +208,42 @@ for round in $(seq 1 "$ROUNDS"); do
   for i in $(seq 0 $((n - 1))); do
     server="${servers[$(((i + round - 1) % n))]}"
     echo "== round $round/$ROUNDS: $server ==" >&2
-    scenarios=(idle echo ack broadcast connect)
-    [ "$server" = raw ] || scenarios+=(polling-echo idle-polling)
+    scenarios=()
+    for s in idle echo ack broadcast connect polling-echo idle-polling; do
+      if scenario_wanted "$s" && { [ "$server" != raw ] || [[ "$s" != *polling* ]]; }; then scenarios+=("$s"); fi
+    done
     if ! start_server "$server"; then
       for s in "${scenarios[@]}"; do record_failure "$server" "$round" "$s" "server did not start"; done
       continue
     fi
     echo "$server pid $server_pid at $url" >&2
     # idle first, so that its RSS delta is measured on a server that has not yet served the others' peaks.
-    run "$server" "$round" idle --clients "$IDLE_CLIENTS" --duration "$IDLE_HOLD" --server-pid "$server_pid"
-    sleep "$SETTLE"
-    run "$server" "$round" echo --clients "$ECHO_CLIENTS" --duration "$DURATION"
-    sleep "$SETTLE"
-    run "$server" "$round" ack --clients "$ACK_CLIENTS" --duration "$DURATION"
-    sleep "$SETTLE"
-    run "$server" "$round" broadcast --clients "$BROADCAST_CLIENTS" --messages "$BROADCAST_MESSAGES" --duration 30
-    sleep "$SETTLE"
-    run "$server" "$round" connect --clients "$CONNECT_CLIENTS" --duration "$DURATION" --messages "$CONNECT_MAX"
-    sleep $((SETTLE + 2))
-    if [ "$server" != raw ]; then
+    if scenario_wanted idle; then
+      run "$server" "$round" idle --clients "$IDLE_CLIENTS" --duration "$IDLE_HOLD" --server-pid "$server_pid"
+      sleep "$SETTLE"
+    fi
+    if scenario_wanted echo; then
+      run "$server" "$round" echo --clients "$ECHO_CLIENTS" --duration "$DURATION"
+      sleep "$SETTLE"
+    fi
+    if scenario_wanted ack; then
+      run "$server" "$round" ack --clients "$ACK_CLIENTS" --duration "$DURATION"
+      sleep "$SETTLE"
+    fi
+    if scenario_wanted broadcast; then
+      run "$server" "$round" broadcast --clients "$BROADCAST_CLIENTS" --messages "$BROADCAST_MESSAGES" --duration 30
+      sleep "$SETTLE"
+    fi
+    if scenario_wanted connect; then
+      run "$server" "$round" connect --clients "$CONNECT_CLIENTS" --duration "$DURATION" --messages "$CONNECT_MAX"
+      sleep $((SETTLE + 2))
+    fi
+    if [ "$server" != raw ] && scenario_wanted polling-echo; then
       run "$server" "$round" polling-echo --clients "$POLLING_CLIENTS" --duration "$DURATION"
       sleep "$SETTLE"
     fi
     stop_server
-    if [ "$server" != raw ]; then
+    if [ "$server" != raw ] && scenario_wanted idle-polling; then
       # Idle long-polling sessions on a fresh server, so their RSS is not memory the others left behind.
       if start_server "$server"; then
         run "$server" "$round" idle-polling --clients "$IDLE_CLIENTS" --duration "$IDLE_HOLD" --server-pid "$server_pid"

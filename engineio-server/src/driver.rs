@@ -180,7 +180,7 @@ impl Driver {
             self.socket.shared.mailbox.unregister();
             let now = Instant::now();
             match input {
-                Input::Commands => self.run_inbox(now),
+                Input::Commands => self.run_inbox(),
                 Input::Ws(channel, msg) => self.ws_input(now, channel, msg),
                 Input::Timeout => {
                     self.session.handle_timeout(now);
@@ -203,9 +203,9 @@ impl Driver {
     }
 
     /// Carries out the commands taken from the mailbox.
-    fn run_inbox(&mut self, now: Instant) {
+    fn run_inbox(&mut self) {
         while let Some(cmd) = self.inbox.pop_front() {
-            self.command(now, cmd);
+            self.command(cmd);
         }
         crate::mailbox::shrink(&mut self.inbox);
     }
@@ -253,8 +253,13 @@ impl Driver {
         }
     }
 
-    fn command(&mut self, now: Instant, cmd: Command) {
-        self.socket.shared.queued_bytes.fetch_sub(cmd.frame_bytes(), Ordering::AcqRel);
+    fn command(&mut self, cmd: Command) {
+        let bytes = cmd.frame_bytes();
+        if bytes > 0 {
+            self.socket.shared.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+        }
+        // Sending needs no clock; the rest is rare.
+        let now = Instant::now;
         match cmd {
             Command::Send(frame) => {
                 let _ = self.session.send(frame);
@@ -271,24 +276,24 @@ impl Driver {
                     }
                 }
             }
-            Command::Close => self.session.close(now),
+            Command::Close => self.session.close(now()),
             Command::CloseNotify(tx) => {
                 self.close_waiters.push(tx);
-                self.session.close(now);
+                self.session.close(now());
             }
-            Command::Poll(tx) => match self.session.handle_poll(now) {
+            Command::Poll(tx) => match self.session.handle_poll(now()) {
                 Ok(()) => self.pending_poll = Some(tx),
                 Err(e) => {
                     let _ = tx.send(Err(e.into()));
                 }
             },
             Command::PostStart(tx) => {
-                let _ = tx.send(self.session.handle_post_start(now).map_err(Into::into));
+                let _ = tx.send(self.session.handle_post_start(now()).map_err(Into::into));
             }
             Command::PostBody(body, tx) => {
-                let _ = tx.send(self.session.handle_post_body(now, body).map_err(Into::into));
+                let _ = tx.send(self.session.handle_post_body(now(), body).map_err(Into::into));
             }
-            Command::Upgrade(ws) => match self.session.handle_upgrade_request(now) {
+            Command::Upgrade(ws) => match self.session.handle_upgrade_request(now()) {
                 Ok(()) => self.probe = Some(ws),
                 Err(_) => {
                     tokio::spawn(close_ws(*ws, None));
@@ -433,12 +438,13 @@ impl Driver {
             any = true;
             match event {
                 Event::Message(m) => {
+                    let mailbox = &self.socket.shared.mailbox;
                     if let Some(c) = &mut self.connection {
-                        c.on_message(m);
+                        // What the handler sends back to this session lands in the inbox directly.
+                        mailbox.deliver_inline(&mut self.inbox, || c.on_message(m));
                     }
-                    if self.socket.shared.mailbox.take_into(&mut self.inbox) {
-                        self.run_inbox(Instant::now());
-                    }
+                    mailbox.take_into(&mut self.inbox);
+                    self.run_inbox();
                 }
                 Event::Upgrading => {}
                 Event::Upgraded => {

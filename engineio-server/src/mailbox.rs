@@ -2,7 +2,12 @@
 //! requests, upgrades, close). A mutex-guarded queue with one waker, because only the session task ever
 //! receives: it takes the whole queue at once (one lock for any number of commands) into a second queue it
 //! keeps, so neither queue allocates per command once warm, and an idle session holds no buffer at all.
+//!
+//! While the session task calls its handler ([`Mailbox::deliver_inline`]), what the handler sends to this
+//! same session from that thread (a reply, most often) goes straight into the task's own queue, through a
+//! thread-local slot: no lock, no wake-up, and in order with everything else the handler sends.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::task::{Context, Poll};
@@ -13,6 +18,34 @@ use crate::driver::Command;
 
 /// Queues larger than this are dropped rather than kept once drained, so a burst does not pin memory.
 const KEEP_CAPACITY: usize = 64;
+
+/// The mailbox whose session task is calling its handler on this thread (by address; 0 for none) and the
+/// task's queue, lent for that call.
+struct Inline {
+    mailbox: usize,
+    queue: VecDeque<Command>,
+    data: usize,
+}
+
+thread_local! {
+    static INLINE: RefCell<Inline> = const { RefCell::new(Inline { mailbox: 0, queue: VecDeque::new(), data: 0 }) };
+}
+
+/// Puts the thread-local slot back as it was when a handler call ends, even by a panic (a stale slot would
+/// swallow another mailbox's commands if one were later allocated at the same address).
+struct InlineGuard<'a> {
+    inbox: &'a mut VecDeque<Command>,
+    previous: Option<Inline>,
+}
+
+impl Drop for InlineGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(previous) = self.previous.take() {
+            let mine = INLINE.with(|slot| std::mem::replace(&mut *slot.borrow_mut(), previous));
+            *self.inbox = mine.queue;
+        }
+    }
+}
 
 pub(crate) struct Mailbox {
     state: Mutex<State>,
@@ -49,6 +82,10 @@ impl Mailbox {
 
     /// Queues a data command (frames), unless `capacity` of them already wait.
     pub(crate) fn try_send(&self, command: Command) -> Result<(), TrySendError> {
+        let command = match self.send_inline(command, true) {
+            Ok(sent) => return sent,
+            Err(command) => command,
+        };
         {
             let mut state = self.lock();
             if state.closed {
@@ -66,6 +103,10 @@ impl Mailbox {
 
     /// Queues a control command (a request, an upgrade, a close); fails only once the session has ended.
     pub(crate) fn send_control(&self, command: Command) -> Result<(), Command> {
+        let command = match self.send_inline(command, false) {
+            Ok(_) => return Ok(()),
+            Err(command) => command,
+        };
         {
             let mut state = self.lock();
             if state.closed {
@@ -78,6 +119,39 @@ impl Mailbox {
     }
 
     /// Wakes the session task without a command (an overflow flag was set).
+    fn key(&self) -> usize {
+        std::ptr::from_ref(self) as usize
+    }
+
+    /// Queues `command` in the session task's own queue if that task is calling its handler on this
+    /// thread right now (`data`: counted against the bound); gives it back otherwise.
+    fn send_inline(&self, command: Command, data: bool) -> Result<Result<(), TrySendError>, Command> {
+        let key = self.key();
+        if !INLINE.try_with(|slot| slot.borrow().mailbox == key).unwrap_or(false) {
+            return Err(command);
+        }
+        let full = INLINE.with(|slot| {
+            let mut slot = slot.borrow_mut();
+            if data && slot.data >= self.capacity {
+                return Some(command);
+            }
+            slot.data += usize::from(data);
+            slot.queue.push_back(command);
+            None
+        });
+        // A refused command is dropped here, outside the slot's borrow.
+        Ok(if full.is_some() { Err(TrySendError::Full) } else { Ok(()) })
+    }
+
+    /// Calls `f` (the session's handler) with this mailbox's sends from this thread going straight to
+    /// the back of `inbox`.
+    pub(crate) fn deliver_inline<R>(&self, inbox: &mut VecDeque<Command>, f: impl FnOnce() -> R) -> R {
+        let lent = Inline { mailbox: self.key(), queue: std::mem::take(inbox), data: 0 };
+        let previous = INLINE.with(|slot| std::mem::replace(&mut *slot.borrow_mut(), lent));
+        let _guard = InlineGuard { inbox, previous: Some(previous) };
+        f()
+    }
+
     pub(crate) fn wake(&self) {
         self.waker.wake();
     }
@@ -99,13 +173,17 @@ impl Mailbox {
     }
 
     /// Moves every waiting command into `into` (which must be empty); whether there was any.
+    /// Moves every queued command to the back of `into`; whether there was any.
     pub(crate) fn take_into(&self, into: &mut VecDeque<Command>) -> bool {
-        debug_assert!(into.is_empty());
         let mut state = self.lock();
         if state.queue.is_empty() {
             return false;
         }
-        std::mem::swap(&mut state.queue, into);
+        if into.is_empty() {
+            std::mem::swap(&mut state.queue, into);
+        } else {
+            into.extend(state.queue.drain(..));
+        }
         state.data = 0;
         if state.queue.capacity() > KEEP_CAPACITY {
             state.queue = VecDeque::new();
@@ -211,5 +289,66 @@ mod tests {
         let mut second = VecDeque::new();
         assert!(mb.take_into(&mut second));
         assert!(second.capacity() <= KEEP_CAPACITY);
+    }
+
+    #[test]
+    fn sends_during_a_handler_call_go_straight_to_the_inbox_in_order() {
+        let mb = Mailbox::new(2);
+        let other = Mailbox::new(8);
+        let mut inbox = VecDeque::new();
+        mb.deliver_inline(&mut inbox, || {
+            assert!(mb.try_send(data()).is_ok());
+            assert!(mb.send_control(Command::Close).is_ok());
+            assert!(mb.try_send(data()).is_ok());
+            // The same bound as the mailbox's own.
+            assert!(matches!(mb.try_send(data()), Err(TrySendError::Full)));
+            // Another session's mailbox is not this call's.
+            assert!(other.try_send(data()).is_ok());
+        });
+        assert_eq!(inbox.len(), 3);
+        assert!(matches!(inbox[1], Command::Close));
+        // Nothing went through the mailbox itself; the other one got its command.
+        assert!(!mb.take_into(&mut VecDeque::new()));
+        assert!(other.take_into(&mut VecDeque::new()));
+        // After the call, sends take the mailbox again, and go after what the inbox holds.
+        assert!(mb.try_send(data()).is_ok());
+        assert!(mb.take_into(&mut inbox));
+        assert_eq!(inbox.len(), 4);
+    }
+
+    #[test]
+    fn a_panicking_handler_leaves_no_inline_slot_behind() {
+        let mb = Mailbox::new(8);
+        let mut inbox = VecDeque::new();
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            mb.deliver_inline(&mut inbox, || {
+                assert!(mb.try_send(data()).is_ok());
+                panic!("handler failed");
+            })
+        }));
+        assert!(caught.is_err());
+        // What was sent before the panic is in the inbox; later sends use the mailbox.
+        assert_eq!(inbox.len(), 1);
+        assert!(mb.try_send(data()).is_ok());
+        assert!(mb.take_into(&mut VecDeque::new()));
+    }
+
+    #[test]
+    fn nested_handler_calls_restore_the_outer_one() {
+        let outer = Mailbox::new(8);
+        let inner = Mailbox::new(8);
+        let (mut outer_inbox, mut inner_inbox) = (VecDeque::new(), VecDeque::new());
+        outer.deliver_inline(&mut outer_inbox, || {
+            inner.deliver_inline(&mut inner_inbox, || {
+                assert!(inner.try_send(data()).is_ok());
+                assert!(outer.try_send(data()).is_ok());
+            });
+            assert!(outer.try_send(data()).is_ok());
+        });
+        assert_eq!(inner_inbox.len(), 1);
+        assert_eq!(outer_inbox.len(), 1);
+        // The outer send made while the inner call ran went through the outer mailbox.
+        assert!(outer.take_into(&mut outer_inbox));
+        assert_eq!(outer_inbox.len(), 2);
     }
 }

@@ -34,6 +34,6 @@ pub mod parser;
 pub mod value;
 
 pub use error::DecodeError;
-pub use packet::{Packet, PacketType, RESERVED_EVENTS};
-pub use parser::{Decoder, JsonDecoder, JsonParser, Parser};
+pub use packet::{ArgsPacket, Packet, PacketType, RESERVED_EVENTS};
+pub use parser::{Decoder, Frames, JsonDecoder, JsonParser, Parser};
 pub use value::{Map, Value};

@@ -118,37 +118,168 @@ impl Packet {
 
     /// Encodes as the text part and the binary attachments of the default parser.
     pub fn encode_text(&self) -> (String, Vec<Bytes>) {
+        let mut out = String::with_capacity(self.text_size_hint());
         let mut attachments = Vec::new();
-        let mut json = String::new();
-        match (&self.data, self.kind) {
-            (Some(d), PacketType::Event | PacketType::BinaryEvent | PacketType::Ack | PacketType::BinaryAck) => {
-                d.write_json(&mut json, &mut attachments)
-            }
-            (Some(d), _) => d.write_json_inline(&mut json),
-            (None, _) => {}
-        }
-        let kind = match (self.kind, attachments.is_empty()) {
-            (PacketType::Event | PacketType::BinaryEvent, false) => PacketType::BinaryEvent,
-            (PacketType::Ack | PacketType::BinaryAck, false) => PacketType::BinaryAck,
-            (PacketType::BinaryEvent, true) => PacketType::Event,
-            (PacketType::BinaryAck, true) => PacketType::Ack,
-            (k, _) => k,
-        };
-        let mut out = String::with_capacity(json.len() + self.nsp.len() + 24);
-        out.push((b'0' + kind as u8) as char);
-        if kind.is_binary() {
-            out.push_str(&attachments.len().to_string());
-            out.push('-');
-        }
-        if self.nsp != "/" && !self.nsp.is_empty() {
-            out.push_str(&self.nsp);
-            out.push(',');
-        }
-        if let Some(id) = self.id {
-            out.push_str(&id.to_string());
-        }
-        out.push_str(&json);
+        self.write_text(&mut out, &mut attachments);
         (out, attachments)
+    }
+
+    /// Appends the text part of this packet to `out` (the binary attachments go to `attachments`).
+    pub fn write_text(&self, out: &mut String, attachments: &mut Vec<Bytes>) {
+        let body = match &self.data {
+            Some(d) => Body::Value(d),
+            None => Body::None,
+        };
+        write_packet_text(out, self.kind, &self.nsp, self.id, body, attachments);
+    }
+
+    /// About how many bytes the text part takes (enough for most packets without binary).
+    pub fn text_size_hint(&self) -> usize {
+        HEADER_SIZE_HINT + self.nsp.len() + self.data.as_ref().map_or(0, Value::size_hint)
+    }
+}
+
+/// Room for the type digit, an attachment count, the namespace's comma and an ack id.
+const HEADER_SIZE_HINT: usize = 24;
+
+/// An EVENT or ACK packet given by its parts (see [`write_args_text`] and
+/// [`Parser::encode_args`](crate::Parser::encode_args)): what an emit or an acknowledgement sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgsPacket<'a> {
+    /// An EVENT `[name, ...args]`, with an ack id if the sender waits for an acknowledgement.
+    Event {
+        /// The event name.
+        name: &'a str,
+        /// The acknowledgement id.
+        ack_id: Option<u64>,
+    },
+    /// An ACK `[...args]` answering the ack id.
+    Ack {
+        /// The acknowledgement id being answered.
+        id: u64,
+    },
+}
+
+impl ArgsPacket<'_> {
+    /// The same packet as a [`Packet`] (copying the arguments).
+    pub fn to_packet(self, nsp: &str, args: &[Value]) -> Packet {
+        match self {
+            ArgsPacket::Event { name, ack_id } => Packet::event(nsp, name, args.to_vec(), ack_id),
+            ArgsPacket::Ack { id } => Packet::ack(nsp, id, args.to_vec()),
+        }
+    }
+
+    /// About how many bytes the text part of this packet takes.
+    pub fn text_size_hint(self, nsp: &str, args: &[Value]) -> usize {
+        let name = match self {
+            ArgsPacket::Event { name, .. } => name.len() + 3,
+            ArgsPacket::Ack { .. } => 0,
+        };
+        HEADER_SIZE_HINT + nsp.len() + name + 2 + args.iter().map(|a| a.size_hint() + 1).sum::<usize>()
+    }
+}
+
+/// Appends the text part of an EVENT or ACK packet built from its parts to `out`, exactly as
+/// [`Packet::write_text`] would write the equivalent [`Packet`] (binary arguments go to `attachments`,
+/// and the packet becomes BINARY_EVENT / BINARY_ACK).
+pub fn write_args_text(
+    out: &mut String,
+    nsp: &str,
+    packet: ArgsPacket<'_>,
+    args: &[Value],
+    attachments: &mut Vec<Bytes>,
+) {
+    let (kind, id, head) = match packet {
+        ArgsPacket::Event { name, ack_id } => (PacketType::Event, ack_id, Some(name)),
+        ArgsPacket::Ack { id } => (PacketType::Ack, Some(id), None),
+    };
+    write_packet_text(out, kind, nsp, id, Body::Args { head, args }, attachments);
+}
+
+/// The data of a packet being written.
+enum Body<'a> {
+    None,
+    Value(&'a Value),
+    /// An array: an optional event name, then the arguments.
+    Args {
+        head: Option<&'a str>,
+        args: &'a [Value],
+    },
+}
+
+/// `<type>[<attachments>-][<namespace>,][<ack id>][<JSON>]`. The header is written for a packet without
+/// binary first; if the data turned out to hold some, the type becomes the binary one and the attachment
+/// count goes in after it (a rare case, paid for with one shift of the text).
+fn write_packet_text(
+    out: &mut String,
+    kind: PacketType,
+    nsp: &str,
+    id: Option<u64>,
+    body: Body<'_>,
+    attachments: &mut Vec<Bytes>,
+) {
+    let start = out.len();
+    let (kind, carries_binary) = match kind {
+        PacketType::Event | PacketType::BinaryEvent => (PacketType::Event, true),
+        PacketType::Ack | PacketType::BinaryAck => (PacketType::Ack, true),
+        k => (k, false),
+    };
+    out.push(char::from(b'0' + kind as u8));
+    if nsp != "/" && !nsp.is_empty() {
+        out.push_str(nsp);
+        out.push(',');
+    }
+    if let Some(id) = id {
+        write_u64(id, out);
+    }
+    let before = attachments.len();
+    match body {
+        Body::None => {}
+        Body::Value(d) if carries_binary => d.write_json(out, attachments),
+        Body::Value(d) => d.write_json_inline(out),
+        Body::Args { head, args } => {
+            out.push('[');
+            if let Some(name) = head {
+                write_string(name, out);
+            }
+            for (i, a) in args.iter().enumerate() {
+                if i > 0 || head.is_some() {
+                    out.push(',');
+                }
+                if carries_binary {
+                    a.write_json(out, attachments);
+                } else {
+                    a.write_json_inline(out);
+                }
+            }
+            out.push(']');
+        }
+    }
+    let count = attachments.len() - before;
+    if count > 0 {
+        let binary = if kind == PacketType::Event { PacketType::BinaryEvent } else { PacketType::BinaryAck };
+        let mut head = String::with_capacity(4);
+        head.push(char::from(b'0' + binary as u8));
+        write_u64(count as u64, &mut head);
+        head.push('-');
+        out.replace_range(start..start + 1, &head);
+    }
+}
+
+/// Writes an integer in decimal without going through `fmt`.
+pub(crate) fn write_u64(mut n: u64, out: &mut String) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &buf[i..] {
+        out.push(char::from(d));
     }
 }
 

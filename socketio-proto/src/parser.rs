@@ -3,15 +3,25 @@
 //! `msgpack` feature, [`crate::msgpack::MsgpackParser`] (`socket.io-msgpack-parser`).
 
 use bytes::Bytes;
-use engineio_proto::Message;
+use engineio_proto::{ByteString, Frame, Message};
 
 use crate::error::DecodeError;
-use crate::packet::{Packet, TextPart, decode_text};
+use crate::packet::{ArgsPacket, Packet, TextPart, decode_text, write_args_text};
+use crate::value::Value;
 
 /// A wire format for packets.
 pub trait Parser: Send + Sync + 'static {
     /// Encodes a packet as the Engine.IO messages that carry it, in order.
     fn encode(&self, packet: &Packet) -> Vec<Message>;
+    /// Encodes a packet straight into the Engine.IO frames it travels in.
+    fn encode_frames(&self, packet: &Packet) -> Frames {
+        Frames::from_messages(&self.encode(packet))
+    }
+    /// Encodes an EVENT or ACK packet from its parts, without building a [`Packet`] (what an emit or an
+    /// acknowledgement sends); the same frames as [`Parser::encode_frames`] of the equivalent packet.
+    fn encode_args(&self, nsp: &str, packet: ArgsPacket<'_>, args: &[Value]) -> Frames {
+        self.encode_frames(&packet.to_packet(nsp, args))
+    }
     /// A decoder for one connection (it may hold a partial packet between messages).
     fn decoder(&self) -> Box<dyn Decoder>;
 }
@@ -22,6 +32,54 @@ pub trait Decoder: Send {
     fn decode(&mut self, message: Message) -> Result<Option<Packet>, DecodeError>;
     /// Whether a binary packet is waiting for attachments.
     fn is_reconstructing(&self) -> bool;
+}
+
+/// The Engine.IO frames of one encoded packet: most packets are one frame, a packet with binary
+/// attachments is its text frame followed by one binary frame per attachment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frames {
+    /// A single frame.
+    One(Frame),
+    /// Several frames, to be sent together and in order.
+    Many(Vec<Frame>),
+}
+
+impl Frames {
+    /// The frames of Engine.IO message packets.
+    pub fn from_messages(messages: &[Message]) -> Frames {
+        match messages {
+            [one] => Frames::One(Frame::from_message(one)),
+            many => Frames::Many(many.iter().map(Frame::from_message).collect()),
+        }
+    }
+
+    /// A text frame (`out`, which starts with the message type digit `4`) and its attachments.
+    fn text_with_attachments(out: String, attachments: Vec<Bytes>) -> Frames {
+        let text = Frame::Text(ByteString::from(out));
+        if attachments.is_empty() {
+            return Frames::One(text);
+        }
+        let mut frames = Vec::with_capacity(1 + attachments.len());
+        frames.push(text);
+        frames.extend(attachments.into_iter().map(Frame::Binary));
+        Frames::Many(frames)
+    }
+
+    /// The frames, in order.
+    pub fn as_slice(&self) -> &[Frame] {
+        match self {
+            Frames::One(f) => std::slice::from_ref(f),
+            Frames::Many(v) => v,
+        }
+    }
+
+    /// The frames, in order, as a vector.
+    pub fn into_vec(self) -> Vec<Frame> {
+        match self {
+            Frames::One(f) => vec![f],
+            Frames::Many(v) => v,
+        }
+    }
 }
 
 /// The default parser: text packets with binary attachments in separate binary messages.
@@ -44,6 +102,23 @@ impl Parser for JsonParser {
         out.push(Message::from(text));
         out.extend(attachments.into_iter().map(Message::Binary));
         out
+    }
+
+    /// Writes the Engine.IO message digit, the header and the JSON into one buffer sized up front.
+    fn encode_frames(&self, packet: &Packet) -> Frames {
+        let mut out = String::with_capacity(1 + packet.text_size_hint());
+        out.push('4');
+        let mut attachments = Vec::new();
+        packet.write_text(&mut out, &mut attachments);
+        Frames::text_with_attachments(out, attachments)
+    }
+
+    fn encode_args(&self, nsp: &str, packet: ArgsPacket<'_>, args: &[Value]) -> Frames {
+        let mut out = String::with_capacity(1 + packet.text_size_hint(nsp, args));
+        out.push('4');
+        let mut attachments = Vec::new();
+        write_args_text(&mut out, nsp, packet, args, &mut attachments);
+        Frames::text_with_attachments(out, attachments)
     }
 
     fn decoder(&self) -> Box<dyn Decoder> {

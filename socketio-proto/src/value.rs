@@ -188,6 +188,20 @@ impl Value {
         }
     }
 
+    /// About how many bytes the JSON text of this value takes (exact for most values without escapes or
+    /// binary), to size buffers before writing.
+    pub fn size_hint(&self) -> usize {
+        match self {
+            Value::Null => 4,
+            Value::Bool(_) => 5,
+            Value::Number(_) => 24,
+            Value::String(s) => s.len() + 2,
+            Value::Binary(_) => 32,
+            Value::Array(a) => 2 + a.iter().map(|v| v.size_hint() + 1).sum::<usize>(),
+            Value::Object(o) => 2 + o.iter().map(|(k, v)| k.len() + 4 + v.size_hint()).sum::<usize>(),
+        }
+    }
+
     /// Replaces every placeholder object with the attachment it names. Fails if a placeholder names an
     /// attachment that does not exist.
     pub fn resolve_placeholders(&mut self, attachments: &[Bytes]) -> Result<(), usize> {
@@ -235,35 +249,64 @@ fn placeholder_num(o: &Map) -> Option<usize> {
 pub(crate) fn write_string(s: &str, out: &mut String) {
     out.reserve(s.len() + 2);
     out.push('"');
+    let bytes = s.as_bytes();
     let mut start = 0;
+    let mut i = 0;
     // Bytes, not chars: only ASCII needs escaping, and no byte of a multi-byte UTF-8 sequence is ASCII, so
-    // every cut below falls on a character boundary.
-    for (i, &b) in s.as_bytes().iter().enumerate() {
-        let esc = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x08 => "\\b",
-            0x0c => "\\f",
-            b if b < 0x20 => {
+    // every cut below falls on a character boundary. Runs of bytes that need nothing are skipped eight at
+    // a time.
+    while i < bytes.len() {
+        while i + 8 <= bytes.len() && !word_needs_escape(&bytes[i..i + 8]) {
+            i += 8;
+        }
+        let end = (i + 8).min(bytes.len());
+        while i < end && !needs_escape(bytes[i]) {
+            i += 1;
+        }
+        if i == end {
+            continue;
+        }
+        let b = bytes[i];
+        out.push_str(&s[start..i]);
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x08 => out.push_str("\\b"),
+            0x0c => out.push_str("\\f"),
+            _ => {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.push_str(&s[start..i]);
                 out.push_str("\\u00");
                 out.push(char::from(HEX[usize::from(b >> 4)]));
                 out.push(char::from(HEX[usize::from(b & 0xf)]));
-                start = i + 1;
-                continue;
             }
-            _ => continue,
-        };
-        out.push_str(&s[start..i]);
-        out.push_str(esc);
-        start = i + 1;
+        }
+        i += 1;
+        start = i;
     }
     out.push_str(&s[start..]);
     out.push('"');
+}
+
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
+/// Whether any of 8 bytes is a control character, `"` or `\\` (the bit tricks "has a byte less than n"
+/// and "has a zero byte", exact for the question whether any byte matches).
+fn word_needs_escape(chunk: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut w = [0u8; 8];
+    w.copy_from_slice(chunk);
+    let x = u64::from_le_bytes(w);
+    let control = x.wrapping_sub(ONES * 0x20) & !x;
+    let quote = x ^ (ONES * u64::from(b'"'));
+    let backslash = x ^ (ONES * u64::from(b'\\'));
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v;
+    (control | zero(quote) | zero(backslash)) & HIGH != 0
 }
 
 /// Writes a number as JavaScript's `Number::toString` does: the shortest digits that read back as the same

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use engineio_proto::Message;
 use proptest::prelude::*;
 use socketio_proto::msgpack::MsgpackParser;
-use socketio_proto::{JsonParser, Map, Packet, PacketType, Parser, RESERVED_EVENTS, Value};
+use socketio_proto::{ArgsPacket, Frames, JsonParser, Map, Packet, PacketType, Parser, RESERVED_EVENTS, Value};
 
 fn leaf() -> impl Strategy<Value = Value> {
     prop_oneof![
@@ -101,6 +101,38 @@ proptest! {
         prop_assert_eq!(messages.len(), 1);
         let back = decode_all(&MsgpackParser, messages);
         prop_assert_eq!(back, normalized(p, false));
+    }
+
+    #[test]
+    fn frames_are_the_encoded_messages(p in packet()) {
+        let json = JsonParser::default();
+        prop_assert_eq!(json.encode_frames(&p), Frames::from_messages(&json.encode(&p)));
+        prop_assert_eq!(MsgpackParser.encode_frames(&p), Frames::from_messages(&MsgpackParser.encode(&p)));
+    }
+
+    #[test]
+    fn packets_from_parts_encode_as_the_packet(
+        n in nsp(),
+        name in event_name(),
+        args in proptest::collection::vec(value(), 0..5),
+        id in proptest::option::of(any::<u64>()),
+    ) {
+        let parsers: [&dyn Parser; 2] = [&JsonParser::default(), &MsgpackParser];
+        for parser in parsers {
+            let event = ArgsPacket::Event { name: &name, ack_id: id };
+            let as_packet = Packet::event(n.as_str(), &name, args.clone(), id);
+            prop_assert_eq!(parser.encode_args(&n, event, &args), parser.encode_frames(&as_packet));
+            let ack = ArgsPacket::Ack { id: id.unwrap_or(7) };
+            let as_packet = Packet::ack(n.as_str(), id.unwrap_or(7), args.clone());
+            prop_assert_eq!(parser.encode_args(&n, ack, &args), parser.encode_frames(&as_packet));
+        }
+    }
+
+    #[test]
+    fn strings_are_escaped_as_json(s in prop_oneof!["[\\x00-\\x7f]{0,40}", ".{0,40}", "[a\"\\\\\\n]{0,20}"]) {
+        let mut out = String::new();
+        Value::String(s.clone()).write_json_inline(&mut out);
+        prop_assert_eq!(out, serde_json::to_string(&s).unwrap());
     }
 
     #[test]

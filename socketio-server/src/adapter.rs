@@ -372,7 +372,7 @@ impl LocalAdapter {
         }
         let frames = ns.encode(&packet);
         for socket in self.fetch_sockets(opts) {
-            let _ = socket.send_frames(&frames, opts.flags.volatile);
+            let _ = socket.send_frames(frames.as_slice(), opts.flags.volatile);
         }
     }
 
@@ -401,7 +401,7 @@ impl LocalAdapter {
                     });
                 }),
             );
-            if socket.send_frames(&frames, opts.flags.volatile).is_ok() {
+            if socket.send_frames(frames.as_slice(), opts.flags.volatile).is_ok() {
                 count += 1;
             } else {
                 socket.cancel_ack(id);

@@ -16,7 +16,8 @@ use crate::socket::{DisconnectReason, Socket, random_id};
 pub(crate) struct ClientShared {
     pub(crate) engine_socket: engineio_server::Socket,
     server: Weak<ServerInner>,
-    sockets: Mutex<HashMap<String, Socket>>,
+    /// By namespace; looked up for every packet, so hashed with foldhash rather than SipHash.
+    sockets: Mutex<HashMap<String, Socket, foldhash::fast::RandomState>>,
     /// Namespaces whose CONNECT is being handled (middlewares may be waiting): a repeated CONNECT meanwhile
     /// is ignored, as one for a namespace already joined.
     connecting: Mutex<std::collections::HashSet<String>>,
@@ -53,8 +54,7 @@ impl ClientShared {
 
     fn send(&self, packet: &Packet) {
         if let Some(server) = self.server.upgrade() {
-            let frames = crate::socket::to_frames(server.config.parser.encode(packet));
-            let _ = self.engine_socket.send_frames(frames);
+            let _ = self.engine_socket.send_frames(server.config.parser.encode_frames(packet).into_vec());
         }
     }
 }
@@ -64,6 +64,9 @@ pub(crate) struct Client {
     decoder: Box<dyn Decoder>,
     /// When the connection is closed if it has joined no namespace (`connect_timeout`); `None` once past.
     connect_deadline: Option<std::time::Instant>,
+    /// The socket the last packet went to: most connections use one namespace, and this spares the
+    /// lookup (a lock and a hash) per packet. Used only while it is still connected.
+    last: Option<Socket>,
 }
 
 impl Client {
@@ -77,7 +80,7 @@ impl Client {
         });
         // Connections that have joined no namespace by then are closed (on the session's own timer).
         let connect_deadline = Some(std::time::Instant::now() + server.config.connect_timeout);
-        Client { decoder: server.config.parser.decoder(), shared, connect_deadline }
+        Client { decoder: server.config.parser.decoder(), shared, connect_deadline, last: None }
     }
 
     fn on_packet(&mut self, packet: Packet) {
@@ -87,7 +90,11 @@ impl Client {
                 crate::socket::run_detached(Box::pin(connect(shared, packet.nsp, packet.data)));
             }
             _ => {
-                if let Some(socket) = self.shared.socket_for(&packet.nsp) {
+                let cached = self.last.as_ref().is_some_and(|s| s.connected() && s.namespace_name() == packet.nsp);
+                if !cached {
+                    self.last = self.shared.socket_for(&packet.nsp);
+                }
+                if let Some(socket) = &self.last {
                     socket.on_packet(packet);
                 }
             }

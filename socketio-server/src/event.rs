@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::de::DeserializeOwned;
-use socketio_proto::{Packet, Value};
+use socketio_proto::{ArgsPacket, Value};
 
 use crate::socket::Socket;
 
@@ -69,8 +69,7 @@ impl AckSender {
         if self.sent.swap(true, Ordering::SeqCst) {
             return;
         }
-        let packet = Packet::ack(self.socket.namespace_name(), self.id, args.into_args());
-        let _ = self.socket.send_packet(&packet, false);
+        let _ = self.socket.send_args(ArgsPacket::Ack { id: self.id }, &args.into_args(), false);
     }
 }
 

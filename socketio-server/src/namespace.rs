@@ -10,8 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
-use engineio_proto::Frame;
-use socketio_proto::{Packet, Value};
+use socketio_proto::{ArgsPacket, Frames, Packet, Value};
 
 use crate::adapter::{Adapter, BoxFuture, InMemoryAdapter, LocalAdapter, Room};
 use crate::event::{AckError, EmitError, IntoArgs};
@@ -79,10 +78,18 @@ pub(crate) struct NamespaceInner {
 
 impl NamespaceInner {
     /// Encodes a packet once into the frames every recipient gets.
-    pub(crate) fn encode(&self, packet: &Packet) -> Vec<Frame> {
+    pub(crate) fn encode(&self, packet: &Packet) -> Frames {
         match self.server.upgrade() {
-            Some(server) => crate::socket::to_frames(server.config.parser.encode(packet)),
-            None => Vec::new(),
+            Some(server) => server.config.parser.encode_frames(packet),
+            None => Frames::Many(Vec::new()),
+        }
+    }
+
+    /// Encodes an EVENT or ACK packet of this namespace from its parts.
+    pub(crate) fn encode_args(&self, packet: ArgsPacket<'_>, args: &[Value]) -> Frames {
+        match self.server.upgrade() {
+            Some(server) => server.config.parser.encode_args(&self.name, packet, args),
+            None => Frames::Many(Vec::new()),
         }
     }
 

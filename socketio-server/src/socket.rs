@@ -7,11 +7,11 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::task::Context;
 use std::time::Duration;
 
-use engineio_proto::{Frame, Message};
+use engineio_proto::Frame;
 use engineio_server::SendError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use socketio_proto::{Packet, PacketType, Value};
+use socketio_proto::{ArgsPacket, Frames, Packet, PacketType, Value};
 use tokio::sync::oneshot;
 
 use crate::adapter::{BoxFuture, BroadcastOptions, Room, SocketInfo};
@@ -101,7 +101,8 @@ static NEXT_LISTENER: AtomicU64 = AtomicU64::new(1);
 
 #[derive(Default)]
 struct Listeners {
-    events: HashMap<String, EventHandler>,
+    /// Looked up for every event, so hashed with foldhash rather than SipHash.
+    events: HashMap<String, EventHandler, foldhash::fast::RandomState>,
     any_incoming: Vec<(ListenerId, AnyListener)>,
     any_outgoing: Vec<(ListenerId, AnyListener)>,
     packet_middlewares: Vec<PacketMiddleware>,
@@ -149,9 +150,11 @@ pub(crate) fn random_id() -> String {
     engineio_proto::handshake::sid_from_bytes(rand::random())
 }
 
-/// Turns Engine.IO messages into frames (`4` + text, or binary).
-pub(crate) fn to_frames(messages: Vec<Message>) -> Vec<Frame> {
-    messages.iter().map(Frame::from_message).collect()
+fn send_error(e: SendError) -> EmitError {
+    match e {
+        SendError::Full => EmitError::QueueFull,
+        _ => EmitError::Disconnected,
+    }
 }
 
 /// Runs a future to completion: first polled here, so handlers that finish at once run inline and in
@@ -469,8 +472,23 @@ impl Socket {
 
     /// Encodes and queues a packet for this client.
     pub(crate) fn send_packet(&self, packet: &Packet, volatile: bool) -> Result<(), EmitError> {
-        let frames = self.inner.ns.inner.encode(packet);
-        self.send_frames(&frames, volatile)
+        self.send_encoded(self.inner.ns.inner.encode(packet), volatile)
+    }
+
+    /// Encodes and queues an EVENT or ACK packet of this socket's namespace, built from its parts.
+    pub(crate) fn send_args(&self, packet: ArgsPacket<'_>, args: &[Value], volatile: bool) -> Result<(), EmitError> {
+        self.send_encoded(self.inner.ns.inner.encode_args(packet, args), volatile)
+    }
+
+    /// Queues the frames of one packet encoded for this socket alone.
+    fn send_encoded(&self, frames: Frames, volatile: bool) -> Result<(), EmitError> {
+        let es = &self.inner.client.engine_socket;
+        let res = match (frames, volatile) {
+            (frames, true) => es.send_volatile(frames.into_vec()),
+            (Frames::One(frame), false) => es.send_frame(frame),
+            (Frames::Many(frames), false) => es.send_frames(frames),
+        };
+        res.map_err(send_error)
     }
 
     /// Queues encoded frames (shared with other recipients of a broadcast).
@@ -483,10 +501,7 @@ impl Socket {
         } else {
             es.send_frames(frames.to_vec())
         };
-        res.map_err(|e| match e {
-            SendError::Full => EmitError::QueueFull,
-            _ => EmitError::Disconnected,
-        })
+        res.map_err(send_error)
     }
 
     pub(crate) fn register_ack(&self, id: u64, callback: AckCallback) {
@@ -518,12 +533,14 @@ impl Socket {
         match packet.kind {
             PacketType::Event | PacketType::BinaryEvent => {
                 let Some(Value::Array(mut data)) = packet.data else { return };
-                let name = match data.first() {
-                    Some(Value::String(s)) => s.clone(),
-                    Some(Value::Number(n)) => n.to_string(),
+                if !matches!(data.first(), Some(Value::String(_) | Value::Number(_))) {
+                    return;
+                }
+                let name = match data.remove(0) {
+                    Value::String(s) => s,
+                    Value::Number(n) => n.to_string(),
                     _ => return,
                 };
-                data.remove(0);
                 let ack = packet.id.map(|id| AckSender::new(self.clone(), id));
                 self.dispatch(Event::new(name, data, ack));
             }
@@ -544,11 +561,16 @@ impl Socket {
     }
 
     fn dispatch(&self, event: Event) {
-        let middlewares = self.inner.listeners.read().expect("poisoned").packet_middlewares.clone();
-        if middlewares.is_empty() {
-            self.run_event(event);
-            return;
-        }
+        let middlewares = {
+            let l = self.inner.listeners.read().expect("poisoned");
+            if l.packet_middlewares.is_empty() {
+                // One look at the listeners for the common case.
+                let (any, handler) = Self::listeners_for(&l, &event.name);
+                drop(l);
+                return self.run_listeners(event, any, handler);
+            }
+            l.packet_middlewares.clone()
+        };
         let socket = self.clone();
         run_detached(Box::pin(async move {
             let mut event = event;
@@ -571,11 +593,16 @@ impl Socket {
     }
 
     fn run_event(&self, event: Event) {
-        let (any, handler) = {
-            let l = self.inner.listeners.read().expect("poisoned");
-            let any: Vec<AnyListener> = l.any_incoming.iter().map(|(_, a)| a.clone()).collect();
-            (any, l.events.get(&event.name).cloned())
-        };
+        let (any, handler) = Self::listeners_for(&self.inner.listeners.read().expect("poisoned"), &event.name);
+        self.run_listeners(event, any, handler);
+    }
+
+    fn listeners_for(l: &Listeners, name: &str) -> (Vec<AnyListener>, Option<EventHandler>) {
+        let any: Vec<AnyListener> = l.any_incoming.iter().map(|(_, a)| a.clone()).collect();
+        (any, l.events.get(name).cloned())
+    }
+
+    fn run_listeners(&self, event: Event, any: Vec<AnyListener>, handler: Option<EventHandler>) {
         for a in any {
             a(self, &event.name, &event.args);
         }
@@ -654,15 +681,15 @@ impl SocketEmitter {
         }
         let args = args.into_args();
         s.notify_outgoing(event, &args);
-        let packet = Packet::event(s.namespace_name(), event, args, None);
         let local = s.inner.ns.adapter().local();
         if local.recovery_enabled() && !self.volatile {
             // Through the adapter, so the packet gets an offset and is buffered for recovery.
+            let packet = Packet::event(s.namespace_name(), event, args, None);
             let opts = BroadcastOptions { rooms: HashSet::from([s.inner.id.clone()]), ..BroadcastOptions::default() };
             local.broadcast(packet, &opts);
             return Ok(());
         }
-        s.send_packet(&packet, self.volatile)
+        s.send_args(ArgsPacket::Event { name: event, ack_id: None }, &args, self.volatile)
     }
 
     /// Emits the event and waits for the acknowledgement (at most the timeout, if one is set).
@@ -682,8 +709,7 @@ impl SocketEmitter {
                 let _ = tx.send(res);
             }),
         );
-        let packet = Packet::event(s.namespace_name(), event, args, Some(id));
-        if let Err(e) = s.send_packet(&packet, self.volatile) {
+        if let Err(e) = s.send_args(ArgsPacket::Event { name: event, ack_id: Some(id) }, &args, self.volatile) {
             s.cancel_ack(id);
             return Err(e.into());
         }
