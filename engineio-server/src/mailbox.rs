@@ -10,6 +10,7 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use futures_util::task::AtomicWaker;
@@ -49,6 +50,9 @@ impl Drop for InlineGuard<'_> {
 
 pub(crate) struct Mailbox {
     state: Mutex<State>,
+    /// Whether `state.queue` may hold something: set (under the lock) by every send, cleared by a take, so
+    /// that looking at an empty mailbox takes no lock.
+    pending: AtomicBool,
     /// The session task's waker: new commands and an overflow wake it.
     waker: AtomicWaker,
     /// The most data commands (frames) that may wait; control commands are not bounded here (each comes
@@ -72,7 +76,12 @@ pub(crate) enum TrySendError {
 
 impl Mailbox {
     pub(crate) fn new(capacity: usize) -> Self {
-        Mailbox { state: Mutex::default(), waker: AtomicWaker::new(), capacity: capacity.max(1) }
+        Mailbox {
+            state: Mutex::default(),
+            pending: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
+            capacity: capacity.max(1),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -96,6 +105,7 @@ impl Mailbox {
             }
             state.data += 1;
             state.queue.push_back(command);
+            self.pending.store(true, Ordering::Release);
         }
         self.waker.wake();
         Ok(())
@@ -113,6 +123,7 @@ impl Mailbox {
                 return Err(command);
             }
             state.queue.push_back(command);
+            self.pending.store(true, Ordering::Release);
         }
         self.waker.wake();
         Ok(())
@@ -175,7 +186,11 @@ impl Mailbox {
     /// Moves every waiting command into `into` (which must be empty); whether there was any.
     /// Moves every queued command to the back of `into`; whether there was any.
     pub(crate) fn take_into(&self, into: &mut VecDeque<Command>) -> bool {
+        if !self.pending.load(Ordering::Acquire) {
+            return false;
+        }
         let mut state = self.lock();
+        self.pending.store(false, Ordering::Release);
         if state.queue.is_empty() {
             return false;
         }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
-use socketio_proto::{ArgsPacket, Frames, Packet, Value};
+use socketio_proto::{ArgsPacket, Frames, Packet, Parser, Value};
 
 use crate::adapter::{Adapter, BoxFuture, InMemoryAdapter, LocalAdapter, Room};
 use crate::event::{AckError, EmitError, IntoArgs};
@@ -68,6 +68,8 @@ impl Handlers {
 pub(crate) struct NamespaceInner {
     pub(crate) name: String,
     pub(crate) server: Weak<ServerInner>,
+    /// The server's parser, kept here so that encoding needs no upgrade of `server`.
+    parser: Arc<dyn Parser>,
     pub(crate) sockets: RwLock<HashMap<SocketId, Socket>>,
     pub(crate) adapter: Arc<dyn Adapter>,
     pub(crate) handlers: Handlers,
@@ -79,18 +81,12 @@ pub(crate) struct NamespaceInner {
 impl NamespaceInner {
     /// Encodes a packet once into the frames every recipient gets.
     pub(crate) fn encode(&self, packet: &Packet) -> Frames {
-        match self.server.upgrade() {
-            Some(server) => server.config.parser.encode_frames(packet),
-            None => Frames::Many(Vec::new()),
-        }
+        self.parser.encode_frames(packet)
     }
 
     /// Encodes an EVENT or ACK packet of this namespace from its parts.
     pub(crate) fn encode_args(&self, packet: ArgsPacket<'_>, args: &[Value]) -> Frames {
-        match self.server.upgrade() {
-            Some(server) => server.config.parser.encode_args(&self.name, packet, args),
-            None => Frames::Many(Vec::new()),
-        }
+        self.parser.encode_args(&self.name, packet, args)
     }
 
     pub(crate) fn next_ack_id(&self) -> u64 {
@@ -124,6 +120,7 @@ impl Namespace {
             NamespaceInner {
                 name: name.to_owned(),
                 server: Arc::downgrade(server),
+                parser: server.config.parser.clone(),
                 sockets: RwLock::default(),
                 adapter,
                 handlers,

@@ -121,6 +121,8 @@ pub(crate) struct SocketInner {
     pending_handshake: PendingHandshake,
     recovered: bool,
     listeners: RwLock<Listeners>,
+    /// Whether `listeners.any_outgoing` has any, so that an emit need not look when there is none.
+    has_outgoing: AtomicBool,
     acks: Mutex<HashMap<u64, AckCallback>>,
     connected: AtomicBool,
     data: Mutex<Value>,
@@ -187,6 +189,7 @@ impl Socket {
                 pending_handshake: handshake,
                 recovered,
                 listeners: RwLock::default(),
+                has_outgoing: AtomicBool::new(false),
                 acks: Mutex::default(),
                 connected: AtomicBool::new(false),
                 data: Mutex::new(data),
@@ -335,6 +338,7 @@ impl Socket {
     pub fn on_any_outgoing(&self, listener: impl Fn(&Socket, &str, &[Value]) + Send + Sync + 'static) -> ListenerId {
         let id = ListenerId(NEXT_LISTENER.fetch_add(1, Ordering::Relaxed));
         self.listeners().any_outgoing.push((id, Arc::new(listener)));
+        self.inner.has_outgoing.store(true, Ordering::Release);
         id
     }
 
@@ -345,6 +349,7 @@ impl Socket {
     ) -> ListenerId {
         let id = ListenerId(NEXT_LISTENER.fetch_add(1, Ordering::Relaxed));
         self.listeners().any_outgoing.insert(0, (id, Arc::new(listener)));
+        self.inner.has_outgoing.store(true, Ordering::Release);
         id
     }
 
@@ -355,6 +360,7 @@ impl Socket {
             Some(id) => l.any_outgoing.retain(|(i, _)| *i != id),
             None => l.any_outgoing.clear(),
         }
+        self.inner.has_outgoing.store(!l.any_outgoing.is_empty(), Ordering::Release);
     }
 
     /// Adds a per-packet middleware: it sees every incoming event before its handler and may change it;
@@ -396,7 +402,25 @@ impl Socket {
 
     /// Emits an event to this client.
     pub fn emit(&self, event: &str, args: impl IntoArgs) -> Result<(), EmitError> {
-        self.emitter().emit(event, args)
+        self.emit_event(event, args.into_args(), false)
+    }
+
+    fn emit_event(&self, event: &str, args: Vec<Value>, volatile: bool) -> Result<(), EmitError> {
+        check_reserved(event)?;
+        if !self.connected() {
+            return Err(EmitError::Disconnected);
+        }
+        self.notify_outgoing(event, &args);
+        let local = self.inner.ns.adapter().local();
+        if local.recovery_enabled() && !volatile {
+            // Through the adapter, so the packet gets an offset and is buffered for recovery.
+            let packet = Packet::event(self.namespace_name(), event, args, None);
+            let opts =
+                BroadcastOptions { rooms: HashSet::from([self.inner.id.clone()]), ..BroadcastOptions::default() };
+            local.broadcast(packet, &opts);
+            return Ok(());
+        }
+        self.send_args(ArgsPacket::Event { name: event, ack_id: None }, &args, volatile)
     }
 
     /// Emits an event and waits for the client's acknowledgement (until it comes or the socket
@@ -513,6 +537,9 @@ impl Socket {
     }
 
     fn notify_outgoing(&self, event: &str, args: &[Value]) {
+        if !self.inner.has_outgoing.load(Ordering::Acquire) {
+            return;
+        }
         let listeners: Vec<AnyListener> =
             self.inner.listeners.read().expect("poisoned").any_outgoing.iter().map(|(_, l)| l.clone()).collect();
         for l in listeners {
@@ -674,22 +701,7 @@ impl SocketEmitter {
 
     /// Emits the event.
     pub fn emit(&self, event: &str, args: impl IntoArgs) -> Result<(), EmitError> {
-        check_reserved(event)?;
-        let s = &self.socket;
-        if !s.connected() {
-            return Err(EmitError::Disconnected);
-        }
-        let args = args.into_args();
-        s.notify_outgoing(event, &args);
-        let local = s.inner.ns.adapter().local();
-        if local.recovery_enabled() && !self.volatile {
-            // Through the adapter, so the packet gets an offset and is buffered for recovery.
-            let packet = Packet::event(s.namespace_name(), event, args, None);
-            let opts = BroadcastOptions { rooms: HashSet::from([s.inner.id.clone()]), ..BroadcastOptions::default() };
-            local.broadcast(packet, &opts);
-            return Ok(());
-        }
-        s.send_args(ArgsPacket::Event { name: event, ack_id: None }, &args, self.volatile)
+        self.socket.emit_event(event, args.into_args(), self.volatile)
     }
 
     /// Emits the event and waits for the acknowledgement (at most the timeout, if one is set).
