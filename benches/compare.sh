@@ -68,17 +68,18 @@ command -v node >/dev/null 2>&1 || { echo "node is needed (the node server and t
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 echo "open files limit: $(ulimit -n)" >&2
 
-echo "building bench-server and loadgen (release)..." >&2
-(cd "$root" && cargo build --release -p benches --bin bench-server --bin loadgen >&2)
+# Every Rust program here is built with the `perf` profile (release + fat LTO, one codegen unit).
+echo "building bench-server and loadgen (profile perf)..." >&2
+(cd "$root" && cargo build --profile perf -p benches --bin bench-server --bin loadgen >&2)
 target_dir="$(cd "$root" && cargo metadata --format-version 1 --no-deps 2>/dev/null \
   | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
 target_dir="${target_dir:-$root/target}"
-bin="$target_dir/release"
+bin="$target_dir/perf"
 cmp_target="$target_dir/compare"
-cmp_bin="$cmp_target/release"
+cmp_bin="$cmp_target/perf"
 if wants raw || wants socketioxide; then
-  echo "building the comparison servers (release, target $cmp_target)..." >&2
-  CARGO_TARGET_DIR="$cmp_target" cargo build --release --locked \
+  echo "building the comparison servers (profile perf, target $cmp_target)..." >&2
+  CARGO_TARGET_DIR="$cmp_target" cargo build --profile perf --locked \
     --manifest-path "$compare/rust/Cargo.toml" >&2
 fi
 if wants node && [ ! -d "$compare/node/node_modules" ]; then

@@ -70,7 +70,9 @@ pub(crate) struct NamespaceInner {
     pub(crate) server: Weak<ServerInner>,
     /// The server's parser, kept here so that encoding needs no upgrade of `server`.
     parser: Arc<dyn Parser>,
-    pub(crate) sockets: RwLock<HashMap<SocketId, Socket>>,
+    /// By id (ids are made by the server, not chosen by clients); looked up per recipient of a room
+    /// broadcast, so hashed with foldhash rather than SipHash.
+    pub(crate) sockets: RwLock<HashMap<SocketId, Socket, foldhash::fast::RandomState>>,
     pub(crate) adapter: Arc<dyn Adapter>,
     pub(crate) handlers: Handlers,
     pub(crate) server_events: RwLock<HashMap<String, ServerEventHandler>>,
