@@ -16,7 +16,8 @@ use crate::socket::{DisconnectReason, Socket, random_id};
 pub(crate) struct ClientShared {
     pub(crate) engine_socket: engineio_server::Socket,
     server: Weak<ServerInner>,
-    /// By namespace; looked up for every packet, so hashed with foldhash rather than SipHash.
+    /// By namespace; looked up when a packet is not for the socket the `Client` remembers (hashed with
+    /// foldhash rather than SipHash).
     sockets: Mutex<HashMap<String, Socket, foldhash::fast::RandomState>>,
     /// Namespaces whose CONNECT is being handled (middlewares may be waiting): a repeated CONNECT meanwhile
     /// is ignored, as one for a namespace already joined.
