@@ -421,6 +421,23 @@ macro_rules! from_number {
 }
 from_number!(i8, i16, i32, i64, u8, u16, u32, u64, usize, isize);
 
+/// A float read off the wire. JavaScript has one number type and writes an integral number below 1e21 as
+/// plain digits (`12e4` goes out as `120000`, `-0` as `0`), which read back as an integer: so an integral
+/// float that an integer type holds exactly is kept as that integer, and a packet decodes to the same value
+/// after it is encoded again.
+fn decoded_float(v: f64) -> Value {
+    const PLAIN_DIGITS_BELOW: f64 = 1e21;
+    if v.fract() == 0.0 && v.abs() < PLAIN_DIGITS_BELOW {
+        if v >= 0.0 && v < u64::MAX as f64 {
+            return Value::from(v as u64);
+        }
+        if v < 0.0 && v >= i64::MIN as f64 {
+            return Value::from(v as i64);
+        }
+    }
+    Value::from(v)
+}
+
 impl From<f64> for Value {
     fn from(f: f64) -> Self {
         serde_json::Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null)
@@ -478,7 +495,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(Value::from(v))
     }
     fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(Value::from(v))
+        Ok(decoded_float(v))
     }
     fn visit_str<E>(self, v: &str) -> Result<Value, E> {
         Ok(Value::String(v.to_owned()))
@@ -611,6 +628,20 @@ mod tests {
         let mut att = Vec::new();
         v.write_json(&mut out, &mut att);
         (out, att)
+    }
+
+    #[test]
+    fn integral_floats_decode_as_the_integers_they_are_written_as() {
+        for (text, back) in [("12e4", "120000"), ("-0.0", "0"), ("-3e2", "-300"), ("1e17", "100000000000000000")] {
+            let v: Value = serde_json::from_str(text).unwrap();
+            let mut out = String::new();
+            v.write_json_inline(&mut out);
+            assert_eq!(out, back);
+            assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), v, "{text}");
+        }
+        // Beyond plain digits, or with a fraction, a float stays a float.
+        assert_eq!(serde_json::from_str::<Value>("1e21").unwrap().as_u64(), None);
+        assert_eq!(serde_json::from_str::<Value>("2.5").unwrap().as_f64(), Some(2.5));
     }
 
     #[test]
