@@ -45,6 +45,7 @@ pub mod handshake;
 pub mod packet;
 pub mod payload;
 pub mod session;
+pub mod websocket;
 
 pub use error::{DecodeError, Error, ProtocolError, UsageError};
 pub use handshake::{ErrorCode, TransportKind};

@@ -8,16 +8,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use engineio_proto::{Channel, Error, Event, Frame, ProtocolError, Session, Transmit};
-use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use std::collections::VecDeque;
 
+use engineio_proto::websocket::WsMessage;
 use tokio::sync::oneshot;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::{self, Message as WsMessage, Utf8Bytes};
 
 use std::pin::Pin;
 use std::task::Poll;
@@ -27,8 +23,12 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use crate::deflate::DeflateStream;
 use crate::engine::EngineShared;
 use crate::socket::{Connection, Socket};
+use crate::ws::{ReadError, WebSocket};
 
-pub(crate) type WsStream = WebSocketStream<WsIo>;
+pub(crate) type WsStream = WebSocket<WsIo>;
+
+/// Queued WebSocket bytes past which the driver writes them before queuing more.
+const WS_FLUSH_AT: usize = 64 * 1024;
 
 /// An upgraded connection, with or without permessage-deflate below the framing.
 pub(crate) enum WsIo {
@@ -139,7 +139,7 @@ pub(crate) struct Driver {
 enum Input {
     Overflow,
     Commands,
-    Ws(Channel, Option<Result<WsMessage, tungstenite::Error>>),
+    Ws(Channel, Option<Result<WsMessage, ReadError>>),
     Timeout,
     PollAborted,
 }
@@ -246,8 +246,8 @@ impl Driver {
         tokio::select! {
             biased;
             input = mailbox => input,
-            msg = next_frame(ws) => Input::Ws(Channel::Main, msg),
-            msg = next_frame(probe) => Input::Ws(Channel::Probe, msg),
+            msg = next_frame(ws.as_mut()) => Input::Ws(Channel::Main, msg),
+            msg = next_frame(probe.as_deref_mut()) => Input::Ws(Channel::Probe, msg),
             _ = poll_closed(pending_poll) => Input::PollAborted,
             _ = fire(timer), if armed.is_some() => Input::Timeout,
         }
@@ -302,25 +302,22 @@ impl Driver {
         }
     }
 
-    fn ws_input(&mut self, now: Instant, channel: Channel, msg: Option<Result<WsMessage, tungstenite::Error>>) {
+    fn ws_input(&mut self, now: Instant, channel: Channel, msg: Option<Result<WsMessage, ReadError>>) {
         let frame = match msg {
-            Some(Ok(WsMessage::Text(t))) => match engineio_proto::ByteString::try_from(Bytes::from(t)) {
-                Ok(t) => Frame::Text(t),
-                Err(_) => return self.transport_gone(now, channel, true),
-            },
+            Some(Ok(WsMessage::Text(t))) => Frame::Text(t),
             Some(Ok(WsMessage::Binary(b))) => Frame::Binary(b),
-            // Pings are answered by tungstenite on the next write or flush.
-            Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_))) => return,
+            // A ping's pong is queued by the WebSocket and written by the next flush.
+            Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => return,
             Some(Ok(WsMessage::Close(_))) | None => return self.transport_gone(now, channel, false),
-            Some(Err(tungstenite::Error::Capacity(_))) => {
-                // Larger than max_http_buffer_size: close with 1009, as the reference's `ws` does.
-                let close = CloseFrame { code: CloseCode::Size, reason: Utf8Bytes::from_static("") };
+            Some(Err(ReadError::Ws(e))) => {
+                // Broken framing, text that is not UTF-8, or a message larger than max_http_buffer_size:
+                // closed with the matching code (1002, 1007, 1009), as the reference's `ws` does.
                 if let Some(ws) = self.take_slot(channel) {
-                    tokio::spawn(close_ws(ws, Some(close)));
+                    tokio::spawn(close_ws(ws, Some(e.close_code())));
                 }
                 return self.session.handle_transport_closed(now, channel, true);
             }
-            Some(Err(_)) => return self.transport_gone(now, channel, true),
+            Some(Err(ReadError::Io)) => return self.transport_gone(now, channel, true),
         };
         let _ = self.session.handle_frame(now, channel, frame);
     }
@@ -356,7 +353,8 @@ impl Driver {
     /// Carries out every pending transmit; whether there was any.
     async fn transmit(&mut self) -> bool {
         let mut any = false;
-        let mut fed = false;
+        // A pong (or the echo of a close) may be waiting from the last read.
+        let mut fed = self.ws.as_ref().is_some_and(|ws| ws.buffered() > 0);
         let mut failed = false;
         while let Some(t) = self.session.poll_transmit() {
             any = true;
@@ -368,22 +366,25 @@ impl Driver {
                 }
                 Transmit::WebSocket(frame) => {
                     if let Some(ws) = &mut self.ws {
-                        // A client that stops reading blocks this write; a full mailbox ends the wait.
-                        match until_overflow(&self.socket, ws.feed(to_ws(frame))).await {
-                            Some(r) => failed |= r.is_err(),
-                            None => {
-                                self.session.fail(Instant::now(), engineio_proto::CloseReason::BufferFull);
-                                self.ws = None;
-                                fed = false;
-                                continue;
+                        if ws.buffered() >= WS_FLUSH_AT {
+                            // A client that stops reading blocks this write; a full mailbox ends the wait.
+                            match until_overflow(&self.socket, ws.flush()).await {
+                                Some(r) => failed |= r.is_err(),
+                                None => {
+                                    self.session.fail(Instant::now(), engineio_proto::CloseReason::BufferFull);
+                                    self.ws = None;
+                                    fed = false;
+                                    continue;
+                                }
                             }
                         }
+                        ws.feed(&frame);
                         fed = true;
                     }
                 }
                 Transmit::Probe(frame) => {
                     if let Some(probe) = &mut self.probe
-                        && probe.send(to_ws(frame)).await.is_err()
+                        && probe.send(&frame).await.is_err()
                     {
                         self.transport_gone(Instant::now(), Channel::Probe, true);
                     }
@@ -416,6 +417,12 @@ impl Driver {
                     while self.session.poll_transmit().is_some() {}
                 }
             }
+        }
+        if let Some(probe) = &mut self.probe
+            && probe.buffered() > 0
+            && probe.flush().await.is_err()
+        {
+            self.transport_gone(Instant::now(), Channel::Probe, true);
         }
         if failed {
             self.transport_gone(Instant::now(), Channel::Main, true);
@@ -513,18 +520,8 @@ async fn until_overflow<T>(socket: &Socket, write: impl std::future::Future<Outp
     .await
 }
 
-fn to_ws(frame: Frame) -> WsMessage {
-    match frame {
-        Frame::Text(t) => WsMessage::Text(Utf8Bytes::try_from(t.into_bytes()).expect("a ByteString is valid UTF-8")),
-        Frame::Binary(b) => WsMessage::Binary(b),
-    }
-}
-
-/// The next frame of the main WebSocket or of the (boxed) probe; never, without one.
-async fn next_frame<S>(ws: &mut Option<S>) -> Option<Result<WsMessage, tungstenite::Error>>
-where
-    S: futures_util::Stream<Item = Result<WsMessage, tungstenite::Error>> + Unpin,
-{
+/// The next message of the main WebSocket or of the (boxed) probe; never, without one.
+async fn next_frame(ws: Option<&mut WsStream>) -> Option<Result<WsMessage, ReadError>> {
     match ws {
         Some(ws) => ws.next().await,
         None => std::future::pending().await,
@@ -545,6 +542,7 @@ async fn fire(timer: &mut Option<Pin<Box<tokio::time::Sleep>>>) {
     }
 }
 
-async fn close_ws(mut ws: WsStream, frame: Option<CloseFrame>) {
-    let _ = tokio::time::timeout(WS_CLOSE_TIMEOUT, ws.close(frame)).await;
+/// Sends a close frame (with a status code, or empty) and shuts the connection down.
+pub(crate) async fn close_ws(mut ws: WsStream, code: Option<u16>) {
+    let _ = tokio::time::timeout(WS_CLOSE_TIMEOUT, ws.close(code.map(|c| (c, "")))).await;
 }

@@ -20,16 +20,13 @@ use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use crate::config::{BoxError, BoxFuture, ConnectionError, EngineConfig};
 use crate::deflate::DeflateStream;
 use crate::driver::{Command, Driver, PollError, WsIo};
 use crate::mailbox::Mailbox;
 use crate::socket::{Handler, Socket, SocketShared};
-use futures_util::FutureExt;
 
 /// The remote address of a request, put in its extensions by [`Engine::serve`] (and readable from
 /// [`Socket::request`]).
@@ -736,26 +733,15 @@ fn upgraded_session(
     address: Option<std::net::IpAddr>,
 ) -> Option<Box<Driver>> {
     let max = shared.config.max_http_buffer_size;
-    let ws_config = WebSocketConfig::default()
-        .max_message_size(Some(max))
-        .max_frame_size(Some(max))
-        .read_buffer_size(512)
-        .write_buffer_size(16 * 1024);
     let io = match deflate {
         Some((n, threshold)) => WsIo::Deflate(Box::new(DeflateStream::new(TokioIo::new(upgraded), n, threshold, max))),
         None => WsIo::Plain(TokioIo::new(upgraded)),
     };
-    // Wrapping a stream does no I/O: ready at the first poll.
-    let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config))
-        .now_or_never()
-        .expect("wrapping a stream completes at once");
+    let ws = crate::ws::WebSocket::new(io, max);
     match existing {
         Some(socket) => {
             if let Err(Command::Upgrade(ws)) = socket.shared.mailbox.send_control(Command::Upgrade(Box::new(ws))) {
-                tokio::spawn(async move {
-                    let mut ws = *ws;
-                    let _ = ws.close(None).await;
-                });
+                tokio::spawn(crate::driver::close_ws(*ws, None));
             }
             None
         }

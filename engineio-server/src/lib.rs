@@ -47,6 +47,7 @@ mod driver;
 mod engine;
 mod mailbox;
 mod socket;
+mod ws;
 
 pub use config::{BoxError, BoxFuture, ConnectionError, EngineConfig, HttpCompression, Middleware, PerMessageDeflate};
 pub use cookie::{CookieOptions, SameSite};

@@ -1,0 +1,290 @@
+//! A server-side WebSocket over any tokio byte stream, on the sans-IO framing of
+//! [`engineio_proto::websocket`].
+//!
+//! Buffers are sized for idle connections and given back: the read buffer exists only while bytes are
+//! being read (it is released whenever the connection has nothing more to read and no partial frame is
+//! held), grows to a whole frame only for a frame that needs it, and the write buffer is dropped after a
+//! flush when it grew past [`WRITE_KEEP`] bytes. Pings are answered and a peer's close frame is echoed
+//! on the next flush.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::BytesMut;
+use engineio_proto::Frame;
+use engineio_proto::websocket::{Decoder, Opcode, WsError, WsMessage, encode_close, encode_frame};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+
+/// How much room a read asks for when the next frame's size is not known yet.
+const READ_CHUNK: usize = 4096;
+
+/// The least room a read is given.
+const READ_MIN: usize = 256;
+
+/// A write buffer larger than this after a flush is dropped rather than kept for the next frames.
+pub(crate) const WRITE_KEEP: usize = 2048;
+
+/// Why reading stopped with an error.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    /// The peer broke the protocol; answer with the error's close code.
+    Ws(WsError),
+    /// The connection failed.
+    Io,
+}
+
+pub(crate) struct WebSocket<S> {
+    io: S,
+    read: BytesMut,
+    decoder: Decoder,
+    write: Vec<u8>,
+    /// How much of `write` has been written.
+    written: usize,
+    close_sent: bool,
+    /// A close frame arrived, the stream ended or was broken: nothing more is read.
+    done: bool,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
+    /// A WebSocket on an upgraded stream, refusing messages over `max_message` bytes (close code 1009).
+    pub(crate) fn new(io: S, max_message: usize) -> Self {
+        WebSocket {
+            io,
+            read: BytesMut::new(),
+            decoder: Decoder::new(max_message),
+            write: Vec::new(),
+            written: 0,
+            close_sent: false,
+            done: false,
+        }
+    }
+
+    /// The next message; `None` once the peer closed (after its close frame has been handed out), the
+    /// stream ended, or an error was returned. Cancel-safe: no byte read is lost if the future is dropped.
+    pub(crate) async fn next(&mut self) -> Option<Result<WsMessage, ReadError>> {
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<WsMessage, ReadError>>> {
+        loop {
+            if self.done {
+                return Poll::Ready(None);
+            }
+            match self.decoder.decode(&mut self.read) {
+                Ok(Some(msg)) => {
+                    self.answer(&msg);
+                    return Poll::Ready(Some(Ok(msg)));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    self.done = true;
+                    self.read = BytesMut::new();
+                    return Poll::Ready(Some(Err(ReadError::Ws(e))));
+                }
+            }
+            // Room for the rest of the frame under way, and never a read of only a few bytes.
+            let rest = self.decoder.needed().saturating_sub(self.read.len());
+            if self.read.capacity() - self.read.len() < rest.max(READ_MIN) {
+                self.read.reserve(rest.max(READ_CHUNK));
+            }
+            let read = std::pin::pin!(self.io.read_buf(&mut self.read)).poll(cx);
+            match read {
+                Poll::Pending => {
+                    // Nothing held: an idle connection keeps no read buffer.
+                    if self.read.is_empty() && !self.decoder.in_message() {
+                        self.read = BytesMut::new();
+                    }
+                    return Poll::Pending;
+                }
+                Poll::Ready(Ok(0)) => {
+                    self.done = true;
+                    self.read = BytesMut::new();
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(_)) => {
+                    self.done = true;
+                    return Poll::Ready(Some(Err(ReadError::Io)));
+                }
+            }
+        }
+    }
+
+    /// Queues the answer a control frame asks for: a pong, or the echo of a close.
+    fn answer(&mut self, msg: &WsMessage) {
+        match msg {
+            WsMessage::Ping(payload) if !self.close_sent => encode_frame(&mut self.write, Opcode::Pong, payload),
+            WsMessage::Close(frame) => {
+                self.done = true;
+                self.read = BytesMut::new();
+                if !self.close_sent {
+                    self.close_sent = true;
+                    encode_close(&mut self.write, frame.as_ref().map(|f| (f.code, "")));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Queues a data frame; [`WebSocket::flush`] sends it. Nothing is queued after a close frame.
+    pub(crate) fn feed(&mut self, frame: &Frame) {
+        if self.close_sent {
+            return;
+        }
+        match frame {
+            Frame::Text(t) => encode_frame(&mut self.write, Opcode::Text, t.as_bytes()),
+            Frame::Binary(b) => encode_frame(&mut self.write, Opcode::Binary, b),
+        }
+    }
+
+    /// Bytes queued and not yet written.
+    pub(crate) fn buffered(&self) -> usize {
+        self.write.len() - self.written
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.written < self.write.len() {
+            match ready!(Pin::new(&mut self.io).poll_write(cx, &self.write[self.written..])) {
+                Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Ok(n) => self.written += n,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        self.written = 0;
+        if self.write.capacity() > WRITE_KEEP {
+            self.write = Vec::new();
+        } else {
+            self.write.clear();
+        }
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    /// Writes everything queued.
+    pub(crate) async fn flush(&mut self) -> io::Result<()> {
+        std::future::poll_fn(|cx| self.poll_flush(cx)).await
+    }
+
+    /// Queues a frame and writes it.
+    pub(crate) async fn send(&mut self, frame: &Frame) -> io::Result<()> {
+        self.feed(frame);
+        self.flush().await
+    }
+
+    /// Sends a close frame (with a status, or empty) unless one was sent, writes what is queued, and
+    /// shuts the stream down.
+    pub(crate) async fn close(&mut self, status: Option<(u16, &str)>) -> io::Result<()> {
+        if !self.close_sent {
+            self.close_sent = true;
+            encode_close(&mut self.write, status);
+        }
+        self.flush().await?;
+        tokio::io::AsyncWriteExt::shutdown(&mut self.io).await
+    }
+
+    /// Capacity held by the read and write buffers (for tests of the memory kept per connection).
+    #[cfg(test)]
+    pub(crate) fn buffer_capacity(&self) -> usize {
+        self.read.capacity() + self.write.capacity()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use engineio_proto::websocket::{CloseFrame, apply_mask};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+    fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let key = [1, 2, 3, 4];
+        let mut out = vec![0x80 | opcode];
+        match payload.len() {
+            n if n < 126 => out.push(0x80 | n as u8),
+            n if n <= 0xffff => {
+                out.push(0x80 | 126);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                out.push(0x80 | 127);
+                out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        out.extend_from_slice(&key);
+        let mut body = payload.to_vec();
+        apply_mask(&mut body, key);
+        out.extend(body);
+        out
+    }
+
+    fn pair(max: usize) -> (WebSocket<DuplexStream>, DuplexStream) {
+        let (a, b) = tokio::io::duplex(1 << 22);
+        (WebSocket::new(a, max), b)
+    }
+
+    #[tokio::test]
+    async fn buffers_grow_for_a_large_message_and_are_given_back() {
+        let (mut ws, mut peer) = pair(1 << 21);
+        let big = vec![7u8; 1 << 20];
+        peer.write_all(&client_frame(2, &big)).await.unwrap();
+        let Some(Ok(WsMessage::Binary(got))) = ws.next().await else { panic!("no message") };
+        assert_eq!(got.len(), big.len());
+        drop(got);
+        // The server answers with a message as large.
+        ws.send(&Frame::Binary(Bytes::from(big.clone()))).await.unwrap();
+        let mut echoed = vec![0u8; big.len() + 10];
+        peer.read_exact(&mut echoed).await.unwrap();
+        assert_eq!(&echoed[..2], &[0x82, 127]);
+        // Idle again: a read finds nothing, and the connection keeps no large buffer.
+        let idle = tokio::time::timeout(std::time::Duration::from_millis(20), ws.next()).await;
+        assert!(idle.is_err(), "no message expected");
+        assert!(ws.buffer_capacity() <= WRITE_KEEP, "kept {} bytes", ws.buffer_capacity());
+        // And it still works.
+        peer.write_all(&client_frame(1, b"42[\"x\"]")).await.unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap(), WsMessage::Text("42[\"x\"]".into()));
+    }
+
+    #[tokio::test]
+    async fn pings_are_answered_and_a_close_is_echoed() {
+        let (mut ws, mut peer) = pair(100);
+        peer.write_all(&client_frame(9, b"hi")).await.unwrap();
+        peer.write_all(&client_frame(8, &[0x03, 0xe9, b'x'])).await.unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap(), WsMessage::Ping(Bytes::from_static(b"hi")));
+        assert_eq!(
+            ws.next().await.unwrap().unwrap(),
+            WsMessage::Close(Some(CloseFrame { code: 1001, reason: "x".into() }))
+        );
+        assert!(ws.next().await.is_none());
+        ws.close(None).await.unwrap();
+        let mut out = Vec::new();
+        peer.read_to_end(&mut out).await.unwrap();
+        assert_eq!(out, [0x8a, 0x02, b'h', b'i', 0x88, 0x02, 0x03, 0xe9]);
+    }
+
+    #[tokio::test]
+    async fn a_broken_frame_ends_reading_with_its_close_code() {
+        let (mut ws, mut peer) = pair(10);
+        peer.write_all(&client_frame(1, &[b'a'; 11])).await.unwrap();
+        match ws.next().await {
+            Some(Err(ReadError::Ws(e))) => assert_eq!(e.close_code(), 1009),
+            other => panic!("{other:?}"),
+        }
+        assert!(ws.next().await.is_none());
+        ws.close(Some((1009, ""))).await.unwrap();
+        let mut out = Vec::new();
+        peer.read_to_end(&mut out).await.unwrap();
+        assert_eq!(out, [0x88, 0x02, 0x03, 0xf1]);
+    }
+
+    #[tokio::test]
+    async fn a_read_cancelled_midway_loses_nothing() {
+        let (mut ws, mut peer) = pair(1 << 16);
+        let frame = client_frame(2, &[5u8; 3000]);
+        peer.write_all(&frame[..1000]).await.unwrap();
+        let early = tokio::time::timeout(std::time::Duration::from_millis(20), ws.next()).await;
+        assert!(early.is_err());
+        peer.write_all(&frame[1000..]).await.unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap(), WsMessage::Binary(vec![5u8; 3000].into()));
+    }
+}
