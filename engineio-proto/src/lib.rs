@@ -1,7 +1,8 @@
 //! # engineio-proto
 //!
 //! A sans-IO implementation of the Engine.IO protocol, version 4: the packet and payload codecs, the
-//! handshake checks, and the per-session state machine that owns every timer of the protocol.
+//! handshake checks, and the per-session state machine that owns every timer of the protocol; and, for the
+//! WebSocket transport under it, the server side of RFC 6455 framing ([`websocket`]).
 //!
 //! It does no I/O, spawns nothing, reads no clock and draws no randomness. Time comes in as an argument,
 //! output is pulled ([`session::Session::poll_transmit`], [`session::Session::poll_event`]), and the

@@ -1,13 +1,16 @@
 //! # engineio-server
 //!
-//! An Engine.IO v4 server on tokio, hyper 1 and tungstenite: HTTP long-polling, WebSocket and the upgrade
+//! An Engine.IO v4 server on tokio and hyper 1: HTTP long-polling, WebSocket and the upgrade
 //! between them, with every option of the reference Node server (same names, defaults and meaning), the
 //! `io` cookie for sticky sessions, CORS with credentials, an Origin check that also guards the WebSocket
 //! upgrade, the `initial_headers`/`headers` hooks, an asynchronous `allow_request`, and request middlewares.
 //!
 //! The protocol itself (packets, payloads, heartbeats, upgrade and close rules) lives in the sans-IO
-//! [`engineio_proto`] crate; this crate carries its frames over HTTP and WebSocket. Each session runs on
-//! its own task that owns the session's state machine and WebSockets (see `ARCHITECTURE.md`).
+//! [`engineio_proto`] crate; this crate carries its frames over HTTP and WebSocket. The WebSocket framing
+//! is [`engineio_proto::websocket`] under a small tokio wrapper whose buffers are sized for idle
+//! connections: they grow for a large message and are given back after it (tungstenite only derives the
+//! handshake's accept key and reads frame headers for permessage-deflate). Each session runs on its own
+//! task that owns the session's state machine and WebSockets (see `ARCHITECTURE.md`).
 //!
 //! The layer above implements [`Handler`]: `socketio-server` does, and so can an application that
 //! speaks Engine.IO directly. An echo server:

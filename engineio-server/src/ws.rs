@@ -9,13 +9,14 @@
 
 use std::future::Future;
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::BytesMut;
 use engineio_proto::Frame;
 use engineio_proto::websocket::{Decoder, Opcode, WsError, WsMessage, encode_close, encode_frame};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
 /// How much room a read asks for when the next frame's size is not known yet.
 const READ_CHUNK: usize = 4096;
@@ -84,20 +85,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                     return Poll::Ready(Some(Err(ReadError::Ws(e))));
                 }
             }
-            // Room for the rest of the frame under way, and never a read of only a few bytes.
-            let rest = self.decoder.needed().saturating_sub(self.read.len());
-            if self.read.capacity() - self.read.len() < rest.max(READ_MIN) {
-                self.read.reserve(rest.max(READ_CHUNK));
-            }
-            let read = std::pin::pin!(self.io.read_buf(&mut self.read)).poll(cx);
-            match read {
-                Poll::Pending => {
-                    // Nothing held: an idle connection keeps no read buffer.
-                    if self.read.is_empty() && !self.decoder.in_message() {
-                        self.read = BytesMut::new();
+            let read = if self.read.is_empty() {
+                // Nothing held: read onto the stack first, so that a wake-up with nothing to read allocates
+                // nothing and an idle connection keeps no read buffer.
+                let mut stack = [const { MaybeUninit::<u8>::uninit() }; READ_CHUNK];
+                let mut buf = ReadBuf::uninit(&mut stack);
+                match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
+                    Poll::Ready(Ok(())) => {
+                        self.read = BytesMut::from(buf.filled());
+                        Poll::Ready(Ok(buf.filled().len()))
                     }
-                    return Poll::Pending;
+                    Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                    Poll::Pending => {
+                        self.read = BytesMut::new();
+                        Poll::Pending
+                    }
                 }
+            } else {
+                // Room for the rest of the frame under way, and never a read of only a few bytes.
+                let rest = self.decoder.needed().saturating_sub(self.read.len());
+                if self.read.capacity() - self.read.len() < rest.max(READ_MIN) {
+                    self.read.reserve(rest.max(READ_CHUNK));
+                }
+                std::pin::pin!(self.io.read_buf(&mut self.read)).poll(cx)
+            };
+            match read {
+                Poll::Pending => return Poll::Pending,
                 Poll::Ready(Ok(0)) => {
                     self.done = true;
                     self.read = BytesMut::new();
