@@ -308,7 +308,12 @@ impl Decoder {
             }
             self.needed = 2;
             buf.advance(header.header_len);
-            let mut payload = buf.split_to(header.payload_len as usize);
+            // Most reads hold one whole frame: the buffer itself becomes the payload, unshared.
+            let mut payload = if buf.len() == header.payload_len as usize {
+                std::mem::take(buf)
+            } else {
+                buf.split_to(header.payload_len as usize)
+            };
             apply_mask(&mut payload, mask);
             let (text, data) = match header.opcode {
                 Opcode::Ping => return Ok(Some(WsMessage::Ping(payload.freeze()))),

@@ -16,7 +16,9 @@
 //! - `idle` (5000 connections): opens that many WebSocket connections with the namespace joined, holds
 //!   them `--duration` s (answering pings), and reads the server's `VmRSS` (`--server-pid`) before and
 //!   after: `bytes_per_conn`; then closes them all and, 2 s later, reads it again (`rss_left_kb`: does
-//!   memory go back to where it was?). Latency = the open + CONNECT time of each connection.
+//!   memory go back to where it was?). Latency = the open + CONNECT time of each connection. With
+//!   `--burst BYTES`, each connection first exchanges one `echo` of that size (does a connection that once
+//!   carried a large message cost more once idle?).
 //! - `idle-polling` (5000 sessions): the same over long-polling, each session always holding one GET on
 //!   the server (as a browser tab does); they leave with a close packet.
 //! - `connect` (50 at a time): WebSocket open + CONNECT (until `40{"sid"...}`) + close, repeated for
@@ -70,13 +72,15 @@ struct Opts {
     window: usize,
     connect_concurrency: usize,
     threads: usize,
+    /// idle: the size of one echo each connection exchanges before it goes idle (0: none).
+    burst: usize,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: loadgen --url http://HOST:PORT --scenario echo|ack|broadcast|idle|idle-polling|connect|polling-echo|soak \
          [--clients N] [--duration SECS] [--messages N] [--server-pid PID] [--size BYTES] [--window N] \
-         [--connect-concurrency N] [--threads N]"
+         [--connect-concurrency N] [--threads N] [--burst BYTES]"
     );
     std::process::exit(2);
 }
@@ -92,6 +96,7 @@ fn parse_opts() -> Opts {
     let mut window = 20usize;
     let mut connect_concurrency = 100usize;
     let mut threads = 1usize;
+    let mut burst = 0usize;
     let mut args = std::env::args().skip(1);
     fn num<T: std::str::FromStr>(v: Option<String>) -> T {
         v.and_then(|v| v.parse().ok()).unwrap_or_else(|| usage())
@@ -108,6 +113,7 @@ fn parse_opts() -> Opts {
             "--window" => window = num(args.next()),
             "--connect-concurrency" => connect_concurrency = num(args.next()),
             "--threads" => threads = num(args.next()),
+            "--burst" => burst = num(args.next()),
             "-h" | "--help" => usage(),
             other => {
                 eprintln!("unknown flag {other}");
@@ -146,6 +152,7 @@ fn parse_opts() -> Opts {
         window: window.max(1),
         connect_concurrency: connect_concurrency.max(1),
         threads: threads.max(1),
+        burst,
     }
 }
 
@@ -536,6 +543,7 @@ async fn idle(opts: &Opts, polling: bool) {
     let sem = Arc::new(Semaphore::new(opts.connect_concurrency));
     let url: Arc<str> = ws_url(opts).into();
     let authority: Arc<str> = opts.authority.clone().into();
+    let burst: Option<Arc<str>> = (opts.burst > 0).then(|| format!(r#"42["echo","{}"]"#, payload(opts.burst)).into());
     let (stop_tx, stop_rx) = watch::channel(false);
     // Each task reports its handshake (Some(time) or None) once, then holds the session until stopped.
     let (opened_tx, mut opened_rx) = mpsc::unbounded_channel::<Option<Duration>>();
@@ -563,9 +571,19 @@ async fn idle(opts: &Opts, polling: bool) {
             }));
             continue;
         }
+        let burst = burst.clone();
         holders.push(tokio::spawn(async move {
             let permit = sem.acquire_owned().await;
-            let Some(mut ws) = open_reported(open_deadline, &opened_tx, ws_connect(&url, &authority)).await else {
+            let open = async {
+                let mut ws = ws_connect(&url, &authority).await?;
+                // One large echo before going idle: the server's buffers must not stay that large.
+                if let Some(msg) = burst {
+                    ws.send(Message::text(&*msg)).await.map_err(|e| format!("send burst: {e}"))?;
+                    while !recv_app(&mut ws).await?.starts_with(r#"42["echo","#) {}
+                }
+                Ok(ws)
+            };
+            let Some(mut ws) = open_reported(open_deadline, &opened_tx, open).await else {
                 return false;
             };
             drop(permit);
