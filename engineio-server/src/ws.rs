@@ -1,11 +1,11 @@
 //! A server-side WebSocket over any tokio byte stream, on the sans-IO framing of
 //! [`engineio_proto::websocket`].
 //!
-//! Buffers are sized for idle connections and given back: the read buffer exists only while bytes are
-//! being read (it is released whenever the connection has nothing more to read and no partial frame is
-//! held), grows to a whole frame only for a frame that needs it, and the write buffer is dropped after a
-//! flush when it grew past [`WRITE_KEEP`] bytes. Pings are answered and a peer's close frame is echoed
-//! on the next flush.
+//! Buffers are sized for idle connections and given back: while no bytes are held, reads go onto the
+//! stack and only what arrived is copied to the heap (a wake-up with nothing to read allocates nothing,
+//! and an idle connection keeps no read buffer); a frame larger than one read gets a buffer of its own
+//! size, which leaves as the message's payload; the write buffer is dropped after a flush when it grew
+//! past [`WRITE_KEEP`] bytes. Pings are answered and a peer's close frame is echoed on the next flush.
 
 use std::future::Future;
 use std::io;
