@@ -272,11 +272,6 @@ impl Decoder {
         self.needed
     }
 
-    /// Whether a fragmented message is under way.
-    pub fn in_message(&self) -> bool {
-        self.partial.is_some()
-    }
-
     /// Takes the next message out of `buf`, consuming its frames; `Ok(None)` when `buf` holds no whole one
     /// (what it holds is kept, and [`Decoder::needed`] says how much is wanted). After an error the stream
     /// cannot be decoded further.

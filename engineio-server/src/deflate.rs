@@ -1,11 +1,12 @@
-//! WebSocket permessage-deflate (RFC 7692) under tungstenite, which has no extension support.
+//! WebSocket permessage-deflate (RFC 7692), below the framing.
 //!
-//! [`DeflateStream`] sits between the upgraded connection and tungstenite and works on frames only:
-//! incoming messages with RSV1 set are inflated into plain frames before tungstenite sees them (so its
-//! checks, size limits and close handling still apply: a message that inflates past the limit is handed
-//! on at the limit plus one byte, and tungstenite closes with 1009); outgoing single-frame data messages of
-//! at least `threshold` bytes are deflated and marked with RSV1. Control frames and fragmented outgoing
-//! messages pass through unchanged. The frame header codec is tungstenite's own.
+//! [`DeflateStream`] sits between the upgraded connection and the WebSocket (`ws.rs`) and works on frames
+//! only: incoming messages with RSV1 set are inflated into plain frames before the framing decoder sees
+//! them (so its checks, size limits and close handling still apply: a message that inflates past the limit
+//! is handed on at the limit plus one byte, and the decoder refuses it with 1009); outgoing single-frame
+//! data messages of at least `threshold` bytes are deflated and marked with RSV1. Control frames and
+//! fragmented outgoing messages pass through unchanged. Frame headers are read and written here with
+//! tungstenite's header codec, which accepts the RSV1 bit that the framing decoder refuses.
 
 use std::io::{self, Cursor};
 use std::pin::Pin;
@@ -77,13 +78,13 @@ pub(crate) struct DeflateStream<S> {
     params: Negotiated,
     threshold: usize,
     max_message: usize,
-    // Reading: raw bytes from the peer, and inflated frames ready for tungstenite.
+    // Reading: raw bytes from the peer, and inflated frames ready for the framing decoder.
     raw_in: BytesMut,
     ready_in: BytesMut,
     inflate: Decompress,
     /// Inflating a fragmented compressed message: the bytes produced so far.
     inflating: Option<usize>,
-    // Writing: frames from tungstenite, and bytes ready for the peer.
+    // Writing: frames from the WebSocket, and bytes ready for the peer.
     raw_out: BytesMut,
     ready_out: BytesMut,
     deflate: Compress,
@@ -134,7 +135,7 @@ impl<S> DeflateStream<S> {
                 }
             }
             let produced_before = self.inflating.unwrap_or(0);
-            // Never inflate past the limit: one byte more is enough for tungstenite to refuse the message.
+            // Never inflate past the limit: one byte more is enough for the decoder to refuse the message.
             let budget = (self.max_message + 1).saturating_sub(produced_before);
             let mut out = Vec::with_capacity(len.saturating_mul(3).min(budget).max(64));
             inflate_into(&mut self.inflate, &payload, &mut out, budget)?;
@@ -252,7 +253,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for DeflateStream<S> {
             let mut rb = ReadBuf::new(&mut chunk);
             ready!(Pin::new(&mut this.inner).poll_read(cx, &mut rb))?;
             if rb.filled().is_empty() {
-                // End of stream: hand on whatever is left (tungstenite reports a truncated frame).
+                // End of stream: hand on whatever is left (the WebSocket sees the stream end inside a frame).
                 let rest = this.raw_in.split();
                 this.ready_in.extend_from_slice(&rest);
                 if this.ready_in.is_empty() {
