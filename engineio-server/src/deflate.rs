@@ -9,6 +9,8 @@
 //! tungstenite's header codec, which accepts the RSV1 bit that the framing decoder refuses.
 
 use std::io::{self, Cursor};
+
+use engineio_proto::websocket::apply_mask;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
@@ -130,9 +132,7 @@ impl<S> DeflateStream<S> {
             self.raw_in.advance(head_len);
             let mut payload = self.raw_in.split_to(len);
             if let Some(mask) = header.mask {
-                for (i, b) in payload.iter_mut().enumerate() {
-                    *b ^= mask[i & 3];
-                }
+                apply_mask(&mut payload, mask);
             }
             let produced_before = self.inflating.unwrap_or(0);
             // Never inflate past the limit: one byte more is enough for the decoder to refuse the message.
@@ -154,9 +154,7 @@ impl<S> DeflateStream<S> {
             let mut bytes = Vec::with_capacity(out.len() + 14);
             header.format(out.len() as u64, &mut bytes).map_err(io::Error::other)?;
             if let Some(mask) = header.mask {
-                for (i, b) in out.iter_mut().enumerate() {
-                    *b ^= mask[i & 3];
-                }
+                apply_mask(&mut out, mask);
             }
             self.ready_in.extend_from_slice(&bytes);
             self.ready_in.extend_from_slice(&out);
