@@ -9,12 +9,11 @@
 //! tungstenite's header codec, which accepts the RSV1 bit that the framing decoder refuses.
 
 use std::io::{self, Cursor};
-
-use engineio_proto::websocket::apply_mask;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, BytesMut};
+use engineio_proto::websocket::apply_mask;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
