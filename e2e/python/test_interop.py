@@ -162,6 +162,19 @@ def test_rooms_and_broadcast(server_url, clients):
 # 5. connect middleware refusing with CONNECT_ERROR
 
 
+@pytest.fixture
+def refusing_server_url(start_server):
+    """A testserver that pings every 2 s, for the tests where python-socketio's connect() itself disconnects.
+
+    When a namespace is refused, connect() calls disconnect() at once. Over long-polling the CONNECT_ERROR can
+    reach the client before the response to the POST that carried the CONNECT; the client's writer thread then
+    sees the state change when that POST returns and exits without sending the close packet, and disconnect()
+    waits for the pending GET, which a server answers only at its next ping (the same race as in
+    `conftest.bounded_disconnect`, here inside connect() where no teardown can bound it). A short ping interval
+    releases that GET; the refusal itself is checked exactly as before."""
+    return start_server("--ping-interval", "2000")
+
+
 def connect_expecting_refusal(client, url, namespace, **kwargs):
     """Connect `client` to `namespace`, expect a refusal, and return (exception, connect_error handler args)."""
     errors = []
@@ -173,9 +186,9 @@ def connect_expecting_refusal(client, url, namespace, **kwargs):
 
 @pytest.mark.parametrize("transports, in_use", TWO_TRANSPORTS)
 @pytest.mark.parametrize("auth", [None, {"token": "wrong"}], ids=["no-auth", "wrong-token"])
-def test_middleware_refuses_without_token(server_url, clients, transports, in_use, auth):
+def test_middleware_refuses_without_token(refusing_server_url, clients, transports, in_use, auth):
     c = clients.new(namespace="/private")
-    exc, errors = connect_expecting_refusal(c, server_url, "/private", auth=auth, transports=transports)
+    exc, errors = connect_expecting_refusal(c, refusing_server_url, "/private", auth=auth, transports=transports)
     # python-socketio reports a refused namespace generically in the exception...
     assert type(exc) is SioConnectionError
     assert exc.args == ("One or more namespaces failed to connect: /private",)
@@ -198,9 +211,9 @@ def test_middleware_accepts_token(server_url, clients, transports, in_use):
 
 
 @pytest.mark.parametrize("transports, in_use", TWO_TRANSPORTS)
-def test_invalid_namespace(server_url, clients, transports, in_use):
+def test_invalid_namespace(refusing_server_url, clients, transports, in_use):
     c = clients.new(namespace="/nope")
-    exc, errors = connect_expecting_refusal(c, server_url, "/nope", transports=transports)
+    exc, errors = connect_expecting_refusal(c, refusing_server_url, "/nope", transports=transports)
     assert type(exc) is SioConnectionError
     assert exc.args == ("One or more namespaces failed to connect: /nope",)
     assert errors == [({"message": "Invalid namespace"},)]
