@@ -5,8 +5,9 @@
 #   socketioxide  benches/compare/rust socketioxide-server (socketioxide 0.18 on hyper 1)
 #   node          benches/compare/node/server.mjs (socket.io 4.8 on Node.js)
 #
-# Each round starts every server in turn (the order rotates each round) pinned to core 0 with one worker
-# thread, runs every scenario with loadgen pinned to core 1, and stops it. Every loadgen JSON line is saved
+# Each round takes the scenarios one by one; for each, every server in turn (the order rotates) is started
+# fresh, pinned to core 0 with one worker thread, runs it with loadgen pinned to core 1, and is stopped. So
+# the figures compared within a round are taken seconds apart. Every loadgen JSON line is saved
 # to RESULTS, tagged with the server, the round and the server's CPU time during that run (server_cpu_s); at
 # the end benches/compare/summary.mjs prints markdown tables of medians over the rounds (throughput as ratios
 # to raw measured in the same round, latencies, and server CPU time per operation).
@@ -203,56 +204,50 @@ run() {
   fi
 }
 
+# run_scenario SERVER ROUND SCENARIO: one scenario on a freshly started server, which is stopped afterwards
+# (so no scenario sees what another left behind: idle and idle-polling measure RSS on a clean server).
+run_scenario() {
+  local server="$1" round="$2" s="$3"
+  if ! start_server "$server"; then
+    record_failure "$server" "$round" "$s" "server did not start"
+    return 0
+  fi
+  echo "== round $round/$ROUNDS: $s on $server (pid $server_pid at $url) ==" >&2
+  case "$s" in
+    idle) run "$server" "$round" idle --clients "$IDLE_CLIENTS" --duration "$IDLE_HOLD" --server-pid "$server_pid" ;;
+    echo) run "$server" "$round" echo --clients "$ECHO_CLIENTS" --duration "$DURATION" ;;
+    ack) run "$server" "$round" ack --clients "$ACK_CLIENTS" --duration "$DURATION" ;;
+    broadcast)
+      run "$server" "$round" broadcast --clients "$BROADCAST_CLIENTS" --messages "$BROADCAST_MESSAGES" --duration 30
+      ;;
+    connect)
+      run "$server" "$round" connect --clients "$CONNECT_CLIENTS" --duration "$DURATION" --messages "$CONNECT_MAX"
+      ;;
+    polling-echo) run "$server" "$round" polling-echo --clients "$POLLING_CLIENTS" --duration "$DURATION" ;;
+    idle-polling)
+      run "$server" "$round" idle-polling --clients "$IDLE_CLIENTS" --duration "$IDLE_HOLD" --server-pid "$server_pid"
+      ;;
+  esac
+  stop_server
+  # After connect, closing sockets drain and TIME_WAIT ports are released before the next run.
+  if [ "$s" = connect ]; then sleep $((SETTLE + 2)); else sleep "$SETTLE"; fi
+}
+
 n=${#servers[@]}
 started=$SECONDS
 for round in $(seq 1 "$ROUNDS"); do
-  for i in $(seq 0 $((n - 1))); do
-    server="${servers[$(((i + round - 1) % n))]}"
-    echo "== round $round/$ROUNDS: $server ==" >&2
-    scenarios=()
-    for s in idle echo ack broadcast connect polling-echo idle-polling; do
-      if scenario_wanted "$s" && { [ "$server" != raw ] || [[ "$s" != *polling* ]]; }; then scenarios+=("$s"); fi
+  k=0
+  for s in idle echo ack broadcast connect polling-echo idle-polling; do
+    scenario_wanted "$s" || continue
+    # Every server runs this scenario now, one after the other, so the figures compared within a round are
+    # taken seconds apart rather than minutes (this shared machine's speed drifts). The order rotates with
+    # the round and the scenario, so no server always goes first.
+    for i in $(seq 0 $((n - 1))); do
+      server="${servers[$(((i + round - 1 + k) % n))]}"
+      if [ "$server" = raw ] && [[ "$s" == *polling* ]]; then continue; fi
+      run_scenario "$server" "$round" "$s"
     done
-    if ! start_server "$server"; then
-      for s in "${scenarios[@]}"; do record_failure "$server" "$round" "$s" "server did not start"; done
-      continue
-    fi
-    echo "$server pid $server_pid at $url" >&2
-    # idle first, so that its RSS delta is measured on a server that has not yet served the others' peaks.
-    if scenario_wanted idle; then
-      run "$server" "$round" idle --clients "$IDLE_CLIENTS" --duration "$IDLE_HOLD" --server-pid "$server_pid"
-      sleep "$SETTLE"
-    fi
-    if scenario_wanted echo; then
-      run "$server" "$round" echo --clients "$ECHO_CLIENTS" --duration "$DURATION"
-      sleep "$SETTLE"
-    fi
-    if scenario_wanted ack; then
-      run "$server" "$round" ack --clients "$ACK_CLIENTS" --duration "$DURATION"
-      sleep "$SETTLE"
-    fi
-    if scenario_wanted broadcast; then
-      run "$server" "$round" broadcast --clients "$BROADCAST_CLIENTS" --messages "$BROADCAST_MESSAGES" --duration 30
-      sleep "$SETTLE"
-    fi
-    if scenario_wanted connect; then
-      run "$server" "$round" connect --clients "$CONNECT_CLIENTS" --duration "$DURATION" --messages "$CONNECT_MAX"
-      sleep $((SETTLE + 2))
-    fi
-    if [ "$server" != raw ] && scenario_wanted polling-echo; then
-      run "$server" "$round" polling-echo --clients "$POLLING_CLIENTS" --duration "$DURATION"
-      sleep "$SETTLE"
-    fi
-    stop_server
-    if [ "$server" != raw ] && scenario_wanted idle-polling; then
-      # Idle long-polling sessions on a fresh server, so their RSS is not memory the others left behind.
-      if start_server "$server"; then
-        run "$server" "$round" idle-polling --clients "$IDLE_CLIENTS" --duration "$IDLE_HOLD" --server-pid "$server_pid"
-        stop_server
-      else
-        record_failure "$server" "$round" idle-polling "server did not start"
-      fi
-    fi
+    k=$((k + 1))
   done
 done
 echo "done in $((SECONDS - started)) s; results: $RESULTS" >&2

@@ -449,6 +449,21 @@ describe("12. permessage-deflate (--per-message-deflate)", () => {
     assert.deepEqual(bytes(await c.inbox.next(2000, "the binary echo")), bin);
   });
 
+  it("works with engine.io-client when the server asks for no context takeover both ways", T, async (t) => {
+    const { url } = await server(t, ["--deflate-no-context-takeover"]);
+    const c = await openClient(t, url, { transports: ["websocket"] });
+    // `ws` accepts both parameters the server added to its response (the negotiated parameters are kept on
+    // its extension object), and then compresses each message on its own.
+    const ws = c.socket.transport.ws;
+    assert.equal(ws.extensions, "permessage-deflate");
+    const params = ws._extensions["permessage-deflate"].params;
+    assert.equal(params.server_no_context_takeover, true);
+    assert.equal(params.client_no_context_takeover, true);
+    const big = "compress me ".repeat(800);
+    for (let i = 0; i < 3; i++) await echoes(c, big, `a 9600-character message (${i + 1})`);
+    await echoes(c, "small", "a message under the threshold");
+  });
+
   it("is not negotiated when the option is off", T, async (t) => {
     const { url } = await server(t);
     const c = await openClient(t, url, { transports: ["websocket"] });

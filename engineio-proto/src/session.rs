@@ -352,6 +352,18 @@ impl Session {
 
     /// A frame arrived on a WebSocket of this session.
     pub fn handle_frame(&mut self, now: Instant, channel: Channel, frame: Frame) -> Result<(), Error> {
+        self.handle_frame_with(|| now, channel, frame)
+    }
+
+    /// [`Session::handle_frame`] with the current time given by `clock`, which is called only when the frame
+    /// needs it (a pong, an upgrade probe). Most frames are messages, which need no time: a runtime whose
+    /// clock reads are not free can skip them.
+    pub fn handle_frame_with(
+        &mut self,
+        clock: impl FnOnce() -> Instant,
+        channel: Channel,
+        frame: Frame,
+    ) -> Result<(), Error> {
         match channel {
             Channel::Main => {
                 if self.state == State::Closed {
@@ -364,12 +376,13 @@ impl Session {
                     return Ok(());
                 }
                 match Packet::decode_frame(frame) {
-                    Ok(packet) => self.handle_packet(now, packet),
+                    Ok(Packet::Message(message)) => self.events.push_back(Event::Message(message)),
+                    Ok(packet) => self.handle_packet(clock(), packet),
                     Err(_) => self.shutdown(CloseReason::ParseError, "1"),
                 }
                 Ok(())
             }
-            Channel::Probe => self.handle_probe_frame(now, frame),
+            Channel::Probe => self.handle_probe_frame(clock(), frame),
         }
     }
 

@@ -241,6 +241,31 @@ fn pong_schedules_the_next_ping_one_interval_after_the_pong() {
 }
 
 #[test]
+fn handle_frame_with_reads_the_clock_only_for_frames_that_need_it() {
+    let t0 = Instant::now();
+    let mut s = websocket_session(t0);
+    let reads = std::cell::Cell::new(0);
+    let clock = |t: Instant| {
+        let reads = &reads;
+        move || {
+            reads.set(reads.get() + 1);
+            t
+        }
+    };
+    // Messages need no time.
+    s.handle_frame_with(clock(t0), Channel::Main, text("4hello")).unwrap();
+    s.handle_frame_with(clock(t0), Channel::Main, binary(&[1, 2])).unwrap();
+    assert_eq!(reads.get(), 0);
+    assert_eq!(events(&mut s).len(), 2);
+    // A pong does: the next ping is one interval after the time the clock gave.
+    s.handle_timeout(at(t0, 1_000));
+    assert_eq!(transmits(&mut s), vec![Transmit::WebSocket(text("2"))]);
+    s.handle_frame_with(clock(at(t0, 1_300)), Channel::Main, text("3")).unwrap();
+    assert_eq!(reads.get(), 1);
+    assert_eq!(s.poll_timeout(), Some(at(t0, 2_300)));
+}
+
+#[test]
 fn missing_pong_closes_the_websocket_session_with_ping_timeout() {
     let t0 = Instant::now();
     let mut s = websocket_session(t0);

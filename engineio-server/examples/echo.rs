@@ -4,7 +4,9 @@
 //!
 //! Flags (used by the interop tests to start the server with given options): `--port N` (0 picks one),
 //! `--path P`, `--ping-interval MS`, `--ping-timeout MS`, `--upgrade-timeout MS`, `--max-http-buffer-size N`,
-//! `--transports polling|websocket|polling,websocket`, `--no-upgrades`, `--per-message-deflate`, `--initial-packet TEXT`,
+//! `--transports polling|websocket|polling,websocket`, `--no-upgrades`, `--per-message-deflate`,
+//! `--deflate-no-context-takeover` (deflate on, the server asking for no context takeover both ways),
+//! `--initial-packet TEXT`,
 //! `--cookie` (the reference defaults), `--cookie-name N`, `--cookie-secure`, `--cookie-same-site-none`,
 //! `--cookie-max-age S`, `--cookie-domain D`, `--require-token T` (allow_request refuses handshakes whose
 //! query lacks `token=T`, with the message "invalid token"), `--cors-origin URL` (CORS with credentials for
@@ -74,6 +76,13 @@ fn main() {
             }
             "--no-upgrades" => config.allow_upgrades = false,
             "--per-message-deflate" => config.per_message_deflate = Some(Default::default()),
+            "--deflate-no-context-takeover" => {
+                config.per_message_deflate = Some(engineio_server::PerMessageDeflate {
+                    server_no_context_takeover: true,
+                    client_no_context_takeover: true,
+                    ..Default::default()
+                })
+            }
             "--initial-packet" => config.initial_packet = Some(args.next().expect("--initial-packet TEXT").into()),
             "--cookie" => config.cookie = Some(config.cookie.take().unwrap_or_default()),
             "--cookie-name" => {

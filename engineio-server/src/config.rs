@@ -69,15 +69,27 @@ impl Default for HttpCompression {
 }
 
 /// WebSocket compression settings.
+///
+/// Memory: a connection makes zlib's contexts only when a message is compressed (about 300 KiB to deflate,
+/// 40 KiB to inflate with the default backend), and keeps them between messages unless a
+/// `*_no_context_takeover` parameter was agreed. Setting the two options here makes the server ask for
+/// them itself (RFC 7692 lets a server add both to its response): the contexts are then dropped after each
+/// message, for a lower compression ratio on similar messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PerMessageDeflate {
     /// Messages shorter than this are sent uncompressed (default 1024, as the reference).
     pub threshold: usize,
+    /// Compress each message on its own, keeping no deflate context between messages (default false, as
+    /// the reference's `serverNoContextTakeover`).
+    pub server_no_context_takeover: bool,
+    /// Ask clients to compress each message on its own, so no inflate context is kept between messages
+    /// (default false, as the reference's `clientNoContextTakeover`).
+    pub client_no_context_takeover: bool,
 }
 
 impl Default for PerMessageDeflate {
     fn default() -> Self {
-        Self { threshold: 1024 }
+        Self { threshold: 1024, server_no_context_takeover: false, client_no_context_takeover: false }
     }
 }
 

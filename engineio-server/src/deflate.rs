@@ -7,6 +7,11 @@
 //! data messages of at least `threshold` bytes are deflated and marked with RSV1. Control frames and
 //! fragmented outgoing messages pass through unchanged. Frame headers are read and written here with
 //! tungstenite's header codec, which accepts the RSV1 bit that the framing decoder refuses.
+//!
+//! Memory: zlib's contexts are large (about 256 KiB to deflate, 40 KiB to inflate), so each is made on the
+//! first message that needs it (a connection whose messages stay under the threshold never makes the
+//! deflate one), and dropped after each message when the peers agreed not to keep it between messages
+//! (`*_no_context_takeover`). The byte buffers are dropped once empty if a large message grew them.
 
 use std::io::{self, Cursor};
 use std::pin::Pin;
@@ -20,6 +25,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
 const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
+/// Capacity an empty buffer may keep; a larger one is dropped (a large message grew it).
+const KEEP: usize = 2048;
 
 /// The negotiated parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,13 +90,15 @@ pub(crate) struct DeflateStream<S> {
     // Reading: raw bytes from the peer, and inflated frames ready for the framing decoder.
     raw_in: BytesMut,
     ready_in: BytesMut,
-    inflate: Decompress,
+    /// Made on the first compressed message (see the module docs).
+    inflate: Option<Box<Decompress>>,
     /// Inflating a fragmented compressed message: the bytes produced so far.
     inflating: Option<usize>,
     // Writing: frames from the WebSocket, and bytes ready for the peer.
     raw_out: BytesMut,
     ready_out: BytesMut,
-    deflate: Compress,
+    /// Made on the first message to compress (see the module docs).
+    deflate: Option<Box<Compress>>,
 }
 
 impl<S> DeflateStream<S> {
@@ -100,12 +110,19 @@ impl<S> DeflateStream<S> {
             max_message,
             raw_in: BytesMut::new(),
             ready_in: BytesMut::new(),
-            inflate: Decompress::new(false),
+            inflate: None,
             inflating: None,
             raw_out: BytesMut::new(),
             ready_out: BytesMut::new(),
-            deflate: Compress::new(Compression::fast(), false),
+            deflate: None,
         }
+    }
+
+    /// Bytes held by the buffers and whether each zlib context exists (for the tests of what shrinks).
+    #[cfg(test)]
+    fn held(&self) -> (usize, bool, bool) {
+        let bufs = [&self.raw_in, &self.ready_in, &self.raw_out, &self.ready_out];
+        (bufs.iter().map(|b| b.capacity()).sum(), self.inflate.is_some(), self.deflate.is_some())
     }
 
     /// Moves every complete frame of `raw_in` to `ready_in`, inflating compressed ones.
@@ -137,14 +154,16 @@ impl<S> DeflateStream<S> {
             // Never inflate past the limit: one byte more is enough for the decoder to refuse the message.
             let budget = (self.max_message + 1).saturating_sub(produced_before);
             let mut out = Vec::with_capacity(len.saturating_mul(3).min(budget).max(64));
-            inflate_into(&mut self.inflate, &payload, &mut out, budget)?;
+            let inflate = self.inflate.get_or_insert_with(|| Box::new(Decompress::new(false)));
+            inflate_into(inflate, &payload, &mut out, budget)?;
             if header.is_final {
-                inflate_into(&mut self.inflate, &TAIL, &mut out, budget)?;
+                inflate_into(inflate, &TAIL, &mut out, budget)?;
             }
             if header.is_final {
                 self.inflating = None;
                 if self.params.client_no_context_takeover {
-                    self.inflate.reset(false);
+                    // The next message starts from an empty context: none is kept meanwhile.
+                    self.inflate = None;
                 }
             } else {
                 self.inflating = Some(produced_before + out.len());
@@ -181,12 +200,13 @@ impl<S> DeflateStream<S> {
             self.raw_out.advance(head_len);
             let payload = self.raw_out.split_to(len);
             let mut out = Vec::with_capacity(len / 2 + 64);
-            deflate_into(&mut self.deflate, &payload, &mut out)?;
+            let deflate = self.deflate.get_or_insert_with(|| Box::new(Compress::new(Compression::fast(), false)));
+            deflate_into(deflate, &payload, &mut out)?;
             if out.ends_with(&TAIL) {
                 out.truncate(out.len() - TAIL.len());
             }
             if self.params.server_no_context_takeover {
-                self.deflate.reset();
+                self.deflate = None;
             }
             header.rsv1 = true;
             let mut head = Vec::with_capacity(14);
@@ -194,6 +214,13 @@ impl<S> DeflateStream<S> {
             self.ready_out.extend_from_slice(&head);
             self.ready_out.extend_from_slice(&out);
         }
+    }
+}
+
+/// Drops an empty buffer's allocation if a large message grew it past [`KEEP`].
+fn shrink(buf: &mut BytesMut) {
+    if buf.is_empty() && buf.capacity() > KEEP {
+        *buf = BytesMut::new();
     }
 }
 
@@ -243,7 +270,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for DeflateStream<S> {
         loop {
             if !this.ready_in.is_empty() {
                 let n = this.ready_in.len().min(buf.remaining());
-                buf.put_slice(&this.ready_in.split_to(n));
+                buf.put_slice(&this.ready_in[..n]);
+                this.ready_in.advance(n);
+                shrink(&mut this.ready_in);
+                shrink(&mut this.raw_in);
                 return Poll::Ready(Ok(()));
             }
             let mut chunk = [0u8; 4096];
@@ -273,6 +303,8 @@ impl<S: AsyncWrite + Unpin> DeflateStream<S> {
             }
             self.ready_out.advance(n);
         }
+        shrink(&mut self.ready_out);
+        shrink(&mut self.raw_out);
         Poll::Ready(Ok(()))
     }
 }
@@ -338,6 +370,175 @@ mod tests {
             inflate_into(&mut d, &z, &mut out, usize::MAX).unwrap();
             inflate_into(&mut d, &TAIL, &mut out, usize::MAX).unwrap();
             assert_eq!(out, msg);
+        }
+    }
+
+    use engineio_proto::websocket::{Opcode, encode_frame};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Bytes that deflate hardly shrinks, so compressed frames are as large as the message.
+    fn noise(len: usize) -> Vec<u8> {
+        let mut x = 0x9e37_79b9_u32;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                b'a' + (x % 26) as u8
+            })
+            .collect()
+    }
+
+    /// A masked, compressed (RSV1) text frame from a client, deflated with `c`.
+    fn client_compressed(c: &mut Compress, message: &[u8]) -> Vec<u8> {
+        let mut z = Vec::new();
+        deflate_into(c, message, &mut z).unwrap();
+        z.truncate(z.len() - TAIL.len());
+        let mask = [1, 2, 3, 4];
+        let mut frame = vec![0x80 | 0x40 | 0x1];
+        match z.len() {
+            n if n < 126 => frame.push(0x80 | n as u8),
+            n if n <= 0xffff => {
+                frame.push(0x80 | 126);
+                frame.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                frame.push(0x80 | 127);
+                frame.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        frame.extend_from_slice(&mask);
+        apply_mask(&mut z, mask);
+        frame.extend_from_slice(&z);
+        frame
+    }
+
+    /// Sends one server frame through `stream` and returns the bytes the peer received.
+    async fn send_through(
+        stream: &mut DeflateStream<tokio::io::DuplexStream>,
+        peer: &mut tokio::io::DuplexStream,
+        message: &[u8],
+    ) -> Vec<u8> {
+        let mut frame = Vec::new();
+        encode_frame(&mut frame, Opcode::Text, message);
+        let write = async {
+            stream.write_all(&frame).await.unwrap();
+            stream.flush().await.unwrap();
+        };
+        let mut got = vec![0u8; 0];
+        let read = async {
+            // The frame's header says how much follows; read until all of it has come.
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = peer.read(&mut buf).await.unwrap();
+                got.extend_from_slice(&buf[..n]);
+                if let Some(total) = frame_len(&got)
+                    && got.len() >= total
+                {
+                    return;
+                }
+            }
+        };
+        tokio::join!(write, read);
+        got
+    }
+
+    /// The length of the unmasked frame at the start of `b`, once its header is complete.
+    fn frame_len(b: &[u8]) -> Option<usize> {
+        let (len, head) = match *b.get(1)? & 0x7f {
+            126 => (usize::from(u16::from_be_bytes(b.get(2..4)?.try_into().ok()?)), 4),
+            127 => (u64::from_be_bytes(b.get(2..10)?.try_into().ok()?) as usize, 10),
+            n => (usize::from(n), 2),
+        };
+        Some(head + len)
+    }
+
+    /// The payload of the masked frame `f`, unmasked.
+    fn unmasked(f: &[u8]) -> Vec<u8> {
+        let head = match f[1] & 0x7f {
+            126 => 4,
+            127 => 10,
+            _ => 2,
+        };
+        let mut payload = f[head + 4..].to_vec();
+        apply_mask(&mut payload, f[head..head + 4].try_into().unwrap());
+        payload
+    }
+
+    /// Writes a client's frame into `peer` and reads the plain frame `stream` makes of it.
+    async fn receive_through(
+        stream: &mut DeflateStream<tokio::io::DuplexStream>,
+        peer: &mut tokio::io::DuplexStream,
+        frame: &[u8],
+    ) -> Vec<u8> {
+        let write = async { peer.write_all(frame).await.unwrap() };
+        let mut got = Vec::new();
+        let read = async {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = stream.read(&mut buf).await.unwrap();
+                got.extend_from_slice(&buf[..n]);
+                // A masked frame: 4 more header bytes for the key.
+                if let Some(total) = frame_len(&got)
+                    && got.len() >= total + 4
+                {
+                    return;
+                }
+            }
+        };
+        tokio::join!(write, read);
+        got
+    }
+
+    #[tokio::test]
+    async fn contexts_are_made_on_first_use_and_buffers_shrink_after_a_large_message() {
+        let (a, mut peer) = tokio::io::duplex(64 * 1024);
+        let params = Negotiated { server_no_context_takeover: false, client_no_context_takeover: false };
+        let mut stream = DeflateStream::new(a, params, 1024, 8 << 20);
+        // Under the threshold: sent as it is, and no zlib context is made.
+        let got = send_through(&mut stream, &mut peer, b"4hello").await;
+        assert_eq!(got[0], 0x81, "no RSV1 below the threshold");
+        assert_eq!(stream.held().1..=stream.held().2, false..=false);
+
+        // A 1 MiB message each way: the contexts exist now (they carry over to the next message)...
+        let big = noise(1 << 20);
+        let got = send_through(&mut stream, &mut peer, &big).await;
+        assert_eq!(got[0], 0xc1, "compressed: FIN, RSV1, text");
+        let mut c = Compress::new(Compression::fast(), false);
+        let plain = receive_through(&mut stream, &mut peer, &client_compressed(&mut c, &big)).await;
+        assert!(unmasked(&plain) == big);
+        let (bytes, inflate, deflate) = stream.held();
+        assert!(inflate && deflate);
+        // ...but the buffers that carried it are given back.
+        assert!(bytes <= 4 * KEEP, "buffers still hold {bytes} bytes");
+
+        // The kept contexts still work for a second message.
+        let again = b"4a second message, long enough to be compressed ".repeat(40);
+        let got = send_through(&mut stream, &mut peer, &again).await;
+        assert_eq!(got[0], 0xc1);
+        let plain = receive_through(&mut stream, &mut peer, &client_compressed(&mut c, &again)).await;
+        assert_eq!(unmasked(&plain), again);
+    }
+
+    #[tokio::test]
+    async fn without_context_takeover_no_context_is_kept_between_messages() {
+        let (a, mut peer) = tokio::io::duplex(64 * 1024);
+        let params = Negotiated { server_no_context_takeover: true, client_no_context_takeover: true };
+        let mut stream = DeflateStream::new(a, params, 16, 1 << 20);
+        let message = b"4every message starts from an empty context".repeat(3);
+        for _ in 0..2 {
+            let got = send_through(&mut stream, &mut peer, &message).await;
+            assert_eq!(got[0], 0xc1);
+            // Each message inflates on its own, with a fresh context.
+            let mut out = Vec::new();
+            let mut d = Decompress::new(false);
+            inflate_into(&mut d, &got[2..], &mut out, usize::MAX).unwrap();
+            inflate_into(&mut d, &TAIL, &mut out, usize::MAX).unwrap();
+            assert_eq!(out, message);
+            let fresh = &mut Compress::new(Compression::fast(), false);
+            let plain = receive_through(&mut stream, &mut peer, &client_compressed(fresh, &message)).await;
+            assert_eq!(unmasked(&plain), message);
+            assert_eq!(stream.held().1..=stream.held().2, false..=false, "no context kept");
         }
     }
 

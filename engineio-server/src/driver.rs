@@ -178,11 +178,12 @@ impl Driver {
             // This task is awake now and looks at the mailbox again before it sleeps: what is sent
             // meanwhile (often by the handler it is about to call) need not wake it a second time.
             self.socket.shared.mailbox.unregister();
-            let now = Instant::now();
+            // The clock is read where it is needed: most inputs are messages, which need no time.
             match input {
                 Input::Commands => self.run_inbox(),
-                Input::Ws(channel, msg) => self.ws_input(now, channel, msg),
+                Input::Ws(channel, msg) => self.ws_input(channel, msg),
                 Input::Timeout => {
+                    let now = Instant::now();
                     self.session.handle_timeout(now);
                     if let Some(c) = &mut self.connection
                         && c.deadline().is_some_and(|d| d <= now)
@@ -190,10 +191,10 @@ impl Driver {
                         c.on_deadline(now);
                     }
                 }
-                Input::Overflow => self.session.fail(now, engineio_proto::CloseReason::BufferFull),
+                Input::Overflow => self.session.fail(Instant::now(), engineio_proto::CloseReason::BufferFull),
                 Input::PollAborted => {
                     self.pending_poll = None;
-                    self.session.handle_poll_aborted(now);
+                    self.session.handle_poll_aborted(Instant::now());
                 }
             }
             self.flush().await;
@@ -302,24 +303,24 @@ impl Driver {
         }
     }
 
-    fn ws_input(&mut self, now: Instant, channel: Channel, msg: Option<Result<WsMessage, ReadError>>) {
+    fn ws_input(&mut self, channel: Channel, msg: Option<Result<WsMessage, ReadError>>) {
         let frame = match msg {
             Some(Ok(WsMessage::Text(t))) => Frame::Text(t),
             Some(Ok(WsMessage::Binary(b))) => Frame::Binary(b),
             // A ping's pong is queued by the WebSocket and written by the next flush.
             Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => return,
-            Some(Ok(WsMessage::Close(_))) | None => return self.transport_gone(now, channel, false),
+            Some(Ok(WsMessage::Close(_))) | None => return self.transport_gone(Instant::now(), channel, false),
             Some(Err(ReadError::Ws(e))) => {
                 // Broken framing, text that is not UTF-8, or a message larger than max_http_buffer_size:
                 // closed with the matching code (1002, 1007, 1009), as the reference's `ws` does.
                 if let Some(ws) = self.take_slot(channel) {
                     tokio::spawn(close_ws(ws, Some(e.close_code())));
                 }
-                return self.session.handle_transport_closed(now, channel, true);
+                return self.session.handle_transport_closed(Instant::now(), channel, true);
             }
-            Some(Err(ReadError::Io)) => return self.transport_gone(now, channel, true),
+            Some(Err(ReadError::Io)) => return self.transport_gone(Instant::now(), channel, true),
         };
-        let _ = self.session.handle_frame(now, channel, frame);
+        let _ = self.session.handle_frame_with(Instant::now, channel, frame);
     }
 
     fn transport_gone(&mut self, now: Instant, channel: Channel, error: bool) {

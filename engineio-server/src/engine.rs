@@ -684,7 +684,12 @@ fn accept_websocket(
     let accept = derive_accept_key(key.as_bytes());
     let deflate = shared.config.per_message_deflate.and_then(|opts| {
         let offers = parts.headers.get_all(header::SEC_WEBSOCKET_EXTENSIONS).iter().filter_map(|v| v.to_str().ok());
-        crate::deflate::negotiate(offers).map(|n| (n, opts.threshold))
+        crate::deflate::negotiate(offers).map(|mut n| {
+            // The server may ask for either parameter even when the offer did not include it (RFC 7692 7.1.1).
+            n.server_no_context_takeover |= opts.server_no_context_takeover;
+            n.client_no_context_takeover |= opts.client_no_context_takeover;
+            (n, opts.threshold)
+        })
     });
     if existing.is_none()
         && let Some(hook) = &shared.config.initial_headers

@@ -1,5 +1,5 @@
 //! permessage-deflate on the wire, with a hand-written client: negotiation, compressed frames both ways,
-//! the threshold, and a message that inflates past the limit.
+//! the threshold, the server's no-context-takeover options, and a message that inflates past the limit.
 
 mod support;
 
@@ -152,6 +152,41 @@ async fn compressed_messages_both_ways() {
     c.send(OpCode::Data(Data::Text), big.as_bytes(), true).await;
     let (_, _, payload) = c.frame().await;
     assert!(c.inflate(&payload) == big.as_bytes(), "context carried over");
+}
+
+#[tokio::test]
+async fn the_server_can_ask_for_no_context_takeover_both_ways() {
+    let config = EngineConfig {
+        per_message_deflate: Some(PerMessageDeflate {
+            server_no_context_takeover: true,
+            client_no_context_takeover: true,
+            ..PerMessageDeflate::default()
+        }),
+        ..EngineConfig::default()
+    };
+    let server = start(config).await;
+    // The offer asks for neither; the response adds both.
+    let (mut c, head) = open(server.addr, Some("permessage-deflate; client_max_window_bits")).await;
+    let head = head.to_ascii_lowercase();
+    assert!(
+        head.contains(
+            "sec-websocket-extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+        ),
+        "{head}"
+    );
+    c.frame().await;
+    let big = format!("4{}", "abc".repeat(2000));
+    for _ in 0..3 {
+        // Each message compressed from an empty context, as agreed, is understood...
+        c.deflate.reset();
+        c.send(OpCode::Data(Data::Text), big.as_bytes(), true).await;
+        let (rsv1, _, payload) = c.frame().await;
+        assert!(rsv1);
+        // ...and each echo inflates on its own: it refers to no earlier message (with the context kept, the
+        // second echo would be a short reference to the first, which a fresh inflater cannot resolve).
+        c.inflate = Decompress::new(false);
+        assert!(c.inflate(&payload) == big.as_bytes(), "the echo inflates from an empty context");
+    }
 }
 
 #[tokio::test]

@@ -8,7 +8,8 @@
 //!
 //! Flags: `--port N` (default 3000, 0 picks one), `--threads N` (tokio worker threads, default 1, so the
 //! server can be pinned to one core with `taskset`), `--host ADDR` (default 127.0.0.1),
-//! `--ping-interval MS` / `--ping-timeout MS` (Engine.IO heartbeat, default 25000 / 20000), `--heap-stats`
+//! `--ping-interval MS` / `--ping-timeout MS` (Engine.IO heartbeat, default 25000 / 20000),
+//! `--per-message-deflate` (accept WebSocket compression, threshold 1024 bytes; off by default), `--heap-stats`
 //! (built with the `heap-stats` feature: live heap bytes and allocations on stderr every second).
 //! Prints `listening on http://ADDR` once bound, then serves until killed.
 
@@ -48,7 +49,7 @@ fn spawn_heap_stats() {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: bench-server [--port N] [--threads N] [--host ADDR] [--ping-interval MS] [--ping-timeout MS] [--heap-stats]"
+        "usage: bench-server [--port N] [--threads N] [--host ADDR] [--ping-interval MS] [--ping-timeout MS] [--per-message-deflate] [--heap-stats]"
     );
     std::process::exit(2);
 }
@@ -69,6 +70,9 @@ fn main() {
             "--host" => host = args.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| usage()),
             "--ping-interval" => config.engine.ping_interval = ms(args.next()),
             "--ping-timeout" => config.engine.ping_timeout = ms(args.next()),
+            "--per-message-deflate" => {
+                config.engine.per_message_deflate = Some(socketio_server::engineio_server::PerMessageDeflate::default())
+            }
             "--heap-stats" => spawn_heap_stats(),
             "-h" | "--help" => usage(),
             other => {
