@@ -204,16 +204,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use bytes::Bytes;
     use engineio_proto::websocket::{CloseFrame, apply_mask};
     use futures_util::FutureExt;
     use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
-    fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    /// A masked frame from a client; `first` is the first byte's low bits (opcode, and RSV bits if any).
+    pub(crate) fn client_frame(first: u8, payload: &[u8]) -> Vec<u8> {
         let key = [1, 2, 3, 4];
-        let mut out = vec![0x80 | opcode];
+        let mut out = vec![0x80 | first];
         match payload.len() {
             n if n < 126 => out.push(0x80 | n as u8),
             n if n <= 0xffff => {

@@ -9,7 +9,8 @@
 //! Flags: `--port N` (default 3000, 0 picks one), `--threads N` (tokio worker threads, default 1, so the
 //! server can be pinned to one core with `taskset`), `--host ADDR` (default 127.0.0.1),
 //! `--ping-interval MS` / `--ping-timeout MS` (Engine.IO heartbeat, default 25000 / 20000),
-//! `--per-message-deflate` (accept WebSocket compression, threshold 1024 bytes; off by default), `--heap-stats`
+//! `--per-message-deflate` (accept WebSocket compression, threshold 1024 bytes; off by default),
+//! `--deflate-no-context-takeover` (the same, the server asking for no context takeover both ways), `--heap-stats`
 //! (built with the `heap-stats` feature: live heap bytes and allocations on stderr every second).
 //! Prints `listening on http://ADDR` once bound, then serves until killed.
 
@@ -49,7 +50,7 @@ fn spawn_heap_stats() {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: bench-server [--port N] [--threads N] [--host ADDR] [--ping-interval MS] [--ping-timeout MS] [--per-message-deflate] [--heap-stats]"
+        "usage: bench-server [--port N] [--threads N] [--host ADDR] [--ping-interval MS] [--ping-timeout MS] [--per-message-deflate] [--deflate-no-context-takeover] [--heap-stats]"
     );
     std::process::exit(2);
 }
@@ -72,6 +73,13 @@ fn main() {
             "--ping-timeout" => config.engine.ping_timeout = ms(args.next()),
             "--per-message-deflate" => {
                 config.engine.per_message_deflate = Some(socketio_server::engineio_server::PerMessageDeflate::default())
+            }
+            "--deflate-no-context-takeover" => {
+                config.engine.per_message_deflate = Some(socketio_server::engineio_server::PerMessageDeflate {
+                    server_no_context_takeover: true,
+                    client_no_context_takeover: true,
+                    ..Default::default()
+                })
             }
             "--heap-stats" => spawn_heap_stats(),
             "-h" | "--help" => usage(),
