@@ -125,7 +125,7 @@ impl<S> DeflateStream<S> {
         let mut bytes = 0;
         for b in [&mut self.raw_in, &mut self.ready_in, &mut self.raw_out, &mut self.ready_out] {
             // Asking for one byte more than the part after the position takes the part before it back.
-            b.try_reclaim(b.capacity() - b.len() + 1);
+            let _ = b.try_reclaim(b.capacity() - b.len() + 1);
             bytes += b.capacity();
         }
         (bytes, self.inflate.is_some(), self.deflate.is_some())
