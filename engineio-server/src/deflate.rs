@@ -8,7 +8,7 @@
 //! fragmented outgoing messages pass through unchanged. Frame headers are read and written here with
 //! tungstenite's header codec, which accepts the RSV1 bit that the framing decoder refuses.
 //!
-//! Memory: zlib's contexts are large (about 256 KiB to deflate, 40 KiB to inflate), so each is made on the
+//! Memory: zlib's contexts are large (about 300 KiB to deflate, 40 KiB to inflate), so each is made on the
 //! first message that needs it (a connection whose messages stay under the threshold never makes the
 //! deflate one), and dropped after each message when the peers agreed not to keep it between messages
 //! (`*_no_context_takeover`). The byte buffers are dropped once empty if a large message grew them.
