@@ -196,10 +196,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         tokio::io::AsyncWriteExt::shutdown(&mut self.io).await
     }
 
-    /// Capacity held by the read and write buffers (for tests of the memory kept per connection).
+    /// Bytes allocated by the read and write buffers (for tests of the memory kept per connection).
     #[cfg(test)]
-    pub(crate) fn buffer_capacity(&self) -> usize {
-        self.read.capacity() + self.write.capacity()
+    pub(crate) fn buffer_capacity(&mut self) -> usize {
+        tests::allocated(&mut self.read) + self.write.capacity()
     }
 }
 
@@ -210,6 +210,14 @@ pub(crate) mod tests {
     use engineio_proto::websocket::{CloseFrame, apply_mask};
     use futures_util::FutureExt;
     use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+    /// The bytes `buf` holds allocated, the space before its read position included: `capacity()` counts
+    /// only from that position, so a buffer read to its end says 0 while it keeps its whole allocation.
+    pub(crate) fn allocated(buf: &mut BytesMut) -> usize {
+        // Asking for one byte more than the part after the position takes the part before it back.
+        let _ = buf.try_reclaim(buf.capacity() - buf.len() + 1);
+        buf.capacity()
+    }
 
     /// A masked frame from a client; `first` is the first byte's low bits (opcode, and RSV bits if any).
     pub(crate) fn client_frame(first: u8, payload: &[u8]) -> Vec<u8> {
