@@ -13,8 +13,7 @@ use crate::ours::{self, MAX_SAFE_INTEGER};
 /// The ids of `CONFORMANCE.md`, with a one-line summary each.
 pub(crate) const KNOWN: &[(&str, &str)] = &[
     ("EIO-CONTROL-DATA", "data after a close/ping/pong/upgrade/noop packet is refused"),
-    ("EIO-B64-TEXT-FRAME", "a text frame starting with 'b' is not a base64 binary message"),
-    ("EIO-BASE64-STRICT", "payload 'b' entries must be canonical padded base64"),
+    ("EIO-BASE64-STRICT", "'b' binary messages (payload entries, text frames) must be canonical padded base64"),
     ("EIO-PAYLOAD-UTF8", "a polling body that is not UTF-8 is refused whole"),
     ("SIO-NO-DATA", "EVENT, ACK and CONNECT_ERROR need a payload"),
     ("SIO-TYPE-COERCION", "the type must be a digit (JavaScript reads '' and whitespace as 0)"),
@@ -62,12 +61,9 @@ fn error(r: &Json) -> &str {
 // ------------------------------------------------------------------ Engine.IO
 
 /// The rule for one text packet (a frame or a payload entry) that we refuse and engine.io-parser accepts.
-fn eio_entry(text: &str, our_error: &str, in_payload: bool) -> Option<&'static str> {
+fn eio_entry(text: &str, our_error: &str) -> Option<&'static str> {
     let first = text.chars().next()?;
     if first == 'b' {
-        if !in_payload {
-            return Some("EIO-B64-TEXT-FRAME");
-        }
         return our_error.contains("base64").then_some("EIO-BASE64-STRICT");
     }
     if "12356".contains(first) && text.len() > 1 && our_error.contains("unexpected data") {
@@ -81,7 +77,7 @@ fn eio_packet(d: &Divergence) -> Option<&'static str> {
     if accepted(&d.ours) || !accepted(&d.theirs) {
         return None;
     }
-    eio_entry(text, error(&d.ours), false)
+    eio_entry(text, error(&d.ours))
 }
 
 fn eio_payload(d: &Divergence) -> Option<&'static str> {
@@ -104,7 +100,7 @@ fn eio_payload(d: &Divergence) -> Option<&'static str> {
     if theirs.len() == k && !accepted(&d.theirs) {
         return None;
     }
-    eio_entry(entry, error(&d.ours), true)
+    eio_entry(entry, error(&d.ours))
 }
 
 // ------------------------------------------------------------------ Socket.IO text

@@ -17,8 +17,8 @@ pub enum DecodeError {
     /// A packet that carries no data had some.
     #[error("unexpected data after a {0:?} packet")]
     UnexpectedData(PacketType),
-    /// A `b` entry of a polling payload is not valid base64.
-    #[error("invalid base64 in a binary payload entry")]
+    /// A `b` + base64 binary message (a polling payload entry or a WebSocket text frame) is not valid base64.
+    #[error("invalid base64 in a binary message")]
     InvalidBase64,
     /// A polling payload is not UTF-8.
     #[error("payload is not valid UTF-8")]

@@ -5,6 +5,7 @@
 //! then the protocol version of a new session), so that every bad request gets the same error code and
 //! message as from the reference.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::Serialize;
@@ -97,40 +98,73 @@ impl ErrorCode {
 }
 
 /// The Engine.IO parameters of a request's query string.
+///
+/// Parsed as the reference server reads `req._query` (the WHATWG `URLSearchParams` of the URL, turned into
+/// an object): keys and values percent-decoded with `+` read as a space, and for a repeated key the last
+/// value wins.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Query {
     /// `EIO`: the protocol version.
     pub eio: Option<String>,
     /// `transport`.
     pub transport: Option<String>,
-    /// `sid`: present on every request of an existing session.
+    /// `sid`: present on every request of an existing session. An empty `sid=` counts as absent, as in the
+    /// reference (which tests it for truthiness).
     pub sid: Option<String>,
+    /// `b64`: set (to anything but the empty string) by clients that cannot receive binary WebSocket
+    /// frames (the client option `forceBase64`).
+    pub b64: bool,
 }
 
 impl Query {
-    /// Parses a URL query string (without the `?`). Unknown parameters are ignored; for repeated ones
-    /// the first wins; values are percent-decoded.
+    /// Parses a URL query string (without the `?`). Unknown parameters are ignored.
     pub fn parse(query: &str) -> Query {
         let mut q = Query::default();
-        for pair in query.split('&') {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let slot = match key {
-                "EIO" => &mut q.eio,
-                "transport" => &mut q.transport,
-                "sid" => &mut q.sid,
-                _ => continue,
-            };
-            if slot.is_none() {
-                *slot = Some(percent_decode(value));
+        for (key, value) in query_pairs(query) {
+            match &*key {
+                "EIO" => q.eio = Some(value.into_owned()),
+                "transport" => q.transport = Some(value.into_owned()),
+                "sid" => q.sid = Some(value.into_owned()).filter(|s| !s.is_empty()),
+                "b64" => q.b64 = !value.is_empty(),
+                _ => {}
             }
         }
         q
     }
+
+    /// The protocol revision a request speaks, as the reference computes it: 4 when `EIO` is `4`, and 3
+    /// for anything else (a missing `EIO` included).
+    pub fn protocol(&self) -> u8 {
+        if self.eio.as_deref() == Some("4") { 4 } else { 3 }
+    }
 }
 
-fn percent_decode(s: &str) -> String {
+/// The decoded `(key, value)` pairs of a URL query string (without the `?`), in order, as the WHATWG
+/// `application/x-www-form-urlencoded` parser that the reference uses reads them: pairs split on `&`
+/// (empty ones skipped), key and value split on the first `=`, `+` read as a space, `%XX` decoded, a `%`
+/// that does not start a valid escape kept as it is, and bytes that are not UTF-8 replaced by U+FFFD.
+///
+/// The reference turns the pairs into an object, so for a repeated key the last one wins; collect them
+/// into a map in order to get the same.
+///
+/// ```
+/// use engineio_proto::handshake::query_pairs;
+/// let pairs: Vec<(String, String)> =
+///     query_pairs("a=%26a&b=f%20g&c=x+y&d=100%&e").map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+/// assert_eq!(pairs, [("a", "&a"), ("b", "f g"), ("c", "x y"), ("d", "100%"), ("e", "")]
+///     .map(|(k, v)| (k.to_owned(), v.to_owned())));
+/// ```
+pub fn query_pairs(query: &str) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
+    query.split('&').filter(|p| !p.is_empty()).map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(key), percent_decode(value))
+    })
+}
+
+/// Decodes one component of a query string: see [`query_pairs`].
+pub fn percent_decode(s: &str) -> Cow<'_, str> {
     if !s.contains(['%', '+']) {
-        return s.to_owned();
+        return Cow::Borrowed(s);
     }
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -152,7 +186,7 @@ fn percent_decode(s: &str) -> String {
         }
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// What a valid request is for.
@@ -210,12 +244,19 @@ pub fn verify(
             if transport != TransportKind::WebSocket {
                 return Err(ErrorCode::BadRequest);
             }
-            return Ok(RequestKind::Upgrade { sid: sid.clone() });
-        }
-        if current != transport || transport != TransportKind::Polling {
+        } else if current != transport || transport != TransportKind::Polling {
             return Err(ErrorCode::BadRequest);
         }
-        return Ok(RequestKind::Polling { sid: sid.clone() });
+        // Every request of a session speaks the session's protocol revision (the reference's
+        // PROTOCOL_MISMATCH); sessions are all v4 here.
+        if req.query.protocol() != 4 {
+            return Err(ErrorCode::BadRequest);
+        }
+        return Ok(if req.is_upgrade {
+            RequestKind::Upgrade { sid: sid.clone() }
+        } else {
+            RequestKind::Polling { sid: sid.clone() }
+        });
     }
     if !req.is_get {
         return Err(ErrorCode::BadHandshakeMethod);
@@ -316,13 +357,47 @@ mod tests {
 
     #[test]
     fn parses_queries() {
-        let q = Query::parse("EIO=4&transport=polling&t=Nz1&sid=ab%2Dc&sid=zz");
+        // A repeated key: the last value wins, as in the reference's `Object.fromEntries(searchParams)`.
+        let q = Query::parse("EIO=4&transport=polling&t=Nz1&sid=zz&sid=ab%2Dc");
         assert_eq!(q.eio.as_deref(), Some("4"));
         assert_eq!(q.transport.as_deref(), Some("polling"));
         assert_eq!(q.sid.as_deref(), Some("ab-c"));
+        assert!(!q.b64);
         assert_eq!(Query::parse(""), Query::default());
         assert_eq!(Query::parse("sid=%").sid.as_deref(), Some("%"));
         assert_eq!(Query::parse("sid=%4").sid.as_deref(), Some("%4"));
+        // Keys are decoded too, and `+` is a space.
+        let q = Query::parse("%45IO=4&trans%70ort=p%6Flling&%73id=a+b");
+        assert_eq!(
+            (q.eio.as_deref(), q.transport.as_deref(), q.sid.as_deref()),
+            (Some("4"), Some("polling"), Some("a b"))
+        );
+        // An empty sid is no sid (the reference tests it for truthiness); so is an empty b64.
+        assert_eq!(Query::parse("sid=").sid, None);
+        assert!(Query::parse("b64=1").b64);
+        assert!(Query::parse("b64=0").b64, "any non-empty string is truthy in the reference");
+        assert!(!Query::parse("b64=").b64);
+        assert_eq!(Query::parse("EIO=4").protocol(), 4);
+        assert_eq!(Query::parse("EIO=5").protocol(), 3);
+        assert_eq!(Query::parse("").protocol(), 3);
+    }
+
+    #[test]
+    fn query_components_decode_as_urlsearchparams() {
+        let decode = |s: &str| percent_decode(s).into_owned();
+        assert_eq!(decode("%26a"), "&a");
+        assert_eq!(decode("f%20g"), "f g");
+        assert_eq!(decode("a+b%2Bc"), "a b+c");
+        // Invalid escapes are kept as they are.
+        assert_eq!(decode("%zz%4"), "%zz%4");
+        assert_eq!(decode("100%"), "100%");
+        // UTF-8 escapes become characters; bytes that are not UTF-8 become U+FFFD.
+        assert_eq!(decode("%C3%A9t%C3%A9"), "\u{e9}t\u{e9}");
+        assert_eq!(decode("%FFx"), "\u{fffd}x");
+        let pairs: Vec<(String, String)> =
+            query_pairs("&&a&=v&k=1=2").map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+        let expected = [("a", ""), ("", "v"), ("k", "1=2")].map(|(k, v)| (k.to_owned(), v.to_owned()));
+        assert_eq!(pairs, expected);
     }
 
     #[test]
@@ -364,6 +439,21 @@ mod tests {
         let q = Query::parse("EIO=4&transport=websocket&sid=abc");
         assert_eq!(verify(facts(&q, true, true), ALL, polling), Ok(RequestKind::Upgrade { sid: "abc".into() }));
         assert_eq!(verify(facts(&q, true, false), ALL, polling), Err(ErrorCode::BadRequest));
+    }
+
+    #[test]
+    fn session_requests_must_speak_the_session_protocol() {
+        let polling = |_: &str| Some(TransportKind::Polling);
+        for eio in ["EIO=3&", "EIO=5&", ""] {
+            let q = Query::parse(&format!("{eio}transport=polling&sid=abc"));
+            assert_eq!(verify(facts(&q, true, false), ALL, polling), Err(ErrorCode::BadRequest), "GET {eio}");
+            assert_eq!(verify(facts(&q, false, false), ALL, polling), Err(ErrorCode::BadRequest), "POST {eio}");
+            let q = Query::parse(&format!("{eio}transport=websocket&sid=abc"));
+            assert_eq!(verify(facts(&q, true, true), ALL, polling), Err(ErrorCode::BadRequest), "upgrade {eio}");
+        }
+        // An unknown sid is still reported as such first.
+        let q = Query::parse("EIO=3&transport=polling&sid=abc");
+        assert_eq!(verify(facts(&q, true, false), ALL, |_| None), Err(ErrorCode::UnknownSid));
     }
 
     #[test]

@@ -2,12 +2,15 @@
 //!
 //! See the protocol description, section "Packet encoding": a text packet is one ASCII digit (the packet
 //! type) followed by its data; a binary message travels as a binary WebSocket frame, or as `b` followed
-//! by base64 inside a polling payload (see [`crate::payload`]).
+//! by base64 inside a polling payload (see [`crate::payload`]) and in the WebSocket text frames of a client
+//! that cannot use binary frames (`forceBase64`, see [`Frame::into_text`]).
 //!
 //! A [`Frame`] is an *encoded* packet. Outgoing data is kept as frames so that one encoding can be shared
 //! by every recipient of a broadcast (the bytes are reference counted), and so that the same frame serves
 //! both transports: a text frame is exactly the text of a polling payload entry.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use bytes::{BufMut, Bytes, BytesMut};
 use bytestring::ByteString;
 
@@ -160,6 +163,12 @@ impl Packet {
         let Some(&first) = bytes.first() else {
             return Err(DecodeError::Empty);
         };
+        if first == b'b' {
+            // A binary message written as `b` + base64: in a polling payload, and on a WebSocket from a
+            // client that cannot send binary frames (`forceBase64`), as the reference's `decodePacket`.
+            let data = STANDARD.decode(&bytes[1..]).map_err(|_| DecodeError::InvalidBase64)?;
+            return Ok(Packet::Message(Message::Binary(Bytes::from(data))));
+        }
         let kind = PacketType::from_byte(first).ok_or(DecodeError::UnknownType(first))?;
         let data = &text[1..];
         let no_data = |p: Packet| {
@@ -216,6 +225,24 @@ impl Frame {
         match message {
             Message::Text(t) => Frame::message(t),
             Message::Binary(b) => Frame::Binary(b.clone()),
+        }
+    }
+
+    /// This frame as a text frame: a binary message becomes `b` followed by its standard base64, the form
+    /// for a WebSocket client that cannot read binary frames (query `b64`, the client option
+    /// `forceBase64`); a text frame is returned as it is.
+    pub fn into_text(self) -> Frame {
+        match self {
+            Frame::Text(_) => self,
+            Frame::Binary(b) => {
+                let mut buf = BytesMut::with_capacity(1 + base64::encoded_len(b.len(), true).unwrap_or(0));
+                buf.put_u8(b'b');
+                let start = buf.len();
+                buf.resize(buf.capacity(), 0);
+                let n = STANDARD.encode_slice(&b, &mut buf[start..]).expect("sized for the encoding");
+                buf.truncate(start + n);
+                Frame::Text(ByteString::try_from(buf.freeze()).expect("base64 is ASCII"))
+            }
         }
     }
 

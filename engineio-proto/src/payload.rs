@@ -10,7 +10,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use bytestring::ByteString;
 
 use crate::error::DecodeError;
-use crate::packet::{Frame, Message, Packet};
+use crate::packet::{Frame, Packet};
 
 /// The separator between the packets of a polling payload.
 pub const SEPARATOR: u8 = 0x1e;
@@ -68,12 +68,8 @@ impl PayloadIter {
     }
 
     fn decode_entry(part: ByteString) -> Result<Packet, DecodeError> {
-        if let Some(b64) = part.strip_prefix('b') {
-            let data = STANDARD.decode(b64).map_err(|_| DecodeError::InvalidBase64)?;
-            Ok(Packet::Message(Message::Binary(Bytes::from(data))))
-        } else {
-            Packet::decode_text(part)
-        }
+        // `b` + base64 entries are decoded there too: the reference shares one packet decoder.
+        Packet::decode_text(part)
     }
 }
 
@@ -103,6 +99,7 @@ impl Iterator for PayloadIter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::packet::Message;
 
     #[test]
     fn encodes_text_and_binary() {

@@ -16,6 +16,12 @@
 //!    order, and [`Session::poll_event`] until it returns `None`, handing each [`Event`] to the application;
 //! 3. then sleeps until [`Session::poll_timeout`] (or the next input) and calls [`Session::handle_timeout`].
 //!
+//! Every input that carries a time first fires the deadlines that passed by then, in the order they fell
+//! due and each at its own time: a long-poll GET that arrives after the pong deadline finds the session
+//! closed even if the runtime's timer has not fired yet, and a runtime that wakes late (or calls
+//! [`Session::handle_timeout`] once with the current time instead of once per due time) gets the same
+//! result as a punctual one. The next pong deadline is counted from when the ping was due.
+//!
 //! Outgoing data on polling is batched: everything sent before the runtime drains `poll_transmit` goes out
 //! in one payload, so a runtime that handles all ready inputs before draining gets fewer, fuller responses.
 
@@ -153,7 +159,7 @@ enum State {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Upgrade {
     None,
-    Probing { deadline: Instant, probed: bool },
+    Probing { deadline: Instant, probed: bool, base64: bool },
 }
 
 /// One Engine.IO session. See the module documentation for how to drive it.
@@ -170,6 +176,8 @@ pub struct Session {
     buffered_bytes: usize,
     poll_pending: bool,
     post_in_flight: bool,
+    /// The session's WebSocket cannot take binary frames (its request had `b64`): binary goes as `b` + base64.
+    ws_base64: bool,
     next_ping: Option<Instant>,
     pong_deadline: Option<Instant>,
     transmits: VecDeque<Transmit>,
@@ -211,6 +219,7 @@ impl Session {
             buffered_bytes: 0,
             poll_pending: false,
             post_in_flight: false,
+            ws_base64: false,
             pong_deadline: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -238,6 +247,23 @@ impl Session {
     /// The current transport.
     pub fn transport(&self) -> TransportKind {
         self.transport
+    }
+
+    /// Sets whether a WebSocket of the session cannot take binary frames. Such a client (the client option
+    /// `forceBase64`, query `b64`) gets every binary message as a text frame `b` + base64, as from the
+    /// reference ([`Frame::into_text`]). It is a property of each WebSocket request: call it with that
+    /// request's [`crate::handshake::Query::b64`], on [`Channel::Main`] for a WebSocket handshake, and on
+    /// [`Channel::Probe`] after [`Session::handle_upgrade_request`] accepted an upgrade (it applies once the
+    /// upgrade completes). Polling payloads carry binary as base64 anyway.
+    ///
+    /// Fails with [`UsageError::NoSuchTransport`] for the probe when no upgrade is under way.
+    pub fn set_websocket_base64(&mut self, channel: Channel, base64: bool) -> Result<(), Error> {
+        match (channel, &mut self.upgrade) {
+            (Channel::Main, _) => self.ws_base64 = base64,
+            (Channel::Probe, Upgrade::Probing { base64: b, .. }) => *b = base64,
+            (Channel::Probe, Upgrade::None) => return Err(UsageError::NoSuchTransport.into()),
+        }
+        Ok(())
     }
 
     /// Whether the session has closed.
@@ -282,7 +308,8 @@ impl Session {
     /// On success the GET is pending until a [`Transmit::PollResponse`] answers it. A second GET while one
     /// is pending closes the session with "transport error" (the pending one receives a close packet) and
     /// returns [`ProtocolError::DuplicatePoll`]: the runtime answers the new one with 400.
-    pub fn handle_poll(&mut self, _now: Instant) -> Result<(), Error> {
+    pub fn handle_poll(&mut self, now: Instant) -> Result<(), Error> {
+        self.handle_timeout(now);
         self.check_polling()?;
         if self.poll_pending {
             self.shutdown(CloseReason::TransportError, "1");
@@ -305,7 +332,8 @@ impl Session {
 
     /// The client of the pending long-poll GET went away before it was answered: the session closes with
     /// "transport error", as in the reference ("poll connection closed prematurely").
-    pub fn handle_poll_aborted(&mut self, _now: Instant) {
+    pub fn handle_poll_aborted(&mut self, now: Instant) {
+        self.handle_timeout(now);
         if self.poll_pending {
             self.poll_pending = false;
             self.shutdown(CloseReason::TransportError, "1");
@@ -314,7 +342,8 @@ impl Session {
 
     /// A POST started. A second one while the first is being received closes the session with
     /// "transport error" and returns [`ProtocolError::DuplicatePost`]: the runtime answers it with 400.
-    pub fn handle_post_start(&mut self, _now: Instant) -> Result<(), Error> {
+    pub fn handle_post_start(&mut self, now: Instant) -> Result<(), Error> {
+        self.handle_timeout(now);
         self.check_polling()?;
         if self.post_in_flight {
             self.shutdown(CloseReason::TransportError, "1");
@@ -328,6 +357,7 @@ impl Session {
     /// (too large, or the connection failed). Packets are handled in order; a malformed one closes the
     /// session with "parse error" after the ones before it were handled.
     pub fn handle_post_body(&mut self, now: Instant, body: Option<Bytes>) -> Result<(), Error> {
+        self.handle_timeout(now);
         self.post_in_flight = false;
         if self.state == State::Closed {
             return Err(ProtocolError::Closed.into());
@@ -352,12 +382,14 @@ impl Session {
 
     /// A frame arrived on a WebSocket of this session.
     pub fn handle_frame(&mut self, now: Instant, channel: Channel, frame: Frame) -> Result<(), Error> {
+        self.handle_timeout(now);
         self.handle_frame_with(|| now, channel, frame)
     }
 
     /// [`Session::handle_frame`] with the current time given by `clock`, which is called only when the frame
-    /// needs it (a pong, an upgrade probe). Most frames are messages, which need no time: a runtime whose
-    /// clock reads are not free can skip them.
+    /// needs it (a pong, an upgrade probe), and then first fires the deadlines that passed. Most frames are
+    /// messages, which need no time: a runtime whose clock reads are not free can skip them, and must then
+    /// fire its timer before it reads the WebSocket when both are ready.
     pub fn handle_frame_with(
         &mut self,
         clock: impl FnOnce() -> Instant,
@@ -377,7 +409,13 @@ impl Session {
                 }
                 match Packet::decode_frame(frame) {
                     Ok(Packet::Message(message)) => self.events.push_back(Event::Message(message)),
-                    Ok(packet) => self.handle_packet(clock(), packet),
+                    Ok(packet) => {
+                        let now = clock();
+                        self.handle_timeout(now);
+                        if self.state == State::Open {
+                            self.handle_packet(now, packet);
+                        }
+                    }
                     Err(_) => self.shutdown(CloseReason::ParseError, "1"),
                 }
                 Ok(())
@@ -389,6 +427,7 @@ impl Session {
     /// A WebSocket asks to take over this polling session. On success it is the probe channel until the
     /// upgrade completes or fails; otherwise ([`ProtocolError::UpgradeRefused`]) the runtime closes it.
     pub fn handle_upgrade_request(&mut self, now: Instant) -> Result<(), Error> {
+        self.handle_timeout(now);
         if self.state == State::Closed {
             return Err(ProtocolError::Closed.into());
         }
@@ -399,7 +438,7 @@ impl Session {
         {
             return Err(ProtocolError::UpgradeRefused.into());
         }
-        self.upgrade = Upgrade::Probing { deadline: now + self.config.upgrade_timeout, probed: false };
+        self.upgrade = Upgrade::Probing { deadline: now + self.config.upgrade_timeout, probed: false, base64: false };
         Ok(())
     }
 
@@ -407,13 +446,14 @@ impl Session {
     /// is released with a noop so the client can pause polling), `5` completes the upgrade, anything else
     /// abandons it.
     pub fn handle_probe_frame(&mut self, now: Instant, frame: Frame) -> Result<(), Error> {
-        let Upgrade::Probing { deadline, .. } = self.upgrade else {
+        self.handle_timeout(now);
+        let Upgrade::Probing { deadline, base64, .. } = self.upgrade else {
             return Err(UsageError::NoSuchTransport.into());
         };
         match Packet::decode_frame(frame) {
             Ok(Packet::PingProbe) => {
                 self.transmits.push_back(Transmit::Probe(Packet::PongProbe.encode()));
-                self.upgrade = Upgrade::Probing { deadline, probed: true };
+                self.upgrade = Upgrade::Probing { deadline, probed: true, base64 };
                 self.events.push_back(Event::Upgrading);
             }
             Ok(Packet::Upgrade) => self.complete_upgrade(now),
@@ -424,7 +464,8 @@ impl Session {
 
     /// A transport went away: the session's WebSocket (the session closes with "transport close", or
     /// "transport error" if `error`), or the probe (the upgrade is abandoned).
-    pub fn handle_transport_closed(&mut self, _now: Instant, channel: Channel, error: bool) {
+    pub fn handle_transport_closed(&mut self, now: Instant, channel: Channel, error: bool) {
+        self.handle_timeout(now);
         match channel {
             Channel::Probe => {
                 if self.is_upgrading() {
@@ -442,15 +483,18 @@ impl Session {
     /// Closes the session from the server side ("forced close"). Frames already queued are delivered first;
     /// on polling they drain in one response and the close packet goes in the next one (a client handles
     /// the close packet before the packets that came with it), waiting at most `close_timeout` for GETs.
+    ///
+    /// While it waits, the heartbeat goes on without sending pings, as in the reference: a client that
+    /// never polls again is gone ("ping timeout") by its pong deadline if that comes before
+    /// `close_timeout`.
     pub fn close(&mut self, now: Instant) {
+        self.handle_timeout(now);
         if self.state != State::Open {
             return;
         }
         if self.is_upgrading() {
             self.abandon_upgrade();
         }
-        self.next_ping = None;
-        self.pong_deadline = None;
         match self.transport {
             TransportKind::WebSocket => self.shutdown(CloseReason::ForcedClose, "1"),
             TransportKind::Polling if self.poll_pending && self.buffer.is_empty() => {
@@ -474,32 +518,46 @@ impl Session {
     /// Ends the session at once for `reason`, as a transport failure does: a pending long-poll gets the close
     /// packet, a WebSocket is closed. For the runtime's own limits (for example [`CloseReason::BufferFull`]
     /// when a client does not read what is sent to it).
-    pub fn fail(&mut self, _now: Instant, reason: CloseReason) {
+    pub fn fail(&mut self, now: Instant, reason: CloseReason) {
+        self.handle_timeout(now);
         self.shutdown(reason, "1");
     }
 
-    /// Fires every timer that is due at `now`.
+    /// Fires every deadline that is due at `now`, in the order they fell due and each as at its own time
+    /// (a late call gives the same result as one call per due time).
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.pong_deadline.is_some_and(|d| d <= now) {
+        while let Some(due) = self.poll_timeout().filter(|&d| d <= now) {
+            self.fire(due);
+        }
+    }
+
+    /// Fires the deadlines that fall due at `due`, the earliest of the session's.
+    fn fire(&mut self, due: Instant) {
+        if self.pong_deadline.is_some_and(|d| d <= due) {
             self.shutdown(CloseReason::PingTimeout, "1");
             return;
         }
         if let State::Closing { deadline } = self.state
-            && deadline <= now
+            && deadline <= due
         {
             self.take_buffer();
             self.finish(CloseReason::ForcedClose);
             return;
         }
         if let Upgrade::Probing { deadline, .. } = self.upgrade
-            && deadline <= now
+            && deadline <= due
         {
             self.abandon_upgrade();
         }
-        if self.state == State::Open && self.next_ping.is_some_and(|p| p <= now) {
-            self.push_frame(Packet::Ping.encode());
+        if let Some(ping) = self.next_ping.filter(|&p| p <= due) {
+            // A closing session sends no ping, but its pong deadline still ends it.
+            if self.state == State::Open {
+                self.push_frame(Packet::Ping.encode());
+            }
             self.next_ping = None;
-            self.pong_deadline = Some(now + self.config.ping_timeout);
+            if self.state != State::Closed {
+                self.pong_deadline = Some(ping + self.config.ping_timeout);
+            }
         }
     }
 
@@ -522,7 +580,12 @@ impl Session {
     /// The next thing to send or do on a transport.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         if let Some(t) = self.transmits.pop_front() {
-            return Some(t);
+            return Some(match t {
+                Transmit::WebSocket(frame @ Frame::Binary(_)) if self.ws_base64 => {
+                    Transmit::WebSocket(frame.into_text())
+                }
+                t => t,
+            });
         }
         if self.poll_pending && self.state == State::Open {
             if !self.buffer.is_empty() {
@@ -592,6 +655,9 @@ impl Session {
     }
 
     fn complete_upgrade(&mut self, _now: Instant) {
+        if let Upgrade::Probing { base64, .. } = self.upgrade {
+            self.ws_base64 = base64;
+        }
         self.upgrade = Upgrade::None;
         if self.poll_pending {
             self.poll_pending = false;

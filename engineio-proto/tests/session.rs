@@ -281,6 +281,86 @@ fn missing_pong_closes_the_websocket_session_with_ping_timeout() {
 }
 
 #[test]
+fn a_late_get_after_the_pong_deadline_finds_the_session_closed() {
+    // The client took the ping (at 1 s) but never answered; its next GET comes after the pong deadline
+    // (1.5 s) and before the runtime's timer fired: the GET must not be served.
+    let t0 = Instant::now();
+    let mut s = polling_session(t0);
+    s.handle_poll(at(t0, 10)).unwrap();
+    s.handle_timeout(at(t0, 1_000));
+    assert_eq!(transmits(&mut s), vec![poll_response(b"2")]);
+    assert_eq!(s.handle_poll(at(t0, 1_501)), Err(Error::Protocol(ProtocolError::Closed)));
+    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::PingTimeout)]);
+    // A POST carrying the pong, as late, is refused the same way.
+    let mut s = polling_session(t0);
+    s.handle_timeout(at(t0, 1_000));
+    assert_eq!(s.handle_post_start(at(t0, 1_500)), Err(Error::Protocol(ProtocolError::Closed)));
+    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::PingTimeout)]);
+    // A pong over WebSocket after the deadline does not save the session either.
+    let mut s = websocket_session(t0);
+    s.handle_timeout(at(t0, 1_000));
+    assert_eq!(transmits(&mut s), vec![Transmit::WebSocket(text("2"))]);
+    assert_eq!(s.handle_frame(at(t0, 1_600), Channel::Main, text("3")), Err(Error::Protocol(ProtocolError::Closed)));
+    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::PingTimeout)]);
+    // Likewise through the lazy clock of handle_frame_with.
+    let mut s = websocket_session(t0);
+    s.handle_timeout(at(t0, 1_000));
+    transmits(&mut s);
+    s.handle_frame_with(|| at(t0, 1_600), Channel::Main, text("3")).unwrap();
+    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::PingTimeout)]);
+}
+
+#[test]
+fn a_late_wake_up_counts_the_pong_deadline_from_when_the_ping_was_due() {
+    let t0 = Instant::now();
+    // The runtime wakes 200 ms late for the ping (due at 1 s): the pong is still due by 1.5 s.
+    let mut s = websocket_session(t0);
+    s.handle_timeout(at(t0, 1_200));
+    assert_eq!(transmits(&mut s), vec![Transmit::WebSocket(text("2"))]);
+    assert_eq!(s.poll_timeout(), Some(at(t0, 1_500)));
+    // Waking after both deadlines: the ping and the timeout fire in order, as with punctual calls.
+    let mut s = websocket_session(t0);
+    s.handle_timeout(at(t0, 1_700));
+    assert_eq!(transmits(&mut s), vec![Transmit::WebSocket(text("2")), Transmit::CloseWebSocket]);
+    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::PingTimeout)]);
+    // After a pong the next ping is one interval after the pong.
+    let mut s = websocket_session(t0);
+    s.handle_timeout(at(t0, 1_000));
+    s.handle_frame(at(t0, 1_100), Channel::Main, text("3")).unwrap();
+    assert_eq!(s.poll_timeout(), Some(at(t0, 2_100)));
+}
+
+#[test]
+fn a_base64_websocket_gets_binary_as_text_and_may_send_it_so() {
+    let t0 = Instant::now();
+    let mut s = websocket_session(t0);
+    s.set_websocket_base64(Channel::Main, true).unwrap();
+    s.send(binary(&[1, 2, 3])).unwrap();
+    s.send(Frame::message("x")).unwrap();
+    assert_eq!(transmits(&mut s), vec![Transmit::WebSocket(text("bAQID")), Transmit::WebSocket(text("4x"))]);
+    // `b` + base64 from the client is a binary message, whatever the session's setting.
+    s.handle_frame(t0, Channel::Main, text("bBAU=")).unwrap();
+    assert_eq!(events(&mut s), vec![Event::Message(Message::from(vec![4u8, 5]))]);
+    // Bad base64 is a parse error.
+    s.handle_frame(t0, Channel::Main, text("b!!")).unwrap();
+    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::ParseError)]);
+    // After an upgrade the setting of the upgrading WebSocket applies to what was buffered while polling.
+    let mut s = polling_session(t0);
+    assert_eq!(s.set_websocket_base64(Channel::Probe, true), Err(Error::Usage(UsageError::NoSuchTransport)));
+    s.handle_upgrade_request(t0).unwrap();
+    s.set_websocket_base64(Channel::Probe, true).unwrap();
+    s.handle_probe_frame(t0, text("2probe")).unwrap();
+    assert_eq!(transmits(&mut s), vec![Transmit::Probe(text("3probe"))]);
+    s.send(binary(&[9])).unwrap();
+    s.handle_probe_frame(t0, text("5")).unwrap();
+    assert_eq!(transmits(&mut s), vec![Transmit::Upgraded, Transmit::WebSocket(text("bCQ=="))]);
+    // Without it, binary stays binary.
+    let mut s = websocket_session(t0);
+    s.send(binary(&[1])).unwrap();
+    assert_eq!(transmits(&mut s), vec![Transmit::WebSocket(binary(&[1]))]);
+}
+
+#[test]
 fn polling_heartbeat_pings_through_the_pending_get_and_pong_arrives_by_post() {
     let t0 = Instant::now();
     let mut s = polling_session(t0);
@@ -929,47 +1009,88 @@ fn server_close_without_a_pending_get_waits_for_the_next_get() {
     assert!(!s.is_closed());
     assert_eq!(transmits(&mut s), vec![]);
     assert_eq!(events(&mut s), vec![]);
-    // The close deadline replaces the heartbeat.
-    assert_eq!(s.poll_timeout(), Some(at(t0, 2_100)));
+    // The heartbeat goes on while closing, as in the reference: the next ping is due before the close
+    // deadline.
+    assert_eq!(s.poll_timeout(), Some(at(t0, 1_000)));
     assert_eq!(s.send(Frame::message("more")), Err(Error::Usage(UsageError::SessionClosed)));
-    // The heartbeat does not run while closing.
+    // It sends no ping, but sets the pong deadline.
     s.handle_timeout(at(t0, 1_000));
     assert_eq!(transmits(&mut s), vec![]);
     assert_eq!(events(&mut s), vec![]);
-    s.handle_poll(at(t0, 1_500)).unwrap();
+    assert_eq!(s.poll_timeout(), Some(at(t0, 1_500)));
+    s.handle_poll(at(t0, 1_200)).unwrap();
     assert_eq!(transmits(&mut s), vec![poll_response(b"4last")]);
     assert_eq!(events(&mut s), vec![]);
-    s.handle_poll(at(t0, 1_600)).unwrap();
+    s.handle_poll(at(t0, 1_300)).unwrap();
     assert_eq!(transmits(&mut s), vec![poll_response(b"1")]);
     assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::ForcedClose)]);
-    assert_closed_and_quiet(&mut s, at(t0, 1_600));
+    assert_closed_and_quiet(&mut s, at(t0, 1_300));
+}
+
+/// A polling session whose close timeout (300 ms) ends before its heartbeat (ping at 1 s).
+fn polling_session_short_close(t0: Instant) -> Session {
+    let mut s = Session::new(
+        "sid-p".into(),
+        SessionConfig { close_timeout: Duration::from_millis(300), ..config() },
+        TransportKind::Polling,
+        t0,
+        None,
+    );
+    s.handle_poll(t0).unwrap();
+    assert_eq!(transmits(&mut s).len(), 1);
+    s
 }
 
 #[test]
 fn server_close_without_any_get_finishes_at_the_close_deadline() {
     let t0 = Instant::now();
-    let mut s = polling_session(t0);
+    let mut s = polling_session_short_close(t0);
     s.send_message(&Message::from("lost")).unwrap();
     s.close(at(t0, 100));
-    s.handle_timeout(at(t0, 2_099));
+    s.handle_timeout(at(t0, 399));
     assert!(!s.is_closed());
     assert_eq!(events(&mut s), vec![]);
-    s.handle_timeout(at(t0, 2_100));
+    s.handle_timeout(at(t0, 400));
     assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::ForcedClose)]);
     assert_eq!(transmits(&mut s), vec![]);
     assert_eq!(s.buffered(), 0);
-    assert_closed_and_quiet(&mut s, at(t0, 2_100));
-    assert_eq!(s.handle_poll(at(t0, 2_200)), Err(Error::Protocol(ProtocolError::Closed)));
+    assert_closed_and_quiet(&mut s, at(t0, 400));
+    assert_eq!(s.handle_poll(at(t0, 500)), Err(Error::Protocol(ProtocolError::Closed)));
+}
+
+#[test]
+fn server_close_without_any_get_ends_at_the_pong_deadline_when_that_comes_first() {
+    // The reference keeps its ping timers while a polling transport waits to close: a client that never
+    // polls again is gone pingInterval + pingTimeout after its last pong, not after closeTimeout (2 s).
+    let t0 = Instant::now();
+    let mut s = polling_session(t0);
+    s.close(at(t0, 100));
+    s.handle_timeout(at(t0, 1_499));
+    assert!(!s.is_closed());
+    assert_eq!(transmits(&mut s), vec![], "no ping is sent while closing");
+    s.handle_timeout(at(t0, 1_500));
+    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::PingTimeout)]);
+    assert_closed_and_quiet(&mut s, at(t0, 1_500));
+    // Likewise when the runtime's first wake-up is late: one call, the same result.
+    let mut s = polling_session(t0);
+    s.close(at(t0, 100));
+    s.handle_timeout(at(t0, 5_000));
+    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::PingTimeout)]);
+    // And a GET arriving then finds it closed.
+    let mut s = polling_session(t0);
+    s.close(at(t0, 100));
+    assert_eq!(s.handle_poll(at(t0, 1_500)), Err(Error::Protocol(ProtocolError::Closed)));
+    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::PingTimeout)]);
 }
 
 #[test]
 fn server_close_twice_is_harmless() {
     let t0 = Instant::now();
-    let mut s = polling_session(t0);
+    let mut s = polling_session_short_close(t0);
     s.close(at(t0, 100));
     s.close(at(t0, 200));
     // The first deadline stands.
-    assert_eq!(s.poll_timeout(), Some(at(t0, 2_100)));
+    assert_eq!(s.poll_timeout(), Some(at(t0, 400)));
     assert_eq!(transmits(&mut s), vec![]);
     assert_eq!(events(&mut s), vec![]);
 }

@@ -113,7 +113,8 @@ pub(crate) enum Command {
     Poll(oneshot::Sender<Result<Bytes, PollError>>),
     PostStart(oneshot::Sender<Result<(), PollError>>),
     PostBody(Option<Bytes>, oneshot::Sender<Result<(), PollError>>),
-    Upgrade(Box<WsStream>),
+    /// A WebSocket asking to take over the session, and whether it wants binary as base64 (`b64`).
+    Upgrade(Box<WsStream>, bool),
 }
 
 /// How long closing a WebSocket may take before the connection is simply dropped.
@@ -171,7 +172,10 @@ impl Driver {
     /// in its state, and this future lives as long as the session.
     pub(crate) async fn run(mut self: Box<Self>) {
         self.flush().await;
-        self.connection = Some(self.engine.handler.on_open(&self.socket));
+        match contain(|| self.engine.handler.on_open(&self.socket)) {
+            Some(c) => self.connection = Some(c),
+            None => self.session.fail(Instant::now(), engineio_proto::CloseReason::ForcedClose),
+        }
         self.flush().await;
         while !self.session.is_closed() {
             let input = self.next_input().await;
@@ -187,8 +191,9 @@ impl Driver {
                     self.session.handle_timeout(now);
                     if let Some(c) = &mut self.connection
                         && c.deadline().is_some_and(|d| d <= now)
+                        && contain(|| c.on_deadline(now)).is_none()
                     {
-                        c.on_deadline(now);
+                        self.session.fail(now, engineio_proto::CloseReason::ForcedClose);
                     }
                 }
                 Input::Overflow => self.session.fail(Instant::now(), engineio_proto::CloseReason::BufferFull),
@@ -244,13 +249,15 @@ impl Driver {
             // The waker is registered now; an overflow flagged before that woke no one.
             if shared.overflowed.load(Ordering::Acquire) { Poll::Ready(Input::Overflow) } else { Poll::Pending }
         });
+        // A deadline that passed is fired before anything read after it: a message or a late pong must
+        // not find open a session whose pong deadline has gone by (inputs with a time check that too).
         tokio::select! {
             biased;
+            _ = fire(timer), if armed.is_some() => Input::Timeout,
             input = mailbox => input,
             msg = next_frame(ws.as_mut()) => Input::Ws(Channel::Main, msg),
             msg = next_frame(probe.as_deref_mut()) => Input::Ws(Channel::Probe, msg),
             _ = poll_closed(pending_poll) => Input::PollAborted,
-            _ = fire(timer), if armed.is_some() => Input::Timeout,
         }
     }
 
@@ -294,8 +301,11 @@ impl Driver {
             Command::PostBody(body, tx) => {
                 let _ = tx.send(self.session.handle_post_body(now(), body).map_err(Into::into));
             }
-            Command::Upgrade(ws) => match self.session.handle_upgrade_request(now()) {
-                Ok(()) => self.probe = Some(ws),
+            Command::Upgrade(ws, base64) => match self.session.handle_upgrade_request(now()) {
+                Ok(()) => {
+                    let _ = self.session.set_websocket_base64(Channel::Probe, base64);
+                    self.probe = Some(ws);
+                }
                 Err(_) => {
                     tokio::spawn(close_ws(*ws, None));
                 }
@@ -447,24 +457,30 @@ impl Driver {
             match event {
                 Event::Message(m) => {
                     let mailbox = &self.socket.shared.mailbox;
+                    let mut panicked = false;
                     if let Some(c) = &mut self.connection {
                         // What the handler sends back to this session lands in the inbox directly.
-                        mailbox.deliver_inline(&mut self.inbox, || c.on_message(m));
+                        mailbox.deliver_inline(&mut self.inbox, || panicked = contain(|| c.on_message(m)).is_none());
                     }
                     mailbox.take_into(&mut self.inbox);
                     self.run_inbox();
+                    if panicked {
+                        self.session.fail(Instant::now(), engineio_proto::CloseReason::ForcedClose);
+                    }
                 }
                 Event::Upgrading => {}
                 Event::Upgraded => {
                     self.socket.shared.upgraded.store(true, Ordering::Relaxed);
-                    if let Some(c) = &mut self.connection {
-                        c.on_upgrade();
+                    if let Some(c) = &mut self.connection
+                        && contain(|| c.on_upgrade()).is_none()
+                    {
+                        self.session.fail(Instant::now(), engineio_proto::CloseReason::ForcedClose);
                     }
                 }
                 Event::Closed(reason) => {
                     self.engine.remove_session(self.socket.sid());
                     if let Some(c) = &mut self.connection {
-                        c.on_close(reason);
+                        contain(|| c.on_close(reason));
                     }
                 }
             }
@@ -484,7 +500,7 @@ impl Driver {
                     let _ = tx.send(Err(PollError::Closed));
                 }
                 Command::CloseNotify(tx) => self.close_waiters.push(tx),
-                Command::Upgrade(ws) => {
+                Command::Upgrade(ws, _) => {
                     tokio::spawn(close_ws(*ws, None));
                 }
                 Command::Send(_) | Command::SendMany(_) | Command::SendVolatile(_) | Command::Close => {}
@@ -500,6 +516,21 @@ impl Driver {
             let _ = w.send(());
         }
     }
+}
+
+impl Drop for Driver {
+    /// However the task ends (a panic included), the session leaves the table and its mailbox closes, so
+    /// requests for it get "Session ID unknown" instead of waiting on a task that is gone.
+    fn drop(&mut self) {
+        self.engine.remove_session_of(&self.socket);
+        let _ = self.socket.shared.mailbox.close();
+    }
+}
+
+/// Runs the handler's code: a panic in it is contained here (the panic hook has reported it) and the
+/// session is then closed ("forced close") instead of the task unwinding with the session in the table.
+fn contain<R>(f: impl FnOnce() -> R) -> Option<R> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok()
 }
 
 /// Runs a WebSocket write unless the session's mailbox overflows first (`None`): a client that stopped

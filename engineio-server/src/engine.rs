@@ -52,6 +52,17 @@ impl EngineShared {
         }
     }
 
+    /// Removes `socket`'s session if the table still holds that very session (not a later one that an
+    /// application's `generate_id` gave the same id).
+    pub(crate) fn remove_session_of(&self, socket: &Socket) {
+        let mut sessions = self.sessions.write().expect("session map poisoned");
+        if sessions.get(socket.sid()).is_some_and(|s| Arc::ptr_eq(&s.shared, &socket.shared)) {
+            sessions.remove(socket.sid());
+            drop(sessions);
+            self.release(socket.shared.address);
+        }
+    }
+
     /// Takes a session slot, or says why not.
     fn reserve(&self, address: Option<std::net::IpAddr>) -> Result<(), &'static str> {
         let mut slots = self.slots.lock().expect("slot counts poisoned");
@@ -88,14 +99,16 @@ impl EngineShared {
         self.sessions.read().expect("session map poisoned").get(sid).cloned()
     }
 
-    fn new_sid(&self, req: &request::Parts) -> String {
+    /// A new session id; `None` if the application's `generate_id` panicked (the reference refuses the
+    /// handshake when its `generateId` throws).
+    fn new_sid(&self, req: &request::Parts) -> Option<String> {
         loop {
             let sid = match &self.config.generate_id {
-                Some(f) => f(req),
+                Some(f) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(req))).ok()?,
                 None => engineio_proto::handshake::sid_from_bytes(rand::random()),
             };
             if self.lookup(&sid).is_none() {
-                return sid;
+                return Some(sid);
             }
         }
     }
@@ -252,7 +265,14 @@ impl EngineService {
             req.extensions_mut().insert(RemoteAddr(remote));
         }
         let shared = self.shared.clone();
-        Box::pin(async move { Ok(handle(shared, req).await) })
+        Box::pin(async move {
+            // Application code runs in here (middlewares, `allow_request`, header hooks, CORS predicates):
+            // a panic in it answers 500 instead of dropping the connection without a word.
+            use futures_util::FutureExt as _;
+            let handled = std::panic::AssertUnwindSafe(handle(shared, req)).catch_unwind().await;
+            Ok(handled
+                .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "", Bytes::new(), HeaderMap::new(), true)))
+        })
     }
 }
 
@@ -373,11 +393,12 @@ where
                 let refusal = Refusal { message: Some(message.to_owned()), ..Refusal::code(ErrorCode::Forbidden) };
                 return refuse(&shared, &parts, refusal, upgrade, extra);
             }
+            let slot = Slot { shared: shared.clone(), address, kept: false };
             match (transport, on_upgrade) {
                 (TransportKind::WebSocket, Some(on_upgrade)) => {
-                    accept_websocket(&shared, parts, extra, on_upgrade, None, address)
+                    accept_websocket(&shared, parts, extra, on_upgrade, None, Some(slot))
                 }
-                _ => polling_handshake(&shared, parts, extra, address).await,
+                _ => polling_handshake(&shared, parts, extra, slot).await,
             }
         }
         RequestKind::Upgrade { sid } => match (shared.lookup(&sid), on_upgrade) {
@@ -495,9 +516,9 @@ fn new_socket(
     parts: Arc<request::Parts>,
     transport: TransportKind,
     address: Option<std::net::IpAddr>,
-) -> Socket {
-    let sid: Arc<str> = shared.new_sid(&parts).into();
-    Socket {
+) -> Option<Socket> {
+    let sid: Arc<str> = shared.new_sid(&parts)?.into();
+    Some(Socket {
         shared: Arc::new(SocketShared {
             overflowed: AtomicBool::new(false),
             queued_bytes: std::sync::atomic::AtomicUsize::new(0),
@@ -509,6 +530,28 @@ fn new_socket(
             initial_transport: transport,
             address,
         }),
+    })
+}
+
+/// A session slot taken by a handshake: given back when dropped, unless [`Slot::keep`] handed it to a
+/// session (which gives it back when it ends). So a handshake that fails or panics midway leaks none.
+pub(crate) struct Slot {
+    shared: Arc<EngineShared>,
+    address: Option<std::net::IpAddr>,
+    kept: bool,
+}
+
+impl Slot {
+    fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if !self.kept {
+            self.shared.release(self.address);
+        }
     }
 }
 
@@ -516,9 +559,14 @@ async fn polling_handshake(
     shared: &Arc<EngineShared>,
     parts: Arc<request::Parts>,
     mut extra: HeaderMap,
-    address: Option<std::net::IpAddr>,
+    slot: Slot,
 ) -> Response<ResponseBody> {
-    let socket = new_socket(shared, parts.clone(), TransportKind::Polling, address);
+    let Some(socket) = new_socket(shared, parts.clone(), TransportKind::Polling, slot.address) else {
+        let refusal = Refusal { context: Some("generate_id panicked".into()), ..Refusal::code(ErrorCode::BadRequest) };
+        return refuse(shared, &parts, refusal, false, extra);
+    };
+    // The application's hooks run before the session exists: one that panics leaves nothing behind.
+    polling_headers(shared, &parts, &mut extra, Some(socket.sid()));
     let now = Instant::now();
     let mut session = Session::new(
         socket.sid().to_owned(),
@@ -530,7 +578,7 @@ async fn polling_handshake(
     session.handle_poll(now).expect("a new session accepts its first poll");
     let (tx, reply) = oneshot::channel();
     shared.sessions.write().expect("session map poisoned").insert(socket.shared.sid.clone(), socket.clone());
-    polling_headers(shared, &parts, &mut extra, Some(socket.sid()));
+    slot.keep();
     tokio::spawn(Box::new(Driver::new(shared.clone(), session, socket, None, Some(tx))).run());
     poll_response(shared, &parts, reply.await.unwrap_or(Err(PollError::Closed)), extra)
 }
@@ -671,14 +719,11 @@ fn accept_websocket(
     mut extra: HeaderMap,
     on_upgrade: hyper::upgrade::OnUpgrade,
     existing: Option<Socket>,
-    address: Option<std::net::IpAddr>,
+    slot: Option<Slot>,
 ) -> Response<ResponseBody> {
     let key = parts.headers.get(header::SEC_WEBSOCKET_KEY);
     let version_ok = parts.headers.get(header::SEC_WEBSOCKET_VERSION).is_some_and(|v| v == "13");
     let Some(key) = key.filter(|_| version_ok) else {
-        if existing.is_none() {
-            shared.release(address);
-        }
         return refuse(shared, &parts, Refusal::code(ErrorCode::BadRequest), true, extra);
     };
     let accept = derive_accept_key(key.as_bytes());
@@ -712,15 +757,11 @@ fn accept_websocket(
 
     let shared = shared.clone();
     tokio::spawn(async move {
-        let Ok(upgraded) = on_upgrade.await else {
-            if existing.is_none() {
-                shared.release(address);
-            }
-            return;
-        };
+        // A failed upgrade drops the slot, which gives it back.
+        let Ok(upgraded) = on_upgrade.await else { return };
         // The rest is plain functions: this task goes on to run the session for its whole life, so its
         // state should be little more than the driver's.
-        if let Some(driver) = upgraded_session(shared, parts, deflate, upgraded, existing, address) {
+        if let Some(driver) = upgraded_session(shared, parts, deflate, upgraded, existing, slot) {
             driver.run().await;
         }
     });
@@ -735,7 +776,7 @@ fn upgraded_session(
     deflate: Option<(crate::deflate::Negotiated, usize)>,
     upgraded: hyper::upgrade::Upgraded,
     existing: Option<Socket>,
-    address: Option<std::net::IpAddr>,
+    slot: Option<Slot>,
 ) -> Option<Box<Driver>> {
     let max = shared.config.max_http_buffer_size;
     let io = match deflate {
@@ -743,23 +784,31 @@ fn upgraded_session(
         None => WsIo::Plain(TokioIo::new(upgraded)),
     };
     let ws = crate::ws::WebSocket::new(io, max);
+    // A client that cannot read binary frames (`forceBase64`) says so on each WebSocket request.
+    let base64 = Query::parse(parts.uri.query().unwrap_or("")).b64;
     match existing {
         Some(socket) => {
-            if let Err(Command::Upgrade(ws)) = socket.shared.mailbox.send_control(Command::Upgrade(Box::new(ws))) {
+            let upgrade = Command::Upgrade(Box::new(ws), base64);
+            if let Err(Command::Upgrade(ws, _)) = socket.shared.mailbox.send_control(upgrade) {
                 tokio::spawn(crate::driver::close_ws(*ws, None));
             }
             None
         }
         None => {
-            let socket = new_socket(&shared, parts, TransportKind::WebSocket, address);
-            let session = Session::new(
+            let slot = slot?;
+            // The 101 has gone out: if `generate_id` panicked, the connection is dropped, as the
+            // reference ends it after a failed handshake on an upgraded socket.
+            let socket = new_socket(&shared, parts, TransportKind::WebSocket, slot.address)?;
+            let mut session = Session::new(
                 socket.sid().to_owned(),
                 shared.config.session_config(),
                 TransportKind::WebSocket,
                 Instant::now(),
                 shared.config.initial_packet.clone(),
             );
+            let _ = session.set_websocket_base64(engineio_proto::Channel::Main, base64);
             shared.sessions.write().expect("session map poisoned").insert(socket.shared.sid.clone(), socket.clone());
+            slot.keep();
             Some(Box::new(Driver::new(shared, session, socket, Some(ws), None)))
         }
     }

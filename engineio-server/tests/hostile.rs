@@ -590,14 +590,15 @@ async fn a_handshake_with_a_1mb_cookie_gets_431_and_the_server_keeps_serving() {
 // ---------------------------------------------------------------------------------------------------------
 
 /// A sid the server never issued gets 400 code 1 on GET and POST, and a plain 400 on a WebSocket upgrade;
-/// odd shapes (huge, percent-encoded junk, empty) too. No session is created.
+/// odd shapes (huge, percent-encoded junk) too. No session is created. An empty `sid=` is no sid at all,
+/// as in the reference (which tests it for truthiness): such a request is a handshake.
 #[tokio::test]
 async fn a_forged_sid_gets_400_code_1() {
     bounded(async {
         let server = start(EngineConfig::default()).await;
         let (real, _) = handshake(server.addr).await;
         let long = "A".repeat(10_000);
-        let forged = [random_sid(), format!("{real}x"), long, "%FF%FE%00".into(), "%".into(), String::new()];
+        let forged = [random_sid(), format!("{real}x"), long, "%FF%FE%00".into(), "%".into()];
         for sid in &forged {
             let path = poll_path(sid);
             let res = get(server.addr, &path).await;
@@ -614,6 +615,11 @@ async fn a_forged_sid_gets_400_code_1() {
             );
         }
         assert_eq!(server.engine.session_count(), 1, "only the real session");
+        let res = post(server.addr, &poll_path(""), b"4hi").await;
+        assert_eq!(res.json(), serde_json::json!({"code": 2, "message": "Bad handshake method"}), "POST sid=");
+        let res = get(server.addr, &poll_path("")).await;
+        assert!(res.text().starts_with("0{"), "GET sid= is a handshake: {}", res.text());
+        assert_eq!(server.engine.session_count(), 2);
         // The real session was not disturbed.
         assert_eq!(post(server.addr, &poll_path(&real), b"4mine").await.text(), "ok");
         assert_eq!(get(server.addr, &poll_path(&real)).await.text(), "4mine");
@@ -667,20 +673,25 @@ async fn polling_after_the_upgrade_gets_400_code_3() {
     .await;
 }
 
-/// `EIO` is only checked on the handshake, as in the reference: requests of an existing session with
-/// `EIO=3`, a junk `EIO` or none at all are served.
+/// Requests of an existing session in another protocol revision (`EIO=3`, a junk `EIO` or none at all,
+/// which the reference counts as 3) are refused with 400 code 3, as the reference's PROTOCOL_MISMATCH,
+/// and leave the session as it was.
 #[tokio::test]
-async fn a_wrong_eio_on_an_existing_session_is_served_like_the_reference() {
+async fn a_wrong_eio_on_an_existing_session_is_refused_like_the_reference() {
     bounded(async {
         let server = start(EngineConfig::default()).await;
         let (sid, _) = handshake(server.addr).await;
         for eio in ["EIO=3&", "EIO=999&", "EIO=x&", ""] {
             let path = format!("/engine.io/?{eio}transport=polling&sid={sid}");
             let res = post(server.addr, &path, format!("4{eio}").as_bytes()).await;
-            assert_eq!((res.status, res.text().as_str()), (200, "ok"), "POST {path}");
+            assert_eq!(res.status, 400, "POST {path}");
+            assert_eq!(res.json(), serde_json::json!({"code": 3, "message": "Bad request"}), "POST {path}");
             let res = get(server.addr, &path).await;
-            assert_eq!((res.status, res.text()), (200, format!("4{eio}")), "GET {path}");
+            assert_eq!(res.status, 400, "GET {path}");
         }
+        let path = poll_path(&sid);
+        assert_eq!(post(server.addr, &path, b"4v4").await.text(), "ok");
+        assert_eq!(get(server.addr, &path).await.text(), "4v4");
     })
     .await;
 }

@@ -18,7 +18,7 @@ use crate::store::SessionStore;
 /// What happens to a connection whose handshake carried no valid session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Anonymous {
-    /// Refused with CONNECT_ERROR "session required".
+    /// Refused with CONNECT_ERROR [`BridgeConfig::refusal`] ("session required" by default).
     #[default]
     Reject,
     /// Accepted, without a session.
@@ -35,6 +35,9 @@ pub enum OnExpired {
     CloseConnection,
 }
 
+/// A rule a loaded session must pass for its socket to connect (see [`BridgeConfig::require`]).
+pub type SessionRule = Arc<dyn Fn(&Session) -> Result<(), ConnectError> + Send + Sync>;
+
 /// Settings of the bridge.
 #[derive(Clone)]
 pub struct BridgeConfig {
@@ -49,6 +52,12 @@ pub struct BridgeConfig {
     pub create_sessions: bool,
     /// Connections without a session.
     pub anonymous: Anonymous,
+    /// The CONNECT_ERROR (message and data) that refuses a connection without a session when
+    /// `anonymous` is [`Anonymous::Reject`] (default: "session required", no data).
+    pub refusal: ConnectError,
+    /// A rule on the loaded session, checked when a socket with a session connects: its error is the
+    /// CONNECT_ERROR the client gets (see [`BridgeConfig::require`]).
+    pub rule: Option<SessionRule>,
     /// Reload the session before every incoming event.
     pub reload_each_packet: bool,
     /// How often connected sessions are reloaded to notice expiry or logout elsewhere (`None`: never).
@@ -67,10 +76,27 @@ impl BridgeConfig {
             store,
             create_sessions: false,
             anonymous: Anonymous::Reject,
+            refusal: ConnectError::new("session required"),
+            rule: None,
             reload_each_packet: false,
             check_interval: Some(Duration::from_secs(10)),
             on_expired: OnExpired::Disconnect,
         }
+    }
+
+    /// Refuses connections without a session with this CONNECT_ERROR instead of "session required":
+    /// `.refuse_with(ConnectError::new("login first").with_data(json!({"login": "/login"})))`.
+    pub fn refuse_with(mut self, refusal: ConnectError) -> Self {
+        self.refusal = refusal;
+        self
+    }
+
+    /// Lets only sessions that pass `rule` connect; the rule's error is what the client gets as
+    /// CONNECT_ERROR. In one line, "must be logged in":
+    /// `.require(|s| s.get("user").map(drop).ok_or_else(|| ConnectError::new("login required")))`.
+    pub fn require(mut self, rule: impl Fn(&Session) -> Result<(), ConnectError> + Send + Sync + 'static) -> Self {
+        self.rule = Some(Arc::new(rule));
+        self
     }
 }
 
@@ -109,15 +135,14 @@ impl SessionBridge {
     }
 
     /// The session of a request's cookies, if valid and in the store (for HTTP routes of the same app).
+    ///
+    /// Whether a session whose `cookie.expires` has passed is still there is the store's answer, as with
+    /// express-session: [`crate::MemoryStore`] drops it (as express-session's `MemoryStore`), while the
+    /// Redis store, like connect-redis, returns the record for as long as Redis keeps the key.
     pub async fn load(&self, headers: &HeaderMap) -> Result<Option<Session>, SessionError> {
         let Some(sid) = self.session_id(headers) else { return Ok(None) };
         let c = &self.inner.config;
-        match c.store.get(&sid).await? {
-            Some(data) if !data.is_expired_at(std::time::SystemTime::now()) => {
-                Ok(Some(Session::new(sid, data, c.store.clone())))
-            }
-            _ => Ok(None),
-        }
+        Ok(c.store.get(&sid).await?.map(|data| Session::new(sid, data, c.store.clone())))
     }
 
     /// A new, saved session and the `Set-Cookie` header value for it.
@@ -160,13 +185,17 @@ impl SessionBridge {
             let bridge = bridge.clone();
             async move {
                 let session = socket.request().extensions.get::<Session>().cloned();
-                match (session, bridge.inner.config.anonymous) {
+                let config = &bridge.inner.config;
+                match (session, config.anonymous) {
                     (Some(s), _) => {
+                        if let Some(rule) = &config.rule {
+                            rule(&s)?;
+                        }
                         socket.extensions().insert(s);
                         Ok(())
                     }
                     (None, Anonymous::Allow) => Ok(()),
-                    (None, Anonymous::Reject) => Err(ConnectError::new("session required")),
+                    (None, Anonymous::Reject) => Err(config.refusal.clone()),
                 }
             }
         });
@@ -255,7 +284,9 @@ impl Middleware for SessionMiddleware {
         res: &'a mut HeaderMap,
     ) -> BoxFuture<'a, Result<(), BoxError>> {
         Box::pin(async move {
-            let handshake = !req.uri.query().unwrap_or("").split('&').any(|p| p.starts_with("sid="));
+            // A handshake is a request without a sid (decoded and tested as the engine does).
+            let handshake =
+                engineio_server::proto::handshake::Query::parse(req.uri.query().unwrap_or("")).sid.is_none();
             if !handshake {
                 return Ok(());
             }

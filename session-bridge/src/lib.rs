@@ -43,7 +43,7 @@ pub mod signature;
 pub mod store;
 pub mod time;
 
-pub use bridge::{Anonymous, BridgeConfig, OnExpired, SessionBridge, SessionMiddleware, SocketSessionExt};
+pub use bridge::{Anonymous, BridgeConfig, OnExpired, SessionBridge, SessionMiddleware, SessionRule, SocketSessionExt};
 pub use session::{CookieSettings, Session, SessionData, SessionError};
 #[cfg(feature = "redis")]
 pub use store::RedisStore;

@@ -208,14 +208,15 @@ impl Session {
     }
 
     /// Replaces the data with the store's, as express-session's `reload`: every holder of this handle sees
-    /// the new data. `Err(NotFound)` if the session was destroyed or expired.
+    /// the new data. `Err(NotFound)` if the store no longer has the session (destroyed, or expired: the
+    /// store decides, see [`crate::SessionBridge::load`]).
     pub async fn reload(&self) -> Result<(), SessionError> {
         match self.inner.store.get(&self.inner.id).await? {
-            Some(data) if !data.is_expired_at(SystemTime::now()) => {
+            Some(data) => {
                 *self.inner.data.lock().expect("poisoned") = data;
                 Ok(())
             }
-            _ => Err(SessionError::NotFound),
+            None => Err(SessionError::NotFound),
         }
     }
 

@@ -127,3 +127,46 @@ async fn reload_before_each_event_sees_changes_made_elsewhere() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_application_shapes_refusals_and_rules_on_the_session() {
+    let store = Arc::new(MemoryStore::default());
+    let config = BridgeConfig::new(vec!["s3cret".into()], store.clone())
+        .refuse_with(
+            socketio_server::ConnectError::new("login first").with_data(serde_json::json!({"login": "/login"})),
+        )
+        .require(|s| s.get("user").map(drop).ok_or_else(|| socketio_server::ConnectError::new("login required")));
+    let (_io, bridge, addr) = server(config).await;
+    // No session: the application's refusal, with its data.
+    let (mut ws, _) = connect(addr, None).await;
+    assert_eq!(text(&mut ws).await, r#"44{"message":"login first","data":{"login":"/login"}}"#);
+    // A session that fails the rule: the rule's refusal.
+    let (session, cookie) = bridge.create().await.unwrap();
+    let cookie = cookie.to_str().unwrap().split(';').next().unwrap().to_owned();
+    let (mut ws, _) = connect(addr, Some(&cookie)).await;
+    assert_eq!(text(&mut ws).await, r#"44{"message":"login required"}"#);
+    // Once it passes, the socket connects.
+    session.set("user", "alice");
+    session.save().await.unwrap();
+    let (mut ws, _) = connect(addr, Some(&cookie)).await;
+    assert!(text(&mut ws).await.starts_with("40{"));
+    assert_eq!(text(&mut ws).await, format!("42[\"hello\",\"{}\"]", session.id()));
+}
+
+#[tokio::test]
+async fn an_expired_session_in_the_memory_store_is_gone_and_removed_as_with_express_sessions_memory_store() {
+    let store = Arc::new(MemoryStore::default());
+    let (_io, bridge, addr) = server(BridgeConfig::new(vec!["s3cret".into()], store.clone())).await;
+    let (session, cookie) = bridge.create().await.unwrap();
+    let mut data = session.data();
+    let cookie_obj = data.0.get_mut("cookie").unwrap().as_object_mut().unwrap();
+    cookie_obj.insert("expires".into(), "2000-01-01T00:00:00.000Z".into());
+    // Stored as it is (set does not look at the expiry), as a record another process left behind.
+    store.set(session.id(), &data).await.unwrap();
+    assert_eq!(store.len(), 1);
+    let cookie = cookie.to_str().unwrap().split(';').next().unwrap().to_owned();
+    let (mut ws, _) = connect(addr, Some(&cookie)).await;
+    assert_eq!(text(&mut ws).await, r#"44{"message":"session required"}"#);
+    assert_eq!(store.len(), 0, "the expired record was removed on read");
+    assert_eq!(session.reload().await, Err(session_bridge::SessionError::NotFound));
+}

@@ -92,3 +92,25 @@ async fn errors_while_redis_is_down_then_recovers() {
     assert_eq!(last, None, "the store works again after Redis is back");
     assert!(store.get("b").await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn an_expired_record_still_in_redis_is_loaded_as_express_session_with_connect_redis_does() {
+    // express-session does not look at `cookie.expires` when it loads a session, and connect-redis
+    // returns whatever Redis holds: a record past its `expires` whose key is still there is used.
+    let redis = Redis::start();
+    let store = std::sync::Arc::new(RedisStore::connect(&redis.url()).await.unwrap());
+    let mut raw = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let record = r#"{"cookie":{"originalMaxAge":1000,"expires":"2000-01-01T00:00:00.000Z","httpOnly":true,"path":"/"},"user":"carol"}"#;
+    let _: () = raw.set_ex("sess:stale", record, 60).await.unwrap();
+    let bridge = session_bridge::SessionBridge::new(session_bridge::BridgeConfig::new(vec!["k".into()], store));
+    let mut headers = http::HeaderMap::new();
+    let cookie = format!("connect.sid={}", session_bridge::signature::cookie_value("stale", "k"));
+    headers.insert("cookie", cookie.parse().unwrap());
+    let session = bridge.load(&headers).await.unwrap().expect("loaded, as express-session does");
+    assert_eq!(session.get_as::<String>("user").as_deref(), Some("carol"));
+    session.reload().await.expect("reload finds it too");
+    assert!(raw.exists::<_, bool>("sess:stale").await.unwrap(), "not removed");
+    // Once Redis drops the key, it is gone.
+    let _: () = raw.del("sess:stale").await.unwrap();
+    assert_eq!(session.reload().await, Err(session_bridge::SessionError::NotFound));
+}

@@ -24,7 +24,7 @@ pub struct Handshake {
     pub issued: u64,
     /// The request URL (path and query).
     pub url: String,
-    /// The query parameters.
+    /// The query parameters, percent-decoded (`+` read as a space); for a repeated key, the last value.
     pub query: HashMap<String, String>,
     /// The CONNECT packet's auth payload (an empty object when none was sent).
     pub auth: Value,
@@ -44,16 +44,10 @@ impl Handshake {
                 })
                 .or_insert(v);
         }
-        let query = req
-            .uri
-            .query()
-            .unwrap_or("")
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .map(|p| {
-                let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                (k.to_owned(), v.to_owned())
-            })
+        // Decoded as the reference's `URLSearchParams` (`+` is a space, `%XX` decoded); for a repeated key
+        // the last value wins, as when the reference turns the pairs into an object.
+        let query = engineio_proto::handshake::query_pairs(req.uri.query().unwrap_or(""))
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
         let now = at;
         let issued = now.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
@@ -87,6 +81,24 @@ fn httpdate(t: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_is_decoded_as_the_reference_does() {
+        let req =
+            http::Request::get("/socket.io/?EIO=4&transport=polling&token=%26a&room=f%20g&x=a+b&dup=1&dup=2&bad=%zz")
+                .body(())
+                .unwrap()
+                .into_parts()
+                .0;
+        let h = Handshake::new(&req, Value::Null, UNIX_EPOCH);
+        assert_eq!(h.query["token"], "&a");
+        assert_eq!(h.query["room"], "f g");
+        assert_eq!(h.query["x"], "a b");
+        assert_eq!(h.query["dup"], "2");
+        assert_eq!(h.query["bad"], "%zz");
+        assert_eq!(h.query["EIO"], "4");
+        assert_eq!(h.url, "/socket.io/?EIO=4&transport=polling&token=%26a&room=f%20g&x=a+b&dup=1&dup=2&bad=%zz");
+    }
 
     #[test]
     fn dates() {

@@ -16,7 +16,7 @@ use crate::adapter::{Adapter, BoxFuture, InMemoryAdapter, LocalAdapter, Room};
 use crate::event::{AckError, EmitError, IntoArgs};
 use crate::operators::{BroadcastOperator, IntoRooms, RemoteSocket};
 use crate::server::ServerInner;
-use crate::socket::{Socket, SocketId, run_detached};
+use crate::socket::{Socket, SocketId, contain, run_handler};
 
 /// A connection middleware's refusal: sent to the client as CONNECT_ERROR `{message, data}`.
 #[derive(Debug, Clone, PartialEq)]
@@ -181,9 +181,13 @@ impl Namespace {
     }
 
     /// Runs the handler of a server-side event received from another server; for cluster adapters.
+    ///
+    /// A handler that panics answers nothing (an empty response), and the adapter that called it goes on.
     pub fn dispatch_server_event(&self, event: &str, args: Vec<Value>) -> Option<BoxFuture<'static, Vec<Value>>> {
+        use futures_util::FutureExt as _;
         let handler = self.inner.server_events.read().expect("poisoned").get(event).cloned()?;
-        Some(handler(args))
+        let fut = contain(|| handler(args))?;
+        Some(Box::pin(std::panic::AssertUnwindSafe(fut).catch_unwind().map(Result::unwrap_or_default)))
     }
 
     /// The local socket with this id.
@@ -321,10 +325,15 @@ impl Namespace {
     }
 
     /// Runs the middlewares in order; the first refusal stops them.
+    ///
+    /// A middleware that panics refuses the connection with "server error" (CONNECT_ERROR), so the client
+    /// hears of it instead of waiting for its connect timeout.
     pub(crate) async fn run_middlewares(&self, socket: &Socket) -> Result<(), ConnectError> {
+        use futures_util::FutureExt as _;
         let mws = self.inner.handlers.middlewares.read().expect("poisoned").clone();
         for mw in mws {
-            mw(socket.clone()).await?;
+            let Some(run) = contain(|| mw(socket.clone())) else { return Err(panicked()) };
+            std::panic::AssertUnwindSafe(run).catch_unwind().await.unwrap_or_else(|_| Err(panicked()))?;
         }
         Ok(())
     }
@@ -332,9 +341,14 @@ impl Namespace {
     pub(crate) fn run_connection_handlers(&self, socket: &Socket) {
         let handlers = self.inner.handlers.connection.read().expect("poisoned").clone();
         for h in handlers {
-            run_detached(h(socket.clone()));
+            run_handler(|| h(socket.clone()));
         }
     }
+}
+
+/// The refusal of a connection whose middleware panicked.
+fn panicked() -> ConnectError {
+    ConnectError::new("server error")
 }
 
 pub(crate) type NamespaceMatcher = Arc<dyn Fn(&str, &Value) -> bool + Send + Sync>;

@@ -160,12 +160,28 @@ fn send_error(e: SendError) -> EmitError {
 }
 
 /// Runs a future to completion: first polled here, so handlers that finish at once run inline and in
-/// order; one that waits is spawned to finish on the runtime.
+/// order; one that waits is spawned to finish on the runtime. A panic in it ends it there (see
+/// [`contain`]).
 pub(crate) fn run_detached(fut: BoxFuture<'static, ()>) {
-    let mut fut = fut;
+    use futures_util::FutureExt as _;
+    let mut fut = std::panic::AssertUnwindSafe(fut).catch_unwind().map(|_| ());
     let mut cx = Context::from_waker(std::task::Waker::noop());
-    if fut.as_mut().poll(&mut cx).is_pending() {
+    if fut.poll_unpin(&mut cx).is_pending() {
         tokio::spawn(fut);
+    }
+}
+
+/// Runs application code (a handler, a listener, a middleware): a panic in it ends that call and no more.
+/// The panic hook has already reported it; the socket, its session and the server go on (no lock is held
+/// across application code, so none is poisoned). `None` if it panicked.
+pub(crate) fn contain<R>(f: impl FnOnce() -> R) -> Option<R> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok()
+}
+
+/// Calls a handler and runs the future it returns with [`run_detached`]; a panic in either is contained.
+pub(crate) fn run_handler(f: impl FnOnce() -> BoxFuture<'static, ()>) {
+    if let Some(fut) = contain(f) {
+        run_detached(fut);
     }
 }
 
@@ -543,7 +559,7 @@ impl Socket {
         let listeners: Vec<AnyListener> =
             self.inner.listeners.read().expect("poisoned").any_outgoing.iter().map(|(_, l)| l.clone()).collect();
         for l in listeners {
-            l(self, event, args);
+            contain(|| l(self, event, args));
         }
     }
 
@@ -602,12 +618,17 @@ impl Socket {
         run_detached(Box::pin(async move {
             let mut event = event;
             for mw in middlewares {
-                match mw(socket.clone(), event).await {
+                // A panicking middleware drops the event, as a refusal without an error to report.
+                let Some(run) = contain(|| mw(socket.clone(), event)) else { return };
+                let Ok(outcome) = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(run)).await else {
+                    return;
+                };
+                match outcome {
                     Ok(e) => event = e,
                     Err(err) => {
                         let handlers = socket.inner.listeners.read().expect("poisoned").error.clone();
                         for h in handlers {
-                            h(socket.clone(), err.clone());
+                            contain(|| h(socket.clone(), err.clone()));
                         }
                         return;
                     }
@@ -631,10 +652,10 @@ impl Socket {
 
     fn run_listeners(&self, event: Event, any: Vec<AnyListener>, handler: Option<EventHandler>) {
         for a in any {
-            a(self, &event.name, &event.args);
+            contain(|| a(self, &event.name, &event.args));
         }
         if let Some(h) = handler {
-            run_detached(h(self.clone(), event));
+            run_handler(|| h(self.clone(), event));
         }
     }
 
@@ -649,7 +670,7 @@ impl Socket {
             (l.disconnecting.clone(), l.disconnect.clone())
         };
         for h in disconnecting {
-            run_detached(h(self.clone(), reason));
+            run_handler(|| h(self.clone(), reason));
         }
         let adapter = self.inner.ns.adapter();
         if reason.is_recoverable()
@@ -666,7 +687,7 @@ impl Socket {
             cb(Err(AckError::Disconnected));
         }
         for h in disconnect {
-            run_detached(h(self.clone(), reason));
+            run_handler(|| h(self.clone(), reason));
         }
     }
 }

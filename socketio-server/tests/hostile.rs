@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use socketio_server::{DisconnectReason, Event, Socket, SocketIo, SocketIoConfig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 mod support;
@@ -547,52 +546,4 @@ async fn an_event_named_after_a_reserved_event_closes_the_connection() {
         all_closed_with_parse_error(&io, &reasons, bad.len()).await;
     })
     .await;
-}
-
-/// A raw HTTP/1.1 request; returns the status and the body.
-/// Opens a long-polling session; its request path (with the sid).
-async fn polling_session(addr: SocketAddr) -> String {
-    let open = http(addr, "GET", "/socket.io/?EIO=4&transport=polling", "").await;
-    let json: serde_json::Value = serde_json::from_str(open.1.strip_prefix('0').unwrap()).unwrap();
-    format!("/socket.io/?EIO=4&transport=polling&sid={}", json["sid"].as_str().unwrap())
-}
-
-/// Long-polls until `n` packets other than pings came back (pings are answered), or a GET brings only a
-/// ping (nothing more was queued); the packets, in order.
-async fn poll_replies(addr: SocketAddr, path: &str, n: usize) -> Vec<String> {
-    let mut replies = Vec::new();
-    loop {
-        let (status, body) = http(addr, "GET", path, "").await;
-        assert_eq!(status, 200, "GET after {} replies: {body}", replies.len());
-        let mut only_ping = true;
-        for packet in body.split('\u{1e}') {
-            if packet == "2" {
-                assert_eq!(http(addr, "POST", path, "3").await.0, 200);
-            } else {
-                only_ping = false;
-                replies.push(packet.to_owned());
-            }
-        }
-        if only_ping || replies.len() >= n {
-            return replies;
-        }
-    }
-}
-
-async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buf))
-        .await
-        .expect("a response within 5 s")
-        .unwrap();
-    let text = String::from_utf8(buf).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, body.to_owned())
 }
