@@ -125,6 +125,26 @@ describe("4. binary both ways", () => {
       await echoes(c, "text after binary");
     });
   }
+
+  // `forceBase64`: the client sends binary as `b` + base64 (text frames on WebSocket, query b64=1) and the
+  // server must answer the same way; before, the server refused the `b` frame and closed.
+  for (const [label, transports] of [["polling", ["polling"]], ["websocket", ["websocket"]], ["the upgrade", ["polling", "websocket"]]]) {
+    it(`echoes binary with forceBase64 over ${label}`, T, async (t) => {
+      const { url } = await server(t);
+      const c = await openClient(t, url, { transports, forceBase64: true });
+      if (transports.length > 1 && c.socket.transport.name !== "websocket") {
+        await within(3000, new Promise((resolve) => c.socket.once("upgrade", resolve)), "the upgrade");
+      }
+      assert.equal(c.socket.transport.name, transports.at(-1));
+      const sent = Uint8Array.from([0, 1, 2, 127, 128, 254, 255]);
+      c.socket.send(sent);
+      assert.deepEqual([...bytes(await c.inbox.next(2000, "the binary echo"))], [...sent]);
+      c.socket.send("binary:5");
+      assert.deepEqual([...bytes(await c.inbox.next(2000, "the reply to binary:5"))], [0, 1, 2, 3, 4]);
+      await echoes(c, "text after binary");
+      assert.equal(c.socket.readyState, "open");
+    });
+  }
 });
 
 describe("5. large messages (--max-http-buffer-size 1000)", () => {

@@ -335,6 +335,19 @@ describe("4. events with binary and JSON arguments", () => {
       assert.deepEqual(await s.w.next("message-back"), MIXED_ARGS());
       assert.deepEqual(await s.w.next("message-back"), [Buffer.alloc(0), Buffer.from("ünïcødé"), "\u2028\u{1F600}", null, true, -1.5, [], {}]);
     });
+
+    // The client option forceBase64: attachments travel as `b` + base64 text frames both ways on WebSocket.
+    it(`echoes mixed binary/JSON arguments with forceBase64 over ${tr.label}`, T, async (t) => {
+      const env = await setup(t);
+      const s = env.client("/", { ...tr.opts, forceBase64: true });
+      await connected(s);
+      s.emit("message", ...MIXED_ARGS());
+      assert.deepEqual(await s.w.next("message-back"), MIXED_ARGS());
+      await onTransport(s.io, tr.final);
+      s.emit("message", ...MIXED_ARGS());
+      assert.deepEqual(await s.w.next("message-back"), MIXED_ARGS());
+      assert.equal(s.connected, true);
+    });
   }
 });
 
