@@ -1,5 +1,5 @@
 //! Decodes arbitrary bytes as a WebSocket frame (text when UTF-8, and always as binary); where decoding
-//! succeeds, re-encoding must give the input back.
+//! succeeds, re-encoding (in text form for a `b` + base64 binary message) must give the input back.
 
 #![no_main]
 
@@ -10,10 +10,13 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
         let input = ByteString::from(text);
         if let Ok(packet) = Packet::decode_text(input.clone()) {
-            let frame = packet.encode();
+            // A `b` + base64 text is a binary message, whose text form is `into_text`.
+            let frame = packet.encode().into_text();
             assert_eq!(frame, Frame::Text(input.clone()), "text packet did not re-encode to its input");
             assert_eq!(Packet::decode_frame(frame), Ok(packet.clone()));
-            assert_eq!(input.as_bytes()[0], packet.packet_type() as u8);
+            if !matches!(packet, Packet::Message(Message::Binary(_))) {
+                assert_eq!(input.as_bytes()[0], packet.packet_type() as u8);
+            }
         }
         // The same text as a WebSocket text frame decodes the same way.
         assert_eq!(Packet::decode_frame(Frame::Text(input.clone())), Packet::decode_text(input));
