@@ -135,6 +135,8 @@ pub(crate) struct Driver {
     pending_poll: Option<oneshot::Sender<Result<Bytes, PollError>>>,
     close_waiters: Vec<oneshot::Sender<()>>,
     connection: Option<Box<dyn Connection>>,
+    /// Set once `finish` ran: the session left the table and its mailbox is closed.
+    finished: bool,
 }
 
 enum Input {
@@ -165,6 +167,7 @@ impl Driver {
             pending_poll,
             close_waiters: Vec::new(),
             connection: None,
+            finished: false,
         }
     }
 
@@ -249,15 +252,19 @@ impl Driver {
             // The waker is registered now; an overflow flagged before that woke no one.
             if shared.overflowed.load(Ordering::Acquire) { Poll::Ready(Input::Overflow) } else { Poll::Pending }
         });
-        // A deadline that passed is fired before anything read after it: a message or a late pong must
-        // not find open a session whose pong deadline has gone by (inputs with a time check that too).
+        // A deadline that passed is fired before anything read after it: a message frame carries no time,
+        // and must not find open a session whose pong deadline has gone by (inputs with a time check
+        // that themselves). Looking at the timer's state costs no registration, unlike polling it first.
+        if armed.is_some() && timer.as_ref().is_some_and(|t| t.is_elapsed()) {
+            return Input::Timeout;
+        }
         tokio::select! {
             biased;
-            _ = fire(timer), if armed.is_some() => Input::Timeout,
             input = mailbox => input,
             msg = next_frame(ws.as_mut()) => Input::Ws(Channel::Main, msg),
             msg = next_frame(probe.as_deref_mut()) => Input::Ws(Channel::Probe, msg),
             _ = poll_closed(pending_poll) => Input::PollAborted,
+            _ = fire(timer), if armed.is_some() => Input::Timeout,
         }
     }
 
@@ -515,21 +522,25 @@ impl Driver {
         for w in self.close_waiters.drain(..) {
             let _ = w.send(());
         }
+        self.finished = true;
     }
 }
 
 impl Drop for Driver {
-    /// However the task ends (a panic included), the session leaves the table and its mailbox closes, so
-    /// requests for it get "Session ID unknown" instead of waiting on a task that is gone.
+    /// However the task ends before `finish` (a panic in the runtime itself, or the task dropped), the
+    /// session leaves the table and its mailbox closes, so requests for it get "Session ID unknown"
+    /// instead of waiting on a task that is gone. A session that ended normally costs no second lock.
     fn drop(&mut self) {
-        self.engine.remove_session_of(&self.socket);
-        let _ = self.socket.shared.mailbox.close();
+        if !self.finished {
+            self.engine.remove_session_of(&self.socket);
+            let _ = self.socket.shared.mailbox.close();
+        }
     }
 }
 
-/// Runs the handler's code: a panic in it is contained here (the panic hook has reported it) and the
-/// session is then closed ("forced close") instead of the task unwinding with the session in the table.
-fn contain<R>(f: impl FnOnce() -> R) -> Option<R> {
+/// Runs application code (a handler's, a hook's): a panic in it is contained here (the panic hook has
+/// reported it); the caller decides what follows (the driver closes the session, "forced close").
+pub(crate) fn contain<R>(f: impl FnOnce() -> R) -> Option<R> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok()
 }
 

@@ -104,7 +104,7 @@ impl EngineShared {
     fn new_sid(&self, req: &request::Parts) -> Option<String> {
         loop {
             let sid = match &self.config.generate_id {
-                Some(f) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(req))).ok()?,
+                Some(f) => crate::driver::contain(|| f(req))?,
                 None => engineio_proto::handshake::sid_from_bytes(rand::random()),
             };
             if self.lookup(&sid).is_none() {

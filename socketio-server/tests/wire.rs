@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use futures_util::SinkExt;
 use socketio_server::{Event, Socket, SocketIo, SocketIoConfig, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 mod support;
@@ -156,12 +155,12 @@ async fn a_connection_without_connect_is_closed_after_the_timeout() {
 #[tokio::test]
 async fn polling_connect_and_event_in_one_payload() {
     let (_io, addr) = suite_server().await;
-    let open = http(addr, "GET", "/socket.io/?EIO=4&transport=polling", "").await;
+    let open = http_ok(addr, "GET", "/socket.io/?EIO=4&transport=polling", "").await;
     let json: serde_json::Value = serde_json::from_str(open.strip_prefix('0').unwrap()).unwrap();
     let sid = json["sid"].as_str().unwrap();
     let path = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
-    assert_eq!(http(addr, "POST", &path, "40\u{1e}42[\"message\",\"hi\"]").await, "ok");
-    let body = http(addr, "GET", &path, "").await;
+    assert_eq!(http_ok(addr, "POST", &path, "40\u{1e}42[\"message\",\"hi\"]").await, "ok");
+    let body = http_ok(addr, "GET", &path, "").await;
     let packets: Vec<&str> = body.split('\u{1e}').collect();
     assert_eq!(packets.len(), 3, "{body}");
     sid_of(packets[0], "40");
@@ -182,17 +181,9 @@ async fn server_api_without_clients() {
     assert_eq!(Value::from(3).as_u64(), Some(3));
 }
 
-async fn http(addr: std::net::SocketAddr, method: &str, path: &str, body: &str) -> String {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buf)).await.unwrap().unwrap();
-    let text = String::from_utf8(buf).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    body.to_owned()
+/// The body of a request that must answer 200.
+async fn http_ok(addr: std::net::SocketAddr, method: &str, path: &str, body: &str) -> String {
+    let (status, body) = support::http(addr, method, path, body).await;
+    assert_eq!(status, 200, "{method} {path}: {body}");
+    body
 }
