@@ -12,13 +12,14 @@
 // not depend on `npm install` having been run in demo/.
 
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { createServer } from "node:http";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { chromium } from "playwright-core";
 
-import { startDemo } from "./lib/server.mjs";
+import { startDemo, startTestServer } from "./lib/server.mjs";
 import { sleep } from "./lib/util.mjs";
 
 const T = { timeout: 10_000 };
@@ -288,5 +289,106 @@ describe("the session demo in Chromium", () => {
     await waitConnected(env, tab2);
     assert.equal(await readCount(env, tab2), 0, `after logout a reload still shows the old session\n${await report(env)}`);
     await noPageErrors(env);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// The browser bundle with `forceBase64: true`: binary travels as `b<base64>` text frames both ways on the WebSocket.
+// The page comes from a small Node HTTP server on loopback (another origin, as when an application serves its pages
+// apart from its Socket.IO server) and the test server allows it with CORS; Chromium's DevTools report every
+// WebSocket frame, text (a string) or binary (a Buffer), which is what is checked.
+
+/** Serves an empty page and the browser client on 127.0.0.1; resolves to its origin and a `close`. */
+async function pageServer() {
+  const client = readFileSync(CLIENT_JS);
+  const server = createServer((req, res) => {
+    if (req.url === "/socket.io.min.js") {
+      res.writeHead(200, { "content-type": "text/javascript" }).end(client);
+    } else {
+      res.writeHead(200, { "content-type": "text/html" }).end('<!doctype html><script src="/socket.io.min.js"></script>');
+    }
+  });
+  await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
+  return { origin: `http://127.0.0.1:${server.address().port}`, close: () => new Promise((ok) => server.close(ok)) };
+}
+
+/** Runs one exchange of binary events and acks from a page in Chromium; returns the frames seen and the echo. */
+async function binaryExchange(t, { forceBase64, transports }) {
+  assert.ok(existsSync(CHROMIUM_BIN), `Chromium not found at ${CHROMIUM_BIN} (apt-get install chromium, or set CHROMIUM_BIN)`);
+  assert.ok(existsSync(CLIENT_JS), `the Socket.IO browser client is missing at ${CLIENT_JS} (npm ci in e2e/)`);
+  const pages = await pageServer();
+  const server = await startTestServer(["--cors", pages.origin]);
+  const browser = await chromium.launch({ executablePath: CHROMIUM_BIN, headless: true, args: CHROMIUM_ARGS, timeout: WAIT_MS });
+  t.after(async () => {
+    await browser.close().catch(() => {});
+    await server.stop();
+    await pages.close();
+  });
+  const page = await browser.newPage();
+  page.setDefaultTimeout(WAIT_MS);
+  const errors = [];
+  page.on("pageerror", (err) => errors.push(err.message));
+  const frames = { sent: [], received: [] };
+  page.on("websocket", (ws) => {
+    ws.on("framesent", ({ payload }) => frames.sent.push(payload));
+    ws.on("framereceived", ({ payload }) => frames.received.push(payload));
+  });
+  await page.goto(`${pages.origin}/`);
+  const result = await page.evaluate(
+    async ({ url, forceBase64, transports, waitMs }) => {
+      const within = (promise, what) =>
+        Promise.race([promise, new Promise((_, fail) => setTimeout(() => fail(new Error(`timed out: ${what}`)), waitMs))]);
+      // eslint-disable-next-line no-undef
+      const socket = io(url, { forceBase64, transports, reconnection: false, withCredentials: true });
+      await within(new Promise((ok, fail) => (socket.on("connect", ok), socket.on("connect_error", fail))), "connect");
+      const engine = socket.io.engine;
+      if (engine.transport.name !== "websocket") await within(new Promise((ok) => engine.once("upgrade", ok)), "upgrade");
+      const bytes = (b) => Array.from(new Uint8Array(b));
+      const echo = await within(
+        new Promise((ok) => {
+          socket.once("message-back", (n, b, o) => ok([n, bytes(b), bytes(o.k)]));
+          socket.emit("message", 1, new Uint8Array([1, 2]), { k: new Uint8Array([3]) });
+        }),
+        "message-back",
+      );
+      const ack = await within(
+        new Promise((ok) => socket.emit("message-with-ack", new Uint8Array([255, 0]), (b) => ok(bytes(b)))),
+        "ack",
+      );
+      const transport = engine.transport.name;
+      socket.disconnect();
+      return { echo, ack, transport };
+    },
+    { url: server.url, forceBase64, transports, waitMs: WAIT_MS },
+  );
+  assert.deepEqual(errors, [], "the page threw");
+  return { ...result, frames, output: server.output };
+}
+
+describe("the browser client with forceBase64 in Chromium", () => {
+  for (const transports of [["websocket"], ["polling", "websocket"]]) {
+    const name = transports.join(" then ");
+    it(`sends and receives binary as b<base64> text frames (${name})`, T, async (t) => {
+      const { echo, ack, transport, frames, output } = await binaryExchange(t, { forceBase64: true, transports });
+      const why = `frames ${JSON.stringify(frames)}\ntest server ${output()}`;
+      assert.equal(transport, "websocket", why);
+      assert.deepEqual(echo, [1, [1, 2], [3]], why);
+      assert.deepEqual(ack, [255, 0], why);
+      for (const [way, seen] of Object.entries(frames)) {
+        assert.ok(seen.every((f) => typeof f === "string"), `a binary frame was ${way}: ${why}`);
+      }
+      assert.deepEqual(frames.sent.filter((f) => f.startsWith("b")), ["bAQI=", "bAw==", "b/wA="], why);
+      assert.deepEqual(frames.received.filter((f) => f.startsWith("b")), ["bAQI=", "bAw==", "b/wA="], why);
+    });
+  }
+
+  it("without forceBase64 the same exchange uses binary frames", T, async (t) => {
+    const { echo, ack, frames, output } = await binaryExchange(t, { forceBase64: false, transports: ["websocket"] });
+    const why = `frames ${JSON.stringify(frames)}\ntest server ${output()}`;
+    assert.deepEqual(echo, [1, [1, 2], [3]], why);
+    assert.deepEqual(ack, [255, 0], why);
+    const binary = (seen) => seen.filter((f) => typeof f !== "string").map((f) => [...f]);
+    assert.deepEqual(binary(frames.sent), [[1, 2], [3], [255, 0]], why);
+    assert.deepEqual(binary(frames.received), [[1, 2], [3], [255, 0]], why);
   });
 });

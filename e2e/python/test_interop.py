@@ -327,3 +327,51 @@ def test_msgpack_middleware_refusal(start_server, clients):
     exc, errors = connect_expecting_refusal(c, url, "/private", transports=["websocket"])
     assert exc.args == ("One or more namespaces failed to connect: /private",)
     assert errors == [({"message": "not authorized", "data": {"code": 401}},)]
+
+
+# 9. b64=1: python-engineio has no forceBase64 option, but a client can ask for it in the URL's query. The server
+# then sends binary over WebSocket as `b<base64>` text frames (as the reference does for such a client), which
+# python-engineio decodes as binary; what the client sends stays binary frames, which the server still accepts.
+
+
+@pytest.fixture
+def received_raw(monkeypatch):
+    """Every encoded Engine.IO packet the client decodes (str for text, bytes for binary), in arrival order."""
+    import engineio.packet
+
+    seen = []
+    decode = engineio.packet.Packet.decode
+
+    def recording(self, encoded_packet):
+        seen.append(encoded_packet)
+        return decode(self, encoded_packet)
+
+    monkeypatch.setattr(engineio.packet.Packet, "decode", recording)
+    return seen
+
+
+@pytest.mark.parametrize("transports", [["websocket"], None], ids=["websocket", "upgrade"])
+@pytest.mark.parametrize("b64", [True, False], ids=["b64", "binary"])
+def test_b64_query_over_websocket(server_url, clients, received_raw, transports, b64):
+    c = clients.simple()
+    c.connect(server_url + ("/?b64=1" if b64 else ""), transports=transports, wait_timeout=WAIT)
+    assert c.receive(timeout=WAIT) == ["auth", {}]
+    deadline = time.monotonic() + WAIT
+    while c.client.eio.current_transport != "websocket" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert c.transport == "websocket"
+    received_raw.clear()
+    c.emit("message", MIXED_ARGS)
+    back = c.receive(timeout=WAIT)
+    assert back == ["message-back", *MIXED_ARGS]
+    assert type(back[3]) is bytes and type(back[4]["k"]) is bytes
+    assert c.call("message-with-ack", RICH_ARGS, timeout=WAIT) == RICH_ARGS
+    # The attachments of the event (2) and of the ack (3) as they came off the WebSocket.
+    attachments = [p for p in received_raw if isinstance(p, (bytes, bytearray)) or p.startswith("b")]
+    assert len(attachments) == 5, received_raw
+    if b64:
+        assert all(isinstance(p, str) for p in attachments), attachments
+        assert attachments[0] == "bAQI=" and attachments[1] == "bAw==", attachments
+    else:
+        assert all(isinstance(p, bytes) for p in attachments), attachments
+        assert attachments[0] == b"\x01\x02" and attachments[1] == b"\x03", attachments

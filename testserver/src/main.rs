@@ -5,7 +5,8 @@
 //! `--recovery` (connection state recovery on), `--msgpack` (msgpack parser), `--cleanup-empty-children`,
 //! `--redis URL` (the Redis adapter: join a cluster), `--redis-key KEY` (its channel prefix),
 //! `--cookie` (the Engine.IO `io` cookie, for sticky sessions behind a load balancer), `--name NAME` (this
-//! node's name, reported by the `whoami` event and `server-side` answers).
+//! node's name, reported by the `whoami` event and `server-side` answers), `--cors ORIGIN` (CORS with
+//! credentials for that page origin, for browser tests whose page comes from another server).
 //! Prints `listening on http://ADDR` once bound.
 //!
 //! Namespaces:
@@ -220,6 +221,10 @@ fn main() {
             "--redis-key" => redis_key = args.next().expect("--redis-key KEY"),
             "--cookie" => config.engine.cookie = Some(socketio_server::engineio_server::CookieOptions::default()),
             "--name" => name = args.next().expect("--name NAME"),
+            "--cors" => {
+                let origin = args.next().expect("--cors ORIGIN");
+                config.engine.cors = Some(socketio_server::engineio_server::CorsOptions::with_credentials([origin]));
+            }
             other => panic!("unknown flag {other}"),
         }
     }
