@@ -7,14 +7,26 @@
 //! in text messages and close reasons, the message size limit, which is checked on each frame header
 //! before its payload is read). A broken rule is a [`WsError`] that names the close code to answer with.
 //!
-//! Outgoing frames are written by [`encode_header`] (server frames are never masked) and [`encode_close`].
+//! permessage-deflate (RFC 7692) is one flag here and one layer above: a decoder told that it was
+//! negotiated ([`Decoder::permessage_deflate`]) accepts RSV1 on the first frame of a data message and hands
+//! the joined message out as [`WsMessage::Compressed`], still deflated; [`deflate`] (cargo feature
+//! `deflate`) negotiates the extension, inflates such messages into text or binary (checking UTF-8 and the
+//! size limit on what comes out) and deflates outgoing ones, which [`encode_compressed_header`] marks.
+//!
+//! Outgoing frames are written by [`encode_header`] (server frames are never masked) and [`encode_close`];
+//! the opening handshake's `Sec-WebSocket-Accept` by [`accept_key`].
 //!
 //! The decoder keeps no buffer of its own except the fragments of an unfinished message, and hands
 //! payloads out as slices of the read buffer ([`BytesMut::split_to`]): the runtime decides how large its
 //! buffers are and when to give memory back.
 
+use base64::Engine as _;
 use bytes::{Buf, Bytes, BytesMut};
 use bytestring::ByteString;
+use sha1::{Digest, Sha1};
+
+#[cfg(feature = "deflate")]
+pub mod deflate;
 
 /// The longest frame header: 2 bytes, an 8-byte length and a 4-byte mask.
 pub const MAX_HEADER_LEN: usize = 14;
@@ -91,7 +103,7 @@ pub enum WsError {
     /// A text message or close reason is not UTF-8; closed with 1007.
     #[error("invalid UTF-8 in a WebSocket text message or close reason")]
     InvalidUtf8,
-    /// A message is larger than the limit; closed with 1009.
+    /// A message is larger than the limit (on the wire, or once inflated); closed with 1009.
     #[error("WebSocket message of at least {size} bytes is over the limit of {max}")]
     TooBig {
         /// The size of the message so far, with the frame that passed the limit.
@@ -99,6 +111,9 @@ pub enum WsError {
         /// The limit.
         max: usize,
     },
+    /// A compressed message is not a valid deflate stream; closed with 1007, as `ws` does.
+    #[error("a compressed WebSocket message does not inflate")]
+    BadCompression,
 }
 
 impl WsError {
@@ -106,7 +121,7 @@ impl WsError {
     pub fn close_code(&self) -> u16 {
         match self {
             WsError::Protocol(_) => close_code::PROTOCOL,
-            WsError::InvalidUtf8 => close_code::INVALID_PAYLOAD,
+            WsError::InvalidUtf8 | WsError::BadCompression => close_code::INVALID_PAYLOAD,
             WsError::TooBig { .. } => close_code::TOO_BIG,
         }
     }
@@ -128,6 +143,15 @@ pub enum WsMessage {
     Text(ByteString),
     /// A binary message.
     Binary(Bytes),
+    /// A message whose first frame carried RSV1 (only from a decoder with permessage-deflate on): its
+    /// payload still deflated, its UTF-8 not checked yet. [`deflate::PerMessageDeflate::inflate`] makes it a
+    /// text or binary message.
+    Compressed {
+        /// Whether it is a text message.
+        text: bool,
+        /// The joined payloads of its frames, as they came.
+        payload: Bytes,
+    },
     /// A ping and its payload.
     Ping(Bytes),
     /// A pong and its payload.
@@ -141,6 +165,8 @@ pub enum WsMessage {
 pub struct FrameHeader {
     /// The last frame of its message.
     pub fin: bool,
+    /// The RSV1 bit: with permessage-deflate, the first frame of a compressed message.
+    pub rsv1: bool,
     /// What the frame carries.
     pub opcode: Opcode,
     /// The masking key (every frame from a client has one).
@@ -151,14 +177,19 @@ pub struct FrameHeader {
     pub header_len: usize,
 }
 
-/// Parses the frame header at the start of `buf`; `Ok(None)` when more bytes are needed. Reserved bits,
-/// unknown opcodes and malformed control frames are refused here.
+/// Parses the frame header at the start of `buf`; `Ok(None)` when more bytes are needed. RSV2 and RSV3
+/// (no extension here uses them), RSV1 on a control or continuation frame, unknown opcodes and malformed
+/// control frames are refused here; whether RSV1 is allowed at all is the [`Decoder`]'s to say.
 pub fn parse_header(buf: &[u8]) -> Result<Option<FrameHeader>, WsError> {
     let [b0, b1, ..] = *buf else { return Ok(None) };
-    if b0 & 0x70 != 0 {
+    if b0 & 0x30 != 0 {
         return Err(WsError::Protocol("reserved bits set without a negotiated extension"));
     }
     let opcode = Opcode::from_bits(b0 & 0x0f).ok_or(WsError::Protocol("unknown opcode"))?;
+    let rsv1 = b0 & 0x40 != 0;
+    if rsv1 && !matches!(opcode, Opcode::Text | Opcode::Binary) {
+        return Err(WsError::Protocol("RSV1 set on a control or continuation frame"));
+    }
     let fin = b0 & 0x80 != 0;
     let masked = b1 & 0x80 != 0;
     let (payload_len, mut at) = match b1 & 0x7f {
@@ -191,7 +222,7 @@ pub fn parse_header(buf: &[u8]) -> Result<Option<FrameHeader>, WsError> {
     } else {
         None
     };
-    Ok(Some(FrameHeader { fin, opcode, mask, payload_len, header_len: at }))
+    Ok(Some(FrameHeader { fin, rsv1, opcode, mask, payload_len, header_len: at }))
 }
 
 /// XORs `buf` with the masking key, as if `buf` started at offset 0 of a payload.
@@ -210,7 +241,17 @@ pub fn apply_mask(buf: &mut [u8], mask: [u8; 4]) {
 
 /// Appends an unmasked header (as a server sends) for a final frame of `payload_len` bytes.
 pub fn encode_header(out: &mut Vec<u8>, opcode: Opcode, payload_len: usize) {
-    out.push(0x80 | opcode.bits());
+    write_header(out, 0x80 | opcode.bits(), payload_len);
+}
+
+/// Appends the header of a final, unmasked frame with RSV1 set: a whole message compressed with
+/// permessage-deflate.
+pub fn encode_compressed_header(out: &mut Vec<u8>, opcode: Opcode, payload_len: usize) {
+    write_header(out, 0x80 | 0x40 | opcode.bits(), payload_len);
+}
+
+fn write_header(out: &mut Vec<u8>, first: u8, payload_len: usize) {
+    out.push(first);
     if payload_len < 126 {
         out.push(payload_len as u8);
     } else if let Ok(len) = u16::try_from(payload_len) {
@@ -244,6 +285,15 @@ pub fn encode_close(out: &mut Vec<u8>, status: Option<(u16, &str)>) {
     out.extend_from_slice(&reason.as_bytes()[..end]);
 }
 
+/// The `Sec-WebSocket-Accept` value answering a client's `Sec-WebSocket-Key` (RFC 6455 section 4.2.2):
+/// base64 of the SHA-1 of the key followed by the protocol's GUID.
+pub fn accept_key(key: &[u8]) -> String {
+    let mut sha = Sha1::new();
+    sha.update(key);
+    sha.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    base64::engine::general_purpose::STANDARD.encode(sha.finalize())
+}
+
 /// Whether a peer may send this status code in a close frame (RFC 6455 section 7.4).
 fn valid_close_code(code: u16) -> bool {
     matches!(code, 1000..=1003 | 1007..=1011 | 3000..=4999)
@@ -253,8 +303,10 @@ fn valid_close_code(code: u16) -> bool {
 #[derive(Debug)]
 pub struct Decoder {
     max_message: usize,
-    /// The frames of an unfinished message: whether it is text, and the payload so far.
-    partial: Option<(bool, BytesMut)>,
+    /// permessage-deflate was negotiated: RSV1 may start a data message.
+    compression: bool,
+    /// The frames of an unfinished message.
+    partial: Option<Partial>,
     /// Bytes the frame at the start of the buffer needs in all (header and payload), once its header has
     /// been seen; what the runtime should make room for before it reads.
     needed: usize,
@@ -263,7 +315,15 @@ pub struct Decoder {
 impl Decoder {
     /// A decoder refusing messages (and frames) longer than `max_message` bytes.
     pub fn new(max_message: usize) -> Decoder {
-        Decoder { max_message, partial: None, needed: 2 }
+        Decoder { max_message, compression: false, partial: None, needed: 2 }
+    }
+
+    /// Says whether permessage-deflate was negotiated: when it was, a data message whose first frame has
+    /// RSV1 comes out as [`WsMessage::Compressed`]; when it was not, RSV1 is a protocol error (1002).
+    #[must_use]
+    pub fn permessage_deflate(mut self, negotiated: bool) -> Decoder {
+        self.compression = negotiated;
+        self
     }
 
     /// How many bytes the buffer should hold before [`Decoder::decode`] can make progress: the whole next
@@ -284,7 +344,10 @@ impl Decoder {
             let Some(mask) = header.mask else {
                 return Err(WsError::Protocol("unmasked frame from a client"));
             };
-            let so_far = self.partial.as_ref().map_or(0, |(_, p)| p.len());
+            if header.rsv1 && !self.compression {
+                return Err(WsError::Protocol("reserved bits set without a negotiated extension"));
+            }
+            let so_far = self.partial.as_ref().map_or(0, |p| p.data.len());
             match (header.opcode, self.partial.is_some()) {
                 (Opcode::Continuation, false) => return Err(WsError::Protocol("continuation without a message")),
                 (Opcode::Text | Opcode::Binary, true) => {
@@ -310,32 +373,54 @@ impl Decoder {
                 buf.split_to(header.payload_len as usize)
             };
             apply_mask(&mut payload, mask);
-            let (text, data) = match header.opcode {
+            let message = match header.opcode {
                 Opcode::Ping => return Ok(Some(WsMessage::Ping(payload.freeze()))),
                 Opcode::Pong => return Ok(Some(WsMessage::Pong(payload.freeze()))),
                 Opcode::Close => return close_frame(payload.freeze()).map(|c| Some(WsMessage::Close(c))),
-                Opcode::Text | Opcode::Binary if header.fin => (header.opcode == Opcode::Text, payload),
                 Opcode::Text | Opcode::Binary => {
-                    self.partial = Some((header.opcode == Opcode::Text, payload));
-                    continue;
+                    let first = Partial { text: header.opcode == Opcode::Text, compressed: header.rsv1, data: payload };
+                    if !header.fin {
+                        self.partial = Some(first);
+                        continue;
+                    }
+                    first
                 }
                 Opcode::Continuation => {
-                    let (_, so_far) = self.partial.as_mut().expect("checked above");
-                    so_far.extend_from_slice(&payload);
+                    let partial = self.partial.as_mut().expect("checked above");
+                    partial.data.extend_from_slice(&payload);
                     if !header.fin {
                         continue;
                     }
                     self.partial.take().expect("checked above")
                 }
             };
-            let data = data.freeze();
-            return Ok(Some(if text {
-                WsMessage::Text(ByteString::try_from(data).map_err(|_| WsError::InvalidUtf8)?)
-            } else {
-                WsMessage::Binary(data)
-            }));
+            return message.finish().map(Some);
         }
     }
+}
+
+/// A data message under way: its type, whether its first frame had RSV1, and its payload so far.
+#[derive(Debug)]
+struct Partial {
+    text: bool,
+    compressed: bool,
+    data: BytesMut,
+}
+
+impl Partial {
+    fn finish(self) -> Result<WsMessage, WsError> {
+        let data = self.data.freeze();
+        Ok(match (self.compressed, self.text) {
+            (true, text) => WsMessage::Compressed { text, payload: data },
+            (false, true) => WsMessage::Text(text_payload(data)?),
+            (false, false) => WsMessage::Binary(data),
+        })
+    }
+}
+
+/// A text message's payload, its UTF-8 checked.
+pub fn text_payload(data: Bytes) -> Result<ByteString, WsError> {
+    ByteString::try_from(data).map_err(|_| WsError::InvalidUtf8)
 }
 
 fn close_frame(payload: Bytes) -> Result<Option<CloseFrame>, WsError> {

@@ -11,66 +11,21 @@ use engineio_proto::{Channel, Error, Event, Frame, ProtocolError, Session, Trans
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::Poll;
 
 use engineio_proto::websocket::WsMessage;
 use tokio::sync::oneshot;
 
-use std::pin::Pin;
-use std::task::Poll;
-
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-
-use crate::deflate::DeflateStream;
 use crate::engine::EngineShared;
 use crate::socket::{Connection, Socket};
 use crate::ws::{ReadError, WebSocket};
 
-pub(crate) type WsStream = WebSocket<WsIo>;
+/// The WebSocket of an upgraded connection.
+pub(crate) type WsStream = WebSocket<TokioIo<Upgraded>>;
 
 /// Queued WebSocket bytes past which the driver writes them before queuing more.
 const WS_FLUSH_AT: usize = 64 * 1024;
-
-/// An upgraded connection, with or without permessage-deflate below the framing.
-pub(crate) enum WsIo {
-    Plain(TokioIo<Upgraded>),
-    Deflate(Box<DeflateStream<TokioIo<Upgraded>>>),
-}
-
-impl AsyncRead for WsIo {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            WsIo::Plain(io) => Pin::new(io).poll_read(cx, buf),
-            WsIo::Deflate(io) => Pin::new(io.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for WsIo {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            WsIo::Plain(io) => Pin::new(io).poll_write(cx, buf),
-            WsIo::Deflate(io) => Pin::new(io.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            WsIo::Plain(io) => Pin::new(io).poll_flush(cx),
-            WsIo::Deflate(io) => Pin::new(io.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            WsIo::Plain(io) => Pin::new(io).poll_shutdown(cx),
-            WsIo::Deflate(io) => Pin::new(io.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
 
 /// Why a polling request could not be served by its session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -335,7 +290,11 @@ impl Driver {
                 }
                 return self.session.handle_transport_closed(Instant::now(), channel, true);
             }
-            Some(Err(ReadError::Io)) => return self.transport_gone(Instant::now(), channel, true),
+            // The WebSocket inflates compressed messages before handing them out; one still compressed
+            // would be a bug there, and ends the transport rather than reaching the session.
+            Some(Err(ReadError::Io) | Ok(WsMessage::Compressed { .. })) => {
+                return self.transport_gone(Instant::now(), channel, true);
+            }
         };
         let _ = self.session.handle_frame_with(Instant::now, channel, frame);
     }

@@ -20,13 +20,12 @@ use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use crate::config::{BoxError, BoxFuture, ConnectionError, EngineConfig};
-use crate::deflate::DeflateStream;
-use crate::driver::{Command, Driver, PollError, WsIo};
+use crate::driver::{Command, Driver, PollError};
 use crate::mailbox::Mailbox;
 use crate::socket::{Handler, Socket, SocketShared};
+use engineio_proto::websocket::deflate::PerMessageDeflate;
 
 /// The remote address of a request, put in its extensions by [`Engine::serve`] (and readable from
 /// [`Socket::request`]).
@@ -726,10 +725,10 @@ fn accept_websocket(
     let Some(key) = key.filter(|_| version_ok) else {
         return refuse(shared, &parts, Refusal::code(ErrorCode::BadRequest), true, extra);
     };
-    let accept = derive_accept_key(key.as_bytes());
+    let accept = engineio_proto::websocket::accept_key(key.as_bytes());
     let deflate = shared.config.per_message_deflate.and_then(|opts| {
         let offers = parts.headers.get_all(header::SEC_WEBSOCKET_EXTENSIONS).iter().filter_map(|v| v.to_str().ok());
-        crate::deflate::negotiate(offers).map(|mut n| {
+        engineio_proto::websocket::deflate::negotiate(offers).map(|mut n| {
             // The server may ask for either parameter even when the offer did not include it (RFC 7692 7.1.1).
             n.server_no_context_takeover |= opts.server_no_context_takeover;
             n.client_no_context_takeover |= opts.client_no_context_takeover;
@@ -773,17 +772,14 @@ fn accept_websocket(
 fn upgraded_session(
     shared: Arc<EngineShared>,
     parts: Arc<request::Parts>,
-    deflate: Option<(crate::deflate::Negotiated, usize)>,
+    deflate: Option<(engineio_proto::websocket::deflate::Negotiated, usize)>,
     upgraded: hyper::upgrade::Upgraded,
     existing: Option<Socket>,
     slot: Option<Slot>,
 ) -> Option<Box<Driver>> {
     let max = shared.config.max_http_buffer_size;
-    let io = match deflate {
-        Some((n, threshold)) => WsIo::Deflate(Box::new(DeflateStream::new(TokioIo::new(upgraded), n, threshold, max))),
-        None => WsIo::Plain(TokioIo::new(upgraded)),
-    };
-    let ws = crate::ws::WebSocket::new(io, max);
+    let deflate = deflate.map(|(n, threshold)| PerMessageDeflate::new(n, threshold, max));
+    let ws = crate::ws::WebSocket::new(TokioIo::new(upgraded), max, deflate);
     // A client that cannot read binary frames (`forceBase64`) says so on each WebSocket request.
     let base64 = Query::parse(parts.uri.query().unwrap_or("")).b64;
     match existing {

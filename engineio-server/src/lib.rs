@@ -7,9 +7,9 @@
 //!
 //! The protocol itself (packets, payloads, heartbeats, upgrade and close rules) lives in the sans-IO
 //! [`engineio_proto`] crate; this crate carries its frames over HTTP and WebSocket. The WebSocket framing
-//! is [`engineio_proto::websocket`] under a small tokio wrapper whose buffers are sized for idle
-//! connections: they grow for a large message and are given back after it (tungstenite only derives the
-//! handshake's accept key and reads frame headers for permessage-deflate). Each session runs on its own
+//! is [`engineio_proto::websocket`] (permessage-deflate included) under a small tokio wrapper whose buffers
+//! are sized for idle connections: they grow for a large message and are given back after it. Each session
+//! runs on its own
 //! task that owns the session's state machine and WebSockets (see `ARCHITECTURE.md`).
 //!
 //! The layer above implements [`Handler`]: `socketio-server` does, and so can an application that
@@ -45,7 +45,6 @@
 pub mod config;
 pub mod cookie;
 pub mod cors;
-mod deflate;
 mod driver;
 mod engine;
 mod mailbox;

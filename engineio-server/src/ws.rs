@@ -6,6 +6,10 @@
 //! and an idle connection keeps no read buffer); a frame larger than one read gets a buffer of its own
 //! size, which leaves as the message's payload; the write buffer is dropped after a flush when it grew
 //! past [`WRITE_KEEP`] bytes. Pings are answered and a peer's close frame is echoed on the next flush.
+//!
+//! With permessage-deflate negotiated, the decoder accepts RSV1 and compressed messages are inflated here,
+//! whole, by [`PerMessageDeflate`] (which also deflates outgoing messages over its threshold): one framing
+//! codec for every connection.
 
 use std::future::Future;
 use std::io;
@@ -15,6 +19,7 @@ use std::task::{Context, Poll, ready};
 
 use bytes::BytesMut;
 use engineio_proto::Frame;
+use engineio_proto::websocket::deflate::PerMessageDeflate;
 use engineio_proto::websocket::{Decoder, Opcode, WsError, WsMessage, encode_close, encode_frame};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
@@ -40,6 +45,8 @@ pub(crate) struct WebSocket<S> {
     io: S,
     read: BytesMut,
     decoder: Decoder,
+    /// permessage-deflate, when negotiated.
+    deflate: Option<Box<PerMessageDeflate>>,
     write: Vec<u8>,
     /// How much of `write` has been written.
     written: usize,
@@ -49,12 +56,14 @@ pub(crate) struct WebSocket<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
-    /// A WebSocket on an upgraded stream, refusing messages over `max_message` bytes (close code 1009).
-    pub(crate) fn new(io: S, max_message: usize) -> Self {
+    /// A WebSocket on an upgraded stream, refusing messages over `max_message` bytes (close code 1009),
+    /// with permessage-deflate when it was negotiated.
+    pub(crate) fn new(io: S, max_message: usize, deflate: Option<PerMessageDeflate>) -> Self {
         WebSocket {
             io,
             read: BytesMut::new(),
-            decoder: Decoder::new(max_message),
+            decoder: Decoder::new(max_message).permessage_deflate(deflate.is_some()),
+            deflate: deflate.map(Box::new),
             write: Vec::new(),
             written: 0,
             close_sent: false,
@@ -73,7 +82,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             if self.done {
                 return Poll::Ready(None);
             }
-            match self.decoder.decode(&mut self.read) {
+            let decoded = match self.decoder.decode(&mut self.read) {
+                Ok(Some(WsMessage::Compressed { text, payload })) => match &mut self.deflate {
+                    Some(deflate) => deflate.inflate(text, &payload).map(Some),
+                    None => Err(WsError::Protocol("a compressed message without permessage-deflate")),
+                },
+                other => other,
+            };
+            match decoded {
                 Ok(Some(msg)) => {
                     self.answer(&msg);
                     return Poll::Ready(Some(Ok(msg)));
@@ -146,9 +162,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         if self.close_sent {
             return;
         }
-        match frame {
-            Frame::Text(t) => encode_frame(&mut self.write, Opcode::Text, t.as_bytes()),
-            Frame::Binary(b) => encode_frame(&mut self.write, Opcode::Binary, b),
+        let (opcode, payload) = match frame {
+            Frame::Text(t) => (Opcode::Text, t.as_bytes().as_ref()),
+            Frame::Binary(b) => (Opcode::Binary, b.as_ref()),
+        };
+        match &mut self.deflate {
+            Some(deflate) => deflate.encode(&mut self.write, opcode, payload),
+            None => encode_frame(&mut self.write, opcode, payload),
         }
     }
 
@@ -243,7 +263,7 @@ pub(crate) mod tests {
 
     fn pair(max: usize) -> (WebSocket<DuplexStream>, DuplexStream) {
         let (a, b) = tokio::io::duplex(1 << 22);
-        (WebSocket::new(a, max), b)
+        (WebSocket::new(a, max, None), b)
     }
 
     #[tokio::test]
@@ -307,5 +327,49 @@ pub(crate) mod tests {
         assert!(ws.next().now_or_never().is_none(), "half a frame is not a message");
         peer.write_all(&frame[1000..]).await.unwrap();
         assert_eq!(ws.next().await.unwrap().unwrap(), WsMessage::Binary(vec![5u8; 3000].into()));
+    }
+
+    /// A compressed (RSV1) frame from a client: `message` deflated with `c`.
+    fn client_compressed(c: &mut flate2::Compress, message: &[u8]) -> Vec<u8> {
+        // Room for all of it: the sync flush is complete when it does not fill the vector.
+        let mut z = Vec::with_capacity(message.len() + 1024);
+        let before = c.total_in();
+        c.compress_vec(message, &mut z, flate2::FlushCompress::Sync).unwrap();
+        assert_eq!(c.total_in() - before, message.len() as u64);
+        assert!(z.len() < z.capacity());
+        assert!(z.ends_with(&[0, 0, 0xff, 0xff]));
+        z.truncate(z.len() - 4);
+        client_frame(0x40 | 0x2, &z)
+    }
+
+    #[tokio::test]
+    async fn compression_contexts_are_made_on_first_use_and_buffers_shrink_after_a_large_message() {
+        use engineio_proto::websocket::deflate::{Negotiated, PerMessageDeflate};
+        let (a, mut peer) = tokio::io::duplex(1 << 22);
+        let mut ws = WebSocket::new(a, 8 << 20, Some(PerMessageDeflate::new(Negotiated::default(), 1024, 8 << 20)));
+        let contexts = |ws: &WebSocket<DuplexStream>| ws.deflate.as_ref().unwrap().contexts();
+        // Under the threshold: sent as it is, and no zlib context is made.
+        ws.send(&Frame::Text("4hello".into())).await.unwrap();
+        let mut head = [0u8; 2];
+        peer.read_exact(&mut head).await.unwrap();
+        assert_eq!(head, [0x81, 6], "no RSV1 below the threshold");
+        peer.read_exact(&mut [0u8; 6]).await.unwrap();
+        assert_eq!(contexts(&ws), (false, false));
+
+        // A 1 MiB message each way: the contexts exist now...
+        let big: Vec<u8> = (0..1u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let mut c = flate2::Compress::new(flate2::Compression::fast(), false);
+        peer.write_all(&client_compressed(&mut c, &big)).await.unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap(), WsMessage::Binary(big.clone().into()));
+        ws.feed(&Frame::Binary(Bytes::from(big.clone())));
+        assert_eq!(ws.write[0], 0xc2, "compressed: FIN, RSV1, binary");
+        ws.flush().await.unwrap();
+        assert_eq!(contexts(&ws), (true, true));
+        // ...but the buffers that carried the message are given back.
+        assert!(ws.next().now_or_never().is_none(), "no message expected");
+        assert!(ws.buffer_capacity() <= WRITE_KEEP, "kept {} bytes", ws.buffer_capacity());
+        // The kept inflate context still works for a second message.
+        peer.write_all(&client_compressed(&mut c, &big[..3000])).await.unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap(), WsMessage::Binary(big[..3000].to_vec().into()));
     }
 }

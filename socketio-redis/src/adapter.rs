@@ -48,6 +48,8 @@ impl Default for RedisAdapterConfig {
 enum SubCommand {
     Subscribe(Vec<String>),
     PSubscribe(Vec<String>),
+    /// Answered once every command before it is done (see [`RedisCluster::subscribed`]).
+    Barrier(oneshot::Sender<()>),
 }
 
 pub(crate) struct Shared {
@@ -132,6 +134,16 @@ impl RedisCluster {
     /// Whether the subscriber is connected right now.
     pub fn is_connected(&self) -> bool {
         self.shared.subscribed.load(Ordering::Acquire)
+    }
+
+    /// Resolves once every subscription asked for so far is in place on Redis: the channels of every
+    /// namespace created before the call. A namespace's adapter subscribes in the background, as
+    /// `@socket.io/redis-adapter` does, so a node that must count on the others seeing it at once (a test, a
+    /// health check before taking traffic) awaits this after creating its namespaces.
+    pub async fn subscribed(&self) -> Result<(), AdapterError> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.shared.sub_tx.send(SubCommand::Barrier(tx));
+        rx.await.map_err(|_| AdapterError("the redis subscriber has stopped".into()))
     }
 
     /// How many times the subscriber reconnected.
@@ -225,6 +237,10 @@ async fn subscriber(
                                 r = r.and(sink.psubscribe(p).await);
                             }
                             r
+                        }
+                        SubCommand::Barrier(done) => {
+                            let _ = done.send(());
+                            Ok(())
                         }
                     };
                     if result.is_err() {

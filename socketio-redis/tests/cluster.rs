@@ -29,6 +29,9 @@ async fn node(redis: &Redis, name: &'static str) -> Node {
     });
     io.of("/").on_server_event("who", move |_| async move { vec![Value::from(name)] });
     let (addr, _) = io.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    // The main namespace's channels are subscribed in the background: wait for them, so that the other
+    // node's broadcasts and requests reach this one from the first.
+    cluster.subscribed().await.unwrap();
     Node { io, cluster, addr }
 }
 

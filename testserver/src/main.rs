@@ -232,10 +232,12 @@ fn main() {
     // The node's name lives as long as the process; every handler copies the reference.
     let name: &'static str = Box::leak(name.into_boxed_str());
     runtime.block_on(async move {
+        let mut cluster = None;
         if let Some(url) = &redis {
             let cluster_config = socketio_redis::RedisAdapterConfig { key: redis_key, ..Default::default() };
-            let cluster = socketio_redis::RedisCluster::connect(url, cluster_config).await.expect("connect to Redis");
-            config.adapter = Some(cluster.factory());
+            let joined = socketio_redis::RedisCluster::connect(url, cluster_config).await.expect("connect to Redis");
+            config.adapter = Some(joined.factory());
+            cluster = Some(joined);
         }
         let io = SocketIo::new(config);
         for nsp in ["/", "/custom"] {
@@ -283,6 +285,10 @@ fn main() {
                 register(&io, &socket, name);
             }
         });
+        // Listening is announced once the other nodes can reach this one's namespaces.
+        if let Some(cluster) = &cluster {
+            cluster.subscribed().await.expect("subscribe on Redis");
+        }
         let (addr, task) = io.listen(SocketAddr::from(([127, 0, 0, 1], port))).await.expect("bind");
         println!("listening on http://{addr}");
         let _ = task.await;
