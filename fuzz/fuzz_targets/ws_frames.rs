@@ -39,6 +39,7 @@ fuzz_target!(|data: &[u8]| {
         let len = match m {
             WsMessage::Text(t) => t.len(),
             WsMessage::Binary(b) | WsMessage::Ping(b) | WsMessage::Pong(b) => Bytes::len(b),
+            WsMessage::Compressed { .. } => panic!("a compressed message without permessage-deflate"),
             WsMessage::Close(_) => 0,
         };
         assert!(len <= MAX);
