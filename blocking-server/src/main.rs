@@ -8,7 +8,8 @@
 //! asks for an acknowledgement is acknowledged with its arguments.
 //!
 //! `blocking-server [--port N] [--ping-interval MS] [--ping-timeout MS]` prints `listening on http://ADDR`.
-//! HTTP is parsed with `httparse`; WebSocket framing is tungstenite's synchronous API.
+//! HTTP is parsed with `httparse`; WebSocket framing is the project's own, [`engineio_proto::websocket`],
+//! over the blocking socket (the same codec as the tokio server's).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -21,10 +22,12 @@ use std::time::{Duration, Instant};
 
 use engineio_proto::handshake::{Query, RequestFacts, RequestKind, TransportKind, sid_from_bytes, verify};
 use engineio_proto::session::{Channel, Event, Session, SessionConfig, Transmit};
-use engineio_proto::{ByteString, Bytes, ErrorCode, Frame, Message};
+use engineio_proto::websocket::{self as framing, Opcode, WsMessage};
+use engineio_proto::{Bytes, ErrorCode, Frame, Message};
 use socketio_proto::{Decoder, JsonParser, Map, Packet, PacketType, Parser, Value};
-use tungstenite::protocol::Role;
-use tungstenite::{Message as WsMessage, WebSocket};
+
+/// The largest message a client may send (the reference's `maxHttpBufferSize` default).
+const MAX_MESSAGE: usize = 1_000_000;
 
 /// What a WebSocket thread is told to send.
 enum WsOut {
@@ -325,13 +328,15 @@ fn serve_connection(server: &Arc<Server>, stream: TcpStream) -> std::io::Result<
                     refuse(&mut writer, ErrorCode::BadRequest)?;
                     continue;
                 };
-                let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+                let accept = framing::accept_key(key.as_bytes());
                 let head = format!(
                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
                 );
                 writer.write_all(head.as_bytes())?;
+                // Bytes the client sent right after its request are the first of the WebSocket stream.
+                let early = bytes::BytesMut::from(reader.buffer());
                 let stream = reader.into_inner();
-                return websocket(server, stream, kind);
+                return websocket(server, Ws::new(stream, early)?, kind);
             }
         }
     }
@@ -360,11 +365,88 @@ fn poll(server: &Server, sid: &str, cell: &Cell, writer: &mut TcpStream, registe
     }
 }
 
-/// One WebSocket: a new session, or the probe of an upgrade. Reads with a short timeout so that the same
-/// thread also writes what the session queues for it.
-fn websocket(server: &Arc<Server>, stream: TcpStream, kind: RequestKind) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_millis(10)))?;
-    let mut ws = WebSocket::from_raw_socket(stream, Role::Server, None);
+/// A server WebSocket on a blocking socket: the framing decoder over a read buffer, frames written whole.
+/// Reads wait at most 10 ms, so that the thread that reads also writes what the session queues.
+struct Ws {
+    stream: TcpStream,
+    read: bytes::BytesMut,
+    decoder: framing::Decoder,
+    close_sent: bool,
+}
+
+/// What one read gave.
+enum WsRead {
+    Message(WsMessage),
+    /// Nothing arrived in time.
+    Idle,
+    /// The peer closed, broke the protocol (answered with its close code) or the connection failed.
+    Gone,
+}
+
+impl Ws {
+    fn new(stream: TcpStream, early: bytes::BytesMut) -> std::io::Result<Ws> {
+        stream.set_read_timeout(Some(Duration::from_millis(10)))?;
+        Ok(Ws { stream, read: early, decoder: framing::Decoder::new(MAX_MESSAGE), close_sent: false })
+    }
+
+    fn send(&mut self, frame: &Frame) -> std::io::Result<()> {
+        let mut out = Vec::new();
+        match frame {
+            Frame::Text(t) => framing::encode_frame(&mut out, Opcode::Text, t.as_bytes()),
+            Frame::Binary(b) => framing::encode_frame(&mut out, Opcode::Binary, b),
+        }
+        self.stream.write_all(&out)
+    }
+
+    /// Sends a close frame (once) and shuts the socket down.
+    fn close(&mut self, code: Option<u16>) {
+        if !std::mem::replace(&mut self.close_sent, true) {
+            let mut out = Vec::new();
+            framing::encode_close(&mut out, code.map(|c| (c, "")));
+            let _ = self.stream.write_all(&out);
+        }
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+    }
+
+    /// The next data message; pings are answered here and a close is echoed.
+    fn read(&mut self) -> WsRead {
+        loop {
+            match self.decoder.decode(&mut self.read) {
+                Ok(Some(WsMessage::Ping(payload))) => {
+                    let mut out = Vec::new();
+                    framing::encode_frame(&mut out, Opcode::Pong, &payload);
+                    if self.stream.write_all(&out).is_err() {
+                        return WsRead::Gone;
+                    }
+                    continue;
+                }
+                Ok(Some(WsMessage::Close(frame))) => {
+                    self.close(frame.map(|f| f.code));
+                    return WsRead::Gone;
+                }
+                Ok(Some(WsMessage::Pong(_))) => continue,
+                Ok(Some(message)) => return WsRead::Message(message),
+                Ok(None) => {}
+                Err(e) => {
+                    self.close(Some(e.close_code()));
+                    return WsRead::Gone;
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return WsRead::Gone,
+                Ok(n) => self.read.extend_from_slice(&chunk[..n]),
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    return WsRead::Idle;
+                }
+                Err(_) => return WsRead::Gone,
+            }
+        }
+    }
+}
+
+/// One WebSocket: a new session, or the probe of an upgrade.
+fn websocket(server: &Arc<Server>, mut ws: Ws, kind: RequestKind) -> std::io::Result<()> {
     let id = server.next_ws.fetch_add(1, Ordering::Relaxed);
     let (tx, rx): (Sender<WsOut>, Receiver<WsOut>) = channel();
     let now = Instant::now();
@@ -374,8 +456,7 @@ fn websocket(server: &Arc<Server>, stream: TcpStream, kind: RequestKind) -> std:
             let mut st = cell.state.lock().expect("poisoned");
             if st.session.handle_upgrade_request(now).is_err() {
                 drop(st);
-                let _ = ws.close(None);
-                let _ = ws.flush();
+                ws.close(None);
                 return Ok(());
             }
             st.probe_ws = Some((id, tx));
@@ -414,56 +495,31 @@ fn websocket(server: &Arc<Server>, stream: TcpStream, kind: RequestKind) -> std:
     loop {
         // Write what the session queued for this WebSocket.
         loop {
-            let written = match rx.try_recv() {
-                Ok(WsOut::Frame(Frame::Text(t))) => ws.write(WsMessage::text(t.to_string())),
-                Ok(WsOut::Frame(Frame::Binary(b))) => ws.write(WsMessage::Binary(b)),
+            match rx.try_recv() {
+                Ok(WsOut::Frame(frame)) => {
+                    if ws.send(&frame).is_err() {
+                        return transport_gone(server, &sid, &cell, channel_of);
+                    }
+                }
                 Ok(WsOut::Close) => {
-                    let _ = ws.close(None);
-                    let _ = ws.flush();
+                    ws.close(None);
                     return Ok(());
                 }
                 Err(_) => break,
-            };
-            // A would-block write stays queued in tungstenite and goes out with the next flush.
-            if let Err(e) = written
-                && !would_block(&e)
-            {
-                return transport_gone(server, &sid, &cell, channel_of);
             }
         }
-        match ws.flush() {
-            Ok(()) => {}
-            Err(e) if would_block(&e) => {}
-            Err(_) => return transport_gone(server, &sid, &cell, channel_of),
-        }
-        match ws.read() {
-            Ok(WsMessage::Text(t)) => {
-                let frame = Frame::Text(ByteString::from(t.as_str()));
-                let mut st = cell.state.lock().expect("poisoned");
-                if let Some(ch) = channel_of(&st) {
-                    let _ = st.session.handle_frame(Instant::now(), ch, frame);
-                    server.pump(&sid, &cell, &mut st);
-                }
-            }
-            Ok(WsMessage::Binary(b)) => {
-                let mut st = cell.state.lock().expect("poisoned");
-                if let Some(ch) = channel_of(&st) {
-                    let _ = st.session.handle_frame(Instant::now(), ch, Frame::Binary(b));
-                    server.pump(&sid, &cell, &mut st);
-                }
-            }
-            Ok(WsMessage::Close(_)) => return transport_gone(server, &sid, &cell, channel_of),
-            Ok(_) => {}
-            Err(e) if would_block(&e) => {}
-            Err(_) => return transport_gone(server, &sid, &cell, channel_of),
+        let frame = match ws.read() {
+            WsRead::Message(WsMessage::Text(t)) => Frame::Text(t),
+            WsRead::Message(WsMessage::Binary(b)) => Frame::Binary(b),
+            WsRead::Message(_) | WsRead::Idle => continue,
+            WsRead::Gone => return transport_gone(server, &sid, &cell, channel_of),
+        };
+        let mut st = cell.state.lock().expect("poisoned");
+        if let Some(ch) = channel_of(&st) {
+            let _ = st.session.handle_frame(Instant::now(), ch, frame);
+            server.pump(&sid, &cell, &mut st);
         }
     }
-}
-
-/// A read that timed out or a write that could not go out yet: not an error on a socket with a read
-/// timeout.
-fn would_block(e: &tungstenite::Error) -> bool {
-    matches!(e, tungstenite::Error::Io(io) if matches!(io.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut))
 }
 
 fn transport_gone(
