@@ -17,15 +17,20 @@ pub(crate) struct Harness {
 impl Harness {
     /// Starts `node e2e/conformance/harness.mjs` in the workspace root.
     pub(crate) fn spawn(workspace: &Path) -> io::Result<Harness> {
+        Harness::spawn_script(workspace, "harness.mjs", "socket.io-parser")
+    }
+
+    /// Starts `node e2e/conformance/SCRIPT` in the workspace root, after checking that `module` is installed.
+    pub(crate) fn spawn_script(workspace: &Path, script: &str, module: &str) -> io::Result<Harness> {
         let dir = workspace.join("e2e/conformance");
-        if !dir.join("node_modules/socket.io-parser").is_dir() {
+        if !dir.join("node_modules").join(module).is_dir() {
             return Err(io::Error::other(format!(
                 "the reference parsers are not installed: run `npm ci` in {} (scripts/conformance.sh does)",
                 dir.display()
             )));
         }
         let mut child = Command::new("node")
-            .arg("e2e/conformance/harness.mjs")
+            .arg(format!("e2e/conformance/{script}"))
             .current_dir(workspace)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -11,6 +11,9 @@
 //! decodes, and both encodings must be identical), mutations of valid frames, and the fuzz corpora in
 //! `fuzz/corpus/`. Each divergence is classified as known (an entry of `CONFORMANCE.md`, mirrored in
 //! `known.rs`) or unknown; the exit code is 1 when any is unknown, so the run can gate CI.
+//!
+//! A second family, `websocket.rs`, runs as many generated WebSocket byte streams through our framing
+//! decoder, `ws`'s Receiver (`e2e/conformance/ws-harness.mjs`) and tungstenite.
 
 mod compare;
 mod corpus;
@@ -19,6 +22,7 @@ mod harness;
 mod known;
 mod mutate;
 mod ours;
+mod websocket;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -575,6 +579,15 @@ fn main() -> ExitCode {
         }
     }
 
+    // The WebSocket framing against ws and tungstenite.
+    println!();
+    let ws_unknown = match websocket::run(&root, opts.cases, opts.seed, opts.max_print) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("conformance: WebSocket harness failure: {e}");
+            return ExitCode::from(2);
+        }
+    };
     if unknown > 0 {
         println!("\nUNKNOWN divergences ({unknown}; the first {} in full):", unknown.min(opts.max_print));
         for d in &stats.unknown {
@@ -583,6 +596,9 @@ fn main() -> ExitCode {
             println!("  ours:   {}", d.ours);
             println!("  theirs: {}", d.theirs);
         }
+        return ExitCode::from(1);
+    }
+    if ws_unknown > 0 {
         return ExitCode::from(1);
     }
     println!("no unknown divergence");

@@ -179,8 +179,33 @@ pub struct FrameHeader {
 
 /// Parses the frame header at the start of `buf`; `Ok(None)` when more bytes are needed. RSV2 and RSV3
 /// (no extension here uses them), RSV1 on a control or continuation frame, unknown opcodes and malformed
-/// control frames are refused here; whether RSV1 is allowed at all is the [`Decoder`]'s to say.
+/// control frames are refused here, from the first two bytes; whether RSV1 is allowed at all is the
+/// [`Decoder`]'s to say.
 pub fn parse_header(buf: &[u8]) -> Result<Option<FrameHeader>, WsError> {
+    let Some(p) = parse_prefix(buf)? else { return Ok(None) };
+    let mask = if p.masked {
+        let Some(m) = buf.get(p.len_end..p.len_end + 4) else { return Ok(None) };
+        Some([m[0], m[1], m[2], m[3]])
+    } else {
+        None
+    };
+    let header_len = p.len_end + if p.masked { 4 } else { 0 };
+    Ok(Some(FrameHeader { fin: p.fin, rsv1: p.rsv1, opcode: p.opcode, mask, payload_len: p.payload_len, header_len }))
+}
+
+/// A frame header up to its length: what can be checked before the masking key is in.
+struct Prefix {
+    fin: bool,
+    rsv1: bool,
+    opcode: Opcode,
+    masked: bool,
+    payload_len: u64,
+    /// Where the length field ends (and the masking key, if any, starts).
+    len_end: usize,
+}
+
+/// Checks the first two bytes as soon as they are in (as `ws` does), then reads the length.
+fn parse_prefix(buf: &[u8]) -> Result<Option<Prefix>, WsError> {
     let [b0, b1, ..] = *buf else { return Ok(None) };
     if b0 & 0x30 != 0 {
         return Err(WsError::Protocol("reserved bits set without a negotiated extension"));
@@ -191,38 +216,32 @@ pub fn parse_header(buf: &[u8]) -> Result<Option<FrameHeader>, WsError> {
         return Err(WsError::Protocol("RSV1 set on a control or continuation frame"));
     }
     let fin = b0 & 0x80 != 0;
-    let masked = b1 & 0x80 != 0;
-    let (payload_len, mut at) = match b1 & 0x7f {
+    if opcode.is_control() {
+        if !fin {
+            return Err(WsError::Protocol("fragmented control frame"));
+        }
+        // Control frames carry at most 125 bytes, written in the 7-bit length (never the 16 or 64-bit form).
+        if b1 & 0x7f > MAX_CONTROL_PAYLOAD as u8 {
+            return Err(WsError::Protocol("control frame payload over 125 bytes"));
+        }
+        if opcode == Opcode::Close && b1 & 0x7f == 1 {
+            return Err(WsError::Protocol("close frame with a one-byte payload"));
+        }
+    }
+    let (payload_len, len_end) = match b1 & 0x7f {
         126 => {
             let Some(b) = buf.get(2..4) else { return Ok(None) };
             (u64::from(u16::from_be_bytes([b[0], b[1]])), 4)
         }
         127 => {
             let Some(b) = buf.get(2..10) else { return Ok(None) };
-            let len = u64::from_be_bytes(b.try_into().expect("8 bytes"));
-            if len >> 63 != 0 {
-                return Err(WsError::Protocol("payload length with its most significant bit set"));
-            }
-            (len, 10)
+            // A length with its top bit set (which RFC 6455 forbids) is read as it is: far over any limit,
+            // so refused as too big (1009), as `ws` and tungstenite do.
+            (u64::from_be_bytes(b.try_into().expect("8 bytes")), 10)
         }
         n => (u64::from(n), 2),
     };
-    if opcode.is_control() {
-        if !fin {
-            return Err(WsError::Protocol("fragmented control frame"));
-        }
-        if payload_len > MAX_CONTROL_PAYLOAD as u64 {
-            return Err(WsError::Protocol("control frame payload over 125 bytes"));
-        }
-    }
-    let mask = if masked {
-        let Some(m) = buf.get(at..at + 4) else { return Ok(None) };
-        at += 4;
-        Some([m[0], m[1], m[2], m[3]])
-    } else {
-        None
-    };
-    Ok(Some(FrameHeader { fin, rsv1, opcode, mask, payload_len, header_len: at }))
+    Ok(Some(Prefix { fin, rsv1, opcode, masked: b1 & 0x80 != 0, payload_len, len_end }))
 }
 
 /// XORs `buf` with the masking key, as if `buf` started at offset 0 of a payload.
@@ -296,7 +315,9 @@ pub fn accept_key(key: &[u8]) -> String {
 
 /// Whether a peer may send this status code in a close frame (RFC 6455 section 7.4).
 fn valid_close_code(code: u16) -> bool {
-    matches!(code, 1000..=1003 | 1007..=1011 | 3000..=4999)
+    // 1012 (service restart), 1013 (try again later) and 1014 (bad gateway) are registered with IANA; `ws`
+    // accepts them too.
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
 }
 
 /// Joins frames into messages. See the module docs.
@@ -337,6 +358,33 @@ impl Decoder {
     /// cannot be decoded further.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<WsMessage>, WsError> {
         loop {
+            // Every rule that the first bytes can break is checked before waiting for the rest of the header:
+            // a client's frame must be masked, RSV1 needs permessage-deflate, fragments come in order, and a
+            // message over the limit is refused from its length.
+            if let [_, b1, ..] = buf[..]
+                && b1 & 0x80 == 0
+            {
+                return Err(WsError::Protocol("unmasked frame from a client"));
+            }
+            let Some(prefix) = parse_prefix(buf)? else {
+                self.needed = MAX_HEADER_LEN.min(buf.len() + 1).max(2);
+                return Ok(None);
+            };
+            if prefix.rsv1 && !self.compression {
+                return Err(WsError::Protocol("reserved bits set without a negotiated extension"));
+            }
+            match (prefix.opcode, self.partial.is_some()) {
+                (Opcode::Continuation, false) => return Err(WsError::Protocol("continuation without a message")),
+                (Opcode::Text | Opcode::Binary, true) => {
+                    return Err(WsError::Protocol("new message inside a fragmented one"));
+                }
+                _ => {}
+            }
+            let so_far = self.partial.as_ref().map_or(0, |p| p.data.len());
+            let total = so_far as u64 + prefix.payload_len;
+            if !prefix.opcode.is_control() && total > self.max_message as u64 {
+                return Err(WsError::TooBig { size: total, max: self.max_message });
+            }
             let Some(header) = parse_header(buf)? else {
                 self.needed = MAX_HEADER_LEN.min(buf.len() + 1).max(2);
                 return Ok(None);
@@ -344,21 +392,6 @@ impl Decoder {
             let Some(mask) = header.mask else {
                 return Err(WsError::Protocol("unmasked frame from a client"));
             };
-            if header.rsv1 && !self.compression {
-                return Err(WsError::Protocol("reserved bits set without a negotiated extension"));
-            }
-            let so_far = self.partial.as_ref().map_or(0, |p| p.data.len());
-            match (header.opcode, self.partial.is_some()) {
-                (Opcode::Continuation, false) => return Err(WsError::Protocol("continuation without a message")),
-                (Opcode::Text | Opcode::Binary, true) => {
-                    return Err(WsError::Protocol("new message inside a fragmented one"));
-                }
-                _ => {}
-            }
-            let total = so_far as u64 + header.payload_len;
-            if !header.opcode.is_control() && total > self.max_message as u64 {
-                return Err(WsError::TooBig { size: total, max: self.max_message });
-            }
             let frame_len = header.header_len + header.payload_len as usize;
             if buf.len() < frame_len {
                 self.needed = frame_len;
@@ -575,6 +608,41 @@ mod tests {
         for (bytes, code) in cases {
             let err = decode_all(&bytes, 10).expect_err("accepted a broken frame");
             assert_eq!(err.close_code(), code, "{bytes:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn rules_the_first_bytes_break_are_refused_before_the_rest_arrives() {
+        // As ws does: each of these is refused with only its first bytes in (no mask, no payload yet).
+        let cases: Vec<(&[u8], u16)> = vec![
+            // A ping whose length uses the 16-bit form (even for a short payload).
+            (&[0x89, 0xfe], 1002),
+            // A close frame of one byte.
+            (&[0x88, 0x81], 1002),
+            // Not masked.
+            (&[0x82, 0x05], 1002),
+            // Over the limit of 10, known from the 16-bit length before the mask.
+            (&[0x82, 0xfe, 0x00, 0x0b], 1009),
+            // A 64-bit length with its top bit set: far over any limit.
+            (&[0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 1], 1009),
+        ];
+        for (bytes, code) in cases {
+            let mut buf = BytesMut::from(bytes);
+            let err = Decoder::new(10).decode(&mut buf).expect_err("waited for more");
+            assert_eq!(err.close_code(), code, "{bytes:02x?}: {err}");
+        }
+    }
+
+    #[test]
+    fn registered_close_codes_are_accepted() {
+        for code in [1000u16, 1003, 1007, 1011, 1012, 1013, 1014, 3000, 4999] {
+            let bytes = client_frame(true, 8, &code.to_be_bytes(), KEY);
+            let got = decode_all(&bytes, 10);
+            assert_eq!(got, Ok(vec![WsMessage::Close(Some(CloseFrame { code, reason: "".into() }))]), "{code}");
+        }
+        for code in [999u16, 1004, 1005, 1006, 1015, 1016, 2999, 5000] {
+            let bytes = client_frame(true, 8, &code.to_be_bytes(), KEY);
+            assert_eq!(decode_all(&bytes, 10).map_err(|e| e.close_code()), Err(1002), "{code}");
         }
     }
 

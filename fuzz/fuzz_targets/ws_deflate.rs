@@ -1,7 +1,7 @@
 //! The permessage-deflate path: arbitrary bytes decoded as a client's stream by a decoder with compression
 //! negotiated, compressed messages inflated, once whole and once fed in pieces of a size the input picks:
-//! neither may panic, both must give the same messages and the same error, and no message, inflated or
-//! not, may pass the size limit. Then the same bytes as one outgoing message: deflated by the server side,
+//! neither may panic, both must give the same messages and the same error, and no data message, inflated
+//! or not, may pass the size limit (control frames: 125 bytes). Then the same bytes as one outgoing message: deflated by the server side,
 //! masked as a client would send it, decoded and inflated again, they must come back unchanged.
 
 #![no_main]
@@ -11,15 +11,16 @@ use engineio_proto::websocket::deflate::{Negotiated, PerMessageDeflate};
 use engineio_proto::websocket::{Decoder, Opcode, WsError, WsMessage, apply_mask, parse_header};
 use libfuzzer_sys::fuzz_target;
 
-const MAX: usize = 300;
+/// The size limit: the input's first byte picks one of these (small ones below zlib's first allocation).
+const LIMITS: [usize; 4] = [1, 16, 63, 300];
 
 fn params(bits: u8) -> Negotiated {
     Negotiated { server_no_context_takeover: bits & 1 != 0, client_no_context_takeover: bits & 2 != 0 }
 }
 
-fn decode(data: &[u8], piece: usize, negotiated: Negotiated) -> (Vec<WsMessage>, Option<WsError>) {
-    let mut decoder = Decoder::new(MAX).permessage_deflate(true);
-    let mut deflate = PerMessageDeflate::new(negotiated, 0, MAX);
+fn decode(data: &[u8], piece: usize, negotiated: Negotiated, max: usize) -> (Vec<WsMessage>, Option<WsError>) {
+    let mut decoder = Decoder::new(max).permessage_deflate(true);
+    let mut deflate = PerMessageDeflate::new(negotiated, 0, max);
     let mut buf = bytes::BytesMut::new();
     let mut out = Vec::new();
     for chunk in data.chunks(piece) {
@@ -55,21 +56,24 @@ fn as_client_frame(frame: &[u8], key: [u8; 4]) -> Vec<u8> {
 fuzz_target!(|data: &[u8]| {
     let Some((&first, rest)) = data.split_first() else { return };
     let negotiated = params(first >> 4);
-    let whole = decode(rest, rest.len().max(1), negotiated);
-    let pieces = decode(rest, usize::from(first % 16) + 1, negotiated);
+    let max = LIMITS[usize::from(first >> 6)];
+    let whole = decode(rest, rest.len().max(1), negotiated, max);
+    let pieces = decode(rest, usize::from(first % 16) + 1, negotiated, max);
     assert_eq!(whole, pieces);
     for m in &whole.0 {
-        let len = match m {
-            WsMessage::Text(t) => t.len(),
-            WsMessage::Binary(b) | WsMessage::Ping(b) | WsMessage::Pong(b) => Bytes::len(b),
+        match m {
+            WsMessage::Text(t) => assert!(t.len() <= max),
+            WsMessage::Binary(b) => assert!(Bytes::len(b) <= max),
+            // Control frames have their own limit, 125 bytes, whatever the message limit.
+            WsMessage::Ping(b) | WsMessage::Pong(b) => assert!(Bytes::len(b) <= 125),
             WsMessage::Compressed { .. } => panic!("a compressed message was handed on"),
-            WsMessage::Close(_) => 0,
-        };
-        assert!(len <= MAX);
+            WsMessage::Close(_) => {}
+        }
     }
 
     // Round trip through the server's deflate and the decoder's inflate, twice (the second message may
     // refer back to the first through kept contexts).
+    const MAX: usize = 300;
     let message = &rest[..rest.len().min(MAX)];
     let mut server = PerMessageDeflate::new(negotiated, 0, MAX);
     let mut decoder = Decoder::new(MAX).permessage_deflate(true);

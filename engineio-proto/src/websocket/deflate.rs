@@ -102,13 +102,15 @@ impl PerMessageDeflate {
     pub fn inflate(&mut self, text: bool, payload: &[u8]) -> Result<WsMessage, WsError> {
         // One byte past the limit is enough to know the message is too big.
         let budget = self.max_message.saturating_add(1);
-        let mut out = Vec::with_capacity(payload.len().saturating_mul(3).clamp(64, budget));
+        let mut out = Vec::with_capacity(payload.len().saturating_mul(3).max(64).min(budget));
         let inflate = self.inflate.get_or_insert_with(|| Box::new(Decompress::new(false)));
-        let result = inflate_into(inflate, payload, &mut out, budget)
-            .and_then(|()| inflate_into(inflate, &TAIL, &mut out, budget));
-        if self.params.client_no_context_takeover || result.is_err() {
-            // The next message starts from an empty context: none is kept meanwhile. (After an error the
-            // connection closes; the context is of no further use.)
+        let result = inflate_into(inflate, payload, &mut out, budget).and_then(|end| match end {
+            Ended::Open => inflate_into(inflate, &TAIL, &mut out, budget),
+            Ended::Final => Ok(Ended::Final),
+        });
+        if self.params.client_no_context_takeover || !matches!(result, Ok(Ended::Open)) {
+            // The next message starts from an empty context: none is kept meanwhile. (After a final block
+            // the stream cannot go on; after an error the connection closes.)
             self.inflate = None;
         }
         result?;
@@ -140,11 +142,20 @@ impl PerMessageDeflate {
     }
 }
 
+/// How an inflate call ended.
+enum Ended {
+    /// The stream goes on (the usual case: messages end with a sync flush).
+    Open,
+    /// A block marked final ended the stream: what follows it in the message is ignored, as `ws` (zlib)
+    /// ignores it, and the context is not kept.
+    Final,
+}
+
 /// Inflates `input` onto `out`, stopping once `out` holds `budget` bytes.
-fn inflate_into(d: &mut Decompress, mut input: &[u8], out: &mut Vec<u8>, budget: usize) -> Result<(), WsError> {
+fn inflate_into(d: &mut Decompress, mut input: &[u8], out: &mut Vec<u8>, budget: usize) -> Result<Ended, WsError> {
     loop {
         if out.len() >= budget {
-            return Ok(());
+            return Ok(Ended::Open);
         }
         if out.capacity() - out.len() < 4096 {
             out.reserve(4096.min(budget - out.len()).max(1));
@@ -158,11 +169,9 @@ fn inflate_into(d: &mut Decompress, mut input: &[u8], out: &mut Vec<u8>, budget:
             out.truncate(budget);
         }
         match status {
-            // A final block: no message may end the stream (the next one goes on from the same context).
-            Status::StreamEnd if !input.is_empty() => return Err(WsError::BadCompression),
-            Status::StreamEnd => return Ok(()),
-            _ if input.is_empty() && out.len() < out.capacity() => return Ok(()),
-            _ if consumed == 0 && produced == 0 => return Ok(()),
+            Status::StreamEnd => return Ok(Ended::Final),
+            _ if input.is_empty() && out.len() < out.capacity() => return Ok(Ended::Open),
+            _ if consumed == 0 && produced == 0 => return Ok(Ended::Open),
             _ => {}
         }
     }
@@ -292,8 +301,8 @@ mod tests {
                 let mut plain = Vec::new();
                 let fresh = &mut Decompress::new(false);
                 let ctx = if params.server_no_context_takeover { fresh } else { &mut client };
-                inflate_into(ctx, &out[2..], &mut plain, usize::MAX).unwrap();
-                inflate_into(ctx, &TAIL, &mut plain, usize::MAX).unwrap();
+                let _ = inflate_into(ctx, &out[2..], &mut plain, usize::MAX).unwrap();
+                let _ = inflate_into(ctx, &TAIL, &mut plain, usize::MAX).unwrap();
                 assert_eq!(plain, message);
             }
             assert_eq!(p.contexts().1, !params.server_no_context_takeover);
@@ -325,6 +334,17 @@ mod tests {
         let mut p = PerMessageDeflate::new(Negotiated::default(), 1024, 1000);
         let garbage = [0xc2, 0x83, 0, 0, 0, 0, 0xff, 0xff, 0xff];
         assert_eq!(receive(&mut d, &mut p, &garbage).unwrap_err(), WsError::BadCompression);
+    }
+
+    #[test]
+    fn a_limit_smaller_than_the_first_allocation() {
+        let mut c = Compress::new(Compression::fast(), false);
+        for (message, ok) in [(&b"0123456789"[..], true), (&b"0123456789abcdefghij"[..], false)] {
+            let mut d = Decoder::new(16).permessage_deflate(true);
+            let mut p = PerMessageDeflate::new(Negotiated::default(), 1024, 16);
+            let got = receive(&mut d, &mut p, &client_frames(&mut c, false, message, 100));
+            assert_eq!(got.is_ok(), ok, "{got:?}");
+        }
     }
 
     #[test]
