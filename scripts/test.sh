@@ -2,9 +2,11 @@
 # The project's test command (README: "Run the tests"). On a fresh machine it installs what the tests
 # need (npm packages of the interop tests), builds the workspace once, and runs every suite:
 #   1. the sans-IO rule: proto crates must not depend on a runtime;
-#   2. cargo tests of the whole workspace (unit, property, wire, doc tests);
-#   3. a short run of every fuzz target;
-#   4. interop tests with the real clients (npm engine.io-client and socket.io-client, python-socketio,
+#   2. the gates: rustfmt, clippy with warnings as errors, rustdoc with warnings as errors, and a check on
+#      the declared minimum Rust version (rust-version in Cargo.toml, installed with rustup when missing);
+#   3. cargo tests of the whole workspace (unit, property, wire, doc tests);
+#   4. a short run of every fuzz target;
+#   5. interop tests with the real clients (npm engine.io-client and socket.io-client, python-socketio,
 #      headless Chromium), a real redis-server and HAProxy, all started by the tests themselves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +24,16 @@ for crate in engineio-proto socketio-proto; do
   fi
   echo "$crate: ok"
 done
+
+step "gates: cargo fmt --check, clippy -D warnings, rustdoc -D warnings"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps
+
+msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+step "gate: the libraries and programs build on the declared rust-version ($msrv)"
+rustup toolchain install "$msrv" --profile minimal >/dev/null
+cargo "+$msrv" check --workspace --target-dir target/msrv
 
 step "install the servers and tools the tests use (Debian packages, when missing)"
 missing=()

@@ -354,7 +354,7 @@ fn text(rng: &mut Rng, len: usize) -> Vec<u8> {
     const ALPHABET: &[&str] = &["a", "b", " ", "é", "€", "😀", "\u{0}", "z"];
     let mut s = String::new();
     while s.len() < len {
-        s.push_str(*rng.pick::<&str>(ALPHABET));
+        s.push_str(rng.pick::<&str>(ALPHABET));
     }
     s.into_bytes()
 }
