@@ -48,12 +48,16 @@ pub mod cors;
 mod driver;
 mod engine;
 mod mailbox;
+mod polling;
+mod service;
 mod socket;
+mod upgrade;
 mod ws;
 
 pub use config::{BoxError, BoxFuture, ConnectionError, EngineConfig, HttpCompression, Middleware, PerMessageDeflate};
 pub use cookie::{CookieOptions, SameSite};
 pub use cors::{CorsOptions, CorsOrigin};
-pub use engine::{Engine, EngineService, RemoteAddr, ResponseBody, serve_listener};
+pub use engine::{Engine, RemoteAddr};
 pub use engineio_proto::{self as proto, CloseReason, Frame, Message, TransportKind};
+pub use service::{EngineService, ResponseBody, serve_listener};
 pub use socket::{Connection, Handler, SendError, Socket};

@@ -1,0 +1,195 @@
+//! HTTP long-polling: the polling handshake, a long-poll GET handed to its session and answered (gzip or
+//! deflate when the client accepts it), a POST's body checked and delivered.
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use engineio_proto::{ErrorCode, Session, TransportKind};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Response, StatusCode, request};
+use http_body::Body;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use tokio::sync::oneshot;
+
+use crate::config::BoxError;
+use crate::driver::{Command, Driver, PollError};
+use crate::engine::{EngineShared, Slot, new_socket};
+use crate::service::{Refusal, ResponseBody, plain, polling_headers, refuse};
+use crate::socket::Socket;
+
+pub(crate) async fn polling_handshake(
+    shared: &Arc<EngineShared>,
+    parts: Arc<request::Parts>,
+    mut extra: HeaderMap,
+    slot: Slot,
+) -> Response<ResponseBody> {
+    let Some(socket) = new_socket(shared, parts.clone(), TransportKind::Polling, slot.address) else {
+        let refusal = Refusal { context: Some("generate_id panicked".into()), ..Refusal::code(ErrorCode::BadRequest) };
+        return refuse(shared, &parts, refusal, false, extra);
+    };
+    // The application's hooks run before the session exists: one that panics leaves nothing behind.
+    polling_headers(shared, &parts, &mut extra, Some(socket.sid()));
+    let now = Instant::now();
+    let mut session = Session::new(
+        socket.sid().to_owned(),
+        shared.config.session_config(),
+        TransportKind::Polling,
+        now,
+        shared.config.initial_packet.clone(),
+    );
+    session.handle_poll(now).expect("a new session accepts its first poll");
+    let (tx, reply) = oneshot::channel();
+    shared.sessions.write().expect("session map poisoned").insert(socket.shared.sid.clone(), socket.clone());
+    slot.keep();
+    tokio::spawn(Box::new(Driver::new(shared.clone(), session, socket, None, Some(tx))).run());
+    poll_response(shared, &parts, reply.await.unwrap_or(Err(PollError::Closed)), extra)
+}
+
+pub(crate) async fn poll(
+    shared: &Arc<EngineShared>,
+    parts: &request::Parts,
+    socket: &Socket,
+    mut extra: HeaderMap,
+) -> Response<ResponseBody> {
+    polling_headers(shared, parts, &mut extra, None);
+    let (tx, reply) = oneshot::channel();
+    if socket.shared.mailbox.send_control(Command::Poll(tx)).is_err() {
+        return poll_response(shared, parts, Err(PollError::Closed), extra);
+    }
+    poll_response(shared, parts, reply.await.unwrap_or(Err(PollError::Closed)), extra)
+}
+
+pub(crate) fn poll_response(
+    shared: &EngineShared,
+    parts: &request::Parts,
+    reply: Result<Bytes, PollError>,
+    extra: HeaderMap,
+) -> Response<ResponseBody> {
+    match reply {
+        Ok(body) => {
+            let (body, encoding) = compress(shared, parts, body);
+            let mut res = plain(StatusCode::OK, "text/plain; charset=UTF-8", body, extra, false);
+            if let Some(encoding) = encoding {
+                res.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
+            }
+            res
+        }
+        Err(e) => poll_error(shared, parts, e, extra),
+    }
+}
+
+pub(crate) fn poll_error(
+    shared: &EngineShared,
+    parts: &request::Parts,
+    e: PollError,
+    extra: HeaderMap,
+) -> Response<ResponseBody> {
+    match e {
+        PollError::Overlap => plain(StatusCode::BAD_REQUEST, "", Bytes::new(), extra, false),
+        PollError::TransportMismatch => refuse(shared, parts, Refusal::code(ErrorCode::BadRequest), false, extra),
+        PollError::Closed => refuse(shared, parts, Refusal::code(ErrorCode::UnknownSid), false, extra),
+    }
+}
+
+pub(crate) async fn post<B>(
+    shared: &Arc<EngineShared>,
+    parts: &request::Parts,
+    socket: &Socket,
+    body: B,
+    mut extra: HeaderMap,
+) -> Response<ResponseBody>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    polling_headers(shared, parts, &mut extra, None);
+    if parts.headers.get(header::CONTENT_TYPE).is_some_and(|ct| ct == "application/octet-stream") {
+        return plain(StatusCode::BAD_REQUEST, "", Bytes::new(), extra, false);
+    }
+    let (tx, reply) = oneshot::channel();
+    if socket.shared.mailbox.send_control(Command::PostStart(tx)).is_err() {
+        return poll_error(shared, parts, PollError::Closed, extra);
+    }
+    if let Err(e) = reply.await.unwrap_or(Err(PollError::Closed)) {
+        return poll_error(shared, parts, e, extra);
+    }
+    let max = shared.config.max_http_buffer_size;
+    let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let result = if declared.is_some_and(|len| len > max as u64) {
+        Err(true)
+    } else {
+        match Limited::new(body, max).collect().await {
+            Ok(collected) => Ok(collected.to_bytes()),
+            Err(e) => Err(e.downcast_ref::<LengthLimitError>().is_some()),
+        }
+    };
+    let (tx, reply) = oneshot::channel();
+    let delivered = socket.shared.mailbox.send_control(Command::PostBody(result.clone().ok(), tx)).is_ok();
+    let outcome = if delivered { reply.await.unwrap_or(Err(PollError::Closed)) } else { Err(PollError::Closed) };
+    match (result, outcome) {
+        (Err(true), _) => plain(StatusCode::PAYLOAD_TOO_LARGE, "", Bytes::new(), extra, false),
+        (Err(false), _) => plain(StatusCode::BAD_REQUEST, "", Bytes::new(), extra, false),
+        (Ok(_), Err(e)) => poll_error(shared, parts, e, extra),
+        (Ok(_), Ok(())) => plain(StatusCode::OK, "text/html", Bytes::from_static(b"ok"), extra, false),
+    }
+}
+
+/// Gzip or deflate a long-poll body when the client accepts it and it is over the threshold.
+pub(crate) fn compress(shared: &EngineShared, parts: &request::Parts, body: Bytes) -> (Bytes, Option<&'static str>) {
+    let Some(opts) = shared.config.http_compression else { return (body, None) };
+    if body.len() < opts.threshold {
+        return (body, None);
+    }
+    let Some(encoding) =
+        parts.headers.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()).and_then(pick_encoding)
+    else {
+        return (body, None);
+    };
+    let level = flate2::Compression::default();
+    let out = if encoding == "gzip" {
+        let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 2), level);
+        enc.write_all(&body).and_then(|_| enc.finish())
+    } else {
+        let mut enc = flate2::write::ZlibEncoder::new(Vec::with_capacity(body.len() / 2), level);
+        enc.write_all(&body).and_then(|_| enc.finish())
+    };
+    match out {
+        Ok(v) => (Bytes::from(v), Some(encoding)),
+        Err(_) => (body, None),
+    }
+}
+
+/// The preferred of gzip and deflate by the `Accept-Encoding` q-values; gzip wins ties.
+pub(crate) fn pick_encoding(accept: &str) -> Option<&'static str> {
+    let mut best: Option<(&'static str, f32)> = None;
+    for item in accept.split(',') {
+        let mut it = item.split(';');
+        let name = it.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = it.find_map(|p| p.trim().strip_prefix("q=").and_then(|q| q.trim().parse::<f32>().ok())).unwrap_or(1.0);
+        let enc = match name.as_str() {
+            "gzip" | "*" => "gzip",
+            "deflate" => "deflate",
+            _ => continue,
+        };
+        if q > 0.0 && best.is_none_or(|(_, bq)| q > bq) {
+            best = Some((enc, q));
+        }
+    }
+    best.map(|(e, _)| e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pick_encoding;
+
+    #[test]
+    fn picks_encodings() {
+        assert_eq!(pick_encoding("gzip, deflate, br"), Some("gzip"));
+        assert_eq!(pick_encoding("deflate"), Some("deflate"));
+        assert_eq!(pick_encoding("gzip;q=0.5, deflate"), Some("deflate"));
+        assert_eq!(pick_encoding("gzip;q=0, br"), None);
+        assert_eq!(pick_encoding("identity"), None);
+    }
+}
