@@ -35,10 +35,15 @@
 pub mod adapter;
 mod client;
 pub mod config;
+mod dispatch;
+mod emit;
 pub mod event;
 pub mod handshake;
+mod listeners;
 pub mod namespace;
 pub mod operators;
+mod reason;
+mod run;
 mod server;
 pub mod socket;
 

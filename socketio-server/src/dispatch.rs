@@ -1,0 +1,142 @@
+//! A socket's incoming side: packets after the connect, packet middlewares, event dispatch to listeners and
+//! handlers, acks received, and the close lifecycle (`disconnecting`, leaving rooms, `disconnect`).
+
+use std::sync::atomic::Ordering;
+
+use socketio_proto::{Packet, PacketType, Value};
+
+use crate::adapter::Room;
+use crate::event::{AckError, AckSender, Event};
+use crate::listeners::Listeners;
+use crate::run::{contain, run_detached, run_handler};
+use crate::socket::{AckCallback, AnyListener, DisconnectReason, EventHandler, Socket};
+
+impl Socket {
+    /// Marks the socket connected.
+    pub(crate) fn set_connected(&self) {
+        self.inner.connected.store(true, Ordering::Release);
+    }
+
+    /// Handles a packet for this socket's namespace.
+    pub(crate) fn on_packet(&self, packet: Packet) {
+        if !self.connected() {
+            return;
+        }
+        match packet.kind {
+            PacketType::Event | PacketType::BinaryEvent => {
+                let Some(Value::Array(mut data)) = packet.data else { return };
+                if !matches!(data.first(), Some(Value::String(_) | Value::Number(_))) {
+                    return;
+                }
+                let name = match data.remove(0) {
+                    Value::String(s) => s,
+                    Value::Number(n) => n.to_string(),
+                    _ => return,
+                };
+                let ack = packet.id.map(|id| AckSender::new(self.clone(), id));
+                self.dispatch(Event::new(name, data, ack));
+            }
+            PacketType::Ack | PacketType::BinaryAck => {
+                let Some(id) = packet.id else { return };
+                let callback = self.inner.acks.lock().expect("poisoned").remove(&id);
+                if let Some(cb) = callback {
+                    let args = match packet.data {
+                        Some(Value::Array(a)) => a,
+                        _ => Vec::new(),
+                    };
+                    cb(Ok(args));
+                }
+            }
+            PacketType::Disconnect => self.on_close(DisconnectReason::ClientNamespaceDisconnect),
+            PacketType::Connect | PacketType::ConnectError => {}
+        }
+    }
+
+    pub(crate) fn dispatch(&self, event: Event) {
+        let middlewares = {
+            let l = self.inner.listeners.read().expect("poisoned");
+            if l.packet_middlewares.is_empty() {
+                // One look at the listeners for the common case.
+                let (any, handler) = Self::listeners_for(&l, &event.name);
+                drop(l);
+                return self.run_listeners(event, any, handler);
+            }
+            l.packet_middlewares.clone()
+        };
+        let socket = self.clone();
+        run_detached(Box::pin(async move {
+            let mut event = event;
+            for mw in middlewares {
+                // A panicking middleware drops the event, as a refusal without an error to report.
+                let Some(run) = contain(|| mw(socket.clone(), event)) else { return };
+                let Ok(outcome) = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(run)).await else {
+                    return;
+                };
+                match outcome {
+                    Ok(e) => event = e,
+                    Err(err) => {
+                        let handlers = socket.inner.listeners.read().expect("poisoned").error.clone();
+                        for h in handlers {
+                            contain(|| h(socket.clone(), err.clone()));
+                        }
+                        return;
+                    }
+                }
+            }
+            if socket.connected() {
+                socket.run_event(event);
+            }
+        }));
+    }
+
+    pub(crate) fn run_event(&self, event: Event) {
+        let (any, handler) = Self::listeners_for(&self.inner.listeners.read().expect("poisoned"), &event.name);
+        self.run_listeners(event, any, handler);
+    }
+
+    pub(crate) fn listeners_for(l: &Listeners, name: &str) -> (Vec<AnyListener>, Option<EventHandler>) {
+        let any: Vec<AnyListener> = l.any_incoming.iter().map(|(_, a)| a.clone()).collect();
+        (any, l.events.get(name).cloned())
+    }
+
+    pub(crate) fn run_listeners(&self, event: Event, any: Vec<AnyListener>, handler: Option<EventHandler>) {
+        for a in any {
+            contain(|| a(self, &event.name, &event.args));
+        }
+        if let Some(h) = handler {
+            run_handler(|| h(self.clone(), event));
+        }
+    }
+
+    /// Disconnects from the namespace for `reason` (once): `disconnecting` handlers, recovery state,
+    /// leave every room, forget pending acks, `disconnect` handlers.
+    pub(crate) fn on_close(&self, reason: DisconnectReason) {
+        if !self.inner.connected.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let (disconnecting, disconnect) = {
+            let l = self.inner.listeners.read().expect("poisoned");
+            (l.disconnecting.clone(), l.disconnect.clone())
+        };
+        for h in disconnecting {
+            run_handler(|| h(self.clone(), reason));
+        }
+        let adapter = self.inner.ns.adapter();
+        if reason.is_recoverable()
+            && let Some(pid) = &self.inner.pid
+        {
+            let rooms: Vec<Room> = self.rooms().into_iter().collect();
+            adapter.local().persist_session(self.inner.id.clone(), pid.clone(), rooms, self.data());
+        }
+        adapter.del_all(&self.inner.id);
+        self.inner.ns.remove_socket(&self.inner.id);
+        self.inner.client.remove_socket(self.namespace_name(), self.id());
+        let pending: Vec<AckCallback> = self.inner.acks.lock().expect("poisoned").drain().map(|(_, cb)| cb).collect();
+        for cb in pending {
+            cb(Err(AckError::Disconnected));
+        }
+        for h in disconnect {
+            run_handler(|| h(self.clone(), reason));
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! A socket's listeners: event handlers, catch-all listeners both ways, packet middlewares, error and
+//! disconnect handlers.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use socketio_proto::Value;
+
+use crate::event::Event;
+use crate::socket::{
+    AnyListener, DisconnectHandler, DisconnectReason, ErrorHandler, EventHandler, PacketMiddleware, Socket,
+};
+
+/// Identifies a catch-all listener, to remove it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ListenerId(u64);
+
+pub(crate) static NEXT_LISTENER: AtomicU64 = AtomicU64::new(1);
+
+#[derive(Default)]
+pub(crate) struct Listeners {
+    /// Looked up for every event, so hashed with foldhash rather than SipHash.
+    pub(crate) events: HashMap<String, EventHandler, foldhash::fast::RandomState>,
+    pub(crate) any_incoming: Vec<(ListenerId, AnyListener)>,
+    pub(crate) any_outgoing: Vec<(ListenerId, AnyListener)>,
+    pub(crate) packet_middlewares: Vec<PacketMiddleware>,
+    pub(crate) error: Vec<ErrorHandler>,
+    pub(crate) disconnecting: Vec<DisconnectHandler>,
+    pub(crate) disconnect: Vec<DisconnectHandler>,
+}
+
+impl Socket {
+    /// Handles an event. Handlers finishing at once run in the order events arrive.
+    pub fn on<F, Fut>(&self, event: &str, handler: F)
+    where
+        F: Fn(Socket, Event) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.listeners().events.insert(event.to_owned(), Arc::new(move |s, e| Box::pin(handler(s, e))));
+    }
+
+    /// Removes an event's handler.
+    pub fn off(&self, event: &str) {
+        self.listeners().events.remove(event);
+    }
+
+    /// Adds a catch-all listener for incoming events, called before the event's handler.
+    pub fn on_any(&self, listener: impl Fn(&Socket, &str, &[Value]) + Send + Sync + 'static) -> ListenerId {
+        let id = ListenerId(NEXT_LISTENER.fetch_add(1, Ordering::Relaxed));
+        self.listeners().any_incoming.push((id, Arc::new(listener)));
+        id
+    }
+
+    /// Adds a catch-all listener for incoming events, before the others.
+    pub fn prepend_any(&self, listener: impl Fn(&Socket, &str, &[Value]) + Send + Sync + 'static) -> ListenerId {
+        let id = ListenerId(NEXT_LISTENER.fetch_add(1, Ordering::Relaxed));
+        self.listeners().any_incoming.insert(0, (id, Arc::new(listener)));
+        id
+    }
+
+    /// Removes an incoming catch-all listener (`None`: all of them).
+    pub fn off_any(&self, id: Option<ListenerId>) {
+        let mut l = self.listeners();
+        match id {
+            Some(id) => l.any_incoming.retain(|(i, _)| *i != id),
+            None => l.any_incoming.clear(),
+        }
+    }
+
+    /// Adds a catch-all listener for outgoing events (emits from this socket).
+    pub fn on_any_outgoing(&self, listener: impl Fn(&Socket, &str, &[Value]) + Send + Sync + 'static) -> ListenerId {
+        let id = ListenerId(NEXT_LISTENER.fetch_add(1, Ordering::Relaxed));
+        self.listeners().any_outgoing.push((id, Arc::new(listener)));
+        self.inner.has_outgoing.store(true, Ordering::Release);
+        id
+    }
+
+    /// Adds an outgoing catch-all listener before the others.
+    pub fn prepend_any_outgoing(
+        &self,
+        listener: impl Fn(&Socket, &str, &[Value]) + Send + Sync + 'static,
+    ) -> ListenerId {
+        let id = ListenerId(NEXT_LISTENER.fetch_add(1, Ordering::Relaxed));
+        self.listeners().any_outgoing.insert(0, (id, Arc::new(listener)));
+        self.inner.has_outgoing.store(true, Ordering::Release);
+        id
+    }
+
+    /// Removes an outgoing catch-all listener (`None`: all of them).
+    pub fn off_any_outgoing(&self, id: Option<ListenerId>) {
+        let mut l = self.listeners();
+        match id {
+            Some(id) => l.any_outgoing.retain(|(i, _)| *i != id),
+            None => l.any_outgoing.clear(),
+        }
+        self.inner.has_outgoing.store(!l.any_outgoing.is_empty(), Ordering::Release);
+    }
+
+    /// Adds a per-packet middleware: it sees every incoming event before its handler and may change it;
+    /// `Err(value)` drops the event and reports `value` to the [`Socket::on_error`] handlers.
+    pub fn use_middleware<F, Fut>(&self, middleware: F)
+    where
+        F: Fn(Socket, Event) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Event, Value>> + Send + 'static,
+    {
+        self.listeners().packet_middlewares.push(Arc::new(move |s, e| Box::pin(middleware(s, e))));
+    }
+
+    /// Handles errors reported by per-packet middlewares.
+    pub fn on_error(&self, handler: impl Fn(Socket, Value) + Send + Sync + 'static) {
+        self.listeners().error.push(Arc::new(handler));
+    }
+
+    /// Runs when the socket is about to disconnect; its rooms are still readable.
+    pub fn on_disconnecting<F, Fut>(&self, handler: F)
+    where
+        F: Fn(Socket, DisconnectReason) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.listeners().disconnecting.push(Arc::new(move |s, r| Box::pin(handler(s, r))));
+    }
+
+    /// Runs when the socket has disconnected.
+    pub fn on_disconnect<F, Fut>(&self, handler: F)
+    where
+        F: Fn(Socket, DisconnectReason) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.listeners().disconnect.push(Arc::new(move |s, r| Box::pin(handler(s, r))));
+    }
+
+    pub(crate) fn listeners(&self) -> std::sync::RwLockWriteGuard<'_, Listeners> {
+        self.inner.listeners.write().expect("poisoned")
+    }
+}

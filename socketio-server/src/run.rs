@@ -1,0 +1,32 @@
+//! Running application code: handlers, listeners and middlewares are called with their panics contained,
+//! and the futures they return run inline until they wait.
+
+use std::task::Context;
+
+use crate::adapter::BoxFuture;
+
+/// Runs a future to completion: first polled here, so handlers that finish at once run inline and in
+/// order; one that waits is spawned to finish on the runtime. A panic in it ends it there (see
+/// [`contain`]).
+pub(crate) fn run_detached(fut: BoxFuture<'static, ()>) {
+    use futures_util::FutureExt as _;
+    let mut fut = std::panic::AssertUnwindSafe(fut).catch_unwind().map(|_| ());
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    if fut.poll_unpin(&mut cx).is_pending() {
+        tokio::spawn(fut);
+    }
+}
+
+/// Runs application code (a handler, a listener, a middleware): a panic in it ends that call and no more.
+/// The panic hook has already reported it; the socket, its session and the server go on (no lock is held
+/// across application code, so none is poisoned). `None` if it panicked.
+pub(crate) fn contain<R>(f: impl FnOnce() -> R) -> Option<R> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok()
+}
+
+/// Calls a handler and runs the future it returns with [`run_detached`]; a panic in either is contained.
+pub(crate) fn run_handler(f: impl FnOnce() -> BoxFuture<'static, ()>) {
+    if let Some(fut) = contain(f) {
+        run_detached(fut);
+    }
+}
