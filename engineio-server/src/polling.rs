@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 use crate::config::BoxError;
 use crate::driver::{Command, Driver, PollError};
 use crate::engine::{EngineShared, Slot, new_socket};
-use crate::service::{Refusal, ResponseBody, plain, polling_headers, refuse};
+use crate::service::{Answer, Refusal, ResponseBody, plain, polling_headers, refuse};
 use crate::socket::Socket;
 
 pub(crate) async fn polling_handshake(
@@ -27,7 +27,7 @@ pub(crate) async fn polling_handshake(
 ) -> Response<ResponseBody> {
     let Some(socket) = new_socket(shared, parts.clone(), TransportKind::Polling, slot.address) else {
         let refusal = Refusal { context: Some("generate_id panicked".into()), ..Refusal::code(ErrorCode::BadRequest) };
-        return refuse(shared, &parts, refusal, false, extra);
+        return refuse(shared, &parts, refusal, Answer::Json, extra);
     };
     // The application's hooks run before the session exists: one that panics leaves nothing behind.
     polling_headers(shared, &parts, &mut extra, Some(socket.sid()));
@@ -70,7 +70,7 @@ pub(crate) fn poll_response(
     match reply {
         Ok(body) => {
             let (body, encoding) = compress(shared, parts, body);
-            let mut res = plain(StatusCode::OK, "text/plain; charset=UTF-8", body, extra, false);
+            let mut res = plain(StatusCode::OK, "text/plain; charset=UTF-8", body, extra);
             if let Some(encoding) = encoding {
                 res.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
             }
@@ -87,9 +87,11 @@ pub(crate) fn poll_error(
     extra: HeaderMap,
 ) -> Response<ResponseBody> {
     match e {
-        PollError::Overlap => plain(StatusCode::BAD_REQUEST, "", Bytes::new(), extra, false),
-        PollError::TransportMismatch => refuse(shared, parts, Refusal::code(ErrorCode::BadRequest), false, extra),
-        PollError::Closed => refuse(shared, parts, Refusal::code(ErrorCode::UnknownSid), false, extra),
+        PollError::Overlap => plain(StatusCode::BAD_REQUEST, "", Bytes::new(), extra),
+        PollError::TransportMismatch => {
+            refuse(shared, parts, Refusal::code(ErrorCode::BadRequest), Answer::Json, extra)
+        }
+        PollError::Closed => refuse(shared, parts, Refusal::code(ErrorCode::UnknownSid), Answer::Json, extra),
     }
 }
 
@@ -106,7 +108,7 @@ where
 {
     polling_headers(shared, parts, &mut extra, None);
     if parts.headers.get(header::CONTENT_TYPE).is_some_and(|ct| ct == "application/octet-stream") {
-        return plain(StatusCode::BAD_REQUEST, "", Bytes::new(), extra, false);
+        return plain(StatusCode::BAD_REQUEST, "", Bytes::new(), extra);
     }
     let (tx, reply) = oneshot::channel();
     if socket.shared.mailbox.send_control(Command::PostStart(tx)).is_err() {
@@ -118,22 +120,32 @@ where
     let max = shared.config.max_http_buffer_size;
     let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let result = if declared.is_some_and(|len| len > max as u64) {
-        Err(true)
+        Err(BodyError::TooLarge)
     } else {
         match Limited::new(body, max).collect().await {
             Ok(collected) => Ok(collected.to_bytes()),
-            Err(e) => Err(e.downcast_ref::<LengthLimitError>().is_some()),
+            Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(BodyError::TooLarge),
+            Err(_) => Err(BodyError::Broken),
         }
     };
     let (tx, reply) = oneshot::channel();
     let delivered = socket.shared.mailbox.send_control(Command::PostBody(result.clone().ok(), tx)).is_ok();
     let outcome = if delivered { reply.await.unwrap_or(Err(PollError::Closed)) } else { Err(PollError::Closed) };
     match (result, outcome) {
-        (Err(true), _) => plain(StatusCode::PAYLOAD_TOO_LARGE, "", Bytes::new(), extra, false),
-        (Err(false), _) => plain(StatusCode::BAD_REQUEST, "", Bytes::new(), extra, false),
+        (Err(BodyError::TooLarge), _) => plain(StatusCode::PAYLOAD_TOO_LARGE, "", Bytes::new(), extra),
+        (Err(BodyError::Broken), _) => plain(StatusCode::BAD_REQUEST, "", Bytes::new(), extra),
         (Ok(_), Err(e)) => poll_error(shared, parts, e, extra),
-        (Ok(_), Ok(())) => plain(StatusCode::OK, "text/html", Bytes::from_static(b"ok"), extra, false),
+        (Ok(_), Ok(())) => plain(StatusCode::OK, "text/html", Bytes::from_static(b"ok"), extra),
     }
+}
+
+/// Why a POST's body could not be read.
+#[derive(Debug, Clone, Copy)]
+enum BodyError {
+    /// Over `max_http_buffer_size` (declared or read): 413.
+    TooLarge,
+    /// The connection failed while it was read: 400.
+    Broken,
 }
 
 /// Gzip or deflate a long-poll body when the client accepts it and it is over the threshold.

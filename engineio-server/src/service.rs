@@ -80,8 +80,9 @@ impl EngineService {
             // a panic in it answers 500 instead of dropping the connection without a word.
             use futures_util::FutureExt as _;
             let handled = std::panic::AssertUnwindSafe(handle(shared, req)).catch_unwind().await;
-            Ok(handled
-                .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "", Bytes::new(), HeaderMap::new(), true)))
+            Ok(handled.unwrap_or_else(|_| {
+                closing(plain(StatusCode::INTERNAL_SERVER_ERROR, "", Bytes::new(), HeaderMap::new()))
+            }))
         })
     }
 }
@@ -147,12 +148,13 @@ where
 {
     let config = &shared.config;
     let upgrade = is_websocket_upgrade(req.method(), req.headers());
+    let answer = if upgrade { Answer::Upgrade } else { Answer::Json };
     if !req.uri().path().starts_with(&shared.endpoint) {
         if upgrade && config.destroy_upgrade {
             tokio::time::sleep(config.destroy_upgrade_timeout).await;
-            return plain(StatusCode::BAD_REQUEST, "text/html", Bytes::new(), HeaderMap::new(), true);
+            return closing(plain(StatusCode::BAD_REQUEST, "text/html", Bytes::new(), HeaderMap::new()));
         }
-        return plain(StatusCode::NOT_FOUND, "text/plain", Bytes::from_static(b"Not Found"), HeaderMap::new(), false);
+        return plain(StatusCode::NOT_FOUND, "text/plain", Bytes::from_static(b"Not Found"), HeaderMap::new());
     }
     let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
@@ -162,18 +164,18 @@ where
         if !cors.origin_allowed(parts.headers.get(header::ORIGIN)) {
             let refusal =
                 Refusal { context: Some("origin not allowed".into()), ..Refusal::code(ErrorCode::BadRequest) };
-            return refuse(&shared, &parts, refusal, upgrade, extra);
+            return refuse(&shared, &parts, refusal, answer, extra);
         }
         if parts.method == Method::OPTIONS && !upgrade {
             cors.apply_preflight(&parts, &mut extra);
-            return plain(StatusCode::NO_CONTENT, "", Bytes::new(), extra, false);
+            return plain(StatusCode::NO_CONTENT, "", Bytes::new(), extra);
         }
         cors.apply(&parts, &mut extra);
     }
     for m in &config.middlewares {
         if let Err(e) = m.handle(&mut parts, &mut extra).await {
             let refusal = Refusal { context: Some(e.to_string()), ..Refusal::code(ErrorCode::BadRequest) };
-            return refuse(&shared, &parts, refusal, upgrade, extra);
+            return refuse(&shared, &parts, refusal, answer, extra);
         }
     }
 
@@ -186,7 +188,7 @@ where
     };
     let kind = match verify(facts, &config.transports, |sid| shared.lookup(sid).map(|s| s.transport())) {
         Ok(kind) => kind,
-        Err(code) => return refuse(&shared, &parts, Refusal::code(code), upgrade, extra),
+        Err(code) => return refuse(&shared, &parts, Refusal::code(code), answer, extra),
     };
 
     match kind {
@@ -196,12 +198,12 @@ where
                 && let Err(message) = allow(parts.clone()).await
             {
                 let refusal = Refusal { message: Some(message), ..Refusal::code(ErrorCode::Forbidden) };
-                return refuse(&shared, &parts, refusal, upgrade, extra);
+                return refuse(&shared, &parts, refusal, answer, extra);
             }
             let address = parts.extensions.get::<RemoteAddr>().map(|a| a.0.ip());
             if let Err(message) = shared.reserve(address) {
                 let refusal = Refusal { message: Some(message.to_owned()), ..Refusal::code(ErrorCode::Forbidden) };
-                return refuse(&shared, &parts, refusal, upgrade, extra);
+                return refuse(&shared, &parts, refusal, answer, extra);
             }
             let slot = Slot { shared: shared.clone(), address, kept: false };
             match (transport, on_upgrade) {
@@ -215,16 +217,16 @@ where
             (Some(socket), Some(on_upgrade)) => {
                 accept_websocket(&shared, Arc::new(parts), extra, on_upgrade, Some(socket), None)
             }
-            _ => refuse(&shared, &parts, Refusal::code(ErrorCode::UnknownSid), true, extra),
+            _ => refuse(&shared, &parts, Refusal::code(ErrorCode::UnknownSid), Answer::Upgrade, extra),
         },
         RequestKind::Polling { sid } => {
             let Some(socket) = shared.lookup(&sid) else {
-                return refuse(&shared, &parts, Refusal::code(ErrorCode::UnknownSid), false, extra);
+                return refuse(&shared, &parts, Refusal::code(ErrorCode::UnknownSid), Answer::Json, extra);
             };
             match parts.method {
                 Method::GET => poll(&shared, &parts, &socket, extra).await,
                 Method::POST => post(&shared, &parts, &socket, body, extra).await,
-                _ => plain(StatusCode::INTERNAL_SERVER_ERROR, "", Bytes::new(), extra, false),
+                _ => plain(StatusCode::INTERNAL_SERVER_ERROR, "", Bytes::new(), extra),
             }
         }
     }
@@ -232,41 +234,46 @@ where
 
 /// Refuses a request: a JSON error on polling, a plain 400 on a WebSocket upgrade (as the reference,
 /// even for code 4).
+/// How a refusal is answered, as the reference does: a polling request (or a preflight) gets the JSON body
+/// with the code and the hooks' headers; a WebSocket upgrade a plain 400 that closes the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Answer {
+    Json,
+    Upgrade,
+}
+
 pub(crate) fn refuse(
     shared: &EngineShared,
     parts: &request::Parts,
     r: Refusal,
-    upgrade: bool,
+    answer: Answer,
     extra: HeaderMap,
 ) -> Response<ResponseBody> {
     let message = r.message.as_deref().unwrap_or(r.code.message());
     if let Some(hook) = &shared.config.on_connection_error {
         hook(&ConnectionError { code: r.code, message, context: r.context.as_deref(), request: parts });
     }
-    if upgrade {
-        return plain(StatusCode::BAD_REQUEST, "text/html", Bytes::from(message.to_owned()), HeaderMap::new(), true);
+    if answer == Answer::Upgrade {
+        return closing(plain(StatusCode::BAD_REQUEST, "text/html", Bytes::from(message.to_owned()), HeaderMap::new()));
     }
     let status = StatusCode::from_u16(r.code.http_status()).expect("400 and 403 are valid statuses");
-    plain(status, "application/json", Bytes::from(r.code.json_body(Some(message))), extra, false)
+    plain(status, "application/json", Bytes::from(r.code.json_body(Some(message))), extra)
 }
 
-pub(crate) fn plain(
-    status: StatusCode,
-    content_type: &str,
-    body: Bytes,
-    extra: HeaderMap,
-    close: bool,
-) -> Response<ResponseBody> {
+pub(crate) fn plain(status: StatusCode, content_type: &str, body: Bytes, extra: HeaderMap) -> Response<ResponseBody> {
     let mut res = Response::new(Full::new(body));
     *res.status_mut() = status;
     let headers = res.headers_mut();
     if !content_type.is_empty() {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(content_type).expect("a valid content type"));
     }
-    if close {
-        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
     extend(headers, extra);
+    res
+}
+
+/// `Connection: close` on a response: the connection ends after it (a refused upgrade, a failed request).
+pub(crate) fn closing(mut res: Response<ResponseBody>) -> Response<ResponseBody> {
+    res.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     res
 }
 

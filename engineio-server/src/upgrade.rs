@@ -14,7 +14,7 @@ use hyper_util::rt::TokioIo;
 
 use crate::driver::{Command, Driver};
 use crate::engine::{EngineShared, Slot, new_socket};
-use crate::service::{Refusal, ResponseBody, extend, refuse};
+use crate::service::{Answer, Refusal, ResponseBody, extend, refuse};
 use crate::socket::Socket;
 use engineio_proto::websocket::deflate::PerMessageDeflate;
 
@@ -31,7 +31,7 @@ pub(crate) fn accept_websocket(
     let key = parts.headers.get(header::SEC_WEBSOCKET_KEY);
     let version_ok = parts.headers.get(header::SEC_WEBSOCKET_VERSION).is_some_and(|v| v == "13");
     let Some(key) = key.filter(|_| version_ok) else {
-        return refuse(shared, &parts, Refusal::code(ErrorCode::BadRequest), true, extra);
+        return refuse(shared, &parts, Refusal::code(ErrorCode::BadRequest), Answer::Upgrade, extra);
     };
     let accept = engineio_proto::websocket::accept_key(key.as_bytes());
     let deflate = shared.config.per_message_deflate.and_then(|opts| {
