@@ -27,6 +27,7 @@
 
 pub mod date;
 pub mod error;
+mod json;
 #[cfg(feature = "msgpack")]
 pub mod msgpack;
 pub mod packet;

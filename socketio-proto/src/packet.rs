@@ -12,7 +12,8 @@
 use bytes::Bytes;
 
 use crate::error::DecodeError;
-use crate::value::{Value, write_string};
+use crate::json::write_string;
+use crate::value::Value;
 
 /// The packet types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
