@@ -93,7 +93,8 @@ impl Default for PerMessageDeflate {
     }
 }
 
-/// Options of the Engine.IO server. Build with [`EngineConfig::default`] and the `with`-style setters.
+/// Options of the Engine.IO server. Start from [`EngineConfig::default`], set the fields, and install the
+/// hooks with their consuming setters ([`EngineConfig::allow_request`], [`EngineConfig::headers`], ...).
 #[derive(Clone)]
 pub struct EngineConfig {
     /// Time between pings (default 25 000 ms).

@@ -39,7 +39,8 @@ pub struct BroadcastFlags {
     /// Drop the packet for sockets whose transport cannot take it right now.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub volatile: bool,
-    /// The compress flag (kept for the wire format; WebSocket compression is not negotiated).
+    /// The compress flag (kept for the wire format; the WebSocket compresses by its permessage-deflate
+    /// threshold alone).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compress: Option<bool>,
     /// Acknowledgement timeout.

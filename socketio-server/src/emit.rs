@@ -57,7 +57,9 @@ impl Socket {
         SocketEmitter { volatile: true, ..self.emitter() }
     }
 
-    /// Sets the compress flag (WebSocket compression is not negotiated, so it has no effect on the wire).
+    /// Sets the compress flag. It travels with broadcasts (adapters carry it), but the WebSocket compresses by
+    /// its permessage-deflate threshold alone: `compress(false)` does not yet turn compression off for one
+    /// message.
     pub fn compress(&self, compress: bool) -> SocketEmitter {
         SocketEmitter { compress, ..self.emitter() }
     }

@@ -16,7 +16,9 @@ pub enum DisconnectReason {
     ParseError,
     /// The server is closing.
     ServerShuttingDown,
-    /// The server closed the whole connection (`disconnect(true)`, connect timeout).
+    /// The server closed the connection: the reference's reason for a connection closed before it joined a
+    /// namespace (the connect timeout). `disconnect(true)` reports `ServerNamespaceDisconnect` to each
+    /// socket, as the reference does; this variant is kept for adapters and recovery, which know it.
     ForcedServerClose,
     /// The client left the namespace.
     ClientNamespaceDisconnect,
