@@ -562,6 +562,7 @@ impl Session {
     }
 
     /// When [`Session::handle_timeout`] must be called next, if ever.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.state == State::Closed {
             return None;
@@ -578,6 +579,7 @@ impl Session {
     }
 
     /// The next thing to send or do on a transport.
+    #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         if let Some(t) = self.transmits.pop_front() {
             return Some(match t {
@@ -603,6 +605,7 @@ impl Session {
     }
 
     /// The next event for the application.
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
