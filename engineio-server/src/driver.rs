@@ -132,7 +132,7 @@ impl Driver {
         self.flush().await;
         match contain(|| self.engine.handler.on_open(&self.socket)) {
             Some(c) => self.connection = Some(c),
-            None => self.session.fail(Instant::now(), engineio_proto::CloseReason::ForcedClose),
+            None => self.session.fail(crate::clock::now(), engineio_proto::CloseReason::ForcedClose),
         }
         self.flush().await;
         while !self.session.is_closed() {
@@ -145,7 +145,7 @@ impl Driver {
                 Input::Commands => self.run_inbox(),
                 Input::Ws(channel, msg) => self.ws_input(channel, msg),
                 Input::Timeout => {
-                    let now = Instant::now();
+                    let now = crate::clock::now();
                     self.session.handle_timeout(now);
                     if let Some(c) = &mut self.connection
                         && c.deadline().is_some_and(|d| d <= now)
@@ -154,10 +154,10 @@ impl Driver {
                         self.session.fail(now, engineio_proto::CloseReason::ForcedClose);
                     }
                 }
-                Input::Overflow => self.session.fail(Instant::now(), engineio_proto::CloseReason::BufferFull),
+                Input::Overflow => self.session.fail(crate::clock::now(), engineio_proto::CloseReason::BufferFull),
                 Input::PollAborted => {
                     self.pending_poll = None;
-                    self.session.handle_poll_aborted(Instant::now());
+                    self.session.handle_poll_aborted(crate::clock::now());
                 }
             }
             self.flush().await;
@@ -229,7 +229,7 @@ impl Driver {
             self.socket.shared.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
         }
         // Sending needs no clock; the rest is rare.
-        let now = Instant::now;
+        let now = crate::clock::now;
         match cmd {
             Command::Send(frame) => {
                 let _ = self.session.send(frame);
@@ -281,22 +281,22 @@ impl Driver {
             Some(Ok(WsMessage::Binary(b))) => Frame::Binary(b),
             // A ping's pong is queued by the WebSocket and written by the next flush.
             Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => return,
-            Some(Ok(WsMessage::Close(_))) | None => return self.transport_gone(Instant::now(), channel, false),
+            Some(Ok(WsMessage::Close(_))) | None => return self.transport_gone(crate::clock::now(), channel, false),
             Some(Err(ReadError::Ws(e))) => {
                 // Broken framing, text that is not UTF-8, or a message larger than max_http_buffer_size:
                 // closed with the matching code (1002, 1007, 1009), as the reference's `ws` does.
                 if let Some(ws) = self.take_slot(channel) {
                     tokio::spawn(close_ws(ws, Some(e.close_code())));
                 }
-                return self.session.handle_transport_closed(Instant::now(), channel, true);
+                return self.session.handle_transport_closed(crate::clock::now(), channel, true);
             }
             // The WebSocket inflates compressed messages before handing them out; one still compressed
             // would be a bug there, and ends the transport rather than reaching the session.
             Some(Err(ReadError::Io) | Ok(WsMessage::Compressed { .. })) => {
-                return self.transport_gone(Instant::now(), channel, true);
+                return self.transport_gone(crate::clock::now(), channel, true);
             }
         };
-        let _ = self.session.handle_frame_with(Instant::now, channel, frame);
+        let _ = self.session.handle_frame_with(crate::clock::now, channel, frame);
     }
 
     fn transport_gone(&mut self, now: Instant, channel: Channel, error: bool) {
@@ -348,7 +348,7 @@ impl Driver {
                             match until_overflow(&self.socket, ws.flush()).await {
                                 Some(r) => failed |= r.is_err(),
                                 None => {
-                                    self.session.fail(Instant::now(), engineio_proto::CloseReason::BufferFull);
+                                    self.session.fail(crate::clock::now(), engineio_proto::CloseReason::BufferFull);
                                     self.ws = None;
                                     fed = false;
                                     continue;
@@ -363,7 +363,7 @@ impl Driver {
                     if let Some(probe) = &mut self.probe
                         && probe.send(&frame).await.is_err()
                     {
-                        self.transport_gone(Instant::now(), Channel::Probe, true);
+                        self.transport_gone(crate::clock::now(), Channel::Probe, true);
                     }
                 }
                 Transmit::Upgraded => {
@@ -388,7 +388,7 @@ impl Driver {
             match until_overflow(&self.socket, ws.flush()).await {
                 Some(r) => failed |= r.is_err(),
                 None => {
-                    self.session.fail(Instant::now(), engineio_proto::CloseReason::BufferFull);
+                    self.session.fail(crate::clock::now(), engineio_proto::CloseReason::BufferFull);
                     self.ws = None;
                     // The session is closed; its last transmits concern the WebSocket just dropped.
                     while self.session.poll_transmit().is_some() {}
@@ -399,10 +399,10 @@ impl Driver {
             && probe.buffered() > 0
             && probe.flush().await.is_err()
         {
-            self.transport_gone(Instant::now(), Channel::Probe, true);
+            self.transport_gone(crate::clock::now(), Channel::Probe, true);
         }
         if failed {
-            self.transport_gone(Instant::now(), Channel::Main, true);
+            self.transport_gone(crate::clock::now(), Channel::Main, true);
             // The failure closed the session: carry out its last transmits.
             while let Some(t) = self.session.poll_transmit() {
                 if let Transmit::PollResponse(body) = t
@@ -431,7 +431,7 @@ impl Driver {
                     mailbox.take_into(&mut self.inbox);
                     self.run_inbox();
                     if panicked {
-                        self.session.fail(Instant::now(), engineio_proto::CloseReason::ForcedClose);
+                        self.session.fail(crate::clock::now(), engineio_proto::CloseReason::ForcedClose);
                     }
                 }
                 Event::Upgrading => {}
@@ -440,7 +440,7 @@ impl Driver {
                     if let Some(c) = &mut self.connection
                         && contain(|| c.on_upgrade()).is_none()
                     {
-                        self.session.fail(Instant::now(), engineio_proto::CloseReason::ForcedClose);
+                        self.session.fail(crate::clock::now(), engineio_proto::CloseReason::ForcedClose);
                     }
                 }
                 Event::Closed(reason) => {

@@ -42,6 +42,7 @@
 
 #![forbid(unsafe_code)]
 
+mod clock;
 pub mod config;
 pub mod cookie;
 pub mod cors;

@@ -3,7 +3,6 @@
 
 use std::io::Write as _;
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
 use engineio_proto::{ErrorCode, Session, TransportKind};
@@ -31,7 +30,7 @@ pub(crate) async fn polling_handshake(
     };
     // The application's hooks run before the session exists: one that panics leaves nothing behind.
     polling_headers(shared, &parts, &mut extra, Some(socket.sid()));
-    let now = Instant::now();
+    let now = crate::clock::now();
     let mut session = Session::new(
         socket.sid().to_owned(),
         shared.config.session_config(),

@@ -2,7 +2,6 @@
 //! upgraded connection made a new session's transport or handed to a polling session as its probe.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
 use engineio_proto::handshake::Query;
@@ -107,7 +106,7 @@ pub(crate) fn upgraded_session(
                 socket.sid().to_owned(),
                 shared.config.session_config(),
                 TransportKind::WebSocket,
-                Instant::now(),
+                crate::clock::now(),
                 shared.config.initial_packet.clone(),
             );
             let _ = session.set_websocket_base64(engineio_proto::Channel::Main, base64);

@@ -71,19 +71,23 @@ async fn an_upgrade_with_b64_gets_base64_text_frames() {
     assert_eq!(ws_text(&mut ws).await, "b/w==");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_get_after_the_pong_deadline_finds_the_session_closed() {
-    // Ping every 300 ms, 200 ms for the pong: a client that takes the ping and never answers must find
-    // its session gone (400) when it polls after 500 ms, whatever the session task's timer did.
-    let server = start(suite_config()).await;
+    // The reference's defaults: a ping after 25 s, 20 s for the pong. A client that takes the ping and never
+    // answers must find its session gone (400) when it polls after 45 s. On tokio's paused clock, which the
+    // session task reads too, the 45 s take no real time; a task that read the system clock would wait for
+    // its ping until 25 real seconds had passed, which the last assertion catches.
+    let real = std::time::Instant::now();
+    let server = start(EngineConfig::default()).await;
     let (sid, _) = handshake(server.addr).await;
-    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(25)).await;
     let ping = support::get(server.addr, &poll_path(&sid)).await;
     assert_eq!(ping.text(), "2");
-    tokio::time::sleep(Duration::from_millis(500).saturating_sub(started.elapsed()) + Duration::from_millis(30)).await;
+    tokio::time::sleep(Duration::from_secs(21)).await;
     let late = support::get(server.addr, &poll_path(&sid)).await;
     assert_eq!(late.status, 400, "{}", late.text());
     assert_eq!(late.json()["code"], 1);
+    assert!(real.elapsed() < Duration::from_secs(10), "the session task did not run on tokio's clock");
 }
 
 /// Closes every session from the server as soon as it opens, as Socket.IO's connect timeout does.

@@ -363,7 +363,7 @@ impl LocalAdapter {
                     args.push(Value::from(offset.as_str()));
                 }
                 let mut r = recovery.lock().expect("recovery buffer poisoned");
-                let now = Instant::now();
+                let now = tokio::time::Instant::now().into_std();
                 let max_age = r.max_age;
                 while r.packets.front().is_some_and(|p| now.duration_since(p.3) > max_age) {
                     r.packets.pop_front();
@@ -443,7 +443,7 @@ impl LocalAdapter {
     pub fn persist_session(&self, id: SocketId, pid: String, rooms: Vec<Room>, data: Value) {
         let Some(recovery) = &self.recovery else { return };
         let mut r = recovery.lock().expect("recovery buffer poisoned");
-        let now = Instant::now();
+        let now = tokio::time::Instant::now().into_std();
         let max_age = r.max_age;
         r.sessions.retain(|_, s| now.duration_since(s.disconnected_at) <= max_age);
         r.sessions.insert(pid.clone(), PersistedSession { id, pid, rooms, data, disconnected_at: now });

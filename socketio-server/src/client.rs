@@ -80,7 +80,7 @@ impl Client {
             closed: std::sync::atomic::AtomicBool::new(false),
         });
         // Connections that have joined no namespace by then are closed (on the session's own timer).
-        let connect_deadline = Some(std::time::Instant::now() + server.config.connect_timeout);
+        let connect_deadline = Some(tokio::time::Instant::now().into_std() + server.config.connect_timeout);
         Client { decoder: server.config.parser.decoder(), shared, connect_deadline, last: None }
     }
 
