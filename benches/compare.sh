@@ -4,6 +4,8 @@
 #   ours          bench-server, on socketio-server
 #   socketioxide  benches/compare/rust socketioxide-server (socketioxide 0.18 on hyper 1)
 #   node          benches/compare/node/server.mjs (socket.io 4.8 on Node.js)
+#   baseline      (only when asked) the bench-server binary at BASELINE_BIN, e.g. built from an earlier
+#                 commit: two versions of ours side by side in one run, to show a change costs nothing
 #
 # Each round takes the scenarios one by one; for each, every server in turn (the order rotates) is started
 # fresh, pinned to core 0 with one worker thread, runs it with loadgen pinned to core 1, and is stopped. So
@@ -17,7 +19,7 @@
 #   SCENARIOS ["idle echo ack broadcast connect polling-echo idle-polling"] (a subset runs only those)
 #   DURATION [5]  ECHO_CLIENTS [50]  ACK_CLIENTS [50]  BROADCAST_CLIENTS [1000]  BROADCAST_MESSAGES [200]
 #   IDLE_CLIENTS [5000]  IDLE_HOLD [2]  CONNECT_CLIENTS [50]  CONNECT_MAX [20000]  POLLING_CLIENTS [50]
-#   SERVER_THREADS [1]  SETTLE [1] (seconds of rest between scenarios; 3 after connect, so that closing
+#   BASELINE_BIN (needed for the baseline server)  SERVER_THREADS [1]  SETTLE [1] (seconds of rest between scenarios; 3 after connect, so that closing
 #   sockets drain and TIME_WAIT ports are not all still held by the next scenario)
 # e.g.  ROUNDS=1 DURATION=3 IDLE_CLIENTS=2000 SERVERS="raw ours" ./benches/compare.sh
 #
@@ -49,7 +51,8 @@ read -r -a servers <<<"$SERVERS"
 for s in "${servers[@]}"; do
   case "$s" in
     raw | ours | socketioxide | node) ;;
-    *) echo "unknown server '$s' in SERVERS (raw ours socketioxide node)" >&2; exit 2 ;;
+    baseline) [ -x "${BASELINE_BIN:-}" ] || { echo "SERVERS has baseline: set BASELINE_BIN to a bench-server binary" >&2; exit 2; } ;;
+    *) echo "unknown server '$s' in SERVERS (raw ours socketioxide node baseline)" >&2; exit 2 ;;
   esac
 done
 [ "${#servers[@]}" -gt 0 ] || { echo "SERVERS is empty" >&2; exit 2; }
@@ -138,6 +141,7 @@ start_server() {
   case "$1" in
     raw) cmd=("$cmp_bin/raw-server" --port 0 --threads "$SERVER_THREADS") ;;
     ours) cmd=("$bin/bench-server" --port 0 --threads "$SERVER_THREADS") ;;
+    baseline) cmd=("$BASELINE_BIN" --port 0 --threads "$SERVER_THREADS") ;;
     socketioxide) cmd=("$cmp_bin/socketioxide-server" --port 0 --threads "$SERVER_THREADS") ;;
     node) cmd=(node "$compare/node/server.mjs" --port 0) ;;
   esac

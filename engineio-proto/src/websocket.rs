@@ -381,7 +381,7 @@ impl Decoder {
                 _ => {}
             }
             let so_far = self.partial.as_ref().map_or(0, |p| p.data.len());
-            let total = so_far as u64 + prefix.payload_len;
+            let total = (so_far as u64).saturating_add(prefix.payload_len);
             if !prefix.opcode.is_control() && total > self.max_message as u64 {
                 return Err(WsError::TooBig { size: total, max: self.max_message });
             }
@@ -626,6 +626,10 @@ mod tests {
             // A 64-bit length with its top bit set: far over any limit.
             (&[0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 1], 1009),
         ];
+        // The same length on a continuation of a message under way (the sum must not overflow).
+        let mut bytes = client_frame(false, 1, b"a", KEY);
+        bytes.extend_from_slice(&[0x80, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        assert_eq!(decode_all(&bytes, 10).map_err(|e| e.close_code()), Err(1009));
         for (bytes, code) in cases {
             let mut buf = BytesMut::from(bytes);
             let err = Decoder::new(10).decode(&mut buf).expect_err("waited for more");
