@@ -7,9 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use engineio_proto::{Channel, Error, Event, Frame, ProtocolError, Session, Transmit};
-use hyper::upgrade::Upgraded;
-use hyper_util::rt::TokioIo;
+use engineio_proto::{Channel, Event, Frame, Session, Transmit};
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::Poll;
@@ -18,59 +16,12 @@ use engineio_proto::websocket::WsMessage;
 use tokio::sync::oneshot;
 
 use crate::engine::EngineShared;
+use crate::mailbox::{Command, PollError, WsStream};
 use crate::socket::{Connection, Socket};
-use crate::ws::{ReadError, WebSocket};
-
-/// The WebSocket of an upgraded connection.
-pub(crate) type WsStream = WebSocket<TokioIo<Upgraded>>;
+use crate::ws::ReadError;
 
 /// Queued WebSocket bytes past which the driver writes them before queuing more.
 const WS_FLUSH_AT: usize = 64 * 1024;
-
-/// Why a polling request could not be served by its session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum PollError {
-    /// Overlapping GET or POST: 400 with an empty body (the session closed).
-    Overlap,
-    /// The session now runs over another transport: code 3.
-    TransportMismatch,
-    /// The session closed: code 1.
-    Closed,
-}
-
-impl From<Error> for PollError {
-    fn from(e: Error) -> Self {
-        match e {
-            Error::Protocol(ProtocolError::DuplicatePoll | ProtocolError::DuplicatePost) => PollError::Overlap,
-            Error::Protocol(ProtocolError::TransportMismatch) => PollError::TransportMismatch,
-            _ => PollError::Closed,
-        }
-    }
-}
-
-impl Command {
-    /// The bytes of frames this command carries (counted against `max_queued_bytes`).
-    pub(crate) fn frame_bytes(&self) -> usize {
-        match self {
-            Command::Send(f) => f.len(),
-            Command::SendMany(fs) | Command::SendVolatile(fs) => fs.iter().map(Frame::len).sum(),
-            _ => 0,
-        }
-    }
-}
-
-pub(crate) enum Command {
-    Send(Frame),
-    SendMany(Vec<Frame>),
-    SendVolatile(Vec<Frame>),
-    Close,
-    CloseNotify(oneshot::Sender<()>),
-    Poll(oneshot::Sender<Result<Bytes, PollError>>),
-    PostStart(oneshot::Sender<Result<(), PollError>>),
-    PostBody(Option<Bytes>, oneshot::Sender<Result<(), PollError>>),
-    /// A WebSocket asking to take over the session, and whether it wants binary as base64 (`b64`).
-    Upgrade(Box<WsStream>, bool),
-}
 
 /// How long closing a WebSocket may take before the connection is simply dropped.
 const WS_CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -263,7 +214,7 @@ impl Driver {
             Command::PostBody(body, tx) => {
                 let _ = tx.send(self.session.handle_post_body(now(), body).map_err(Into::into));
             }
-            Command::Upgrade(ws, base64) => match self.session.handle_upgrade_request(now()) {
+            Command::Upgrade { ws, base64 } => match self.session.handle_upgrade_request(now()) {
                 Ok(()) => {
                     let _ = self.session.set_websocket_base64(Channel::Probe, base64);
                     self.probe = Some(ws);
@@ -466,7 +417,7 @@ impl Driver {
                     let _ = tx.send(Err(PollError::Closed));
                 }
                 Command::CloseNotify(tx) => self.close_waiters.push(tx),
-                Command::Upgrade(ws, _) => {
+                Command::Upgrade { ws, .. } => {
                     tokio::spawn(close_ws(*ws, None));
                 }
                 Command::Send(_) | Command::SendMany(_) | Command::SendVolatile(_) | Command::Close => {}

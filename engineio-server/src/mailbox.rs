@@ -15,10 +15,71 @@ use std::task::{Context, Poll};
 
 use futures_util::task::AtomicWaker;
 
-use crate::driver::Command;
+use bytes::Bytes;
+use engineio_proto::{Error, Frame, ProtocolError};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use tokio::sync::oneshot;
+
+use crate::ws::WebSocket;
 
 /// Queues larger than this are dropped rather than kept once drained, so a burst does not pin memory.
 const KEEP_CAPACITY: usize = 64;
+
+/// The WebSocket of an upgraded connection.
+pub(crate) type WsStream = WebSocket<TokioIo<Upgraded>>;
+
+/// Why a polling request could not be served by its session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PollError {
+    /// Overlapping GET or POST: 400 with an empty body (the session closed).
+    Overlap,
+    /// The session now runs over another transport: code 3.
+    TransportMismatch,
+    /// The session closed: code 1.
+    Closed,
+}
+
+impl From<Error> for PollError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Protocol(ProtocolError::DuplicatePoll | ProtocolError::DuplicatePost) => PollError::Overlap,
+            Error::Protocol(ProtocolError::TransportMismatch) => PollError::TransportMismatch,
+            _ => PollError::Closed,
+        }
+    }
+}
+
+impl Command {
+    /// The bytes of frames this command carries (counted against `max_queued_bytes`).
+    pub(crate) fn frame_bytes(&self) -> usize {
+        match self {
+            Command::Send(f) => f.len(),
+            Command::SendMany(fs) | Command::SendVolatile(fs) => fs.iter().map(Frame::len).sum(),
+            _ => 0,
+        }
+    }
+}
+
+/// What the session task is asked to do: by the application (send, close) or by the HTTP side (a
+/// long-poll, a POST, an upgrade).
+pub(crate) enum Command {
+    Send(Frame),
+    SendMany(Vec<Frame>),
+    SendVolatile(Vec<Frame>),
+    Close,
+    CloseNotify(oneshot::Sender<()>),
+    Poll(oneshot::Sender<Result<Bytes, PollError>>),
+    PostStart(oneshot::Sender<Result<(), PollError>>),
+    PostBody(Option<Bytes>, oneshot::Sender<Result<(), PollError>>),
+    /// A WebSocket asking to take over the session.
+    Upgrade {
+        /// The upgraded connection.
+        ws: Box<WsStream>,
+        /// The client wants binary as base64 text frames (`b64`, the client's `forceBase64`).
+        base64: bool,
+    },
+}
 
 /// The mailbox whose session task is calling its handler on this thread (by address; 0 for none) and the
 /// task's queue, lent for that call.

@@ -13,8 +13,9 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tokio::sync::oneshot;
 
 use crate::config::BoxError;
-use crate::driver::{Command, Driver, PollError};
+use crate::driver::Driver;
 use crate::engine::{EngineShared, Slot, new_socket};
+use crate::mailbox::{Command, PollError};
 use crate::service::{Answer, Refusal, ResponseBody, plain, polling_headers, refuse};
 use crate::socket::Socket;
 

@@ -8,7 +8,7 @@ use engineio_proto::{CloseReason, Frame, Message, TransportKind};
 use http::request;
 use tokio::sync::oneshot;
 
-use crate::driver::Command;
+use crate::mailbox::Command;
 use crate::mailbox::{Mailbox, TrySendError};
 
 /// What the layer above (`socketio-server`, or an application using Engine.IO directly) implements to

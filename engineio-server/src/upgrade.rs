@@ -11,8 +11,9 @@ use http::{Response, StatusCode, request};
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
 
-use crate::driver::{Command, Driver};
+use crate::driver::Driver;
 use crate::engine::{EngineShared, Slot, new_socket};
+use crate::mailbox::Command;
 use crate::service::{Answer, Refusal, ResponseBody, extend, refuse};
 use crate::socket::Socket;
 use engineio_proto::websocket::deflate::PerMessageDeflate;
@@ -91,8 +92,8 @@ pub(crate) fn upgraded_session(
     let base64 = Query::parse(parts.uri.query().unwrap_or("")).b64;
     match existing {
         Some(socket) => {
-            let upgrade = Command::Upgrade(Box::new(ws), base64);
-            if let Err(Command::Upgrade(ws, _)) = socket.shared.mailbox.send_control(upgrade) {
+            let upgrade = Command::Upgrade { ws: Box::new(ws), base64 };
+            if let Err(Command::Upgrade { ws, .. }) = socket.shared.mailbox.send_control(upgrade) {
                 tokio::spawn(crate::driver::close_ws(*ws, None));
             }
             None
