@@ -9,7 +9,7 @@
 //!
 //! 1. feeds every input with the current time: [`Session::handle_poll`] (a long-poll GET arrived),
 //!    [`Session::handle_post_start`] / [`Session::handle_post_body`] (a POST), [`Session::handle_frame`] (a
-//!    WebSocket frame), [`Session::handle_upgrade_request`] / [`Session::handle_probe_frame`] (a second
+//!    frame on the session's WebSocket, or on the probe), [`Session::handle_upgrade_request`] (a second
 //!    WebSocket asking to take over), [`Session::handle_transport_closed`], [`Session::send`],
 //!    [`Session::close`] and [`Session::handle_timeout`];
 //! 2. then drains [`Session::poll_transmit`] until it returns `None`, carrying out each [`Transmit`] in
@@ -287,7 +287,7 @@ impl Session {
         self.buffer.len()
     }
 
-    /// Queues an already encoded packet for the client.
+    /// Queues an encoded packet for the client (a message becomes one with [`Frame::from_message`]).
     ///
     /// Fails with [`UsageError::SessionClosed`] once the session is closing or closed.
     pub fn send(&mut self, frame: Frame) -> Result<(), Error> {
@@ -296,11 +296,6 @@ impl Session {
         }
         self.push_frame(frame);
         Ok(())
-    }
-
-    /// Queues a message for the client.
-    pub fn send_message(&mut self, message: &Message) -> Result<(), Error> {
-        self.send(Frame::from_message(message))
     }
 
     /// A long-poll GET arrived.
@@ -420,7 +415,7 @@ impl Session {
                 }
                 Ok(())
             }
-            Channel::Probe => self.handle_probe_frame(clock(), frame),
+            Channel::Probe => self.probe_frame(clock(), frame),
         }
     }
 
@@ -445,7 +440,7 @@ impl Session {
     /// A frame arrived on the probed WebSocket: `2probe` is answered with `3probe` (and a pending long-poll
     /// is released with a noop so the client can pause polling), `5` completes the upgrade, anything else
     /// abandons it.
-    pub fn handle_probe_frame(&mut self, now: Instant, frame: Frame) -> Result<(), Error> {
+    fn probe_frame(&mut self, now: Instant, frame: Frame) -> Result<(), Error> {
         self.handle_timeout(now);
         let Upgrade::Probing { deadline, base64, .. } = self.upgrade else {
             return Err(UsageError::NoSuchTransport.into());

@@ -9,7 +9,7 @@
 //!
 //! permessage-deflate (RFC 7692) is one flag here and one layer above: a decoder told that it was
 //! negotiated ([`Decoder::permessage_deflate`]) accepts RSV1 on the first frame of a data message and hands
-//! the joined message out as [`WsMessage::Compressed`], still deflated; [`deflate`] (cargo feature
+//! the joined message out as [`WsMessage::Compressed`], still deflated; `deflate` (cargo feature
 //! `deflate`) negotiates the extension, inflates such messages into text or binary (checking UTF-8 and the
 //! size limit on what comes out) and deflates outgoing ones, which [`encode_compressed_header`] marks.
 //!
@@ -144,7 +144,7 @@ pub enum WsMessage {
     /// A binary message.
     Binary(Bytes),
     /// A message whose first frame carried RSV1 (only from a decoder with permessage-deflate on): its
-    /// payload still deflated, its UTF-8 not checked yet. [`deflate::PerMessageDeflate::inflate`] makes it a
+    /// payload still deflated, its UTF-8 not checked yet. `deflate::PerMessageDeflate::inflate` makes it a
     /// text or binary message.
     Compressed {
         /// Whether it is a text message.

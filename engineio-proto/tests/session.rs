@@ -81,7 +81,7 @@ fn websocket_session(t0: Instant) -> Session {
 fn probed_session(t0: Instant) -> Session {
     let mut s = polling_session(t0);
     s.handle_upgrade_request(t0).unwrap();
-    s.handle_probe_frame(t0, text("2probe")).unwrap();
+    s.handle_frame(t0, Channel::Probe, text("2probe")).unwrap();
     assert_eq!(transmits(&mut s), vec![Transmit::Probe(text("3probe"))]);
     assert_eq!(events(&mut s), vec![Event::Upgrading]);
     s
@@ -349,10 +349,10 @@ fn a_base64_websocket_gets_binary_as_text_and_may_send_it_so() {
     assert_eq!(s.set_websocket_base64(Channel::Probe, true), Err(Error::Usage(UsageError::NoSuchTransport)));
     s.handle_upgrade_request(t0).unwrap();
     s.set_websocket_base64(Channel::Probe, true).unwrap();
-    s.handle_probe_frame(t0, text("2probe")).unwrap();
+    s.handle_frame(t0, Channel::Probe, text("2probe")).unwrap();
     assert_eq!(transmits(&mut s), vec![Transmit::Probe(text("3probe"))]);
     s.send(binary(&[9])).unwrap();
-    s.handle_probe_frame(t0, text("5")).unwrap();
+    s.handle_frame(t0, Channel::Probe, text("5")).unwrap();
     assert_eq!(transmits(&mut s), vec![Transmit::Upgraded, Transmit::WebSocket(text("bCQ=="))]);
     // Without it, binary stays binary.
     let mut s = websocket_session(t0);
@@ -422,8 +422,8 @@ fn websocket_messages_flow_both_ways_as_text_and_binary() {
             Event::Message(Message::from("")),
         ]
     );
-    s.send_message(&Message::from("out")).unwrap();
-    s.send_message(&Message::from(vec![9u8, 8])).unwrap();
+    s.send(Frame::from_message(&Message::from("out"))).unwrap();
+    s.send(Frame::from_message(&Message::from(vec![9u8, 8]))).unwrap();
     s.send(text("4raw")).unwrap();
     assert_eq!(
         transmits(&mut s),
@@ -510,7 +510,7 @@ fn websocket_session_refuses_polling_requests_and_probe_frames() {
     let mut s = websocket_session(t0);
     assert_eq!(s.handle_poll(t0), Err(Error::Protocol(ProtocolError::TransportMismatch)));
     assert_eq!(s.handle_post_start(t0), Err(Error::Protocol(ProtocolError::TransportMismatch)));
-    assert_eq!(s.handle_probe_frame(t0, text("2probe")), Err(Error::Usage(UsageError::NoSuchTransport)));
+    assert_eq!(s.handle_frame(t0, Channel::Probe, text("2probe")), Err(Error::Usage(UsageError::NoSuchTransport)));
     assert_eq!(s.handle_frame(t0, Channel::Probe, text("2probe")), Err(Error::Usage(UsageError::NoSuchTransport)));
     assert!(!s.is_closed());
     assert_eq!(transmits(&mut s), vec![]);
@@ -525,9 +525,9 @@ fn websocket_session_refuses_polling_requests_and_probe_frames() {
 fn polling_batches_sends_into_one_payload() {
     let t0 = Instant::now();
     let mut s = polling_session(t0);
-    s.send_message(&Message::from("a")).unwrap();
-    s.send_message(&Message::from(vec![1u8, 2, 3, 4])).unwrap();
-    s.send_message(&Message::from("c")).unwrap();
+    s.send(Frame::from_message(&Message::from("a"))).unwrap();
+    s.send(Frame::from_message(&Message::from(vec![1u8, 2, 3, 4]))).unwrap();
+    s.send(Frame::from_message(&Message::from("c"))).unwrap();
     assert_eq!(s.buffered(), 3);
     // Nothing leaves without a GET.
     assert_eq!(transmits(&mut s), vec![]);
@@ -728,7 +728,7 @@ fn polling_session_refuses_main_websocket_frames() {
     let t0 = Instant::now();
     let mut s = polling_session(t0);
     assert_eq!(s.handle_frame(t0, Channel::Main, Frame::message("x")), Err(Error::Usage(UsageError::NoSuchTransport)));
-    assert_eq!(s.handle_probe_frame(t0, text("2probe")), Err(Error::Usage(UsageError::NoSuchTransport)));
+    assert_eq!(s.handle_frame(t0, Channel::Probe, text("2probe")), Err(Error::Usage(UsageError::NoSuchTransport)));
     // A main-channel close report on polling concerns no transport of the session.
     s.handle_transport_closed(t0, Channel::Main, true);
     assert!(!s.is_closed());
@@ -739,7 +739,7 @@ fn polling_session_refuses_main_websocket_frames() {
 fn polling_requests_after_the_upgrade_are_a_transport_mismatch() {
     let t0 = Instant::now();
     let mut s = probed_session(t0);
-    s.handle_probe_frame(at(t0, 5), text("5")).unwrap();
+    s.handle_frame(at(t0, 5), Channel::Probe, text("5")).unwrap();
     transmits(&mut s);
     events(&mut s);
     assert_eq!(s.handle_poll(at(t0, 6)), Err(Error::Protocol(ProtocolError::TransportMismatch)));
@@ -762,7 +762,7 @@ fn probe_is_answered_and_releases_the_pending_get_with_noop() {
     assert!(s.is_upgrading());
     // Before the probe the GET stays pending.
     assert_eq!(transmits(&mut s), vec![]);
-    s.handle_probe_frame(at(t0, 3), text("2probe")).unwrap();
+    s.handle_frame(at(t0, 3), Channel::Probe, text("2probe")).unwrap();
     assert_eq!(transmits(&mut s), vec![Transmit::Probe(text("3probe")), poll_response(b"6")]);
     assert_eq!(events(&mut s), vec![Event::Upgrading]);
     assert_eq!(s.transport(), TransportKind::Polling);
@@ -786,10 +786,10 @@ fn probe_frames_are_accepted_through_handle_frame_on_the_probe_channel() {
 fn upgrade_packet_completes_the_upgrade_and_flushes_buffered_frames() {
     let t0 = Instant::now();
     let mut s = probed_session(t0);
-    s.send_message(&Message::from("queued")).unwrap();
-    s.send_message(&Message::from(vec![7u8])).unwrap();
+    s.send(Frame::from_message(&Message::from("queued"))).unwrap();
+    s.send(Frame::from_message(&Message::from(vec![7u8]))).unwrap();
     assert_eq!(s.buffered(), 2);
-    s.handle_probe_frame(at(t0, 10), text("5")).unwrap();
+    s.handle_frame(at(t0, 10), Channel::Probe, text("5")).unwrap();
     assert_eq!(
         transmits(&mut s),
         vec![Transmit::Upgraded, Transmit::WebSocket(text("4queued")), Transmit::WebSocket(binary(&[7])),]
@@ -799,7 +799,7 @@ fn upgrade_packet_completes_the_upgrade_and_flushes_buffered_frames() {
     assert!(!s.is_upgrading());
     assert_eq!(s.buffered(), 0);
     // The upgraded session is a WebSocket session now.
-    s.send_message(&Message::from("after")).unwrap();
+    s.send(Frame::from_message(&Message::from("after"))).unwrap();
     assert_eq!(transmits(&mut s), vec![Transmit::WebSocket(text("4after"))]);
     s.handle_frame(at(t0, 11), Channel::Main, Frame::message("in")).unwrap();
     assert_eq!(events(&mut s), vec![Event::Message(Message::from("in"))]);
@@ -815,7 +815,7 @@ fn upgrade_with_a_get_still_pending_releases_it_before_switching() {
     let mut s = probed_session(t0);
     // The client polls once more (the noop went out before this GET) and then upgrades.
     s.handle_poll(at(t0, 5)).unwrap();
-    s.handle_probe_frame(at(t0, 6), text("5")).unwrap();
+    s.handle_frame(at(t0, 6), Channel::Probe, text("5")).unwrap();
     let out = transmits(&mut s);
     // The GET gets a noop, either before the switch or at the latest before the session leaves polling.
     assert_eq!(out.iter().filter(|t| **t == poll_response(b"6")).count(), 1, "{out:?}");
@@ -829,12 +829,12 @@ fn buffered_ping_is_flushed_to_the_websocket_after_the_upgrade() {
     let t0 = Instant::now();
     let mut s = polling_session(t0);
     s.handle_upgrade_request(at(t0, 900)).unwrap();
-    s.handle_probe_frame(at(t0, 950), text("2probe")).unwrap();
+    s.handle_frame(at(t0, 950), Channel::Probe, text("2probe")).unwrap();
     transmits(&mut s);
     events(&mut s);
     s.handle_timeout(at(t0, 1_000));
     assert_eq!(s.buffered(), 1);
-    s.handle_probe_frame(at(t0, 1_100), text("5")).unwrap();
+    s.handle_frame(at(t0, 1_100), Channel::Probe, text("5")).unwrap();
     assert_eq!(transmits(&mut s), vec![Transmit::Upgraded, Transmit::WebSocket(text("2"))]);
     s.handle_frame(at(t0, 1_200), Channel::Main, text("3")).unwrap();
     assert_eq!(s.poll_timeout(), Some(at(t0, 2_200)));
@@ -847,9 +847,9 @@ fn second_upgrade_request_is_refused_while_probing_and_after_upgrading() {
     s.handle_upgrade_request(t0).unwrap();
     assert_eq!(s.handle_upgrade_request(t0), Err(Error::Protocol(ProtocolError::UpgradeRefused)));
     assert!(s.is_upgrading());
-    s.handle_probe_frame(t0, text("2probe")).unwrap();
+    s.handle_frame(t0, Channel::Probe, text("2probe")).unwrap();
     assert_eq!(s.handle_upgrade_request(at(t0, 1)), Err(Error::Protocol(ProtocolError::UpgradeRefused)));
-    s.handle_probe_frame(at(t0, 2), text("5")).unwrap();
+    s.handle_frame(at(t0, 2), Channel::Probe, text("5")).unwrap();
     assert_eq!(s.handle_upgrade_request(at(t0, 3)), Err(Error::Protocol(ProtocolError::UpgradeRefused)));
     // The refusals did not disturb the session.
     assert_eq!(transmits(&mut s), vec![Transmit::Probe(text("3probe")), Transmit::Upgraded]);
@@ -863,7 +863,7 @@ fn upgrade_timeout_closes_the_probe_and_polling_goes_on() {
     let mut s = polling_session(t0);
     s.handle_upgrade_request(at(t0, 100)).unwrap();
     assert_eq!(s.poll_timeout(), Some(at(t0, 400)));
-    s.handle_probe_frame(at(t0, 150), text("2probe")).unwrap();
+    s.handle_frame(at(t0, 150), Channel::Probe, text("2probe")).unwrap();
     assert_eq!(transmits(&mut s), vec![Transmit::Probe(text("3probe"))]);
     assert_eq!(events(&mut s), vec![Event::Upgrading]);
     s.handle_timeout(at(t0, 399));
@@ -876,11 +876,11 @@ fn upgrade_timeout_closes_the_probe_and_polling_goes_on() {
     assert_eq!(events(&mut s), vec![]);
     assert_eq!(s.poll_timeout(), Some(at(t0, 1_000)));
     // The probe is gone.
-    assert_eq!(s.handle_probe_frame(at(t0, 450), text("5")), Err(Error::Usage(UsageError::NoSuchTransport)));
+    assert_eq!(s.handle_frame(at(t0, 450), Channel::Probe, text("5")), Err(Error::Usage(UsageError::NoSuchTransport)));
     // Polling still works, and the released GET is not repeated: a new GET waits for data.
     s.handle_poll(at(t0, 500)).unwrap();
     assert_eq!(transmits(&mut s), vec![]);
-    s.send_message(&Message::from("still here")).unwrap();
+    s.send(Frame::from_message(&Message::from("still here"))).unwrap();
     assert_eq!(transmits(&mut s), vec![poll_response(b"4still here")]);
     s.handle_post_start(at(t0, 600)).unwrap();
     s.handle_post_body(at(t0, 600), Some(Bytes::from_static(b"4pong?"))).unwrap();
@@ -899,7 +899,7 @@ fn upgrade_timeout_without_a_probe_frame_closes_the_probe() {
     s.handle_timeout(at(t0, 300));
     // The GET was never released: it is still pending and gets the next data.
     assert_eq!(transmits(&mut s), vec![Transmit::CloseProbe]);
-    s.send_message(&Message::from("x")).unwrap();
+    s.send(Frame::from_message(&Message::from("x"))).unwrap();
     assert_eq!(transmits(&mut s), vec![poll_response(b"4x")]);
 }
 
@@ -909,7 +909,7 @@ fn bad_frame_on_the_probe_abandons_the_upgrade() {
         let t0 = Instant::now();
         let mut s = polling_session(t0);
         s.handle_upgrade_request(t0).unwrap();
-        s.handle_probe_frame(at(t0, 1), bad.clone()).unwrap();
+        s.handle_frame(at(t0, 1), Channel::Probe, bad.clone()).unwrap();
         assert_eq!(transmits(&mut s), vec![Transmit::CloseProbe], "{bad:?}");
         assert_eq!(events(&mut s), vec![], "{bad:?}");
         assert!(!s.is_upgrading());
@@ -931,8 +931,8 @@ fn probe_closed_by_the_client_allows_a_new_upgrade_request() {
     assert_eq!(events(&mut s), vec![]);
     assert_eq!(s.poll_timeout(), Some(at(t0, 1_000)));
     s.handle_upgrade_request(at(t0, 20)).unwrap();
-    s.handle_probe_frame(at(t0, 21), text("2probe")).unwrap();
-    s.handle_probe_frame(at(t0, 22), text("5")).unwrap();
+    s.handle_frame(at(t0, 21), Channel::Probe, text("2probe")).unwrap();
+    s.handle_frame(at(t0, 22), Channel::Probe, text("5")).unwrap();
     assert_eq!(transmits(&mut s), vec![Transmit::Probe(text("3probe")), Transmit::Upgraded]);
     assert_eq!(events(&mut s), vec![Event::Upgrading, Event::Upgraded]);
     assert_eq!(s.transport(), TransportKind::WebSocket);
@@ -952,7 +952,7 @@ fn session_closing_while_probing_closes_the_probe_too() {
     assert!(out.contains(&Transmit::CloseProbe), "{out:?}");
     assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::TransportError)]);
     assert_closed_and_quiet(&mut s, at(t0, 7));
-    assert_eq!(s.handle_probe_frame(at(t0, 8), text("5")), Err(Error::Usage(UsageError::NoSuchTransport)));
+    assert_eq!(s.handle_frame(at(t0, 8), Channel::Probe, text("5")), Err(Error::Usage(UsageError::NoSuchTransport)));
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -963,7 +963,7 @@ fn session_closing_while_probing_closes_the_probe_too() {
 fn server_close_on_websocket_closes_it_with_forced_close() {
     let t0 = Instant::now();
     let mut s = websocket_session(t0);
-    s.send_message(&Message::from("bye")).unwrap();
+    s.send(Frame::from_message(&Message::from("bye"))).unwrap();
     s.close(at(t0, 1));
     assert_eq!(transmits(&mut s), vec![Transmit::WebSocket(text("4bye")), Transmit::CloseWebSocket]);
     assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::ForcedClose)]);
@@ -975,8 +975,8 @@ fn server_close_with_a_pending_get_answers_buffered_data_then_close_in_the_next_
     let t0 = Instant::now();
     let mut s = polling_session(t0);
     s.handle_poll(at(t0, 1)).unwrap();
-    s.send_message(&Message::from("last")).unwrap();
-    s.send_message(&Message::from(vec![1u8, 2, 3])).unwrap();
+    s.send(Frame::from_message(&Message::from("last"))).unwrap();
+    s.send(Frame::from_message(&Message::from(vec![1u8, 2, 3]))).unwrap();
     s.close(at(t0, 2));
     // The data drains alone: a client handles a close packet before the packets beside it.
     let out = transmits(&mut s);
@@ -1004,7 +1004,7 @@ fn server_close_with_a_pending_get_and_nothing_buffered_answers_close() {
 fn server_close_without_a_pending_get_waits_for_the_next_get() {
     let t0 = Instant::now();
     let mut s = polling_session(t0);
-    s.send_message(&Message::from("last")).unwrap();
+    s.send(Frame::from_message(&Message::from("last"))).unwrap();
     s.close(at(t0, 100));
     assert!(!s.is_closed());
     assert_eq!(transmits(&mut s), vec![]);
@@ -1045,7 +1045,7 @@ fn polling_session_short_close(t0: Instant) -> Session {
 fn server_close_without_any_get_finishes_at_the_close_deadline() {
     let t0 = Instant::now();
     let mut s = polling_session_short_close(t0);
-    s.send_message(&Message::from("lost")).unwrap();
+    s.send(Frame::from_message(&Message::from("lost"))).unwrap();
     s.close(at(t0, 100));
     s.handle_timeout(at(t0, 399));
     assert!(!s.is_closed());
@@ -1115,7 +1115,7 @@ fn send_after_close_is_a_usage_error() {
     let mut s = websocket_session(t0);
     s.close(t0);
     assert_eq!(s.send(Frame::message("x")), Err(Error::Usage(UsageError::SessionClosed)));
-    assert_eq!(s.send_message(&Message::from(vec![1u8])), Err(Error::Usage(UsageError::SessionClosed)));
+    assert_eq!(s.send(Frame::from_message(&Message::from(vec![1u8]))), Err(Error::Usage(UsageError::SessionClosed)));
     let mut s = polling_session(t0);
     s.handle_poll(t0).unwrap();
     s.close(t0);

@@ -294,7 +294,7 @@ fuzz_target!(|data: &[u8]| {
                 } else {
                     Message::from(input.bytes(32).to_vec())
                 };
-                if s.send_message(&message).is_ok() {
+                if s.send(Frame::from_message(&message)).is_ok() {
                     m.queued += 1;
                 }
             }
