@@ -197,7 +197,8 @@ fn deflate_into(c: &mut Compress, mut input: &[u8], out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::websocket::{Decoder, apply_mask};
+    use crate::websocket::Decoder;
+    use crate::websocket::tests::client_frame;
     use bytes::BytesMut;
 
     #[test]
@@ -234,31 +235,13 @@ mod tests {
         let chunks: Vec<&[u8]> = if z.is_empty() { vec![&[][..]] } else { z.chunks(piece).collect() };
         let mut out = Vec::new();
         for (i, chunk) in chunks.iter().enumerate() {
-            let opcode = if i > 0 {
-                0
-            } else if text {
-                0x41
-            } else {
-                0x42
+            // RSV1 (0x40) on the first frame only; continuations are opcode 0.
+            let opcode = match (i, text) {
+                (0, true) => 0x41,
+                (0, false) => 0x42,
+                _ => 0,
             };
-            let fin = if i + 1 == chunks.len() { 0x80 } else { 0 };
-            out.push(fin | opcode);
-            match chunk.len() {
-                n if n < 126 => out.push(0x80 | n as u8),
-                n if n <= 0xffff => {
-                    out.push(0x80 | 126);
-                    out.extend_from_slice(&(n as u16).to_be_bytes());
-                }
-                n => {
-                    out.push(0x80 | 127);
-                    out.extend_from_slice(&(n as u64).to_be_bytes());
-                }
-            }
-            let key = [9, 8, 7, 6];
-            out.extend_from_slice(&key);
-            let mut body = chunk.to_vec();
-            apply_mask(&mut body, key);
-            out.extend(body);
+            out.extend(client_frame(i + 1 == chunks.len(), opcode, chunk, [9, 8, 7, 6]));
         }
         out
     }
