@@ -1,4 +1,4 @@
-// The sans-IO crates in another runtime: blocking-server (blocking-server/src/main.rs) is a Socket.IO server
+// The sans-IO crates in another runtime: blocking-server (examples/blocking-server/src/main.rs) is a Socket.IO server
 // on std threads built only on engineio-proto and socketio-proto. The npm socket.io-client must connect to it,
 // upgrade, and exchange events with binary attachments and acks, as with any server.
 

@@ -1,4 +1,4 @@
-// End-to-end tests of the session demo (demo/src/main.rs, demo/src/page.html) in a real browser: Debian's Chromium,
+// End-to-end tests of the session demo (examples/demo/src/main.rs, examples/demo/src/page.html) in a real browser: Debian's Chromium,
 // headless, driven by playwright-core (which never downloads a browser; this file points it at CHROMIUM_BIN, default
 // /usr/bin/chromium, and fails with a message if that is missing: `apt-get install chromium`).
 //
@@ -9,7 +9,7 @@
 //
 // The page loads the browser client from the demo's /socket.io.min.js; the demo is started with `--client-js` on the
 // copy in e2e/node_modules (socket.io-client, the same pinned version as demo/package.json), so that these tests do
-// not depend on `npm install` having been run in demo/.
+// not depend on `npm install` having been run in examples/demo/.
 
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";

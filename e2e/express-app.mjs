@@ -1,5 +1,5 @@
 // The second demo: a Node Express app with express-session and connect-redis that owns the login, while the Rust
-// demo (demo/src/main.rs, started with `--redis` on the same Redis and the same secret) serves the realtime side of the
+// demo (examples/demo/src/main.rs, started with `--redis` on the same Redis and the same secret) serves the realtime side of the
 // same sessions. This is the setup the session-bridge crate is for: an existing Express app keeps its login and its
 // sessions; the Rust Socket.IO server reads (and writes) them in connect-redis's format.
 //

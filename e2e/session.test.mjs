@@ -1,4 +1,4 @@
-// End-to-end tests of the session bridge (session-bridge/, through the session demo demo/src/main.rs) against the real
+// End-to-end tests of the session bridge (session-bridge/, through the session demo examples/demo/src/main.rs) against the real
 // npm packages it claims to be compatible with: cookie-signature and express-session (the signed `connect.sid`
 // cookie), connect-redis with the `redis` client (the `sess:<id>` format in a real redis-server), and socket.io-client
 // (4.8.4; in Node it sends cookies and Origin with `extraHeaders` on polling and websocket alike).

@@ -1,5 +1,5 @@
 // Interoperability tests: the npm socket.io-client (4.8.4, plus socket.io-msgpack-parser) against the Rust Socket.IO
-// test server (testserver/src/main.rs, see its doc comment for the events it handles).
+// test server (e2e/testserver/src/main.rs, see its doc comment for the events it handles).
 //
 // Each test starts its own server (lib/server.mjs) and, in its `t.after`, closes every client it made and then
 // stops the server. Every wait is bounded so that a misbehaving server fails a test with a message instead of hanging

@@ -61,7 +61,7 @@ step "install the interop test clients (npm) and the demo's browser client"
 (cd e2e && npm ci --no-audit --no-fund --loglevel=error)
 (cd e2e/cluster && npm ci --no-audit --no-fund --loglevel=error)
 (cd e2e/conformance && npm ci --no-audit --no-fund --loglevel=error)
-(cd demo && npm ci --no-audit --no-fund --loglevel=error)
+(cd examples/demo && npm ci --no-audit --no-fund --loglevel=error)
 
 step "interop tests with the npm clients and a headless Chromium"
 (cd e2e && npm test)

@@ -1,4 +1,4 @@
-// Cluster tests: Rust test servers (testserver/src/main.rs) and Node servers (node-server.mjs: npm socket.io with
+// Cluster tests: Rust test servers (e2e/testserver/src/main.rs) and Node servers (node-server.mjs: npm socket.io with
 // @socket.io/redis-adapter) on one real Redis, HAProxy in front of Rust servers, and a Redis restart.
 //
 // Both kinds of node handle the same events with the same ack shapes (see node-server.mjs), so every step drives

@@ -1,7 +1,7 @@
 // The infrastructure of the cluster tests, each piece started by a test and stopped in its `t.after`:
 // - a real `redis-server` on a loopback port, without persistence, that can be killed and started again on the
 //   same port;
-// - cluster members: the Rust test server (testserver/src/main.rs, binary target/debug/testserver, or the env
+// - cluster members: the Rust test server (e2e/testserver/src/main.rs, binary target/debug/testserver, or the env
 //   variable CLUSTER_TESTSERVER_BIN) and the Node server beside this file (node-server.mjs), both through
 //   `startBinary` of ../lib/server.mjs (resolve once they print `listening on`);
 // - a real HAProxy (`haproxy -f <cfg> -db`, or the env variable HAPROXY_BIN) whose configuration is made from the

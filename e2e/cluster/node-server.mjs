@@ -1,6 +1,6 @@
 // A Node Socket.IO server (the npm `socket.io` package) that joins a cluster through the reference Redis adapter
 // (`@socket.io/redis-adapter`, node-redis v4 clients), so that the cluster tests can mix it with the Rust test server
-// (testserver/src/main.rs) on one Redis. It handles the same events as the Rust test server, with the same
+// (e2e/testserver/src/main.rs) on one Redis. It handles the same events as the Rust test server, with the same
 // arguments and the same ack shapes, so that a test can drive either kind of node identically:
 //
 // - `message` → emit `message-back` with the same arguments; `message-with-ack` → ack with the arguments.

@@ -1,6 +1,6 @@
 // Differential WebSocket harness: the `ws` package's server-side frame parser (its Receiver, with
 // permessage-deflate when asked) behind a JSON-lines protocol, driven by the `conformance` crate's WebSocket
-// family (conformance/src/websocket.rs).
+// family (e2e/conformance/src/websocket.rs).
 //
 // One request per stdin line, one response per stdout line, in order, shaped as harness.mjs's:
 //   {"id": N, "op": "ws.decode", "input": base64, "max": maxPayload, "deflate": bool}

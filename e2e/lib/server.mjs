@@ -1,5 +1,5 @@
 // Starts the Rust example servers for the interop tests: the Engine.IO echo server (engineio-server/examples/echo.rs),
-// the Socket.IO test server (testserver/src/main.rs) and the session demo (demo/src/main.rs).
+// the Socket.IO test server (e2e/testserver/src/main.rs) and the session demo (examples/demo/src/main.rs).
 //
 // The echo binary is taken from the env variable ECHO_BIN, else ../target/debug/examples/echo relative to the e2e
 // folder; the test server from TESTSERVER_BIN, else ../target/debug/testserver; the demo from DEMO_BIN,

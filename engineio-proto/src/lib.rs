@@ -14,7 +14,7 @@
 //! Layers above: `socketio-proto` encodes Socket.IO packets into Engine.IO messages, and
 //! `engineio-server` carries the frames produced here over HTTP long-polling and WebSocket.
 //!
-//! Another runtime: `blocking-server/src/main.rs` in this repository is a complete Socket.IO server on
+//! Another runtime: `examples/blocking-server/src/main.rs` in this repository is a complete Socket.IO server on
 //! blocking std threads (a mutex and a condition variable per session, a timer thread for the clock) built
 //! on this crate and `socketio-proto` alone; the npm `socket.io-client` connects to it, upgrades and
 //! exchanges binary events and acks (`e2e/blocking.test.mjs`).

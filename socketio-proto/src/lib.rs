@@ -8,7 +8,7 @@
 //!
 //! It sits on [`engineio_proto`]: a Socket.IO packet travels as one or more Engine.IO messages. Like that
 //! crate it does no I/O and depends on no runtime; `socketio-server` uses it on tokio, and
-//! `blocking-server/src/main.rs` in this repository uses both proto crates on blocking std threads, with no
+//! `examples/blocking-server/src/main.rs` in this repository uses both proto crates on blocking std threads, with no
 //! async runtime at all (tested with the npm `socket.io-client` in `e2e/blocking.test.mjs`).
 //!
 //! ```

@@ -122,7 +122,7 @@ impl App {
             Err(_) => Ok(response(
                 StatusCode::NOT_FOUND,
                 "text/plain",
-                "the Socket.IO browser client is not installed: run scripts/demo.sh (npm install in demo/)",
+                "the Socket.IO browser client is not installed: run scripts/demo.sh (npm install in examples/demo/)",
             )),
         }
     }

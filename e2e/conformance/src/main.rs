@@ -134,7 +134,9 @@ fn parse_args() -> Result<Options, String> {
 }
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the crate is in the workspace").to_path_buf()
+    // The crate is e2e/conformance in the workspace.
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.parent().and_then(Path::parent).expect("the crate is in the workspace").to_path_buf()
 }
 
 // ------------------------------------------------------------------ cases

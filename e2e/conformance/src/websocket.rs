@@ -535,7 +535,7 @@ mod tests {
 
     #[test]
     fn every_known_id_is_documented_in_conformance_md() {
-        let doc = include_str!("../../CONFORMANCE.md");
+        let doc = include_str!("../../../CONFORMANCE.md");
         for (id, _) in KNOWN {
             assert!(doc.contains(&format!("| `{id}` |")), "{id} is not in CONFORMANCE.md's WebSocket table");
         }
