@@ -15,8 +15,8 @@ use std::task::Poll;
 use engineio_proto::websocket::WsMessage;
 use tokio::sync::oneshot;
 
-use crate::engine::EngineShared;
 use crate::mailbox::{Command, PollError, WsStream};
+use crate::sessions::Sessions;
 use crate::socket::{Connection, Socket};
 use crate::ws::ReadError;
 
@@ -27,7 +27,7 @@ const WS_FLUSH_AT: usize = 64 * 1024;
 const WS_CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub(crate) struct Driver {
-    engine: Arc<EngineShared>,
+    sessions: Arc<Sessions>,
     session: Session,
     socket: Socket,
     /// Commands taken from the mailbox, being carried out.
@@ -55,14 +55,14 @@ enum Input {
 
 impl Driver {
     pub(crate) fn new(
-        engine: Arc<EngineShared>,
+        sessions: Arc<Sessions>,
         session: Session,
         socket: Socket,
         ws: Option<WsStream>,
         pending_poll: Option<oneshot::Sender<Result<Bytes, PollError>>>,
     ) -> Self {
         Driver {
-            engine,
+            sessions,
             session,
             socket,
             inbox: VecDeque::new(),
@@ -81,7 +81,7 @@ impl Driver {
     /// in its state, and this future lives as long as the session.
     pub(crate) async fn run(mut self: Box<Self>) {
         self.flush().await;
-        match contain(|| self.engine.handler.on_open(&self.socket)) {
+        match contain(|| self.sessions.handler.on_open(&self.socket)) {
             Some(c) => self.connection = Some(c),
             None => self.session.fail(crate::clock::now(), engineio_proto::CloseReason::ForcedClose),
         }
@@ -395,7 +395,7 @@ impl Driver {
                     }
                 }
                 Event::Closed(reason) => {
-                    self.engine.remove_session(self.socket.sid());
+                    self.sessions.remove(self.socket.sid());
                     if let Some(c) = &mut self.connection {
                         contain(|| c.on_close(reason));
                     }
@@ -442,7 +442,7 @@ impl Drop for Driver {
     /// instead of waiting on a task that is gone. A session that ended normally costs no second lock.
     fn drop(&mut self) {
         if !self.finished {
-            self.engine.remove_session_of(&self.socket);
+            self.sessions.remove_of(&self.socket);
             let _ = self.socket.shared.mailbox.close();
         }
     }

@@ -1,10 +1,10 @@
-//! The engine: the session registry and its slots (`max_sessions`, per address), the public [`Engine`]
-//! handle (options, sessions, close, `serve`), and the making of a new session's socket.
+//! The engine: its shared state (options, endpoint, the session table of `sessions.rs`), the public
+//! [`Engine`] handle (options, sessions, close, `serve`), session slots held during a handshake, and the
+//! making of a new session's socket.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, RwLock};
 
 use engineio_proto::TransportKind;
 use http::request;
@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use crate::config::EngineConfig;
 use crate::mailbox::Mailbox;
 use crate::service::{EngineService, serve_listener};
+use crate::sessions::Sessions;
 use crate::socket::{Handler, Socket, SocketShared};
 
 /// The remote address of a request, put in its extensions by [`Engine::serve`] (and readable from
@@ -23,69 +24,13 @@ pub struct RemoteAddr(pub SocketAddr);
 pub(crate) struct EngineShared {
     pub(crate) config: EngineConfig,
     pub(crate) endpoint: String,
-    pub(crate) handler: Arc<dyn Handler>,
-    pub(crate) sessions: RwLock<HashMap<Arc<str>, Socket>>,
-    /// Session slots in use: in total and per remote address (`max_sessions`, `max_sessions_per_address`).
-    pub(crate) slots: std::sync::Mutex<(usize, HashMap<std::net::IpAddr, usize>)>,
+    /// The handler, the session table and the slots, shared with every session task.
+    pub(crate) sessions: Arc<Sessions>,
     /// Set by `close`: the accept loops of `serve`/`listen` stop.
     pub(crate) stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl EngineShared {
-    pub(crate) fn remove_session(&self, sid: &str) {
-        let removed = self.sessions.write().expect("session map poisoned").remove(sid);
-        if let Some(socket) = removed {
-            self.release(socket.shared.address);
-        }
-    }
-
-    /// Removes `socket`'s session if the table still holds that very session (not a later one that an
-    /// application's `generate_id` gave the same id).
-    pub(crate) fn remove_session_of(&self, socket: &Socket) {
-        let mut sessions = self.sessions.write().expect("session map poisoned");
-        if sessions.get(socket.sid()).is_some_and(|s| Arc::ptr_eq(&s.shared, &socket.shared)) {
-            sessions.remove(socket.sid());
-            drop(sessions);
-            self.release(socket.shared.address);
-        }
-    }
-
-    /// Takes a session slot, or says why not.
-    pub(crate) fn reserve(&self, address: Option<std::net::IpAddr>) -> Result<(), &'static str> {
-        let mut slots = self.slots.lock().expect("slot counts poisoned");
-        if self.config.max_sessions.is_some_and(|max| slots.0 >= max) {
-            return Err("too many sessions");
-        }
-        if let (Some(max), Some(ip)) = (self.config.max_sessions_per_address, address)
-            && slots.1.get(&ip).copied().unwrap_or(0) >= max
-        {
-            return Err("too many sessions from this address");
-        }
-        slots.0 += 1;
-        if let Some(ip) = address {
-            *slots.1.entry(ip).or_default() += 1;
-        }
-        Ok(())
-    }
-
-    /// Gives a slot back (a session ended, or a handshake failed after its slot was taken).
-    pub(crate) fn release(&self, address: Option<std::net::IpAddr>) {
-        let mut slots = self.slots.lock().expect("slot counts poisoned");
-        slots.0 = slots.0.saturating_sub(1);
-        if let Some(ip) = address
-            && let Some(n) = slots.1.get_mut(&ip)
-        {
-            *n -= 1;
-            if *n == 0 {
-                slots.1.remove(&ip);
-            }
-        }
-    }
-
-    pub(crate) fn lookup(&self, sid: &str) -> Option<Socket> {
-        self.sessions.read().expect("session map poisoned").get(sid).cloned()
-    }
-
     /// A new session id; `None` if the application's `generate_id` panicked (the reference refuses the
     /// handshake when its `generateId` throws).
     pub(crate) fn new_sid(&self, req: &request::Parts) -> Option<String> {
@@ -94,7 +39,7 @@ impl EngineShared {
                 Some(f) => crate::driver::contain(|| f(req))?,
                 None => engineio_proto::handshake::sid_from_bytes(rand::random()),
             };
-            if self.lookup(&sid).is_none() {
+            if self.sessions.lookup(&sid).is_none() {
                 return Some(sid);
             }
         }
@@ -122,13 +67,12 @@ impl Engine {
     /// Like [`Engine::new`], with a shared handler.
     pub fn with_handler(config: EngineConfig, handler: Arc<dyn Handler>) -> Self {
         let endpoint = config.endpoint_path();
+        let sessions = Arc::new(Sessions::new(handler, config.max_sessions, config.max_sessions_per_address));
         Engine {
             shared: Arc::new(EngineShared {
                 config,
                 endpoint,
-                handler,
-                sessions: RwLock::default(),
-                slots: std::sync::Mutex::default(),
+                sessions,
                 stopping: tokio::sync::watch::Sender::new(false),
             }),
         }
@@ -147,12 +91,12 @@ impl Engine {
 
     /// The open session with this ID.
     pub fn socket(&self, sid: &str) -> Option<Socket> {
-        self.shared.lookup(sid)
+        self.shared.sessions.lookup(sid)
     }
 
     /// The number of open sessions.
     pub fn session_count(&self) -> usize {
-        self.shared.sessions.read().expect("session map poisoned").len()
+        self.shared.sessions.count()
     }
 
     /// Closes every session and waits until they have closed.
@@ -169,8 +113,7 @@ impl Engine {
     /// every session closed in time.
     pub async fn close_within(&self, timeout: std::time::Duration) -> bool {
         self.shared.stopping.send_replace(true);
-        let sockets: Vec<Socket> =
-            self.shared.sessions.read().expect("session map poisoned").values().cloned().collect();
+        let sockets: Vec<Socket> = self.shared.sessions.all();
         for s in &sockets {
             s.close();
         }
@@ -238,7 +181,7 @@ impl Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         if !self.kept {
-            self.shared.release(self.address);
+            self.shared.sessions.release(self.address);
         }
     }
 }

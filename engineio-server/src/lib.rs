@@ -51,6 +51,7 @@ mod engine;
 mod mailbox;
 mod polling;
 mod service;
+mod sessions;
 mod socket;
 mod upgrade;
 mod ws;

@@ -41,9 +41,9 @@ pub(crate) async fn polling_handshake(
     );
     session.handle_poll(now).expect("a new session accepts its first poll");
     let (tx, reply) = oneshot::channel();
-    shared.sessions.write().expect("session map poisoned").insert(socket.shared.sid.clone(), socket.clone());
+    shared.sessions.insert(&socket);
     slot.keep();
-    tokio::spawn(Box::new(Driver::new(shared.clone(), session, socket, None, Some(tx))).run());
+    tokio::spawn(Box::new(Driver::new(shared.sessions.clone(), session, socket, None, Some(tx))).run());
     poll_response(shared, &parts, reply.await.unwrap_or(Err(PollError::Closed)), extra)
 }
 

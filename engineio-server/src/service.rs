@@ -186,7 +186,7 @@ where
         is_upgrade: upgrade,
         origin: parts.headers.get(header::ORIGIN).map(HeaderValue::as_bytes),
     };
-    let kind = match verify(facts, &config.transports, |sid| shared.lookup(sid).map(|s| s.transport())) {
+    let kind = match verify(facts, &config.transports, |sid| shared.sessions.lookup(sid).map(|s| s.transport())) {
         Ok(kind) => kind,
         Err(code) => return refuse(&shared, &parts, Refusal::code(code), answer, extra),
     };
@@ -201,7 +201,7 @@ where
                 return refuse(&shared, &parts, refusal, answer, extra);
             }
             let address = parts.extensions.get::<RemoteAddr>().map(|a| a.0.ip());
-            if let Err(message) = shared.reserve(address) {
+            if let Err(message) = shared.sessions.reserve(address) {
                 let refusal = Refusal { message: Some(message.to_owned()), ..Refusal::code(ErrorCode::Forbidden) };
                 return refuse(&shared, &parts, refusal, answer, extra);
             }
@@ -213,14 +213,14 @@ where
                 _ => polling_handshake(&shared, parts, extra, slot).await,
             }
         }
-        RequestKind::Upgrade { sid } => match (shared.lookup(&sid), on_upgrade) {
+        RequestKind::Upgrade { sid } => match (shared.sessions.lookup(&sid), on_upgrade) {
             (Some(socket), Some(on_upgrade)) => {
                 accept_websocket(&shared, Arc::new(parts), extra, on_upgrade, Some(socket), None)
             }
             _ => refuse(&shared, &parts, Refusal::code(ErrorCode::UnknownSid), Answer::Upgrade, extra),
         },
         RequestKind::Polling { sid } => {
-            let Some(socket) = shared.lookup(&sid) else {
+            let Some(socket) = shared.sessions.lookup(&sid) else {
                 return refuse(&shared, &parts, Refusal::code(ErrorCode::UnknownSid), Answer::Json, extra);
             };
             match parts.method {

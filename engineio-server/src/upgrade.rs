@@ -111,9 +111,9 @@ pub(crate) fn upgraded_session(
                 shared.config.initial_packet.clone(),
             );
             let _ = session.set_websocket_base64(engineio_proto::Channel::Main, base64);
-            shared.sessions.write().expect("session map poisoned").insert(socket.shared.sid.clone(), socket.clone());
+            shared.sessions.insert(&socket);
             slot.keep();
-            Some(Box::new(Driver::new(shared, session, socket, Some(ws), None)))
+            Some(Box::new(Driver::new(shared.sessions.clone(), session, socket, Some(ws), None)))
         }
     }
 }
