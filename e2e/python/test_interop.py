@@ -336,7 +336,14 @@ def test_msgpack_middleware_refusal(start_server, clients):
 
 @pytest.fixture
 def received_raw(monkeypatch):
-    """Every encoded Engine.IO packet the client decodes (str for text, bytes for binary), in arrival order."""
+    """Every encoded Engine.IO packet the client decodes (str for text, bytes for binary), in arrival order.
+
+    It also hands messages to python-socketio in the order they arrived: python-engineio's sync client starts
+    a new thread for each message (`_trigger_event(..., run_async=True)` in engineio/client.py), so a binary
+    event's attachments can reach python-socketio's assembler before the event itself, which then fails to
+    parse the attachment as a packet (seen once in CI, on the upgrade case). The order on the wire is what
+    this test checks, through `seen`."""
+    import engineio.client
     import engineio.packet
 
     seen = []
@@ -346,7 +353,15 @@ def received_raw(monkeypatch):
         seen.append(encoded_packet)
         return decode(self, encoded_packet)
 
+    trigger = engineio.client.Client._trigger_event
+
+    def in_order(self, event, *args, **kwargs):
+        if event == "message":
+            kwargs["run_async"] = False
+        return trigger(self, event, *args, **kwargs)
+
     monkeypatch.setattr(engineio.packet.Packet, "decode", recording)
+    monkeypatch.setattr(engineio.client.Client, "_trigger_event", in_order)
     return seen
 
 
