@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use bytestring::ByteString;
 
-use crate::error::{Error, ProtocolError, UsageError};
+use crate::error::{DecodeError, Error, ProtocolError, UsageError};
 use crate::handshake::{OpenPacket, TransportKind};
 use crate::packet::{Frame, Message, Packet};
 use crate::payload::{PayloadIter, encode_payload};
@@ -134,7 +134,12 @@ pub enum Event {
     /// The session now runs over WebSocket.
     Upgraded,
     /// The session closed. No transmit or event follows this one.
-    Closed(CloseReason),
+    Closed {
+        /// Why, with the reference's name ([`CloseReason::as_str`]).
+        reason: CloseReason,
+        /// For [`CloseReason::ParseError`]: what was wrong with the client's bytes.
+        error: Option<DecodeError>,
+    },
 }
 
 /// Which WebSocket of a session an input concerns.
@@ -366,11 +371,11 @@ impl Session {
                     }
                     match packet {
                         Ok(packet) => self.handle_packet(now, packet),
-                        Err(_) => self.shutdown(CloseReason::ParseError, "1"),
+                        Err(e) => self.parse_error(e),
                     }
                 }
             }
-            Err(_) => self.shutdown(CloseReason::ParseError, "1"),
+            Err(e) => self.parse_error(e),
         }
         Ok(())
     }
@@ -411,7 +416,7 @@ impl Session {
                             self.handle_packet(now, packet);
                         }
                     }
-                    Err(_) => self.shutdown(CloseReason::ParseError, "1"),
+                    Err(e) => self.parse_error(e),
                 }
                 Ok(())
             }
@@ -673,8 +678,17 @@ impl Session {
         self.transmits.push_back(Transmit::CloseProbe);
     }
 
+    /// The client's bytes are not Engine.IO: closes with "parse error", the error in the close event.
+    fn parse_error(&mut self, error: DecodeError) {
+        self.shutdown_with(CloseReason::ParseError, "1", Some(error));
+    }
+
     /// Closes now: tells each open transport, then reports the reason. `poll_reply` answers a pending GET.
     fn shutdown(&mut self, reason: CloseReason, poll_reply: &'static str) {
+        self.shutdown_with(reason, poll_reply, None);
+    }
+
+    fn shutdown_with(&mut self, reason: CloseReason, poll_reply: &'static str, error: Option<DecodeError>) {
         if self.state == State::Closed {
             return;
         }
@@ -690,14 +704,18 @@ impl Session {
             TransportKind::Polling => {}
         }
         self.take_buffer();
-        self.finish(reason);
+        self.finish_with(reason, error);
     }
 
     fn finish(&mut self, reason: CloseReason) {
+        self.finish_with(reason, None);
+    }
+
+    fn finish_with(&mut self, reason: CloseReason, error: Option<DecodeError>) {
         self.state = State::Closed;
         self.next_ping = None;
         self.pong_deadline = None;
         self.post_in_flight = false;
-        self.events.push_back(Event::Closed(reason));
+        self.events.push_back(Event::Closed { reason, error });
     }
 }

@@ -5,13 +5,23 @@
 use std::time::{Duration, Instant};
 
 use engineio_proto::{
-    Bytes, Channel, CloseReason, Error, Event, Frame, Message, ProtocolError, Session, SessionConfig, Transmit,
-    TransportKind, UsageError,
+    Bytes, Channel, CloseReason, DecodeError, Error, Event, Frame, Message, ProtocolError, Session, SessionConfig,
+    Transmit, TransportKind, UsageError,
 };
 
 // ---------------------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------------------
+
+/// The close event of a session closed for `reason` other than a parse error.
+fn closed(reason: CloseReason) -> Event {
+    Event::Closed { reason, error: None }
+}
+
+/// The close event of a session closed because the client's bytes were not Engine.IO.
+fn parse_error(error: DecodeError) -> Event {
+    Event::Closed { reason: CloseReason::ParseError, error: Some(error) }
+}
 
 fn at(t0: Instant, millis: u64) -> Instant {
     t0 + Duration::from_millis(millis)
@@ -275,7 +285,7 @@ fn missing_pong_closes_the_websocket_session_with_ping_timeout() {
     assert!(!s.is_closed());
     s.handle_timeout(at(t0, 1_500));
     assert_eq!(transmits(&mut s), vec![Transmit::CloseWebSocket]);
-    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::PingTimeout)]);
+    assert_eq!(events(&mut s), vec![closed(CloseReason::PingTimeout)]);
     assert_closed_and_quiet(&mut s, at(t0, 1_500));
     assert_eq!(s.handle_frame(at(t0, 1_600), Channel::Main, text("3")), Err(Error::Protocol(ProtocolError::Closed)));
 }
@@ -290,24 +300,24 @@ fn a_late_get_after_the_pong_deadline_finds_the_session_closed() {
     s.handle_timeout(at(t0, 1_000));
     assert_eq!(transmits(&mut s), vec![poll_response(b"2")]);
     assert_eq!(s.handle_poll(at(t0, 1_501)), Err(Error::Protocol(ProtocolError::Closed)));
-    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::PingTimeout)]);
+    assert_eq!(events(&mut s), vec![closed(CloseReason::PingTimeout)]);
     // A POST carrying the pong, as late, is refused the same way.
     let mut s = polling_session(t0);
     s.handle_timeout(at(t0, 1_000));
     assert_eq!(s.handle_post_start(at(t0, 1_500)), Err(Error::Protocol(ProtocolError::Closed)));
-    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::PingTimeout)]);
+    assert_eq!(events(&mut s), vec![closed(CloseReason::PingTimeout)]);
     // A pong over WebSocket after the deadline does not save the session either.
     let mut s = websocket_session(t0);
     s.handle_timeout(at(t0, 1_000));
     assert_eq!(transmits(&mut s), vec![Transmit::WebSocket(text("2"))]);
     assert_eq!(s.handle_frame(at(t0, 1_600), Channel::Main, text("3")), Err(Error::Protocol(ProtocolError::Closed)));
-    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::PingTimeout)]);
+    assert_eq!(events(&mut s), vec![closed(CloseReason::PingTimeout)]);
     // Likewise through the lazy clock of handle_frame_with.
     let mut s = websocket_session(t0);
     s.handle_timeout(at(t0, 1_000));
     transmits(&mut s);
     s.handle_frame_with(|| at(t0, 1_600), Channel::Main, text("3")).unwrap();
-    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::PingTimeout)]);
+    assert_eq!(events(&mut s), vec![closed(CloseReason::PingTimeout)]);
 }
 
 #[test]
@@ -322,7 +332,7 @@ fn a_late_wake_up_counts_the_pong_deadline_from_when_the_ping_was_due() {
     let mut s = websocket_session(t0);
     s.handle_timeout(at(t0, 1_700));
     assert_eq!(transmits(&mut s), vec![Transmit::WebSocket(text("2")), Transmit::CloseWebSocket]);
-    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::PingTimeout)]);
+    assert_eq!(events(&mut s), vec![closed(CloseReason::PingTimeout)]);
     // After a pong the next ping is one interval after the pong.
     let mut s = websocket_session(t0);
     s.handle_timeout(at(t0, 1_000));
@@ -343,7 +353,7 @@ fn a_base64_websocket_gets_binary_as_text_and_may_send_it_so() {
     assert_eq!(events(&mut s), vec![Event::Message(Message::from(vec![4u8, 5]))]);
     // Bad base64 is a parse error.
     s.handle_frame(t0, Channel::Main, text("b!!")).unwrap();
-    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::ParseError)]);
+    assert_eq!(events(&mut s), vec![parse_error(DecodeError::InvalidBase64)]);
     // After an upgrade the setting of the upgrading WebSocket applies to what was buffered while polling.
     let mut s = polling_session(t0);
     assert_eq!(s.set_websocket_base64(Channel::Probe, true), Err(Error::Usage(UsageError::NoSuchTransport)));
@@ -388,7 +398,7 @@ fn missing_pong_on_polling_answers_the_pending_get_with_close() {
     assert_eq!(s.poll_timeout(), Some(at(t0, 1_500)));
     s.handle_timeout(at(t0, 1_500));
     assert_eq!(transmits(&mut s), vec![poll_response(b"1")]);
-    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::PingTimeout)]);
+    assert_eq!(events(&mut s), vec![closed(CloseReason::PingTimeout)]);
     assert_closed_and_quiet(&mut s, at(t0, 1_500));
     assert_eq!(s.handle_poll(at(t0, 1_600)), Err(Error::Protocol(ProtocolError::Closed)));
 }
@@ -399,7 +409,7 @@ fn ping_from_the_client_is_a_transport_error() {
     let mut s = websocket_session(t0);
     s.handle_frame(t0, Channel::Main, text("2")).unwrap();
     assert_eq!(transmits(&mut s), vec![Transmit::CloseWebSocket]);
-    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::TransportError)]);
+    assert_eq!(events(&mut s), vec![closed(CloseReason::TransportError)]);
     assert_closed_and_quiet(&mut s, t0);
 }
 
@@ -455,7 +465,7 @@ fn websocket_client_close_packet_closes_with_transport_close() {
     let mut s = websocket_session(t0);
     s.handle_frame(at(t0, 5), Channel::Main, text("1")).unwrap();
     assert_eq!(transmits(&mut s), vec![Transmit::CloseWebSocket]);
-    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::TransportClose)]);
+    assert_eq!(events(&mut s), vec![closed(CloseReason::TransportClose)]);
     assert_closed_and_quiet(&mut s, at(t0, 5));
 }
 
@@ -465,7 +475,7 @@ fn websocket_malformed_frame_closes_with_parse_error() {
     let mut s = websocket_session(t0);
     s.handle_frame(t0, Channel::Main, text("abc")).unwrap();
     assert_eq!(transmits(&mut s), vec![Transmit::CloseWebSocket]);
-    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::ParseError)]);
+    assert_eq!(events(&mut s), vec![parse_error(DecodeError::UnknownType(b'a'))]);
     assert_closed_and_quiet(&mut s, t0);
 }
 
@@ -475,7 +485,11 @@ fn websocket_frames_with_unexpected_data_or_empty_close_with_parse_error() {
         let t0 = Instant::now();
         let mut s = websocket_session(t0);
         s.handle_frame(t0, Channel::Main, text(bad)).unwrap();
-        assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::ParseError)], "{bad:?}");
+        let evs = events(&mut s);
+        assert!(
+            matches!(evs[..], [Event::Closed { reason: CloseReason::ParseError, error: Some(_) }]),
+            "{bad:?}: {evs:?}"
+        );
         assert_eq!(transmits(&mut s), vec![Transmit::CloseWebSocket], "{bad:?}");
     }
 }
@@ -485,7 +499,7 @@ fn websocket_closed_cleanly_by_the_transport_is_transport_close() {
     let t0 = Instant::now();
     let mut s = websocket_session(t0);
     s.handle_transport_closed(t0, Channel::Main, false);
-    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::TransportClose)]);
+    assert_eq!(events(&mut s), vec![closed(CloseReason::TransportClose)]);
     assert_eq!(transmits(&mut s), vec![Transmit::CloseWebSocket]);
     assert_closed_and_quiet(&mut s, t0);
     // A second report changes nothing.
@@ -499,7 +513,7 @@ fn websocket_failing_transport_is_transport_error() {
     let t0 = Instant::now();
     let mut s = websocket_session(t0);
     s.handle_transport_closed(t0, Channel::Main, true);
-    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::TransportError)]);
+    assert_eq!(events(&mut s), vec![closed(CloseReason::TransportError)]);
     assert_eq!(transmits(&mut s), vec![Transmit::CloseWebSocket]);
     assert_closed_and_quiet(&mut s, t0);
 }
@@ -591,7 +605,7 @@ fn duplicate_get_closes_with_transport_error_and_releases_the_pending_one() {
     s.handle_poll(at(t0, 1)).unwrap();
     assert_eq!(s.handle_poll(at(t0, 2)), Err(Error::Protocol(ProtocolError::DuplicatePoll)));
     assert_eq!(transmits(&mut s), vec![poll_response(b"1")]);
-    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::TransportError)]);
+    assert_eq!(events(&mut s), vec![closed(CloseReason::TransportError)]);
     assert_closed_and_quiet(&mut s, at(t0, 2));
 }
 
@@ -603,7 +617,7 @@ fn duplicate_post_closes_with_transport_error() {
     s.handle_post_start(at(t0, 1)).unwrap();
     assert_eq!(s.handle_post_start(at(t0, 2)), Err(Error::Protocol(ProtocolError::DuplicatePost)));
     assert_eq!(transmits(&mut s), vec![poll_response(b"1")]);
-    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::TransportError)]);
+    assert_eq!(events(&mut s), vec![closed(CloseReason::TransportError)]);
     // The body of the first POST arrives too late.
     assert_eq!(
         s.handle_post_body(at(t0, 3), Some(Bytes::from_static(b"4late"))),
@@ -619,7 +633,7 @@ fn duplicate_post_without_pending_get_closes_quietly() {
     s.handle_post_start(t0).unwrap();
     assert_eq!(s.handle_post_start(t0), Err(Error::Protocol(ProtocolError::DuplicatePost)));
     assert_eq!(transmits(&mut s), vec![]);
-    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::TransportError)]);
+    assert_eq!(events(&mut s), vec![closed(CloseReason::TransportError)]);
     assert_closed_and_quiet(&mut s, t0);
 }
 
@@ -631,7 +645,7 @@ fn client_close_by_post_releases_the_pending_get_with_noop() {
     s.handle_post_start(at(t0, 2)).unwrap();
     s.handle_post_body(at(t0, 2), Some(Bytes::from_static(b"1"))).unwrap();
     assert_eq!(transmits(&mut s), vec![poll_response(b"6")]);
-    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::TransportClose)]);
+    assert_eq!(events(&mut s), vec![closed(CloseReason::TransportClose)]);
     assert_closed_and_quiet(&mut s, at(t0, 2));
 }
 
@@ -641,10 +655,7 @@ fn client_close_by_post_drops_what_follows_it() {
     let mut s = polling_session(t0);
     s.handle_post_start(t0).unwrap();
     s.handle_post_body(t0, Some(Bytes::from_static(b"4before\x1e1\x1e4after"))).unwrap();
-    assert_eq!(
-        events(&mut s),
-        vec![Event::Message(Message::from("before")), Event::Closed(CloseReason::TransportClose)]
-    );
+    assert_eq!(events(&mut s), vec![Event::Message(Message::from("before")), closed(CloseReason::TransportClose)]);
     assert_eq!(transmits(&mut s), vec![]);
     assert_closed_and_quiet(&mut s, t0);
 }
@@ -657,7 +668,7 @@ fn malformed_post_closes_with_parse_error() {
     s.handle_post_start(at(t0, 1)).unwrap();
     s.handle_post_body(at(t0, 1), Some(Bytes::from_static(b"abc"))).unwrap();
     assert_eq!(transmits(&mut s), vec![poll_response(b"1")]);
-    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::ParseError)]);
+    assert_eq!(events(&mut s), vec![parse_error(DecodeError::UnknownType(b'a'))]);
     assert_closed_and_quiet(&mut s, at(t0, 1));
 }
 
@@ -667,7 +678,7 @@ fn post_delivers_the_packets_before_a_malformed_entry_then_closes() {
     let mut s = polling_session(t0);
     s.handle_post_start(t0).unwrap();
     s.handle_post_body(t0, Some(Bytes::from_static(b"4a\x1eabc"))).unwrap();
-    assert_eq!(events(&mut s), vec![Event::Message(Message::from("a")), Event::Closed(CloseReason::ParseError)]);
+    assert_eq!(events(&mut s), vec![Event::Message(Message::from("a")), parse_error(DecodeError::UnknownType(b'a'))]);
     assert_closed_and_quiet(&mut s, t0);
 }
 
@@ -680,7 +691,10 @@ fn post_with_invalid_utf8_bad_base64_or_empty_entries_is_a_parse_error() {
         s.handle_post_start(t0).unwrap();
         s.handle_post_body(t0, Some(Bytes::copy_from_slice(body))).unwrap();
         let evs = events(&mut s);
-        assert_eq!(evs.last(), Some(&Event::Closed(CloseReason::ParseError)), "{body:?}: {evs:?}");
+        assert!(
+            matches!(evs.last(), Some(Event::Closed { reason: CloseReason::ParseError, error: Some(_) })),
+            "{body:?}: {evs:?}"
+        );
         assert!(s.is_closed());
     }
 }
@@ -692,7 +706,7 @@ fn post_larger_than_max_payload_is_a_parse_error() {
     let body = format!("4{}", "x".repeat(10_000));
     s.handle_post_start(t0).unwrap();
     s.handle_post_body(t0, Some(Bytes::from(body))).unwrap();
-    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::ParseError)]);
+    assert_eq!(events(&mut s), vec![parse_error(DecodeError::PayloadTooLarge)]);
     // Exactly max_payload bytes are accepted.
     let mut s = polling_session(t0);
     let body = format!("4{}", "x".repeat(9_999));
@@ -708,7 +722,7 @@ fn aborted_poll_closes_with_transport_error() {
     let mut s = polling_session(t0);
     s.handle_poll(at(t0, 1)).unwrap();
     s.handle_poll_aborted(at(t0, 2));
-    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::TransportError)]);
+    assert_eq!(events(&mut s), vec![closed(CloseReason::TransportError)]);
     // The aborted GET is not answered.
     assert_eq!(transmits(&mut s), vec![]);
     assert_closed_and_quiet(&mut s, at(t0, 2));
@@ -950,7 +964,7 @@ fn session_closing_while_probing_closes_the_probe_too() {
     s.handle_poll_aborted(at(t0, 7));
     let out = transmits(&mut s);
     assert!(out.contains(&Transmit::CloseProbe), "{out:?}");
-    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::TransportError)]);
+    assert_eq!(events(&mut s), vec![closed(CloseReason::TransportError)]);
     assert_closed_and_quiet(&mut s, at(t0, 7));
     assert_eq!(s.handle_frame(at(t0, 8), Channel::Probe, text("5")), Err(Error::Usage(UsageError::NoSuchTransport)));
 }
@@ -966,7 +980,7 @@ fn server_close_on_websocket_closes_it_with_forced_close() {
     s.send(Frame::from_message(&Message::from("bye"))).unwrap();
     s.close(at(t0, 1));
     assert_eq!(transmits(&mut s), vec![Transmit::WebSocket(text("4bye")), Transmit::CloseWebSocket]);
-    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::ForcedClose)]);
+    assert_eq!(events(&mut s), vec![closed(CloseReason::ForcedClose)]);
     assert_closed_and_quiet(&mut s, at(t0, 1));
 }
 
@@ -986,7 +1000,7 @@ fn server_close_with_a_pending_get_answers_buffered_data_then_close_in_the_next_
     assert!(!s.is_closed());
     s.handle_poll(at(t0, 3)).unwrap();
     assert_eq!(transmits(&mut s), vec![poll_response(b"1")]);
-    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::ForcedClose)]);
+    assert_eq!(events(&mut s), vec![closed(CloseReason::ForcedClose)]);
     assert_closed_and_quiet(&mut s, at(t0, 3));
 }
 
@@ -997,7 +1011,7 @@ fn server_close_with_a_pending_get_and_nothing_buffered_answers_close() {
     s.handle_poll(at(t0, 1)).unwrap();
     s.close(at(t0, 2));
     assert_eq!(transmits(&mut s), vec![poll_response(b"1")]);
-    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::ForcedClose)]);
+    assert_eq!(events(&mut s), vec![closed(CloseReason::ForcedClose)]);
 }
 
 #[test]
@@ -1023,7 +1037,7 @@ fn server_close_without_a_pending_get_waits_for_the_next_get() {
     assert_eq!(events(&mut s), vec![]);
     s.handle_poll(at(t0, 1_300)).unwrap();
     assert_eq!(transmits(&mut s), vec![poll_response(b"1")]);
-    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::ForcedClose)]);
+    assert_eq!(events(&mut s), vec![closed(CloseReason::ForcedClose)]);
     assert_closed_and_quiet(&mut s, at(t0, 1_300));
 }
 
@@ -1051,7 +1065,7 @@ fn server_close_without_any_get_finishes_at_the_close_deadline() {
     assert!(!s.is_closed());
     assert_eq!(events(&mut s), vec![]);
     s.handle_timeout(at(t0, 400));
-    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::ForcedClose)]);
+    assert_eq!(events(&mut s), vec![closed(CloseReason::ForcedClose)]);
     assert_eq!(transmits(&mut s), vec![]);
     assert_eq!(s.buffered(), 0);
     assert_closed_and_quiet(&mut s, at(t0, 400));
@@ -1069,18 +1083,18 @@ fn server_close_without_any_get_ends_at_the_pong_deadline_when_that_comes_first(
     assert!(!s.is_closed());
     assert_eq!(transmits(&mut s), vec![], "no ping is sent while closing");
     s.handle_timeout(at(t0, 1_500));
-    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::PingTimeout)]);
+    assert_eq!(events(&mut s), vec![closed(CloseReason::PingTimeout)]);
     assert_closed_and_quiet(&mut s, at(t0, 1_500));
     // Likewise when the runtime's first wake-up is late: one call, the same result.
     let mut s = polling_session(t0);
     s.close(at(t0, 100));
     s.handle_timeout(at(t0, 5_000));
-    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::PingTimeout)]);
+    assert_eq!(events(&mut s), vec![closed(CloseReason::PingTimeout)]);
     // And a GET arriving then finds it closed.
     let mut s = polling_session(t0);
     s.close(at(t0, 100));
     assert_eq!(s.handle_poll(at(t0, 1_500)), Err(Error::Protocol(ProtocolError::Closed)));
-    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::PingTimeout)]);
+    assert_eq!(events(&mut s), vec![closed(CloseReason::PingTimeout)]);
 }
 
 #[test]
@@ -1106,7 +1120,7 @@ fn server_close_while_probing_closes_the_probe_and_refuses_upgrades() {
     assert_eq!(s.handle_upgrade_request(at(t0, 2)), Err(Error::Protocol(ProtocolError::UpgradeRefused)));
     s.handle_poll(at(t0, 3)).unwrap();
     assert_eq!(transmits(&mut s), vec![poll_response(b"1")]);
-    assert_eq!(events(&mut s), vec![Event::Closed(CloseReason::ForcedClose)]);
+    assert_eq!(events(&mut s), vec![closed(CloseReason::ForcedClose)]);
 }
 
 #[test]
@@ -1144,11 +1158,11 @@ fn a_polling_client_that_never_comes_back_cannot_grow_the_buffer_without_bound()
     s.send(Frame::message("c")).unwrap();
     assert!(s.is_closed());
     assert_eq!(s.buffered(), 0, "the buffer is freed");
-    let mut closed = Vec::new();
+    let mut seen = Vec::new();
     while let Some(e) = s.poll_event() {
-        closed.push(e);
+        seen.push(e);
     }
-    assert_eq!(closed, vec![Event::Closed(CloseReason::BufferFull)]);
+    assert_eq!(seen, vec![closed(CloseReason::BufferFull)]);
 }
 
 #[test]
@@ -1172,5 +1186,5 @@ fn the_polling_buffer_is_bounded_in_bytes_too() {
     while let Some(e) = s.poll_event() {
         events.push(e);
     }
-    assert_eq!(events, vec![Event::Closed(CloseReason::BufferFull)]);
+    assert_eq!(events, vec![closed(CloseReason::BufferFull)]);
 }

@@ -394,7 +394,7 @@ impl Driver {
                         self.session.fail(crate::clock::now(), engineio_proto::CloseReason::ForcedClose);
                     }
                 }
-                Event::Closed(reason) => {
+                Event::Closed { reason, .. } => {
                     self.sessions.remove(self.socket.sid());
                     if let Some(c) = &mut self.connection {
                         contain(|| c.on_close(reason));

@@ -135,10 +135,10 @@ impl Model {
                 }
             }
         }
-        let closed_events = events.iter().filter(|e| matches!(e, Event::Closed(_))).count();
+        let closed_events = events.iter().filter(|e| matches!(e, Event::Closed { .. })).count();
         assert!(closed_events <= 1, "step {step}: several Closed events: {events:?}");
         if closed_events == 1 {
-            assert!(matches!(events.last(), Some(Event::Closed(_))), "step {step}: events after Closed: {events:?}");
+            assert!(matches!(events.last(), Some(Event::Closed { .. })), "step {step}: events after Closed: {events:?}");
             self.closed = true;
         }
         let upgraded_events = events.iter().filter(|e| **e == Event::Upgraded).count();

@@ -62,7 +62,7 @@ fuzz_target!(|data: &[u8]| {
                     Ok(None) => {}
                     Err(_) => s.close(now),
                 },
-                Event::Closed(_) => closed = true,
+                Event::Closed { .. } => closed = true,
                 Event::Upgrading | Event::Upgraded => {}
             }
         }

@@ -83,7 +83,7 @@ impl Server {
                 busy = true;
                 match event {
                     Event::Message(m) => self.on_message(st, m),
-                    Event::Closed(_) => {
+                    Event::Closed { .. } => {
                         self.sessions.lock().expect("poisoned").remove(sid);
                     }
                     Event::Upgrading | Event::Upgraded => {}
