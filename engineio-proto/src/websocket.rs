@@ -358,9 +358,9 @@ impl Decoder {
     /// cannot be decoded further.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<WsMessage>, WsError> {
         loop {
-            // Every rule that the first bytes can break is checked before waiting for the rest of the header:
-            // a client's frame must be masked, RSV1 needs permessage-deflate, fragments come in order, and a
-            // message over the limit is refused from its length.
+            // Every rule that the first bytes can break is checked before waiting for the rest of the header
+            // (the header is parsed once): a client's frame must be masked, RSV1 needs permessage-deflate,
+            // fragments come in order, and a message over the limit is refused from its length.
             if let [_, b1, ..] = buf[..]
                 && b1 & 0x80 == 0
             {
@@ -385,34 +385,31 @@ impl Decoder {
             if !prefix.opcode.is_control() && total > self.max_message as u64 {
                 return Err(WsError::TooBig { size: total, max: self.max_message });
             }
-            let Some(header) = parse_header(buf)? else {
+            // The frame is masked (checked above): the key follows the length.
+            let header_len = prefix.len_end + 4;
+            let Some(&[m0, m1, m2, m3]) = buf.get(prefix.len_end..header_len) else {
                 self.needed = MAX_HEADER_LEN.min(buf.len() + 1).max(2);
                 return Ok(None);
             };
-            let Some(mask) = header.mask else {
-                return Err(WsError::Protocol("unmasked frame from a client"));
-            };
-            let frame_len = header.header_len + header.payload_len as usize;
+            // Within the limit (a data frame) or at most 125 bytes (a control frame): fits a usize.
+            let payload_len = prefix.payload_len as usize;
+            let frame_len = header_len + payload_len;
             if buf.len() < frame_len {
                 self.needed = frame_len;
                 return Ok(None);
             }
             self.needed = 2;
-            buf.advance(header.header_len);
+            buf.advance(header_len);
             // Most reads hold one whole frame: the buffer itself becomes the payload, unshared.
-            let mut payload = if buf.len() == header.payload_len as usize {
-                std::mem::take(buf)
-            } else {
-                buf.split_to(header.payload_len as usize)
-            };
-            apply_mask(&mut payload, mask);
-            let message = match header.opcode {
+            let mut payload = if buf.len() == payload_len { std::mem::take(buf) } else { buf.split_to(payload_len) };
+            apply_mask(&mut payload, [m0, m1, m2, m3]);
+            let message = match prefix.opcode {
                 Opcode::Ping => return Ok(Some(WsMessage::Ping(payload.freeze()))),
                 Opcode::Pong => return Ok(Some(WsMessage::Pong(payload.freeze()))),
                 Opcode::Close => return close_frame(payload.freeze()).map(|c| Some(WsMessage::Close(c))),
                 Opcode::Text | Opcode::Binary => {
-                    let first = Partial { text: header.opcode == Opcode::Text, compressed: header.rsv1, data: payload };
-                    if !header.fin {
+                    let first = Partial { text: prefix.opcode == Opcode::Text, compressed: prefix.rsv1, data: payload };
+                    if !prefix.fin {
                         self.partial = Some(first);
                         continue;
                     }
@@ -421,7 +418,7 @@ impl Decoder {
                 Opcode::Continuation => {
                     let partial = self.partial.as_mut().expect("checked above");
                     partial.data.extend_from_slice(&payload);
-                    if !header.fin {
+                    if !prefix.fin {
                         continue;
                     }
                     self.partial.take().expect("checked above")
@@ -452,7 +449,7 @@ impl Partial {
 }
 
 /// A text message's payload, its UTF-8 checked.
-pub fn text_payload(data: Bytes) -> Result<ByteString, WsError> {
+pub(crate) fn text_payload(data: Bytes) -> Result<ByteString, WsError> {
     ByteString::try_from(data).map_err(|_| WsError::InvalidUtf8)
 }
 
