@@ -88,7 +88,7 @@ impl Client {
         match packet.kind {
             PacketType::Connect => {
                 let shared = self.shared.clone();
-                crate::socket::run_detached(Box::pin(connect(shared, packet.nsp, packet.data)));
+                crate::run::run_detached(Box::pin(connect(shared, packet.nsp, packet.data)));
             }
             _ => {
                 let cached = self.last.as_ref().is_some_and(|s| s.connected() && s.namespace_name() == packet.nsp);

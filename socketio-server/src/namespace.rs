@@ -15,8 +15,9 @@ use socketio_proto::{ArgsPacket, Frames, Packet, Parser, Value};
 use crate::adapter::{Adapter, BoxFuture, InMemoryAdapter, LocalAdapter, Room};
 use crate::event::{AckError, EmitError, IntoArgs};
 use crate::operators::{BroadcastOperator, IntoRooms, RemoteSocket};
+use crate::run::{contain, run_handler};
 use crate::server::ServerInner;
-use crate::socket::{Socket, SocketId, contain, run_handler};
+use crate::socket::{Socket, SocketId};
 
 /// A connection middleware's refusal: sent to the client as CONNECT_ERROR `{message, data}`.
 #[derive(Debug, Clone, PartialEq)]

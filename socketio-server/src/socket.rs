@@ -19,7 +19,6 @@ use crate::listeners::Listeners;
 use crate::namespace::Namespace;
 use crate::operators::IntoRooms;
 pub use crate::reason::DisconnectReason;
-pub(crate) use crate::run::{contain, run_detached, run_handler};
 
 /// A socket id: 20 random URL-safe characters, distinct from the Engine.IO session id.
 pub type SocketId = Arc<str>;
