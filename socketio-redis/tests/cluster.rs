@@ -133,6 +133,23 @@ async fn broadcasts_and_server_wide_operations_cross_servers() {
 }
 
 #[tokio::test]
+async fn subscribed_waits_for_the_channels_of_every_namespace_made_before() {
+    // A namespace's adapter subscribes in the background; once `subscribed` answers, Redis counts this
+    // server on each namespace's request channel (what `server_count` asks), with no wait in between.
+    let redis = Redis::start();
+    let cluster = RedisCluster::connect(&redis.url(), RedisAdapterConfig::default()).await.unwrap();
+    let io = SocketIo::new(SocketIoConfig { adapter: Some(cluster.factory()), ..SocketIoConfig::default() });
+    let names = ["/", "/a", "/b", "/c"];
+    for name in names {
+        io.of(name);
+    }
+    cluster.subscribed().await.unwrap();
+    for name in names {
+        assert_eq!(io.of(name).adapter().server_count().await.unwrap(), 1, "{name}");
+    }
+}
+
+#[tokio::test]
 async fn the_emitter_reaches_every_server() {
     let redis = Redis::start();
     let (a, b) = (node(&redis, "a").await, node(&redis, "b").await);
