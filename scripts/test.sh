@@ -2,8 +2,10 @@
 # The project's test command (README: "Run the tests"). On a fresh machine it installs what the tests
 # need (npm packages of the interop tests), builds the workspace once, and runs every suite:
 #   1. the sans-IO rule: proto crates must not depend on a runtime;
-#   2. the gates: rustfmt, clippy with warnings as errors, rustdoc with warnings as errors, and a check on
-#      the declared minimum Rust version (rust-version in Cargo.toml, installed with rustup when missing);
+#   2. the gates: rustfmt, clippy with warnings as errors, rustdoc with warnings as errors, the library
+#      crates without their default features, no import cycle between modules beyond the ones the design
+#      needs (scripts/module_cycles.py), and a check on the declared minimum Rust version (rust-version
+#      in Cargo.toml, installed with rustup when missing);
 #   3. cargo tests of the whole workspace (unit, property, wire, doc tests);
 #   4. a short run of every fuzz target;
 #   5. interop tests with the real clients (npm engine.io-client and socket.io-client, python-socketio,
@@ -29,6 +31,12 @@ step "gates: cargo fmt --check, clippy -D warnings, rustdoc -D warnings"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps
+
+step "gates: the library crates without default features; module import cycles"
+for crate in engineio-proto engineio-server socketio-proto socketio-server session-bridge socketio-redis; do
+  cargo check -q -p "$crate" --no-default-features
+done
+python3 scripts/module_cycles.py
 
 msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
 step "gate: the libraries and programs build on the declared rust-version ($msrv)"

@@ -2,7 +2,7 @@
 //! protocol in the session's current state ([`ProtocolError`]), and misuse of the API by the caller
 //! ([`UsageError`]).
 
-use crate::packet::PacketType;
+use crate::packet_type::PacketType;
 
 /// Bytes that are not a valid Engine.IO packet or payload.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

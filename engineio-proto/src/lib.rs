@@ -44,6 +44,7 @@
 pub mod error;
 pub mod handshake;
 pub mod packet;
+mod packet_type;
 pub mod payload;
 pub mod session;
 pub mod websocket;

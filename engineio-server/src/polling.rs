@@ -14,9 +14,9 @@ use tokio::sync::oneshot;
 
 use crate::config::BoxError;
 use crate::driver::Driver;
-use crate::engine::{EngineShared, Slot, new_socket};
 use crate::mailbox::{Command, PollError};
-use crate::service::{Answer, Refusal, ResponseBody, plain, polling_headers, refuse};
+use crate::response::{Answer, Refusal, ResponseBody, plain, polling_headers, refuse};
+use crate::shared::{EngineShared, Slot, new_socket};
 use crate::socket::Socket;
 
 pub(crate) async fn polling_handshake(

@@ -12,9 +12,9 @@ use http_body_util::Full;
 use hyper_util::rt::TokioIo;
 
 use crate::driver::Driver;
-use crate::engine::{EngineShared, Slot, new_socket};
 use crate::mailbox::Command;
-use crate::service::{Answer, Refusal, ResponseBody, extend, refuse};
+use crate::response::{Answer, Refusal, ResponseBody, extend, refuse};
+use crate::shared::{EngineShared, Slot, new_socket};
 use crate::socket::Socket;
 use engineio_proto::websocket::deflate::PerMessageDeflate;
 

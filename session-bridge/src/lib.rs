@@ -38,6 +38,7 @@
 #![forbid(unsafe_code)]
 
 mod bridge;
+mod data;
 pub mod session;
 pub mod signature;
 pub mod store;

@@ -4,22 +4,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
-use crate::session::SessionData;
+use crate::data::SessionData;
+pub use crate::data::StoreError;
 
 /// A boxed future.
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
-
-/// A store failure.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// The backend failed (connection lost, command refused).
-    #[error("session store backend: {0}")]
-    Backend(String),
-    /// A stored value is not a session.
-    #[error("stored session is malformed: {0}")]
-    Format(String),
-}
 
 /// Where sessions live, as express-session's `Store`: `get`, `set`, `touch`, `destroy`, with expiry taken
 /// from the session's `cookie.expires`.
@@ -118,7 +107,7 @@ mod redis_store {
     use redis::aio::ConnectionManager;
 
     use super::{BoxFuture, SessionStore, StoreError};
-    use crate::session::SessionData;
+    use crate::data::SessionData;
 
     /// connect-redis's format: key `sess:<id>` (prefix configurable), value the session's JSON, `SET ... EX`
     /// with the seconds until `cookie.expires` (or 86400), `EXPIRE` on touch, `DEL` on destroy. A Node app

@@ -30,6 +30,7 @@ pub mod error;
 mod json;
 #[cfg(feature = "msgpack")]
 pub mod msgpack;
+mod msgpack_ext;
 pub mod packet;
 pub mod parser;
 pub mod value;

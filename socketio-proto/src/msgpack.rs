@@ -2,10 +2,7 @@
 //! `{type, data, nsp, id?}`, with binary as msgpack `bin` inside the data (so there are no attachments and
 //! no binary packet types on the wire).
 
-use std::fmt;
-
 use engineio_proto::Message;
-use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::DecodeError;
@@ -99,50 +96,6 @@ impl Decoder for MsgpackDecoder {
 
     fn is_reconstructing(&self) -> bool {
         false
-    }
-}
-
-/// msgpack extensions, as rmp-serde presents them (a newtype of `(tag, bytes)`); see
-/// `Value`'s `visit_newtype_struct`.
-pub(crate) struct ExtVisitor;
-
-impl<'de> Visitor<'de> for ExtVisitor {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a msgpack extension")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let tag: i8 = seq.next_element()?.ok_or_else(|| de::Error::custom("extension without a type"))?;
-        let data: Value = seq.next_element()?.ok_or_else(|| de::Error::custom("extension without data"))?;
-        let Value::Binary(b) = data else { return Err(de::Error::custom("extension data is not bytes")) };
-        match (tag, b.len()) {
-            // notepack.io's own type 0: `undefined` as fixext 1, a `Date` (milliseconds, signed 64-bit
-            // big-endian) as fixext 8, and an `ArrayBuffer` or typed array as ext 8/16/32 of any length. The
-            // marker is not visible here, so a 1- or 8-byte ArrayBuffer reads as undefined or a Date.
-            (0, 1) => Ok(Value::Null),
-            (0, 8) => {
-                let ms = i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
-                Ok(Value::String(crate::date::to_iso(ms)))
-            }
-            (0, _) => Ok(Value::Binary(b)),
-            (-1, 4) => {
-                let secs = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
-                Ok(Value::String(crate::date::to_iso(i64::from(secs) * 1000)))
-            }
-            (-1, 8) => {
-                let v = u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
-                let (nanos, secs) = ((v >> 34) as i64, (v & 0x3_ffff_ffff) as i64);
-                Ok(Value::String(crate::date::to_iso(secs * 1000 + nanos / 1_000_000)))
-            }
-            (-1, 12) => {
-                let nanos = i64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-                let secs = i64::from_be_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]);
-                Ok(Value::String(crate::date::to_iso(secs.saturating_mul(1000).saturating_add(nanos / 1_000_000))))
-            }
-            _ => Err(de::Error::custom("unsupported msgpack extension")),
-        }
     }
 }
 

@@ -16,6 +16,7 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
 use crate::json::{write_number, write_string};
+use crate::msgpack_ext::Ext;
 
 /// An object: keys keep their order.
 pub type Map = IndexMap<String, Value>;
@@ -403,7 +404,11 @@ impl<'de> Visitor<'de> for ValueVisitor {
     /// msgpack timestamp, type -1) becomes its ISO string as Node's JSON writes a `Date`; other types are
     /// refused.
     fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(crate::msgpack::ExtVisitor)
+        Ok(match d.deserialize_any(crate::msgpack_ext::ExtVisitor)? {
+            Ext::Undefined => Value::Null,
+            Ext::Date(iso) => Value::String(iso),
+            Ext::Binary(b) => Value::Binary(b),
+        })
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {

@@ -19,7 +19,7 @@
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let cluster = RedisCluster::connect("redis://127.0.0.1:6379", RedisAdapterConfig::default()).await?;
-//! let io = SocketIo::new(SocketIoConfig { adapter: Some(cluster.factory()), ..SocketIoConfig::default() });
+//! let io = SocketIo::with_adapter(SocketIoConfig::default(), cluster.factory());
 //! io.to("room").emit("hello", "every server")?;
 //! # Ok(()) }
 //! ```

@@ -19,7 +19,7 @@ struct Node {
 
 async fn node(redis: &Redis, name: &'static str) -> Node {
     let cluster = RedisCluster::connect(&redis.url(), RedisAdapterConfig::default()).await.unwrap();
-    let io = SocketIo::new(SocketIoConfig { adapter: Some(cluster.factory()), ..SocketIoConfig::default() });
+    let io = SocketIo::with_adapter(SocketIoConfig::default(), cluster.factory());
     io.on_connection(|socket: Socket| async move {
         socket.on("join", |s: Socket, mut ev: Event| async move {
             s.join(ev.arg::<String>(0).unwrap().as_str());
@@ -138,7 +138,7 @@ async fn subscribed_waits_for_the_channels_of_every_namespace_made_before() {
     // server on each namespace's request channel (what `server_count` asks), with no wait in between.
     let redis = Redis::start();
     let cluster = RedisCluster::connect(&redis.url(), RedisAdapterConfig::default()).await.unwrap();
-    let io = SocketIo::new(SocketIoConfig { adapter: Some(cluster.factory()), ..SocketIoConfig::default() });
+    let io = SocketIo::with_adapter(SocketIoConfig::default(), cluster.factory());
     let names = ["/", "/a", "/b", "/c"];
     for name in names {
         io.of(name);

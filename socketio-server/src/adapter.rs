@@ -19,13 +19,9 @@ use tokio::sync::mpsc;
 
 use crate::handshake::Handshake;
 use crate::namespace::NamespaceInner;
-use crate::socket::{DisconnectReason, Socket, SocketId};
-
-/// A room name. Every socket is in the room named by its own id.
-pub type Room = Arc<str>;
-
-/// A boxed future returned by the asynchronous adapter methods.
-pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+use crate::socket::Socket;
+pub use crate::types::{BoxFuture, Room};
+use crate::types::{SocketId, random_id};
 
 /// Makes the adapter of a namespace from its local core.
 pub type AdapterFactory = Arc<dyn Fn(Arc<LocalAdapter>) -> Arc<dyn Adapter> + Send + Sync>;
@@ -147,7 +143,7 @@ pub trait Adapter: Send + Sync + 'static {
 
     /// The targeted sockets, here and on other servers.
     fn fetch_sockets(&self, opts: BroadcastOptions) -> BoxFuture<'_, Result<Vec<SocketInfo>, AdapterError>> {
-        let infos = self.local().fetch_sockets(&opts).iter().map(Socket::info).collect();
+        let infos = self.local().socket_infos(&opts);
         Box::pin(async move { Ok(infos) })
     }
 
@@ -316,6 +312,11 @@ impl LocalAdapter {
         self.index.read().expect("room index poisoned").rooms.keys().cloned().collect()
     }
 
+    /// What [`Adapter::fetch_sockets`] answers for the sockets of this server.
+    pub fn socket_infos(&self, opts: &BroadcastOptions) -> Vec<SocketInfo> {
+        self.fetch_sockets(opts).iter().map(Socket::info).collect()
+    }
+
     /// The local sockets targeted by `opts`, each once.
     pub fn fetch_sockets(&self, opts: &BroadcastOptions) -> Vec<Socket> {
         let Some(ns) = self.ns.upgrade() else { return Vec::new() };
@@ -358,7 +359,7 @@ impl LocalAdapter {
         if let Some(recovery) = &self.recovery {
             let plain_event = matches!(packet.kind, PacketType::Event | PacketType::BinaryEvent);
             if plain_event && packet.id.is_none() && !opts.flags.volatile {
-                let offset = crate::socket::random_id();
+                let offset = random_id();
                 if let Some(Value::Array(args)) = &mut packet.data {
                     args.push(Value::from(offset.as_str()));
                 }
@@ -471,21 +472,5 @@ impl LocalAdapter {
             .map(|(_, p, _, _)| p.clone())
             .collect();
         Some((session, missed))
-    }
-}
-
-impl DisconnectReason {
-    /// Whether the reference keeps the socket's state for recovery after this reason.
-    pub fn is_recoverable(self) -> bool {
-        matches!(
-            self,
-            DisconnectReason::TransportError
-                | DisconnectReason::TransportClose
-                | DisconnectReason::ForcedClose
-                | DisconnectReason::PingTimeout
-                | DisconnectReason::ServerShuttingDown
-                | DisconnectReason::ForcedServerClose
-                | DisconnectReason::BufferFull
-        )
     }
 }

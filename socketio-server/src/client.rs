@@ -10,7 +10,8 @@ use socketio_proto::{Decoder, Map, Packet, PacketType, Value};
 
 use crate::server::ServerInner;
 use crate::socket::PendingHandshake;
-use crate::socket::{DisconnectReason, Socket, random_id};
+use crate::socket::{DisconnectReason, Socket};
+use crate::types::random_id;
 
 /// What the tasks of a connection share: the engine socket and the sockets by namespace.
 pub(crate) struct ClientShared {

@@ -6,8 +6,6 @@ use std::time::Duration;
 use engineio_server::EngineConfig;
 use socketio_proto::{JsonParser, Parser};
 
-use crate::adapter::AdapterFactory;
-
 /// Connection state recovery (off by default), as the reference's `connectionStateRecovery`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecoveryConfig {
@@ -36,8 +34,6 @@ pub struct SocketIoConfig {
     pub cleanup_empty_child_namespaces: bool,
     /// The wire format (default [`JsonParser`]).
     pub parser: Arc<dyn Parser>,
-    /// Makes the adapter of each namespace (default: the in-memory adapter).
-    pub adapter: Option<AdapterFactory>,
 }
 
 impl Default for SocketIoConfig {
@@ -48,7 +44,6 @@ impl Default for SocketIoConfig {
             connection_state_recovery: None,
             cleanup_empty_child_namespaces: false,
             parser: Arc::new(JsonParser::default()),
-            adapter: None,
         }
     }
 }

@@ -3,13 +3,13 @@
 
 use std::sync::atomic::Ordering;
 
-use socketio_proto::{Packet, PacketType, Value};
+use socketio_proto::{ArgsPacket, Packet, PacketType, Value};
 
-use crate::adapter::Room;
 use crate::event::{AckError, AckSender, Event};
 use crate::listeners::Listeners;
 use crate::run::{contain, run_detached, run_handler};
 use crate::socket::{AckCallback, AnyListener, DisconnectReason, EventHandler, Socket};
+use crate::types::Room;
 
 impl Socket {
     /// Marks the socket connected.
@@ -33,7 +33,12 @@ impl Socket {
                     Value::Number(n) => n.to_string(),
                     _ => return,
                 };
-                let ack = packet.id.map(|id| AckSender::new(self.clone(), id));
+                let ack = packet.id.map(|id| {
+                    let socket = self.clone();
+                    AckSender::new(move |args| {
+                        let _ = socket.send_args(ArgsPacket::Ack { id }, &args, false);
+                    })
+                });
                 self.dispatch(Event::new(name, data, ack));
             }
             PacketType::Ack | PacketType::BinaryAck => {

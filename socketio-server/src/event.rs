@@ -4,9 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::de::DeserializeOwned;
-use socketio_proto::{ArgsPacket, Value};
-
-use crate::socket::Socket;
+use socketio_proto::Value;
 
 /// An event received from a client.
 #[derive(Debug)]
@@ -52,24 +50,50 @@ impl Event {
 }
 
 /// Answers one event's acknowledgement; only the first answer is sent.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AckSender {
-    socket: Socket,
-    id: u64,
-    sent: Arc<AtomicBool>,
+    reply: Arc<dyn Reply>,
+}
+
+impl std::fmt::Debug for AckSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AckSender").field("sent", &self.reply.sent().load(Ordering::Relaxed)).finish()
+    }
+}
+
+/// The socket's side of an acknowledgement: whether it went out, and how to send it. Made by the dispatch
+/// of an event (which knows the socket and the ack id), so that this module needs no socket.
+trait Reply: Send + Sync {
+    fn sent(&self) -> &AtomicBool;
+    fn send(&self, args: Vec<Value>);
+}
+
+struct ReplyWith<F> {
+    sent: AtomicBool,
+    send: F,
+}
+
+impl<F: Fn(Vec<Value>) + Send + Sync> Reply for ReplyWith<F> {
+    fn sent(&self) -> &AtomicBool {
+        &self.sent
+    }
+    fn send(&self, args: Vec<Value>) {
+        (self.send)(args)
+    }
 }
 
 impl AckSender {
-    pub(crate) fn new(socket: Socket, id: u64) -> Self {
-        AckSender { socket, id, sent: Arc::new(AtomicBool::new(false)) }
+    /// An acknowledgement that `send` delivers (called at most once).
+    pub(crate) fn new(send: impl Fn(Vec<Value>) + Send + Sync + 'static) -> Self {
+        AckSender { reply: Arc::new(ReplyWith { sent: AtomicBool::new(false), send }) }
     }
 
     /// Sends the acknowledgement.
     pub fn send(&self, args: impl IntoArgs) {
-        if self.sent.swap(true, Ordering::SeqCst) {
+        if self.reply.sent().swap(true, Ordering::SeqCst) {
             return;
         }
-        let _ = self.socket.send_args(ArgsPacket::Ack { id: self.id }, &args.into_args(), false);
+        self.reply.send(args.into_args());
     }
 }
 

@@ -46,6 +46,7 @@ mod reason;
 mod run;
 mod server;
 pub mod socket;
+mod types;
 
 pub use adapter::{Adapter, AdapterFactory, BroadcastFlags, BroadcastOptions, InMemoryAdapter, LocalAdapter, Room};
 pub use config::{RecoveryConfig, SocketIoConfig};

@@ -12,12 +12,13 @@ use std::time::Duration;
 
 use socketio_proto::{ArgsPacket, Frames, Packet, Parser, Value};
 
-use crate::adapter::{Adapter, BoxFuture, InMemoryAdapter, LocalAdapter, Room};
+use crate::adapter::{Adapter, AdapterFactory, InMemoryAdapter, LocalAdapter};
+use crate::config::SocketIoConfig;
 use crate::event::{AckError, EmitError, IntoArgs};
 use crate::operators::{BroadcastOperator, IntoRooms, RemoteSocket};
 use crate::run::{contain, run_handler};
-use crate::server::ServerInner;
 use crate::socket::{Socket, SocketId};
+use crate::types::{BoxFuture, Room};
 
 /// A connection middleware's refusal: sent to the client as CONNECT_ERROR `{message, data}`.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,9 +67,14 @@ impl Handlers {
     }
 }
 
+/// The server's namespaces by name. A child namespace holds it weakly to remove itself when it empties.
+pub(crate) type Namespaces = RwLock<HashMap<String, Namespace>>;
+
 pub(crate) struct NamespaceInner {
     pub(crate) name: String,
-    pub(crate) server: Weak<ServerInner>,
+    /// The server's namespaces, to leave when this child empties (with `cleanup_empty_child_namespaces`).
+    registry: Weak<Namespaces>,
+    cleanup_when_empty: bool,
     /// The server's parser, kept here so that encoding needs no upgrade of `server`.
     parser: Arc<dyn Parser>,
     /// By id (ids are made by the server, not chosen by clients); looked up per recipient of a room
@@ -110,20 +116,27 @@ impl std::fmt::Debug for Namespace {
 }
 
 impl Namespace {
-    pub(crate) fn new(server: &Arc<ServerInner>, name: &str, parent: Option<&Arc<ParentInner>>) -> Namespace {
-        let recovery = server.config.connection_state_recovery.map(|r| r.max_disconnection_duration);
-        let factory = server.config.adapter.clone();
+    /// A namespace of a server with these options and adapter, registered (by the caller) in `registry`.
+    pub(crate) fn new(
+        registry: &Arc<Namespaces>,
+        config: &SocketIoConfig,
+        factory: Option<&AdapterFactory>,
+        name: &str,
+        parent: Option<&Arc<ParentInner>>,
+    ) -> Namespace {
+        let recovery = config.connection_state_recovery.map(|r| r.max_disconnection_duration);
         let handlers = parent.map(|p| p.handlers.copy()).unwrap_or_default();
         let inner = Arc::new_cyclic(|weak: &Weak<NamespaceInner>| {
             let local = Arc::new(LocalAdapter::new(weak.clone(), name, recovery));
-            let adapter: Arc<dyn Adapter> = match &factory {
+            let adapter: Arc<dyn Adapter> = match factory {
                 Some(f) => f(local),
                 None => Arc::new(InMemoryAdapter::new(local)),
             };
             NamespaceInner {
                 name: name.to_owned(),
-                server: Arc::downgrade(server),
-                parser: server.config.parser.clone(),
+                registry: Arc::downgrade(registry),
+                cleanup_when_empty: config.cleanup_empty_child_namespaces,
+                parser: config.parser.clone(),
                 sockets: RwLock::default(),
                 adapter,
                 handlers,
@@ -304,14 +317,14 @@ impl Namespace {
     }
 
     fn cleanup_if_child(&self) {
-        let Some(server) = self.inner.server.upgrade() else { return };
-        if !server.config.cleanup_empty_child_namespaces {
+        if !self.inner.cleanup_when_empty {
             return;
         }
+        let Some(registry) = self.inner.registry.upgrade() else { return };
         let Some(parent) = self.inner.parent.as_ref().and_then(Weak::upgrade) else { return };
         parent.children.write().expect("poisoned").retain(|c| c.name() != self.name());
         let removed = {
-            let mut nss = server.namespaces.write().expect("poisoned");
+            let mut nss = registry.write().expect("poisoned");
             // Only if no socket joined again in the meantime.
             if self.inner.sockets.read().expect("poisoned").is_empty() {
                 nss.remove(self.name());

@@ -63,3 +63,19 @@ impl std::fmt::Display for DisconnectReason {
         f.write_str(self.as_str())
     }
 }
+
+impl DisconnectReason {
+    /// Whether the reference keeps the socket's state for recovery after this reason.
+    pub fn is_recoverable(self) -> bool {
+        matches!(
+            self,
+            DisconnectReason::TransportError
+                | DisconnectReason::TransportClose
+                | DisconnectReason::ForcedClose
+                | DisconnectReason::PingTimeout
+                | DisconnectReason::ServerShuttingDown
+                | DisconnectReason::ForcedServerClose
+                | DisconnectReason::BufferFull
+        )
+    }
+}

@@ -3,7 +3,7 @@
 
 use std::task::Context;
 
-use crate::adapter::BoxFuture;
+use crate::types::BoxFuture;
 
 /// Runs a future to completion: first polled here, so handlers that finish at once run inline and in
 /// order; one that waits is spawned to finish on the runtime. A panic in it ends it there (see

@@ -1,7 +1,6 @@
 //! The server: namespaces, the Engine.IO engine underneath, and the server-wide shortcuts of the reference
 //! (`io.emit`, `io.to(...)`, `io.fetch_sockets()`, ... act on the main namespace `/`).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, Weak};
@@ -10,17 +9,20 @@ use std::time::Duration;
 use engineio_server::{Engine, EngineService};
 use socketio_proto::Value;
 
+use crate::adapter::AdapterFactory;
 use crate::client::Client;
 use crate::config::SocketIoConfig;
 use crate::event::{EmitError, IntoArgs};
-use crate::namespace::{ConnectError, Namespace, ParentInner, ParentNamespace};
+use crate::namespace::{ConnectError, Namespace, Namespaces, ParentInner, ParentNamespace};
 use crate::operators::{BroadcastOperator, IntoRooms, RemoteSocket};
 use crate::socket::{DisconnectReason, Socket};
 
 pub(crate) struct ServerInner {
     pub(crate) config: SocketIoConfig,
     pub(crate) engine: Engine,
-    pub(crate) namespaces: RwLock<HashMap<String, Namespace>>,
+    pub(crate) namespaces: Arc<Namespaces>,
+    /// Makes each namespace's adapter (`None`: the in-memory adapter).
+    adapter: Option<AdapterFactory>,
     parents: RwLock<Vec<ParentNamespace>>,
     pub(crate) closing: AtomicBool,
 }
@@ -39,13 +41,17 @@ impl ServerInner {
                 if let Some(ns) = nss.get(name) {
                     return Some(ns.clone());
                 }
-                let ns = Namespace::new(self, name, Some(&parent.inner));
+                let ns = self.new_namespace(name, Some(&parent.inner));
                 nss.insert(name.to_owned(), ns.clone());
                 parent.inner.children.write().expect("poisoned").push(ns.clone());
                 return Some(ns);
             }
         }
         None
+    }
+
+    fn new_namespace(&self, name: &str, parent: Option<&Arc<ParentInner>>) -> Namespace {
+        Namespace::new(&self.namespaces, &self.config, self.adapter.as_ref(), name, parent)
     }
 }
 
@@ -88,12 +94,23 @@ impl Default for SocketIo {
 }
 
 impl SocketIo {
-    /// A server with these options, with the main namespace `/` created.
+    /// A server with these options, with the main namespace `/` created, on the in-memory adapter.
     pub fn new(config: SocketIoConfig) -> SocketIo {
+        Self::make(config, None)
+    }
+
+    /// A server with these options whose namespaces get their adapter from `adapter` (for example
+    /// `socketio-redis`'s `RedisCluster::factory`).
+    pub fn with_adapter(config: SocketIoConfig, adapter: AdapterFactory) -> SocketIo {
+        Self::make(config, Some(adapter))
+    }
+
+    fn make(config: SocketIoConfig, adapter: Option<AdapterFactory>) -> SocketIo {
         let inner = Arc::new_cyclic(|weak: &Weak<ServerInner>| ServerInner {
             engine: Engine::with_handler(config.engine.clone(), Arc::new(Bridge(weak.clone()))),
             config,
-            namespaces: RwLock::default(),
+            namespaces: Arc::default(),
+            adapter,
             parents: RwLock::default(),
             closing: AtomicBool::new(false),
         });
@@ -134,7 +151,7 @@ impl SocketIo {
             return ns.clone();
         }
         let mut nss = self.inner.namespaces.write().expect("poisoned");
-        nss.entry(name.clone()).or_insert_with(|| Namespace::new(&self.inner, &name, None)).clone()
+        nss.entry(name.clone()).or_insert_with(|| self.inner.new_namespace(&name, None)).clone()
     }
 
     /// A dynamic namespace: a CONNECT to any name the predicate accepts (given the name and the auth

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use socketio_proto::{Packet, Value};
 
-use crate::adapter::{BoxFuture, Room, SocketInfo};
+use crate::adapter::SocketInfo;
 use crate::client::ClientShared;
 pub use crate::emit::SocketEmitter;
 use crate::event::{AckError, Event};
@@ -19,9 +19,9 @@ use crate::listeners::Listeners;
 use crate::namespace::Namespace;
 use crate::operators::IntoRooms;
 pub use crate::reason::DisconnectReason;
+use crate::types::{BoxFuture, Room};
 
-/// A socket id: 20 random URL-safe characters, distinct from the Engine.IO session id.
-pub type SocketId = Arc<str>;
+pub use crate::types::SocketId;
 
 pub(crate) type AckCallback = Box<dyn FnOnce(Result<Vec<Value>, AckError>) + Send>;
 pub(crate) type EventHandler = Arc<dyn Fn(Socket, Event) -> BoxFuture<'static, ()> + Send + Sync>;
@@ -64,11 +64,6 @@ impl std::fmt::Debug for Socket {
 pub(crate) struct PendingHandshake {
     pub(crate) auth: Value,
     pub(crate) at: std::time::SystemTime,
-}
-
-/// A random 20-character URL-safe id, as the reference's `base64id`.
-pub(crate) fn random_id() -> String {
-    engineio_proto::handshake::sid_from_bytes(rand::random())
 }
 
 impl Socket {

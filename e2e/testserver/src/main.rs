@@ -236,10 +236,12 @@ fn main() {
         if let Some(url) = &redis {
             let cluster_config = socketio_redis::RedisAdapterConfig { key: redis_key, ..Default::default() };
             let joined = socketio_redis::RedisCluster::connect(url, cluster_config).await.expect("connect to Redis");
-            config.adapter = Some(joined.factory());
             cluster = Some(joined);
         }
-        let io = SocketIo::new(config);
+        let io = match &cluster {
+            Some(cluster) => SocketIo::with_adapter(config, cluster.factory()),
+            None => SocketIo::new(config),
+        };
         for nsp in ["/", "/custom"] {
             io.of(nsp).on_server_event("ping-node", move |_args| async move { vec![Value::from(name)] });
             let io2 = io.clone();
