@@ -380,22 +380,12 @@ impl Session {
         Ok(())
     }
 
-    /// A frame arrived on a WebSocket of this session.
+    /// A frame arrived on a WebSocket of this session: on the main channel a packet of the session, on
+    /// the probe channel a step of the upgrade (`2probe` is answered with `3probe`, and a pending long-poll
+    /// is released with a noop so the client can pause polling; `5` completes the upgrade; anything else
+    /// abandons it). Deadlines due at `now` fire first.
     pub fn handle_frame(&mut self, now: Instant, channel: Channel, frame: Frame) -> Result<(), Error> {
         self.handle_timeout(now);
-        self.handle_frame_with(|| now, channel, frame)
-    }
-
-    /// [`Session::handle_frame`] with the current time given by `clock`, which is called only when the frame
-    /// needs it (a pong, an upgrade probe), and then first fires the deadlines that passed. Most frames are
-    /// messages, which need no time: a runtime whose clock reads are not free can skip them, and must then
-    /// fire its timer before it reads the WebSocket when both are ready.
-    pub fn handle_frame_with(
-        &mut self,
-        clock: impl FnOnce() -> Instant,
-        channel: Channel,
-        frame: Frame,
-    ) -> Result<(), Error> {
         match channel {
             Channel::Main => {
                 if self.state == State::Closed {
@@ -409,18 +399,12 @@ impl Session {
                 }
                 match Packet::decode_frame(frame) {
                     Ok(Packet::Message(message)) => self.events.push_back(Event::Message(message)),
-                    Ok(packet) => {
-                        let now = clock();
-                        self.handle_timeout(now);
-                        if self.state == State::Open {
-                            self.handle_packet(now, packet);
-                        }
-                    }
+                    Ok(packet) => self.handle_packet(now, packet),
                     Err(e) => self.parse_error(e),
                 }
                 Ok(())
             }
-            Channel::Probe => self.probe_frame(clock(), frame),
+            Channel::Probe => self.probe_frame(now, frame),
         }
     }
 
@@ -442,11 +426,8 @@ impl Session {
         Ok(())
     }
 
-    /// A frame arrived on the probed WebSocket: `2probe` is answered with `3probe` (and a pending long-poll
-    /// is released with a noop so the client can pause polling), `5` completes the upgrade, anything else
-    /// abandons it.
+    /// A frame arrived on the probed WebSocket (see [`Session::handle_frame`]).
     fn probe_frame(&mut self, now: Instant, frame: Frame) -> Result<(), Error> {
-        self.handle_timeout(now);
         let Upgrade::Probing { deadline, base64, .. } = self.upgrade else {
             return Err(UsageError::NoSuchTransport.into());
         };
@@ -480,15 +461,24 @@ impl Session {
         }
     }
 
-    /// Closes the session from the server side ("forced close"). Frames already queued are delivered first;
-    /// on polling they drain in one response and the close packet goes in the next one (a client handles
-    /// the close packet before the packets that came with it), waiting at most `close_timeout` for GETs.
+    /// Closes the session from the server side for `reason`.
     ///
-    /// While it waits, the heartbeat goes on without sending pings, as in the reference: a client that
-    /// never polls again is gone ("ping timeout") by its pong deadline if that comes before
-    /// `close_timeout`.
-    pub fn close(&mut self, now: Instant) {
+    /// [`CloseReason::ForcedClose`] (the application's or the server's close) is graceful: frames already
+    /// queued are delivered first; on polling they drain in one response and the close packet goes in the
+    /// next one (a client handles the close packet before the packets that came with it), waiting at most
+    /// `close_timeout` for GETs. While it waits, the heartbeat goes on without sending pings, as in the
+    /// reference: a client that never polls again is gone ("ping timeout") by its pong deadline if that
+    /// comes before `close_timeout`.
+    ///
+    /// Any other reason ends the session at once, as a transport failure does: a pending long-poll gets the
+    /// close packet, a WebSocket is closed, what was queued is dropped. For the runtime's own limits (for
+    /// example [`CloseReason::BufferFull`] when a client does not read what is sent to it).
+    pub fn close(&mut self, now: Instant, reason: CloseReason) {
         self.handle_timeout(now);
+        if reason != CloseReason::ForcedClose {
+            self.shutdown(reason, "1");
+            return;
+        }
         if self.state != State::Open {
             return;
         }
@@ -513,14 +503,6 @@ impl Session {
                 self.state = State::Closing { deadline: now + self.config.close_timeout };
             }
         }
-    }
-
-    /// Ends the session at once for `reason`, as a transport failure does: a pending long-poll gets the close
-    /// packet, a WebSocket is closed. For the runtime's own limits (for example [`CloseReason::BufferFull`]
-    /// when a client does not read what is sent to it).
-    pub fn fail(&mut self, now: Instant, reason: CloseReason) {
-        self.handle_timeout(now);
-        self.shutdown(reason, "1");
     }
 
     /// Fires every deadline that is due at `now`, in the order they fell due and each as at its own time

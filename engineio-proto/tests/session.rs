@@ -105,7 +105,7 @@ fn assert_closed_and_quiet(s: &mut Session, now: Instant) {
     assert_eq!(events(s), vec![]);
     assert_eq!(s.send(Frame::message("late")), Err(Error::Usage(UsageError::SessionClosed)));
     s.handle_timeout(now + Duration::from_secs(3_600));
-    s.close(now);
+    s.close(now, CloseReason::ForcedClose);
     assert_eq!(transmits(s), vec![]);
     assert_eq!(events(s), vec![]);
 }
@@ -251,28 +251,21 @@ fn pong_schedules_the_next_ping_one_interval_after_the_pong() {
 }
 
 #[test]
-fn handle_frame_with_reads_the_clock_only_for_frames_that_need_it() {
+fn a_message_after_the_pong_deadline_is_not_delivered() {
+    // Every frame carries the time it was read: a message read after a missed pong deadline finds the
+    // session closed by ping timeout, whether or not the runtime's timer fired first.
     let t0 = Instant::now();
     let mut s = websocket_session(t0);
-    let reads = std::cell::Cell::new(0);
-    let clock = |t: Instant| {
-        let reads = &reads;
-        move || {
-            reads.set(reads.get() + 1);
-            t
-        }
-    };
-    // Messages need no time.
-    s.handle_frame_with(clock(t0), Channel::Main, text("4hello")).unwrap();
-    s.handle_frame_with(clock(t0), Channel::Main, binary(&[1, 2])).unwrap();
-    assert_eq!(reads.get(), 0);
-    assert_eq!(events(&mut s).len(), 2);
-    // A pong does: the next ping is one interval after the time the clock gave.
+    s.handle_frame(t0, Channel::Main, text("4hello")).unwrap();
+    assert_eq!(events(&mut s), vec![Event::Message(Message::Text("hello".into()))]);
     s.handle_timeout(at(t0, 1_000));
     assert_eq!(transmits(&mut s), vec![Transmit::WebSocket(text("2"))]);
-    s.handle_frame_with(clock(at(t0, 1_300)), Channel::Main, text("3")).unwrap();
-    assert_eq!(reads.get(), 1);
-    assert_eq!(s.poll_timeout(), Some(at(t0, 2_300)));
+    assert_eq!(s.handle_frame(at(t0, 1_499), Channel::Main, text("4still")), Ok(()));
+    assert_eq!(
+        s.handle_frame(at(t0, 1_500), Channel::Main, text("4late")),
+        Err(Error::Protocol(ProtocolError::Closed))
+    );
+    assert_eq!(events(&mut s), vec![Event::Message(Message::Text("still".into())), closed(CloseReason::PingTimeout)]);
 }
 
 #[test]
@@ -311,12 +304,6 @@ fn a_late_get_after_the_pong_deadline_finds_the_session_closed() {
     s.handle_timeout(at(t0, 1_000));
     assert_eq!(transmits(&mut s), vec![Transmit::WebSocket(text("2"))]);
     assert_eq!(s.handle_frame(at(t0, 1_600), Channel::Main, text("3")), Err(Error::Protocol(ProtocolError::Closed)));
-    assert_eq!(events(&mut s), vec![closed(CloseReason::PingTimeout)]);
-    // Likewise through the lazy clock of handle_frame_with.
-    let mut s = websocket_session(t0);
-    s.handle_timeout(at(t0, 1_000));
-    transmits(&mut s);
-    s.handle_frame_with(|| at(t0, 1_600), Channel::Main, text("3")).unwrap();
     assert_eq!(events(&mut s), vec![closed(CloseReason::PingTimeout)]);
 }
 
@@ -978,7 +965,7 @@ fn server_close_on_websocket_closes_it_with_forced_close() {
     let t0 = Instant::now();
     let mut s = websocket_session(t0);
     s.send(Frame::from_message(&Message::from("bye"))).unwrap();
-    s.close(at(t0, 1));
+    s.close(at(t0, 1), CloseReason::ForcedClose);
     assert_eq!(transmits(&mut s), vec![Transmit::WebSocket(text("4bye")), Transmit::CloseWebSocket]);
     assert_eq!(events(&mut s), vec![closed(CloseReason::ForcedClose)]);
     assert_closed_and_quiet(&mut s, at(t0, 1));
@@ -991,7 +978,7 @@ fn server_close_with_a_pending_get_answers_buffered_data_then_close_in_the_next_
     s.handle_poll(at(t0, 1)).unwrap();
     s.send(Frame::from_message(&Message::from("last"))).unwrap();
     s.send(Frame::from_message(&Message::from(vec![1u8, 2, 3]))).unwrap();
-    s.close(at(t0, 2));
+    s.close(at(t0, 2), CloseReason::ForcedClose);
     // The data drains alone: a client handles a close packet before the packets beside it.
     let out = transmits(&mut s);
     assert_eq!(out, vec![poll_response(b"4last\x1ebAQID")]);
@@ -1009,7 +996,7 @@ fn server_close_with_a_pending_get_and_nothing_buffered_answers_close() {
     let t0 = Instant::now();
     let mut s = polling_session(t0);
     s.handle_poll(at(t0, 1)).unwrap();
-    s.close(at(t0, 2));
+    s.close(at(t0, 2), CloseReason::ForcedClose);
     assert_eq!(transmits(&mut s), vec![poll_response(b"1")]);
     assert_eq!(events(&mut s), vec![closed(CloseReason::ForcedClose)]);
 }
@@ -1019,7 +1006,7 @@ fn server_close_without_a_pending_get_waits_for_the_next_get() {
     let t0 = Instant::now();
     let mut s = polling_session(t0);
     s.send(Frame::from_message(&Message::from("last"))).unwrap();
-    s.close(at(t0, 100));
+    s.close(at(t0, 100), CloseReason::ForcedClose);
     assert!(!s.is_closed());
     assert_eq!(transmits(&mut s), vec![]);
     assert_eq!(events(&mut s), vec![]);
@@ -1060,7 +1047,7 @@ fn server_close_without_any_get_finishes_at_the_close_deadline() {
     let t0 = Instant::now();
     let mut s = polling_session_short_close(t0);
     s.send(Frame::from_message(&Message::from("lost"))).unwrap();
-    s.close(at(t0, 100));
+    s.close(at(t0, 100), CloseReason::ForcedClose);
     s.handle_timeout(at(t0, 399));
     assert!(!s.is_closed());
     assert_eq!(events(&mut s), vec![]);
@@ -1078,7 +1065,7 @@ fn server_close_without_any_get_ends_at_the_pong_deadline_when_that_comes_first(
     // polls again is gone pingInterval + pingTimeout after its last pong, not after closeTimeout (2 s).
     let t0 = Instant::now();
     let mut s = polling_session(t0);
-    s.close(at(t0, 100));
+    s.close(at(t0, 100), CloseReason::ForcedClose);
     s.handle_timeout(at(t0, 1_499));
     assert!(!s.is_closed());
     assert_eq!(transmits(&mut s), vec![], "no ping is sent while closing");
@@ -1087,12 +1074,12 @@ fn server_close_without_any_get_ends_at_the_pong_deadline_when_that_comes_first(
     assert_closed_and_quiet(&mut s, at(t0, 1_500));
     // Likewise when the runtime's first wake-up is late: one call, the same result.
     let mut s = polling_session(t0);
-    s.close(at(t0, 100));
+    s.close(at(t0, 100), CloseReason::ForcedClose);
     s.handle_timeout(at(t0, 5_000));
     assert_eq!(events(&mut s), vec![closed(CloseReason::PingTimeout)]);
     // And a GET arriving then finds it closed.
     let mut s = polling_session(t0);
-    s.close(at(t0, 100));
+    s.close(at(t0, 100), CloseReason::ForcedClose);
     assert_eq!(s.handle_poll(at(t0, 1_500)), Err(Error::Protocol(ProtocolError::Closed)));
     assert_eq!(events(&mut s), vec![closed(CloseReason::PingTimeout)]);
 }
@@ -1101,8 +1088,8 @@ fn server_close_without_any_get_ends_at_the_pong_deadline_when_that_comes_first(
 fn server_close_twice_is_harmless() {
     let t0 = Instant::now();
     let mut s = polling_session_short_close(t0);
-    s.close(at(t0, 100));
-    s.close(at(t0, 200));
+    s.close(at(t0, 100), CloseReason::ForcedClose);
+    s.close(at(t0, 200), CloseReason::ForcedClose);
     // The first deadline stands.
     assert_eq!(s.poll_timeout(), Some(at(t0, 400)));
     assert_eq!(transmits(&mut s), vec![]);
@@ -1114,7 +1101,7 @@ fn server_close_while_probing_closes_the_probe_and_refuses_upgrades() {
     let t0 = Instant::now();
     let mut s = polling_session(t0);
     s.handle_upgrade_request(t0).unwrap();
-    s.close(at(t0, 1));
+    s.close(at(t0, 1), CloseReason::ForcedClose);
     assert_eq!(transmits(&mut s), vec![Transmit::CloseProbe]);
     assert!(!s.is_upgrading());
     assert_eq!(s.handle_upgrade_request(at(t0, 2)), Err(Error::Protocol(ProtocolError::UpgradeRefused)));
@@ -1127,12 +1114,12 @@ fn server_close_while_probing_closes_the_probe_and_refuses_upgrades() {
 fn send_after_close_is_a_usage_error() {
     let t0 = Instant::now();
     let mut s = websocket_session(t0);
-    s.close(t0);
+    s.close(t0, CloseReason::ForcedClose);
     assert_eq!(s.send(Frame::message("x")), Err(Error::Usage(UsageError::SessionClosed)));
     assert_eq!(s.send(Frame::from_message(&Message::from(vec![1u8]))), Err(Error::Usage(UsageError::SessionClosed)));
     let mut s = polling_session(t0);
     s.handle_poll(t0).unwrap();
-    s.close(t0);
+    s.close(t0, CloseReason::ForcedClose);
     assert_eq!(s.send(Frame::message("x")), Err(Error::Usage(UsageError::SessionClosed)));
 }
 

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use engineio_proto::{Channel, Event, Frame, Session, Transmit};
+use engineio_proto::{Channel, CloseReason, Event, Frame, Session, Transmit};
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::Poll;
@@ -43,6 +43,8 @@ pub(crate) struct Driver {
     connection: Option<Box<dyn Connection>>,
     /// Set once `finish` ran: the session left the table and its mailbox is closed.
     finished: bool,
+    /// The time of this wake-up: read once when the task wakes, given to every input it carries out.
+    now: Instant,
 }
 
 enum Input {
@@ -74,6 +76,7 @@ impl Driver {
             close_waiters: Vec::new(),
             connection: None,
             finished: false,
+            now: crate::clock::now(),
         }
     }
 
@@ -83,7 +86,7 @@ impl Driver {
         self.flush().await;
         match contain(|| self.sessions.handler.on_open(&self.socket)) {
             Some(c) => self.connection = Some(c),
-            None => self.session.fail(crate::clock::now(), engineio_proto::CloseReason::ForcedClose),
+            None => self.session.close(self.now, CloseReason::ForcedClose),
         }
         self.flush().await;
         while !self.session.is_closed() {
@@ -91,24 +94,25 @@ impl Driver {
             // This task is awake now and looks at the mailbox again before it sleeps: what is sent
             // meanwhile (often by the handler it is about to call) need not wake it a second time.
             self.socket.shared.mailbox.unregister();
-            // The clock is read where it is needed: most inputs are messages, which need no time.
+            // One clock read per wake-up, for every input carried out until the task sleeps again.
+            self.now = crate::clock::now();
+            let now = self.now;
             match input {
                 Input::Commands => self.run_inbox(),
                 Input::Ws(channel, msg) => self.ws_input(channel, msg),
                 Input::Timeout => {
-                    let now = crate::clock::now();
                     self.session.handle_timeout(now);
                     if let Some(c) = &mut self.connection
                         && c.deadline().is_some_and(|d| d <= now)
                         && contain(|| c.on_deadline(now)).is_none()
                     {
-                        self.session.fail(now, engineio_proto::CloseReason::ForcedClose);
+                        self.session.close(now, CloseReason::ForcedClose);
                     }
                 }
-                Input::Overflow => self.session.fail(crate::clock::now(), engineio_proto::CloseReason::BufferFull),
+                Input::Overflow => self.session.close(now, CloseReason::BufferFull),
                 Input::PollAborted => {
                     self.pending_poll = None;
-                    self.session.handle_poll_aborted(crate::clock::now());
+                    self.session.handle_poll_aborted(now);
                 }
             }
             self.flush().await;
@@ -158,9 +162,9 @@ impl Driver {
             // The waker is registered now; an overflow flagged before that woke no one.
             if shared.overflowed.load(Ordering::Acquire) { Poll::Ready(Input::Overflow) } else { Poll::Pending }
         });
-        // A deadline that passed is fired before anything read after it: a message frame carries no time,
-        // and must not find open a session whose pong deadline has gone by (inputs with a time check
-        // that themselves). Looking at the timer's state costs no registration, unlike polling it first.
+        // A deadline that passed is fired before anything read after it (the session's own inputs fire
+        // theirs too, but the connection's deadline is only looked at here). Looking at the timer's state
+        // costs no registration, unlike polling it first.
         if armed.is_some() && timer.as_ref().is_some_and(|t| t.is_elapsed()) {
             return Input::Timeout;
         }
@@ -179,8 +183,7 @@ impl Driver {
         if bytes > 0 {
             self.socket.shared.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
         }
-        // Sending needs no clock; the rest is rare.
-        let now = crate::clock::now;
+        let now = self.now;
         match cmd {
             Command::Send(frame) => {
                 let _ = self.session.send(frame);
@@ -197,24 +200,24 @@ impl Driver {
                     }
                 }
             }
-            Command::Close => self.session.close(now()),
+            Command::Close => self.session.close(now, CloseReason::ForcedClose),
             Command::CloseNotify(tx) => {
                 self.close_waiters.push(tx);
-                self.session.close(now());
+                self.session.close(now, CloseReason::ForcedClose);
             }
-            Command::Poll(tx) => match self.session.handle_poll(now()) {
+            Command::Poll(tx) => match self.session.handle_poll(now) {
                 Ok(()) => self.pending_poll = Some(tx),
                 Err(e) => {
                     let _ = tx.send(Err(e.into()));
                 }
             },
             Command::PostStart(tx) => {
-                let _ = tx.send(self.session.handle_post_start(now()).map_err(Into::into));
+                let _ = tx.send(self.session.handle_post_start(now).map_err(Into::into));
             }
             Command::PostBody(body, tx) => {
-                let _ = tx.send(self.session.handle_post_body(now(), body).map_err(Into::into));
+                let _ = tx.send(self.session.handle_post_body(now, body).map_err(Into::into));
             }
-            Command::Upgrade { ws, base64 } => match self.session.handle_upgrade_request(now()) {
+            Command::Upgrade { ws, base64 } => match self.session.handle_upgrade_request(now) {
                 Ok(()) => {
                     let _ = self.session.set_websocket_base64(Channel::Probe, base64);
                     self.probe = Some(ws);
@@ -232,29 +235,29 @@ impl Driver {
             Some(Ok(WsMessage::Binary(b))) => Frame::Binary(b),
             // A ping's pong is queued by the WebSocket and written by the next flush.
             Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => return,
-            Some(Ok(WsMessage::Close(_))) | None => return self.transport_gone(crate::clock::now(), channel, false),
+            Some(Ok(WsMessage::Close(_))) | None => return self.transport_gone(channel, false),
             Some(Err(ReadError::Ws(e))) => {
                 // Broken framing, text that is not UTF-8, or a message larger than max_http_buffer_size:
                 // closed with the matching code (1002, 1007, 1009), as the reference's `ws` does.
                 if let Some(ws) = self.take_slot(channel) {
                     tokio::spawn(close_ws(ws, Some(e.close_code())));
                 }
-                return self.session.handle_transport_closed(crate::clock::now(), channel, true);
+                return self.session.handle_transport_closed(self.now, channel, true);
             }
             // The WebSocket inflates compressed messages before handing them out; one still compressed
             // would be a bug there, and ends the transport rather than reaching the session.
             Some(Err(ReadError::Io) | Ok(WsMessage::Compressed { .. })) => {
-                return self.transport_gone(crate::clock::now(), channel, true);
+                return self.transport_gone(channel, true);
             }
         };
-        let _ = self.session.handle_frame_with(crate::clock::now, channel, frame);
+        let _ = self.session.handle_frame(self.now, channel, frame);
     }
 
-    fn transport_gone(&mut self, now: Instant, channel: Channel, error: bool) {
+    fn transport_gone(&mut self, channel: Channel, error: bool) {
         if let Some(ws) = self.take_slot(channel) {
             tokio::spawn(close_ws(ws, None));
         }
-        self.session.handle_transport_closed(now, channel, error);
+        self.session.handle_transport_closed(self.now, channel, error);
     }
 
     fn take_slot(&mut self, channel: Channel) -> Option<WsStream> {
@@ -299,7 +302,7 @@ impl Driver {
                             match until_overflow(&self.socket, ws.flush()).await {
                                 Some(r) => failed |= r.is_err(),
                                 None => {
-                                    self.session.fail(crate::clock::now(), engineio_proto::CloseReason::BufferFull);
+                                    self.session.close(self.now, CloseReason::BufferFull);
                                     self.ws = None;
                                     fed = false;
                                     continue;
@@ -314,7 +317,7 @@ impl Driver {
                     if let Some(probe) = &mut self.probe
                         && probe.send(&frame).await.is_err()
                     {
-                        self.transport_gone(crate::clock::now(), Channel::Probe, true);
+                        self.transport_gone(Channel::Probe, true);
                     }
                 }
                 Transmit::Upgraded => {
@@ -339,7 +342,7 @@ impl Driver {
             match until_overflow(&self.socket, ws.flush()).await {
                 Some(r) => failed |= r.is_err(),
                 None => {
-                    self.session.fail(crate::clock::now(), engineio_proto::CloseReason::BufferFull);
+                    self.session.close(self.now, CloseReason::BufferFull);
                     self.ws = None;
                     // The session is closed; its last transmits concern the WebSocket just dropped.
                     while self.session.poll_transmit().is_some() {}
@@ -350,10 +353,10 @@ impl Driver {
             && probe.buffered() > 0
             && probe.flush().await.is_err()
         {
-            self.transport_gone(crate::clock::now(), Channel::Probe, true);
+            self.transport_gone(Channel::Probe, true);
         }
         if failed {
-            self.transport_gone(crate::clock::now(), Channel::Main, true);
+            self.transport_gone(Channel::Main, true);
             // The failure closed the session: carry out its last transmits.
             while let Some(t) = self.session.poll_transmit() {
                 if let Transmit::PollResponse(body) = t
@@ -382,7 +385,7 @@ impl Driver {
                     mailbox.take_into(&mut self.inbox);
                     self.run_inbox();
                     if panicked {
-                        self.session.fail(crate::clock::now(), engineio_proto::CloseReason::ForcedClose);
+                        self.session.close(self.now, CloseReason::ForcedClose);
                     }
                 }
                 Event::Upgrading => {}
@@ -391,7 +394,7 @@ impl Driver {
                     if let Some(c) = &mut self.connection
                         && contain(|| c.on_upgrade()).is_none()
                     {
-                        self.session.fail(crate::clock::now(), engineio_proto::CloseReason::ForcedClose);
+                        self.session.close(self.now, CloseReason::ForcedClose);
                     }
                 }
                 Event::Closed { reason, .. } => {

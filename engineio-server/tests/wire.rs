@@ -113,21 +113,27 @@ async fn a_duplicate_get_closes_the_session() {
     assert_eq!(get(addr, &path).await.json()["code"], 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn ping_pong_keeps_the_session_and_silence_ends_it() {
-    let server = start(suite_config()).await;
+    // The reference's defaults (ping every 25 s, 20 s for the pong) on tokio's paused clock.
+    let real = std::time::Instant::now();
+    let server = start(EngineConfig::default()).await;
+    let t0 = tokio::time::Instant::now();
     let (sid, _) = handshake(server.addr).await;
     let path = poll_path(&sid);
-    // The pending GET is answered by the ping after the interval.
-    let res = get(server.addr, &path).await;
-    assert_eq!(res.text(), "2");
+    tokio::time::sleep_until(t0 + Duration::from_millis(25_010)).await;
+    assert_eq!(get(server.addr, &path).await.text(), "2", "the first ping after the interval");
     assert_eq!(post(server.addr, &path, b"3").await.text(), "ok");
+    tokio::time::sleep_until(t0 + Duration::from_millis(50_020)).await;
     assert_eq!(get(server.addr, &path).await.text(), "2", "the session lives on after a pong");
-    // No pong this time: after the timeout the session is gone.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // No pong this time: just before the pong deadline the session lives, after it the session is gone.
+    tokio::time::sleep_until(t0 + Duration::from_millis(69_900)).await;
+    assert_eq!(post(server.addr, &path, b"4alive").await.text(), "ok");
+    tokio::time::sleep_until(t0 + Duration::from_millis(70_100)).await;
     let res = get(server.addr, &path).await;
     assert_eq!(res.status, 400);
     assert_eq!(res.json()["code"], 1);
+    assert!(real.elapsed() < Duration::from_secs(10), "the heartbeat did not run on tokio's clock");
 }
 
 #[tokio::test]
@@ -205,18 +211,28 @@ async fn upgrade_from_polling_to_websocket() {
     assert_eq!(ws_text(&mut ws).await, "4still");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_unfinished_upgrade_times_out_and_polling_goes_on() {
-    let config = EngineConfig { upgrade_timeout: Duration::from_millis(200), ..EngineConfig::default() };
-    let server = start(config).await;
+    // The reference's default upgrade timeout (10 s), on tokio's paused clock.
+    let real = std::time::Instant::now();
+    let server = start(EngineConfig::default()).await;
     let (sid, _) = handshake(server.addr).await;
     let ws_path = format!("/engine.io/?EIO=4&transport=websocket&sid={sid}");
     let (mut ws, _) = ws_connect(server.addr, &ws_path, &[]).await.unwrap();
     ws_send(&mut ws, "2probe").await;
     assert_eq!(ws_text(&mut ws).await, "3probe");
-    ws_closed(&mut ws).await;
+    let probed = tokio::time::Instant::now();
+    // The probe is closed by the server when the timeout passes (no helper with its own time limit here).
+    while let Some(Ok(msg)) = futures_util::StreamExt::next(&mut ws).await {
+        if msg.is_close() {
+            break;
+        }
+    }
+    let waited = probed.elapsed();
+    assert!(waited >= Duration::from_secs(10) && waited < Duration::from_millis(10_100), "{waited:?}");
     post(server.addr, &poll_path(&sid), b"4still polling").await;
     assert_eq!(get(server.addr, &poll_path(&sid)).await.text(), "4still polling");
+    assert!(real.elapsed() < Duration::from_secs(5), "the upgrade timeout did not run on tokio's clock");
 }
 
 #[tokio::test]

@@ -18,7 +18,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use engineio_proto::{
-    Bytes, Channel, Error, Event, Frame, Message, ProtocolError, Session, SessionConfig, Transmit, TransportKind,
+    Bytes, Channel, CloseReason, Error, Event, Frame, Message, ProtocolError, Session, SessionConfig, Transmit,
+    TransportKind,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -263,7 +264,11 @@ fuzz_target!(|data: &[u8]| {
                     m.queued += 1;
                 }
             }
-            8 => s.close(now),
+            8 => {
+                // The server's graceful close, or the runtime ending the session at once (a full buffer).
+                let reason = if input.byte() & 1 == 0 { CloseReason::ForcedClose } else { CloseReason::BufferFull };
+                s.close(now, reason);
+            }
             9 => {
                 if m.pending_get {
                     m.pending_get = false;

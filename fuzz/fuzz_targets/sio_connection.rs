@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use engineio_proto::session::{Channel, Event, Session, SessionConfig, Transmit};
-use engineio_proto::{Frame, TransportKind};
+use engineio_proto::{CloseReason, Frame, TransportKind};
 use libfuzzer_sys::fuzz_target;
 use socketio_proto::{JsonParser, Map, Packet, PacketType, Parser, Value};
 
@@ -60,7 +60,7 @@ fuzz_target!(|data: &[u8]| {
                         }
                     }
                     Ok(None) => {}
-                    Err(_) => s.close(now),
+                    Err(_) => s.close(now, CloseReason::ForcedClose),
                 },
                 Event::Closed { .. } => closed = true,
                 Event::Upgrading | Event::Upgraded => {}

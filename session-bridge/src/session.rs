@@ -113,39 +113,3 @@ impl Session {
         Ok(())
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn new_data_has_the_express_cookie_shape() {
-        let settings = CookieSettings {
-            max_age: Some(Duration::from_secs(3600)),
-            same_site: Some(cookie::SameSite::Lax),
-            ..CookieSettings::default()
-        };
-        let d = SessionData::new(&settings);
-        let json = d.to_json();
-        assert!(json.starts_with(r#"{"cookie":{"originalMaxAge":3600000,"expires":""#), "{json}");
-        assert!(json.ends_with(r#"Z","httpOnly":true,"path":"/","sameSite":"lax"}}"#), "{json}");
-        let ttl = d.ttl_secs(86400);
-        assert!((3599..=3600).contains(&ttl), "{ttl}");
-        assert_eq!(SessionData::new(&CookieSettings::default()).ttl_secs(86400), 86400);
-    }
-
-    #[test]
-    fn set_cookie_header() {
-        let s = CookieSettings { same_site: Some(cookie::SameSite::None), ..CookieSettings::default() };
-        let v = s.set_cookie("abc", "secret");
-        assert!(v.starts_with("connect.sid=s%3Aabc."), "{v}");
-        let attrs: Vec<&str> = v.split("; ").skip(1).collect();
-        for a in ["Path=/", "HttpOnly", "Secure", "SameSite=None"] {
-            assert!(attrs.contains(&a), "{a} missing (SameSite=None forces Secure): {v}");
-        }
-        let s = CookieSettings { max_age: Some(Duration::from_secs(60)), ..CookieSettings::default() };
-        let v = s.set_cookie("abc", "secret");
-        assert!(v.split("; ").any(|a| a.starts_with("Expires=") && a.ends_with(" GMT")), "{v}");
-        assert!(!v.contains("Secure"));
-    }
-}

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use engineio_proto::handshake::{Query, RequestFacts, RequestKind, TransportKind, sid_from_bytes, verify};
 use engineio_proto::session::{Channel, Event, Session, SessionConfig, Transmit};
 use engineio_proto::websocket::{self as framing, Opcode, WsMessage};
-use engineio_proto::{Bytes, ErrorCode, Frame, Message};
+use engineio_proto::{Bytes, CloseReason, ErrorCode, Frame, Message};
 use socketio_proto::{Decoder, JsonParser, Map, Packet, PacketType, Parser, Value};
 
 /// The largest message a client may send (the reference's `maxHttpBufferSize` default).
@@ -102,7 +102,7 @@ impl Server {
             Ok(Some(p)) => p,
             Ok(None) => return,
             Err(_) => {
-                st.session.close(Instant::now());
+                st.session.close(Instant::now(), CloseReason::ForcedClose);
                 return;
             }
         };
