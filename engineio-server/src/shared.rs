@@ -15,7 +15,7 @@ use crate::mailbox::Mailbox;
 use crate::sessions::Sessions;
 use crate::socket::{Socket, SocketShared};
 
-/// The remote address of a request, put in its extensions by [`Engine::serve`] (and readable from
+/// The remote address of a request, put in its extensions by [`Engine::serve`](crate::Engine::serve) (and readable from
 /// [`Socket::request`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RemoteAddr(pub SocketAddr);
