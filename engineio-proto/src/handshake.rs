@@ -114,22 +114,33 @@ pub struct Query {
     /// `b64`: set (to anything but the empty string) by clients that cannot receive binary WebSocket
     /// frames (the client option `forceBase64`).
     pub b64: bool,
+    /// Every parameter, decoded, in order (the ones above included): what the application may read, such
+    /// as a client's `query` option. See [`Query::get`].
+    pub params: Vec<(String, String)>,
 }
 
 impl Query {
-    /// Parses a URL query string (without the `?`). Unknown parameters are ignored.
+    /// Parses a URL query string (without the `?`). Parameters other than Engine.IO's are kept in
+    /// [`Query::params`].
     pub fn parse(query: &str) -> Query {
         let mut q = Query::default();
         for (key, value) in query_pairs(query) {
             match &*key {
-                "EIO" => q.eio = Some(value.into_owned()),
-                "transport" => q.transport = Some(value.into_owned()),
-                "sid" => q.sid = Some(value.into_owned()).filter(|s| !s.is_empty()),
+                "EIO" => q.eio = Some(value.to_string()),
+                "transport" => q.transport = Some(value.to_string()),
+                "sid" => q.sid = Some(value.to_string()).filter(|s| !s.is_empty()),
                 "b64" => q.b64 = !value.is_empty(),
                 _ => {}
             }
+            q.params.push((key.into_owned(), value.into_owned()));
         }
         q
+    }
+
+    /// The value of a parameter, decoded; for a repeated key the last one, as the reference's
+    /// `req._query`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.params.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     /// The protocol revision a request speaks, as the reference computes it: 4 when `EIO` is `4`, and 3
@@ -363,6 +374,12 @@ mod tests {
         assert_eq!(q.transport.as_deref(), Some("polling"));
         assert_eq!(q.sid.as_deref(), Some("ab-c"));
         assert!(!q.b64);
+        assert_eq!(q.get("t"), Some("Nz1"));
+        assert_eq!(q.get("sid"), Some("ab-c"), "the last of a repeated key");
+        assert_eq!(q.get("nope"), None);
+        assert_eq!(q.params.len(), 5);
+        let q = Query::parse("EIO=4&transport=polling&token=a%20b&room=x+y");
+        assert_eq!((q.get("token"), q.get("room")), (Some("a b"), Some("x y")));
         assert_eq!(Query::parse(""), Query::default());
         assert_eq!(Query::parse("sid=%").sid.as_deref(), Some("%"));
         assert_eq!(Query::parse("sid=%4").sid.as_deref(), Some("%4"));

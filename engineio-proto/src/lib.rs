@@ -52,8 +52,8 @@ pub mod websocket;
 pub use error::{DecodeError, Error, ProtocolError, UsageError};
 pub use handshake::{ErrorCode, TransportKind};
 pub use packet::{Frame, Message, Packet};
-pub use session::{Channel, CloseReason, Event, Session, SessionConfig, Transmit};
+pub use session::{Channel, CloseReason, Event, PollId, Session, SessionConfig, Transmit};
 
 /// Re-exported so callers can build frames and messages without depending on these crates themselves.
-pub use bytes::Bytes;
+pub use bytes::{Bytes, BytesMut};
 pub use bytestring::ByteString;

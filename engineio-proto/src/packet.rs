@@ -220,6 +220,19 @@ impl Frame {
         }
     }
 
+    /// The frame's bytes (for a text frame, its UTF-8).
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Frame::Text(t) => t.as_bytes(),
+            Frame::Binary(b) => b,
+        }
+    }
+
+    /// Whether it travels as a WebSocket text message (else binary).
+    pub fn is_text(&self) -> bool {
+        matches!(self, Frame::Text(_))
+    }
+
     /// Whether the frame has no bytes at all (never true for a valid packet).
     pub fn is_empty(&self) -> bool {
         self.len() == 0

@@ -106,11 +106,21 @@ impl CloseReason {
     }
 }
 
+/// The identity of one long-poll GET of a session, given by [`Session::handle_poll`]: the
+/// [`Transmit::PollResponse`] that answers it carries the same identity. Counted from 1 in each session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PollId(pub u64);
+
 /// Something the runtime must send or do on a transport, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transmit {
-    /// Answer the pending long-poll GET with status 200 and this payload.
-    PollResponse(Bytes),
+    /// Answer the long-poll GET `poll` with status 200 and this payload.
+    PollResponse {
+        /// The GET this answers (as returned by [`Session::handle_poll`]).
+        poll: PollId,
+        /// The payload.
+        body: Bytes,
+    },
     /// Send a frame on the session's WebSocket.
     WebSocket(Frame),
     /// Send a frame on the WebSocket being probed for an upgrade.
@@ -170,7 +180,8 @@ enum Upgrade {
 /// One Engine.IO session. See the module documentation for how to drive it.
 #[derive(Debug)]
 pub struct Session {
-    sid: String,
+    /// Boxed rather than a `String`: one word less in every session.
+    sid: Box<str>,
     config: SessionConfig,
     transport: TransportKind,
     state: State,
@@ -179,7 +190,11 @@ pub struct Session {
     buffer: VecDeque<Frame>,
     /// The bytes of `buffer`.
     buffered_bytes: usize,
+    /// Whether a long-poll GET waits for data: the last one taken (`polls`), as a second one while one
+    /// waits is refused.
     poll_pending: bool,
+    /// The identity of the last GET taken.
+    polls: u64,
     post_in_flight: bool,
     /// The session's WebSocket cannot take binary frames (its request had `b64`): binary goes as `b` + base64.
     ws_base64: bool,
@@ -214,7 +229,7 @@ impl Session {
             max_payload: config.max_payload as u64,
         };
         let mut session = Session {
-            sid,
+            sid: sid.into_boxed_str(),
             next_ping: Some(now + config.ping_interval),
             config,
             transport,
@@ -223,6 +238,7 @@ impl Session {
             buffer: VecDeque::new(),
             buffered_bytes: 0,
             poll_pending: false,
+            polls: 0,
             post_in_flight: false,
             ws_base64: false,
             pong_deadline: None,
@@ -287,6 +303,19 @@ impl Session {
         self.state == State::Open && (self.transport == TransportKind::WebSocket || self.poll_pending)
     }
 
+    /// The long-poll GET waiting for data, if one is. Not the same as [`Session::is_writable`]: a closing
+    /// session may hold a GET that no data will be sent on.
+    pub fn pending_poll(&self) -> Option<PollId> {
+        self.poll_pending.then_some(PollId(self.polls))
+    }
+
+    /// Takes the pending GET, if any.
+    fn take_pending_poll(&mut self) -> Option<PollId> {
+        let poll = self.pending_poll();
+        self.poll_pending = false;
+        poll
+    }
+
     /// The number of frames waiting for a long-poll GET.
     pub fn buffered(&self) -> usize {
         self.buffer.len()
@@ -303,38 +332,43 @@ impl Session {
         Ok(())
     }
 
-    /// A long-poll GET arrived.
+    /// A long-poll GET arrived; returns its identity.
     ///
-    /// On success the GET is pending until a [`Transmit::PollResponse`] answers it. A second GET while one
-    /// is pending closes the session with "transport error" (the pending one receives a close packet) and
-    /// returns [`ProtocolError::DuplicatePoll`]: the runtime answers the new one with 400.
-    pub fn handle_poll(&mut self, now: Instant) -> Result<(), Error> {
+    /// On success the GET is answered by the [`Transmit::PollResponse`] that carries this identity: at once
+    /// when the session is closing (what was queued, or the close packet), otherwise when there is
+    /// something to send. A second GET while one is pending closes the session with "transport error" (the
+    /// pending one receives a close packet) and returns [`ProtocolError::DuplicatePoll`]: the runtime
+    /// answers the new one with 400.
+    pub fn handle_poll(&mut self, now: Instant) -> Result<PollId, Error> {
         self.handle_timeout(now);
         self.check_polling()?;
         if self.poll_pending {
             self.shutdown(CloseReason::TransportError, "1");
             return Err(ProtocolError::DuplicatePoll.into());
         }
+        self.polls += 1;
+        let poll = PollId(self.polls);
         if let State::Closing { .. } = self.state {
             // As the reference: what was queued drains first, the close packet goes in the next response.
             if self.buffer.is_empty() {
-                self.transmits.push_back(Transmit::PollResponse(Bytes::from_static(b"1")));
+                self.transmits.push_back(Transmit::PollResponse { poll, body: Bytes::from_static(b"1") });
                 self.finish(CloseReason::ForcedClose);
             } else {
-                let payload = encode_payload(self.take_buffer().iter());
-                self.transmits.push_back(Transmit::PollResponse(payload));
+                let body = encode_payload(self.take_buffer().iter());
+                self.transmits.push_back(Transmit::PollResponse { poll, body });
             }
-            return Ok(());
+            return Ok(poll);
         }
         self.poll_pending = true;
-        Ok(())
+        Ok(poll)
     }
 
-    /// The client of the pending long-poll GET went away before it was answered: the session closes with
-    /// "transport error", as in the reference ("poll connection closed prematurely").
-    pub fn handle_poll_aborted(&mut self, now: Instant) {
+    /// The client of the long-poll GET `poll` went away before it was answered: if it is still pending, the
+    /// session closes with "transport error", as in the reference ("poll connection closed prematurely").
+    /// A GET already answered is not pending any more, and its end changes nothing.
+    pub fn handle_poll_aborted(&mut self, now: Instant, poll: PollId) {
         self.handle_timeout(now);
-        if self.poll_pending {
+        if self.pending_poll() == Some(poll) {
             self.poll_pending = false;
             self.shutdown(CloseReason::TransportError, "1");
         }
@@ -444,13 +478,15 @@ impl Session {
     }
 
     /// A transport went away: the session's WebSocket (the session closes with "transport close", or
-    /// "transport error" if `error`), or the probe (the upgrade is abandoned).
+    /// "transport error" if `error`, and a [`Transmit::CloseWebSocket`] follows), or the probe (the upgrade
+    /// is abandoned, and a [`Transmit::CloseProbe`] follows, as on every other end of a probe: a runtime
+    /// releases the probe's resources in one place).
     pub fn handle_transport_closed(&mut self, now: Instant, channel: Channel, error: bool) {
         self.handle_timeout(now);
         match channel {
             Channel::Probe => {
                 if self.is_upgrading() {
-                    self.upgrade = Upgrade::None;
+                    self.abandon_upgrade();
                 }
             }
             Channel::Main if self.transport == TransportKind::WebSocket => {
@@ -488,15 +524,15 @@ impl Session {
         match self.transport {
             TransportKind::WebSocket => self.shutdown(CloseReason::ForcedClose, "1"),
             TransportKind::Polling if self.poll_pending && self.buffer.is_empty() => {
-                self.poll_pending = false;
-                self.transmits.push_back(Transmit::PollResponse(Bytes::from_static(b"1")));
+                let poll = self.take_pending_poll().expect("a pending GET");
+                self.transmits.push_back(Transmit::PollResponse { poll, body: Bytes::from_static(b"1") });
                 self.finish(CloseReason::ForcedClose);
             }
             TransportKind::Polling if self.poll_pending => {
                 // Drain now; the close packet waits for the next GET.
-                self.poll_pending = false;
-                let payload = encode_payload(self.take_buffer().iter());
-                self.transmits.push_back(Transmit::PollResponse(payload));
+                let poll = self.take_pending_poll().expect("a pending GET");
+                let body = encode_payload(self.take_buffer().iter());
+                self.transmits.push_back(Transmit::PollResponse { poll, body });
                 self.state = State::Closing { deadline: now + self.config.close_timeout };
             }
             TransportKind::Polling => {
@@ -571,16 +607,18 @@ impl Session {
                 t => t,
             });
         }
-        if self.poll_pending && self.state == State::Open {
+        if let Some(poll) = self.pending_poll()
+            && self.state == State::Open
+        {
             if !self.buffer.is_empty() {
                 self.poll_pending = false;
-                let payload = encode_payload(self.take_buffer().iter());
-                return Some(Transmit::PollResponse(payload));
+                let body = encode_payload(self.take_buffer().iter());
+                return Some(Transmit::PollResponse { poll, body });
             }
             if let Upgrade::Probing { probed: true, .. } = self.upgrade {
                 // Release the long-poll so the client can pause polling and finish the upgrade.
                 self.poll_pending = false;
-                return Some(Transmit::PollResponse(Bytes::from_static(b"6")));
+                return Some(Transmit::PollResponse { poll, body: Bytes::from_static(b"6") });
             }
         }
         None
@@ -644,9 +682,8 @@ impl Session {
             self.ws_base64 = base64;
         }
         self.upgrade = Upgrade::None;
-        if self.poll_pending {
-            self.poll_pending = false;
-            self.transmits.push_back(Transmit::PollResponse(Bytes::from_static(b"6")));
+        if let Some(poll) = self.take_pending_poll() {
+            self.transmits.push_back(Transmit::PollResponse { poll, body: Bytes::from_static(b"6") });
         }
         self.transport = TransportKind::WebSocket;
         self.transmits.push_back(Transmit::Upgraded);
@@ -679,11 +716,12 @@ impl Session {
         }
         match self.transport {
             TransportKind::WebSocket => self.transmits.push_back(Transmit::CloseWebSocket),
-            TransportKind::Polling if self.poll_pending => {
-                self.poll_pending = false;
-                self.transmits.push_back(Transmit::PollResponse(Bytes::from_static(poll_reply.as_bytes())));
+            TransportKind::Polling => {
+                if let Some(poll) = self.take_pending_poll() {
+                    let body = Bytes::from_static(poll_reply.as_bytes());
+                    self.transmits.push_back(Transmit::PollResponse { poll, body });
+                }
             }
-            TransportKind::Polling => {}
         }
         self.take_buffer();
         self.finish_with(reason, error);

@@ -52,6 +52,11 @@ pub enum Opcode {
 }
 
 impl Opcode {
+    /// The opcode of the WebSocket message that carries an Engine.IO frame: text or binary.
+    pub fn of(frame: &crate::Frame) -> Opcode {
+        if frame.is_text() { Opcode::Text } else { Opcode::Binary }
+    }
+
     fn from_bits(bits: u8) -> Option<Opcode> {
         Some(match bits {
             0 => Opcode::Continuation,
@@ -287,6 +292,12 @@ pub fn encode_frame(out: &mut Vec<u8>, opcode: Opcode, payload: &[u8]) {
     out.reserve(payload.len() + 10);
     encode_header(out, opcode, payload.len());
     out.extend_from_slice(payload);
+}
+
+/// Appends an Engine.IO frame as one WebSocket message: a text frame for [`crate::Frame::Text`], a binary
+/// frame for [`crate::Frame::Binary`].
+pub fn encode_engineio_frame(out: &mut Vec<u8>, frame: &crate::Frame) {
+    encode_frame(out, Opcode::of(frame), frame.as_bytes());
 }
 
 /// Appends a close frame: empty without a status, else the code and as much of `reason` as fits in a

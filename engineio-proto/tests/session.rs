@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use engineio_proto::{
-    Bytes, Channel, CloseReason, DecodeError, Error, Event, Frame, Message, ProtocolError, Session, SessionConfig,
-    Transmit, TransportKind, UsageError,
+    Bytes, Channel, CloseReason, DecodeError, Error, Event, Frame, Message, PollId, ProtocolError, Session,
+    SessionConfig, Transmit, TransportKind, UsageError,
 };
 
 // ---------------------------------------------------------------------------------------------------------
@@ -27,8 +27,15 @@ fn at(t0: Instant, millis: u64) -> Instant {
     t0 + Duration::from_millis(millis)
 }
 
+/// The transmits, with each long-poll answer's GET identity cleared (`PollId(0)`): the tests about
+/// identities (`poll_identity_*`) read them with `poll_transmit` directly.
 fn transmits(session: &mut Session) -> Vec<Transmit> {
-    std::iter::from_fn(|| session.poll_transmit()).collect()
+    std::iter::from_fn(|| session.poll_transmit())
+        .map(|t| match t {
+            Transmit::PollResponse { body, .. } => Transmit::PollResponse { poll: PollId(0), body },
+            t => t,
+        })
+        .collect()
 }
 
 fn events(session: &mut Session) -> Vec<Event> {
@@ -44,12 +51,12 @@ fn binary(b: &[u8]) -> Frame {
 }
 
 fn poll_response(body: &[u8]) -> Transmit {
-    Transmit::PollResponse(Bytes::copy_from_slice(body))
+    Transmit::PollResponse { poll: PollId(0), body: Bytes::copy_from_slice(body) }
 }
 
 fn body_of(transmit: &Transmit) -> &[u8] {
     match transmit {
-        Transmit::PollResponse(body) => body,
+        Transmit::PollResponse { body, .. } => body,
         other => panic!("expected a PollResponse, got {other:?}"),
     }
 }
@@ -596,6 +603,93 @@ fn duplicate_get_closes_with_transport_error_and_releases_the_pending_one() {
     assert_closed_and_quiet(&mut s, at(t0, 2));
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// The identity of each GET
+
+/// Every transmit, identities kept.
+fn raw_transmits(session: &mut Session) -> Vec<Transmit> {
+    std::iter::from_fn(|| session.poll_transmit()).collect()
+}
+
+fn answer(poll: PollId, body: &[u8]) -> Transmit {
+    Transmit::PollResponse { poll, body: Bytes::copy_from_slice(body) }
+}
+
+#[test]
+fn poll_identity_each_get_is_answered_by_its_own_response() {
+    let t0 = Instant::now();
+    let mut s = Session::new("sid".into(), config(), TransportKind::Polling, t0, None);
+    let first = s.handle_poll(t0).unwrap();
+    assert_eq!(first, PollId(1));
+    assert!(matches!(&raw_transmits(&mut s)[..], [Transmit::PollResponse { poll, .. }] if *poll == first));
+    assert_eq!(s.pending_poll(), None, "answered with the open packet");
+    let second = s.handle_poll(at(t0, 1)).unwrap();
+    assert_eq!(second, PollId(2));
+    assert_eq!(s.pending_poll(), Some(second));
+    assert!(s.is_writable());
+    s.send(Frame::message("hi")).unwrap();
+    assert_eq!(raw_transmits(&mut s), vec![answer(second, b"4hi")]);
+    assert_eq!(s.pending_poll(), None);
+}
+
+#[test]
+fn poll_identity_a_duplicate_get_answers_the_earlier_one() {
+    let t0 = Instant::now();
+    let mut s = polling_session(t0);
+    let pending = s.handle_poll(at(t0, 1)).unwrap();
+    assert_eq!(s.handle_poll(at(t0, 2)), Err(Error::Protocol(ProtocolError::DuplicatePoll)));
+    // The close packet answers the GET that was pending; the duplicate gets no PollResponse (the runtime
+    // answers it with 400).
+    assert_eq!(raw_transmits(&mut s), vec![answer(pending, b"1")]);
+}
+
+#[test]
+fn poll_identity_while_closing_the_new_get_is_answered_at_once() {
+    let t0 = Instant::now();
+    let mut s = polling_session_short_close(t0);
+    s.send(Frame::message("queued")).unwrap();
+    s.close(at(t0, 1), CloseReason::ForcedClose);
+    // What was queued drains in the response to the next GET, which is answered at once and by identity.
+    let drain = s.handle_poll(at(t0, 2)).unwrap();
+    assert_eq!(raw_transmits(&mut s), vec![answer(drain, b"4queued")]);
+    assert_eq!(s.pending_poll(), None, "a closing session holds no GET");
+    let last = s.handle_poll(at(t0, 3)).unwrap();
+    assert!(last > drain);
+    assert_eq!(raw_transmits(&mut s), vec![answer(last, b"1")]);
+    assert_eq!(events(&mut s), vec![closed(CloseReason::ForcedClose)]);
+}
+
+#[test]
+fn poll_identity_the_end_of_an_answered_get_changes_nothing() {
+    let t0 = Instant::now();
+    let mut s = polling_session(t0);
+    let get = s.handle_poll(at(t0, 1)).unwrap();
+    s.send(Frame::message("x")).unwrap();
+    assert_eq!(raw_transmits(&mut s), vec![answer(get, b"4x")]);
+    // Its client went away after the answer, while the next GET is pending: the session lives on.
+    let next = s.handle_poll(at(t0, 2)).unwrap();
+    s.handle_poll_aborted(at(t0, 3), get);
+    assert!(!s.is_closed());
+    assert_eq!(s.pending_poll(), Some(next));
+    // The pending one going away is a transport error, as in the reference.
+    s.handle_poll_aborted(at(t0, 4), next);
+    assert_eq!(events(&mut s), vec![closed(CloseReason::TransportError)]);
+}
+
+#[test]
+fn frames_know_their_websocket_opcode() {
+    use engineio_proto::websocket::{Opcode, encode_engineio_frame, encode_frame};
+    assert_eq!(Opcode::of(&text("4a")), Opcode::Text);
+    assert_eq!(Opcode::of(&binary(&[1])), Opcode::Binary);
+    for frame in [text("4héllo"), binary(&[0, 1, 2])] {
+        let (mut ours, mut by_hand) = (Vec::new(), Vec::new());
+        encode_engineio_frame(&mut ours, &frame);
+        encode_frame(&mut by_hand, Opcode::of(&frame), frame.as_bytes());
+        assert_eq!(ours, by_hand);
+        assert_eq!(ours[0] & 0x0f, if frame.is_text() { 1 } else { 2 });
+    }
+}
+
 #[test]
 fn duplicate_post_closes_with_transport_error() {
     let t0 = Instant::now();
@@ -707,8 +801,8 @@ fn post_larger_than_max_payload_is_a_parse_error() {
 fn aborted_poll_closes_with_transport_error() {
     let t0 = Instant::now();
     let mut s = polling_session(t0);
-    s.handle_poll(at(t0, 1)).unwrap();
-    s.handle_poll_aborted(at(t0, 2));
+    let get = s.handle_poll(at(t0, 1)).unwrap();
+    s.handle_poll_aborted(at(t0, 2), get);
     assert_eq!(events(&mut s), vec![closed(CloseReason::TransportError)]);
     // The aborted GET is not answered.
     assert_eq!(transmits(&mut s), vec![]);
@@ -719,7 +813,8 @@ fn aborted_poll_closes_with_transport_error() {
 fn aborted_poll_without_a_pending_get_is_ignored() {
     let t0 = Instant::now();
     let mut s = polling_session(t0);
-    s.handle_poll_aborted(t0);
+    // The handshake GET (identity 1) was answered with the open packet: its end changes nothing.
+    s.handle_poll_aborted(t0, PollId(1));
     assert!(!s.is_closed());
     assert_eq!(events(&mut s), vec![]);
 }
@@ -927,8 +1022,8 @@ fn probe_closed_by_the_client_allows_a_new_upgrade_request() {
     s.handle_transport_closed(at(t0, 10), Channel::Probe, false);
     assert!(!s.is_upgrading());
     assert!(!s.is_closed());
-    // The probe is already closed: nothing to tell the runtime.
-    assert_eq!(transmits(&mut s), vec![]);
+    // A CloseProbe, as on every end of a probe: the runtime releases the probe in one place.
+    assert_eq!(transmits(&mut s), vec![Transmit::CloseProbe]);
     assert_eq!(events(&mut s), vec![]);
     assert_eq!(s.poll_timeout(), Some(at(t0, 1_000)));
     s.handle_upgrade_request(at(t0, 20)).unwrap();
@@ -947,8 +1042,8 @@ fn session_closing_while_probing_closes_the_probe_too() {
     s.handle_poll(at(t0, 5)).unwrap();
     let out = transmits(&mut s);
     assert_eq!(out, vec![poll_response(b"6")]);
-    s.handle_poll(at(t0, 6)).unwrap();
-    s.handle_poll_aborted(at(t0, 7));
+    let get = s.handle_poll(at(t0, 6)).unwrap();
+    s.handle_poll_aborted(at(t0, 7), get);
     let out = transmits(&mut s);
     assert!(out.contains(&Transmit::CloseProbe), "{out:?}");
     assert_eq!(events(&mut s), vec![closed(CloseReason::TransportError)]);
@@ -1164,7 +1259,7 @@ fn the_polling_buffer_is_bounded_in_bytes_too() {
     assert!(!s.is_closed());
     // A GET drains the buffer: the count starts again.
     s.handle_poll(t0).unwrap();
-    assert!(matches!(s.poll_transmit(), Some(Transmit::PollResponse(_))));
+    assert!(matches!(s.poll_transmit(), Some(Transmit::PollResponse { .. })));
     s.send(Frame::message(&"c".repeat(900))).unwrap();
     assert!(!s.is_closed(), "the drained bytes no longer count");
     s.send(Frame::message(&"d".repeat(200))).unwrap();

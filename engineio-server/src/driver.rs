@@ -114,8 +114,11 @@ impl Driver {
                 }
                 Input::Overflow => self.session.close(now, CloseReason::BufferFull),
                 Input::PollAborted => {
+                    // The driver holds at most one GET: the session's pending one, if it still is.
                     self.pending_poll = None;
-                    self.session.handle_poll_aborted(now);
+                    if let Some(poll) = self.session.pending_poll() {
+                        self.session.handle_poll_aborted(now, poll);
+                    }
                 }
             }
             self.flush().await;
@@ -209,7 +212,9 @@ impl Driver {
                 self.session.close(now, CloseReason::ForcedClose);
             }
             Command::Poll(tx) => match self.session.handle_poll(now) {
-                Ok(()) => self.pending_poll = Some(tx),
+                // One GET at a time: a duplicate is refused below, and the pending one answered by the
+                // session (its PollResponse), so the sender held here always belongs to the next one.
+                Ok(_) => self.pending_poll = Some(tx),
                 Err(e) => {
                     let _ = tx.send(Err(e.into()));
                 }
@@ -293,7 +298,7 @@ impl Driver {
         while let Some(t) = self.session.poll_transmit() {
             any = true;
             match t {
-                Transmit::PollResponse(body) => {
+                Transmit::PollResponse { body, .. } => {
                     if let Some(tx) = self.pending_poll.take() {
                         let _ = tx.send(Ok(body));
                     }
@@ -362,7 +367,7 @@ impl Driver {
             self.transport_gone(Channel::Main, true);
             // The failure closed the session: carry out its last transmits.
             while let Some(t) = self.session.poll_transmit() {
-                if let Transmit::PollResponse(body) = t
+                if let Transmit::PollResponse { body, .. } = t
                     && let Some(tx) = self.pending_poll.take()
                 {
                     let _ = tx.send(Ok(body));

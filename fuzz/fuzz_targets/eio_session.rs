@@ -5,10 +5,12 @@
 //!   `is_closed()` agrees with it; `poll_timeout()` is `None` once closed;
 //! - `poll_timeout()` is never in the past: after an input at `now` it is `None` or later than `now`;
 //! - `buffered()` is bounded by the frames that could have been queued (open, initial, sends, pings);
-//! - transmits match the transports the runtime holds: a `PollResponse` answers a pending GET, `Probe`,
-//!   `CloseProbe` and `Upgraded` need an open probe, `WebSocket` and `CloseWebSocket` need a WebSocket
-//!   transport; a new upgrade is only accepted once the previous probe was closed or taken over; and once
-//!   closed, no GET is left hanging and no probe is left open.
+//! - transmits match the transports the runtime holds: a `PollResponse` answers the pending GET (by its
+//!   identity, and `pending_poll()` agrees), `Probe`, `CloseProbe` and `Upgraded` need an open probe,
+//!   `WebSocket` and `CloseWebSocket` need a WebSocket transport; a probe that goes away is answered with
+//!   `CloseProbe`; a new upgrade is only accepted once the previous probe was closed or taken over; GET
+//!   identities are never reused, and the end of a GET already answered changes nothing; and once closed,
+//!   no GET is left hanging and no probe is left open.
 //!
 //! Set `EIO_FUZZ_TRACE=1` to print every step's output, e.g. when running the target on one input.
 
@@ -18,8 +20,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use engineio_proto::{
-    Bytes, Channel, CloseReason, Error, Event, Frame, Message, ProtocolError, Session, SessionConfig, Transmit,
-    TransportKind,
+    Bytes, Channel, CloseReason, Error, Event, Frame, Message, PollId, ProtocolError, Session, SessionConfig,
+    Transmit, TransportKind,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -82,7 +84,10 @@ impl Input<'_> {
 struct Model {
     now: Instant,
     closed: bool,
-    pending_get: bool,
+    /// The GET the runtime holds, by its identity.
+    pending_get: Option<PollId>,
+    /// The identity of the last GET the session took (identities only grow).
+    last_get: Option<PollId>,
     probe_open: bool,
     websocket: bool,
     /// Upper bound of frames ever queued for polling.
@@ -114,10 +119,14 @@ impl Model {
         let mut upgraded_transmits = 0;
         for t in &transmits {
             match t {
-                Transmit::PollResponse(_) => {
+                Transmit::PollResponse { poll, .. } => {
                     assert!(!self.websocket, "step {step}: PollResponse after the upgrade: {transmits:?}");
-                    assert!(self.pending_get, "step {step}: PollResponse with no pending GET: {transmits:?}");
-                    self.pending_get = false;
+                    assert_eq!(
+                        self.pending_get,
+                        Some(*poll),
+                        "step {step}: a PollResponse that answers no pending GET: {transmits:?}"
+                    );
+                    self.pending_get = None;
                 }
                 Transmit::WebSocket(_) | Transmit::CloseWebSocket => {
                     assert!(self.websocket, "step {step}: {t:?} without a WebSocket: {transmits:?}");
@@ -146,6 +155,7 @@ impl Model {
         assert_eq!(upgraded_events, upgraded_transmits, "step {step}: {transmits:?} / {events:?}");
 
         assert_eq!(s.is_closed(), self.closed, "step {step}: is_closed disagrees with the events");
+        assert_eq!(s.pending_poll(), self.pending_get, "step {step}: pending_poll disagrees with the transmits");
         assert_eq!(
             s.transport() == TransportKind::WebSocket,
             self.websocket,
@@ -153,7 +163,7 @@ impl Model {
         );
         if self.closed {
             assert_eq!(s.poll_timeout(), None, "step {step}: timer after close");
-            assert!(!self.pending_get, "step {step}: closed with a GET left hanging");
+            assert!(self.pending_get.is_none(), "step {step}: closed with a GET left hanging");
             assert!(!self.probe_open, "step {step}: closed with the probe left open");
             assert!(!s.is_upgrading(), "step {step}: closed while upgrading");
         }
@@ -201,7 +211,8 @@ fuzz_target!(|data: &[u8]| {
     let mut m = Model {
         now: t0,
         closed: false,
-        pending_get: false,
+        pending_get: None,
+        last_get: None,
         probe_open: false,
         websocket: transport == TransportKind::WebSocket,
         queued: 1 + usize::from(initial.is_some()),
@@ -215,12 +226,14 @@ fuzz_target!(|data: &[u8]| {
         let now = m.now;
         match input.byte() % 14 {
             0 => match s.handle_poll(now) {
-                Ok(()) => {
-                    assert!(!m.pending_get, "step {step}: a duplicate GET was accepted");
-                    m.pending_get = true;
+                Ok(poll) => {
+                    assert!(m.pending_get.is_none(), "step {step}: a duplicate GET was accepted");
+                    assert!(m.last_get < Some(poll), "step {step}: GET identity {poll:?} reused");
+                    m.pending_get = Some(poll);
+                    m.last_get = Some(poll);
                 }
                 Err(Error::Protocol(ProtocolError::DuplicatePoll)) => {
-                    assert!(m.pending_get, "step {step}: DuplicatePoll with no pending GET")
+                    assert!(m.pending_get.is_some(), "step {step}: DuplicatePoll with no pending GET")
                 }
                 Err(_) => {}
             },
@@ -249,14 +262,16 @@ fuzz_target!(|data: &[u8]| {
             6 => {
                 let flags = input.byte();
                 let channel = if flags & 1 == 0 { Channel::Main } else { Channel::Probe };
-                if channel == Channel::Probe {
-                    // The runtime only reports a probe it holds.
-                    if !m.probe_open {
-                        continue;
-                    }
-                    m.probe_open = false;
+                // The runtime only reports a probe it holds; the session answers with CloseProbe, as on
+                // every end of a probe.
+                if channel == Channel::Probe && !m.probe_open {
+                    continue;
                 }
                 s.handle_transport_closed(now, channel, flags & 2 != 0);
+                if channel == Channel::Probe {
+                    m.drain_and_check(&mut s, step);
+                    assert!(!m.probe_open, "step {step}: the probe went away without a CloseProbe");
+                }
             }
             7 => {
                 let frame = input.frame();
@@ -270,9 +285,15 @@ fuzz_target!(|data: &[u8]| {
                 s.close(now, reason);
             }
             9 => {
-                if m.pending_get {
-                    m.pending_get = false;
-                    s.handle_poll_aborted(now);
+                if let Some(poll) = m.pending_get.take() {
+                    s.handle_poll_aborted(now, poll);
+                } else if let Some(stale) = m.last_get {
+                    // A GET already answered ends: nothing changes.
+                    let closed = s.is_closed();
+                    s.handle_timeout(now);
+                    m.drain_and_check(&mut s, step);
+                    s.handle_poll_aborted(now, stale);
+                    assert_eq!(s.is_closed(), closed, "step {step}: the end of an answered GET changed the session");
                 }
             }
             10 => {

@@ -21,7 +21,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use engineio_proto::handshake::{Query, RequestFacts, RequestKind, TransportKind, sid_from_bytes, verify};
-use engineio_proto::session::{Channel, Event, Session, SessionConfig, Transmit};
+use engineio_proto::session::{Channel, Event, PollId, Session, SessionConfig, Transmit};
 use engineio_proto::websocket::{self as framing, Opcode, WsMessage};
 use engineio_proto::{Bytes, CloseReason, ErrorCode, Frame, Message};
 use socketio_proto::{Decoder, JsonParser, Map, Packet, PacketType, Parser, Value};
@@ -39,8 +39,8 @@ enum WsOut {
 struct State {
     session: Session,
     decoder: Box<dyn Decoder>,
-    /// The answer for the pending long-poll GET, once there is one.
-    poll_reply: Option<Bytes>,
+    /// Answers to long-poll GETs, by the GET's identity, until its thread takes it.
+    poll_replies: HashMap<PollId, Bytes>,
     /// The WebSocket threads: the session's transport, and the one being probed during an upgrade.
     main_ws: Option<(u64, Sender<WsOut>)>,
     probe_ws: Option<(u64, Sender<WsOut>)>,
@@ -71,7 +71,9 @@ impl Server {
             while let Some(t) = st.session.poll_transmit() {
                 busy = true;
                 match t {
-                    Transmit::PollResponse(body) => st.poll_reply = Some(body),
+                    Transmit::PollResponse { poll, body } => {
+                        st.poll_replies.insert(poll, body);
+                    }
                     Transmit::WebSocket(f) => send_ws(&st.main_ws, WsOut::Frame(f)),
                     Transmit::Probe(f) => send_ws(&st.probe_ws, WsOut::Frame(f)),
                     Transmit::Upgraded => st.main_ws = st.probe_ws.take(),
@@ -288,19 +290,19 @@ fn serve_connection(server: &Arc<Server>, stream: TcpStream) -> std::io::Result<
                 let sid = random_id();
                 let now = Instant::now();
                 let mut session = Session::new(sid.clone(), server.config.clone(), TransportKind::Polling, now, None);
-                session.handle_poll(now).expect("a new session takes its first poll");
+                let first = session.handle_poll(now).expect("a new session takes its first poll");
                 let cell = Arc::new(Cell {
                     state: Mutex::new(State {
                         session,
                         decoder: server.parser.decoder(),
-                        poll_reply: None,
+                        poll_replies: HashMap::new(),
                         main_ws: None,
                         probe_ws: None,
                     }),
                     changed: Condvar::new(),
                 });
                 server.sessions.lock().expect("poisoned").insert(sid.clone(), cell.clone());
-                poll(server, &sid, &cell, &mut writer, false)?;
+                poll(server, &sid, &cell, &mut writer, Some(first))?;
             }
             RequestKind::Polling { sid } => {
                 let Some(cell) = server.sessions.lock().expect("poisoned").get(&sid).cloned() else {
@@ -308,7 +310,7 @@ fn serve_connection(server: &Arc<Server>, stream: TcpStream) -> std::io::Result<
                     continue;
                 };
                 if req.method == "GET" {
-                    poll(server, &sid, &cell, &mut writer, true)?;
+                    poll(server, &sid, &cell, &mut writer, None)?;
                 } else {
                     let mut st = cell.state.lock().expect("poisoned");
                     let now = Instant::now();
@@ -343,17 +345,24 @@ fn serve_connection(server: &Arc<Server>, stream: TcpStream) -> std::io::Result<
     Ok(())
 }
 
-/// Answers a long-poll GET: registers it with the session, then waits for the session's answer.
-fn poll(server: &Server, sid: &str, cell: &Cell, writer: &mut TcpStream, register: bool) -> std::io::Result<()> {
+/// Answers a long-poll GET: registers it with the session (unless it is the handshake's, registered as
+/// `first`), then waits for the session's answer to this GET.
+fn poll(server: &Server, sid: &str, cell: &Cell, writer: &mut TcpStream, first: Option<PollId>) -> std::io::Result<()> {
     let mut st = cell.state.lock().expect("poisoned");
-    if register && st.session.handle_poll(Instant::now()).is_err() {
-        server.pump(sid, cell, &mut st);
-        drop(st);
-        return respond(writer, "400 Bad Request", "text/html", b"");
-    }
+    let id = match first {
+        Some(id) => id,
+        None => match st.session.handle_poll(Instant::now()) {
+            Ok(id) => id,
+            Err(_) => {
+                server.pump(sid, cell, &mut st);
+                drop(st);
+                return respond(writer, "400 Bad Request", "text/html", b"");
+            }
+        },
+    };
     server.pump(sid, cell, &mut st);
     loop {
-        if let Some(body) = st.poll_reply.take() {
+        if let Some(body) = st.poll_replies.remove(&id) {
             drop(st);
             return respond(writer, "200 OK", "text/plain; charset=UTF-8", &body);
         }
@@ -391,10 +400,7 @@ impl Ws {
 
     fn send(&mut self, frame: &Frame) -> std::io::Result<()> {
         let mut out = Vec::new();
-        match frame {
-            Frame::Text(t) => framing::encode_frame(&mut out, Opcode::Text, t.as_bytes()),
-            Frame::Binary(b) => framing::encode_frame(&mut out, Opcode::Binary, b),
-        }
+        framing::encode_engineio_frame(&mut out, frame);
         self.stream.write_all(&out)
     }
 
@@ -470,7 +476,7 @@ fn websocket(server: &Arc<Server>, mut ws: Ws, kind: RequestKind) -> std::io::Re
                 state: Mutex::new(State {
                     session,
                     decoder: server.parser.decoder(),
-                    poll_reply: None,
+                    poll_replies: HashMap::new(),
                     main_ws: Some((id, tx)),
                     probe_ws: None,
                 }),
