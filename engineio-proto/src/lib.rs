@@ -41,6 +41,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod endpoint;
 pub mod error;
 pub mod handshake;
 pub mod packet;

@@ -32,7 +32,7 @@ impl Engine {
 
     /// Like [`Engine::new`], with a shared handler.
     pub fn with_handler(config: EngineConfig, handler: Arc<dyn Handler>) -> Self {
-        let endpoint = config.endpoint_path();
+        let endpoint = engineio_proto::endpoint::Endpoint::new(config.endpoint_path(), &config.transports);
         let sessions = Arc::new(Sessions::new(handler, config.max_sessions, config.max_sessions_per_address));
         Engine {
             shared: Arc::new(EngineShared {

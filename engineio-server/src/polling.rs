@@ -15,9 +15,10 @@ use tokio::sync::oneshot;
 use crate::config::BoxError;
 use crate::driver::Driver;
 use crate::mailbox::{Command, PollError};
-use crate::response::{Answer, Refusal, ResponseBody, plain, polling_headers, refuse};
+use crate::response::{ResponseBody, plain, polling_headers, refuse};
 use crate::shared::{EngineShared, Slot, new_socket};
 use crate::socket::Socket;
+use engineio_proto::endpoint::Refusal;
 
 pub(crate) async fn polling_handshake(
     shared: &Arc<EngineShared>,
@@ -26,8 +27,8 @@ pub(crate) async fn polling_handshake(
     slot: Slot,
 ) -> Response<ResponseBody> {
     let Some(socket) = new_socket(shared, parts.clone(), TransportKind::Polling, slot.address) else {
-        let refusal = Refusal { context: Some("generate_id panicked".into()), ..Refusal::code(ErrorCode::BadRequest) };
-        return refuse(shared, &parts, refusal, Answer::Json, extra);
+        let refusal = Refusal::new(ErrorCode::BadRequest, false);
+        return refuse(shared, &parts, refusal, Some("generate_id panicked"), extra);
     };
     // The application's hooks run before the session exists: one that panics leaves nothing behind.
     polling_headers(shared, &parts, &mut extra, Some(socket.sid()));
@@ -88,10 +89,8 @@ pub(crate) fn poll_error(
 ) -> Response<ResponseBody> {
     match e {
         PollError::Overlap => plain(StatusCode::BAD_REQUEST, "", Bytes::new(), extra),
-        PollError::TransportMismatch => {
-            refuse(shared, parts, Refusal::code(ErrorCode::BadRequest), Answer::Json, extra)
-        }
-        PollError::Closed => refuse(shared, parts, Refusal::code(ErrorCode::UnknownSid), Answer::Json, extra),
+        PollError::TransportMismatch => refuse(shared, parts, Refusal::new(ErrorCode::BadRequest, false), None, extra),
+        PollError::Closed => refuse(shared, parts, Refusal::new(ErrorCode::UnknownSid, false), None, extra),
     }
 }
 

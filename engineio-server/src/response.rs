@@ -3,7 +3,7 @@
 //! `initial_headers`/`headers` hooks), and the copy of a request's head a session keeps.
 
 use bytes::Bytes;
-use engineio_proto::ErrorCode;
+use engineio_proto::endpoint::Refusal;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Response, StatusCode, request};
 use http_body_util::Full;
@@ -14,42 +14,25 @@ use crate::shared::EngineShared;
 /// The response body type of the endpoint.
 pub type ResponseBody = Full<Bytes>;
 
-pub(crate) struct Refusal {
-    pub(crate) code: ErrorCode,
-    pub(crate) message: Option<String>,
-    pub(crate) context: Option<String>,
-}
-
-impl Refusal {
-    pub(crate) fn code(code: ErrorCode) -> Self {
-        Refusal { code, message: None, context: None }
-    }
-}
-
-/// How a refusal is answered, as the reference does: a polling request (or a preflight) gets the JSON body
-/// with the code and the hooks' headers; a WebSocket upgrade a plain 400 that closes the connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Answer {
-    Json,
-    Upgrade,
-}
-
+/// Refuses a request as the endpoint's [`Refusal`] says (status, body, whether the connection closes),
+/// after telling the `on_connection_error` hook; `context` is for the hook (what failed). A polling
+/// refusal carries the hooks' headers; a refused upgrade none.
 pub(crate) fn refuse(
     shared: &EngineShared,
     parts: &request::Parts,
-    r: Refusal,
-    answer: Answer,
+    refusal: Refusal,
+    context: Option<&str>,
     extra: HeaderMap,
 ) -> Response<ResponseBody> {
-    let message = r.message.as_deref().unwrap_or(r.code.message());
     if let Some(hook) = &shared.config.on_connection_error {
-        hook(&ConnectionError { code: r.code, message, context: r.context.as_deref(), request: parts });
+        hook(&ConnectionError { code: refusal.code, message: refusal.message(), context, request: parts });
     }
-    if answer == Answer::Upgrade {
-        return closing(plain(StatusCode::BAD_REQUEST, "text/html", Bytes::from(message.to_owned()), HeaderMap::new()));
+    let status = StatusCode::from_u16(refusal.status()).expect("400 and 403 are valid statuses");
+    let body = Bytes::from(refusal.body());
+    if refusal.closes_connection() {
+        return closing(plain(status, refusal.content_type(), body, HeaderMap::new()));
     }
-    let status = StatusCode::from_u16(r.code.http_status()).expect("400 and 403 are valid statuses");
-    plain(status, "application/json", Bytes::from(r.code.json_body(Some(message))), extra)
+    plain(status, refusal.content_type(), body, extra)
 }
 
 pub(crate) fn plain(status: StatusCode, content_type: &str, body: Bytes, extra: HeaderMap) -> Response<ResponseBody> {

@@ -8,19 +8,19 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use engineio_proto::handshake::{Query, RequestFacts, RequestKind, verify};
+use engineio_proto::endpoint::{Method, Refusal, RequestHead, Route, WebSocketHead, has_token};
 use engineio_proto::{ErrorCode, TransportKind};
 use http::header::{self, HeaderMap, HeaderValue};
-use http::{Method, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode, request};
 use http_body::Body;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use crate::config::{BoxError, BoxFuture};
 use crate::polling::{poll, polling_handshake, post};
-use crate::response::{Answer, Refusal, ResponseBody, closing, detach, plain, refuse};
+use crate::response::{ResponseBody, closing, detach, plain, refuse};
 use crate::shared::{EngineShared, RemoteAddr, Slot};
-use crate::upgrade::accept_websocket;
+use crate::upgrade::{Accepted, accept_websocket};
 
 /// Serves an `EngineService` on an already bound listener, one task per connection.
 pub async fn serve_listener(listener: TcpListener, service: EngineService) {
@@ -116,14 +116,27 @@ where
     }
 }
 
-pub(crate) fn is_websocket_upgrade(method: &Method, headers: &HeaderMap) -> bool {
-    let has_token = |name: header::HeaderName, token: &str| {
-        headers
-            .get_all(name)
-            .iter()
-            .any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token))))
-    };
-    method == Method::GET && has_token(header::UPGRADE, "websocket") && has_token(header::CONNECTION, "upgrade")
+/// The endpoint's view of a request head.
+fn request_head<'a>(parts: &'a request::Parts, upgrade: bool) -> RequestHead<'a> {
+    let header = |name: header::HeaderName| parts.headers.get(name).map(HeaderValue::as_bytes);
+    RequestHead {
+        method: Method::parse(parts.method.as_str()),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+        origin: header(header::ORIGIN),
+        websocket: upgrade.then(|| WebSocketHead {
+            key: header(header::SEC_WEBSOCKET_KEY),
+            version: header(header::SEC_WEBSOCKET_VERSION),
+        }),
+    }
+}
+
+/// Whether a request asks for a WebSocket: a GET with `Upgrade: websocket` and `Connection: upgrade`.
+fn is_websocket_upgrade(method: &http::Method, headers: &HeaderMap) -> bool {
+    let values = |name| headers.get_all(name).iter().map(HeaderValue::as_bytes);
+    method == http::Method::GET
+        && has_token(values(header::UPGRADE), "websocket")
+        && has_token(values(header::CONNECTION), "upgrade")
 }
 
 pub(crate) async fn handle<B>(shared: Arc<EngineShared>, mut req: Request<B>) -> Response<ResponseBody>
@@ -133,8 +146,7 @@ where
 {
     let config = &shared.config;
     let upgrade = is_websocket_upgrade(req.method(), req.headers());
-    let answer = if upgrade { Answer::Upgrade } else { Answer::Json };
-    if !req.uri().path().starts_with(&shared.endpoint) {
+    if !shared.endpoint.matches(req.uri().path()) {
         if upgrade && config.destroy_upgrade {
             tokio::time::sleep(config.destroy_upgrade_timeout).await;
             return closing(plain(StatusCode::BAD_REQUEST, "text/html", Bytes::new(), HeaderMap::new()));
@@ -147,11 +159,10 @@ where
 
     if let Some(cors) = &config.cors {
         if !cors.origin_allowed(parts.headers.get(header::ORIGIN)) {
-            let refusal =
-                Refusal { context: Some("origin not allowed".into()), ..Refusal::code(ErrorCode::BadRequest) };
-            return refuse(&shared, &parts, refusal, answer, extra);
+            let refusal = Refusal::new(ErrorCode::BadRequest, upgrade);
+            return refuse(&shared, &parts, refusal, Some("origin not allowed"), extra);
         }
-        if parts.method == Method::OPTIONS && !upgrade {
+        if parts.method == http::Method::OPTIONS && !upgrade {
             cors.apply_preflight(&parts, &mut extra);
             return plain(StatusCode::NO_CONTENT, "", Bytes::new(), extra);
         }
@@ -159,58 +170,53 @@ where
     }
     for m in &config.middlewares {
         if let Err(e) = m.handle(&mut parts, &mut extra).await {
-            let refusal = Refusal { context: Some(e.to_string()), ..Refusal::code(ErrorCode::BadRequest) };
-            return refuse(&shared, &parts, refusal, answer, extra);
+            let refusal = Refusal::new(ErrorCode::BadRequest, upgrade);
+            return refuse(&shared, &parts, refusal, Some(&e.to_string()), extra);
         }
     }
 
-    let query = Query::parse(parts.uri.query().unwrap_or(""));
-    let facts = RequestFacts {
-        query: &query,
-        is_get: parts.method == Method::GET,
-        is_upgrade: upgrade,
-        origin: parts.headers.get(header::ORIGIN).map(HeaderValue::as_bytes),
-    };
-    let kind = match verify(facts, &config.transports, |sid| shared.sessions.lookup(sid).map(|s| s.transport())) {
-        Ok(kind) => kind,
-        Err(code) => return refuse(&shared, &parts, Refusal::code(code), answer, extra),
-    };
-
-    match kind {
-        RequestKind::Handshake(transport) => {
+    let route =
+        shared.endpoint.route(&request_head(&parts, upgrade), |sid| shared.sessions.lookup(sid).map(|s| s.transport()));
+    match route {
+        Route::NotFound => plain(StatusCode::NOT_FOUND, "text/plain", Bytes::from_static(b"Not Found"), extra),
+        Route::Refuse(refusal) => refuse(&shared, &parts, refusal, None, extra),
+        Route::Handshake { transport, query, accept } => {
             let parts = Arc::new(detach(parts));
             if let Some(allow) = &config.allow_request
                 && let Err(message) = allow(parts.clone()).await
             {
-                let refusal = Refusal { message: Some(message), ..Refusal::code(ErrorCode::Forbidden) };
-                return refuse(&shared, &parts, refusal, answer, extra);
+                let refusal = Refusal::with_message(ErrorCode::Forbidden, message, upgrade);
+                return refuse(&shared, &parts, refusal, None, extra);
             }
             let address = parts.extensions.get::<RemoteAddr>().map(|a| a.0.ip());
             if let Err(message) = shared.sessions.reserve(address) {
-                let refusal = Refusal { message: Some(message.to_owned()), ..Refusal::code(ErrorCode::Forbidden) };
-                return refuse(&shared, &parts, refusal, answer, extra);
+                let refusal = Refusal::with_message(ErrorCode::Forbidden, message, upgrade);
+                return refuse(&shared, &parts, refusal, None, extra);
             }
             let slot = Slot { shared: shared.clone(), address, kept: false };
-            match (transport, on_upgrade) {
-                (TransportKind::WebSocket, Some(on_upgrade)) => {
-                    accept_websocket(&shared, parts, extra, on_upgrade, None, Some(slot))
+            match (transport, accept, on_upgrade) {
+                (TransportKind::WebSocket, Some(accept), Some(on_upgrade)) => {
+                    let ws = Accepted { accept, base64: query.b64, on_upgrade };
+                    accept_websocket(&shared, parts, extra, ws, None, Some(slot))
                 }
                 _ => polling_handshake(&shared, parts, extra, slot).await,
             }
         }
-        RequestKind::Upgrade { sid } => match (shared.sessions.lookup(&sid), on_upgrade) {
+        Route::Upgrade { sid, query, accept } => match (shared.sessions.lookup(&sid), on_upgrade) {
             (Some(socket), Some(on_upgrade)) => {
-                accept_websocket(&shared, Arc::new(parts), extra, on_upgrade, Some(socket), None)
+                let ws = Accepted { accept, base64: query.b64, on_upgrade };
+                accept_websocket(&shared, Arc::new(parts), extra, ws, Some(socket), None)
             }
-            _ => refuse(&shared, &parts, Refusal::code(ErrorCode::UnknownSid), Answer::Upgrade, extra),
+            _ => refuse(&shared, &parts, Refusal::new(ErrorCode::UnknownSid, true), None, extra),
         },
-        RequestKind::Polling { sid } => {
+        Route::Poll { sid } | Route::Post { sid } | Route::OtherMethod { sid } => {
             let Some(socket) = shared.sessions.lookup(&sid) else {
-                return refuse(&shared, &parts, Refusal::code(ErrorCode::UnknownSid), Answer::Json, extra);
+                return refuse(&shared, &parts, Refusal::new(ErrorCode::UnknownSid, false), None, extra);
             };
             match parts.method {
-                Method::GET => poll(&shared, &parts, &socket, extra).await,
-                Method::POST => post(&shared, &parts, &socket, body, extra).await,
+                http::Method::GET => poll(&shared, &parts, &socket, extra).await,
+                http::Method::POST => post(&shared, &parts, &socket, body, extra).await,
+                // As the reference's polling transport: 500, and the session goes on.
                 _ => plain(StatusCode::INTERNAL_SERVER_ERROR, "", Bytes::new(), extra),
             }
         }

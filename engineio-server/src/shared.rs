@@ -22,7 +22,7 @@ pub struct RemoteAddr(pub SocketAddr);
 
 pub(crate) struct EngineShared {
     pub(crate) config: EngineConfig,
-    pub(crate) endpoint: String,
+    pub(crate) endpoint: engineio_proto::endpoint::Endpoint,
     /// The handler, the session table and the slots, shared with every session task.
     pub(crate) sessions: Arc<Sessions>,
     /// Set by `close`: the accept loops of `serve`/`listen` stop.

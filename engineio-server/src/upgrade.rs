@@ -4,8 +4,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use engineio_proto::handshake::Query;
-use engineio_proto::{ErrorCode, Session, TransportKind};
+use engineio_proto::{Session, TransportKind};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Response, StatusCode, request};
 use http_body_util::Full;
@@ -13,10 +12,18 @@ use hyper_util::rt::TokioIo;
 
 use crate::driver::Driver;
 use crate::mailbox::Command;
-use crate::response::{Answer, Refusal, ResponseBody, extend, refuse};
+use crate::response::{ResponseBody, extend};
 use crate::shared::{EngineShared, Slot, new_socket};
 use crate::socket::Socket;
 use engineio_proto::websocket::deflate::PerMessageDeflate;
+
+/// A WebSocket request the endpoint accepted: its `Sec-WebSocket-Accept`, whether the client cannot read
+/// binary frames (`b64`), and hyper's handle on the connection once upgraded.
+pub(crate) struct Accepted {
+    pub(crate) accept: String,
+    pub(crate) base64: bool,
+    pub(crate) on_upgrade: hyper::upgrade::OnUpgrade,
+}
 
 /// Answers 101 and, once the connection is upgraded, starts a WebSocket session or hands the WebSocket to
 /// `existing` as an upgrade probe.
@@ -24,16 +31,11 @@ pub(crate) fn accept_websocket(
     shared: &Arc<EngineShared>,
     parts: Arc<request::Parts>,
     mut extra: HeaderMap,
-    on_upgrade: hyper::upgrade::OnUpgrade,
+    ws: Accepted,
     existing: Option<Socket>,
     slot: Option<Slot>,
 ) -> Response<ResponseBody> {
-    let key = parts.headers.get(header::SEC_WEBSOCKET_KEY);
-    let version_ok = parts.headers.get(header::SEC_WEBSOCKET_VERSION).is_some_and(|v| v == "13");
-    let Some(key) = key.filter(|_| version_ok) else {
-        return refuse(shared, &parts, Refusal::code(ErrorCode::BadRequest), Answer::Upgrade, extra);
-    };
-    let accept = engineio_proto::websocket::accept_key(key.as_bytes());
+    let Accepted { accept, base64, on_upgrade } = ws;
     let deflate = shared.config.per_message_deflate.and_then(|opts| {
         let offers = parts.headers.get_all(header::SEC_WEBSOCKET_EXTENSIONS).iter().filter_map(|v| v.to_str().ok());
         engineio_proto::websocket::deflate::negotiate(offers).map(|mut n| {
@@ -68,7 +70,7 @@ pub(crate) fn accept_websocket(
         let Ok(upgraded) = on_upgrade.await else { return };
         // The rest is plain functions: this task goes on to run the session for its whole life, so its
         // state should be little more than the driver's.
-        if let Some(driver) = upgraded_session(shared, parts, deflate, upgraded, existing, slot) {
+        if let Some(driver) = upgraded_session(shared, parts, deflate, upgraded, base64, existing, slot) {
             driver.run().await;
         }
     });
@@ -82,14 +84,13 @@ pub(crate) fn upgraded_session(
     parts: Arc<request::Parts>,
     deflate: Option<(engineio_proto::websocket::deflate::Negotiated, usize)>,
     upgraded: hyper::upgrade::Upgraded,
+    base64: bool,
     existing: Option<Socket>,
     slot: Option<Slot>,
 ) -> Option<Box<Driver>> {
     let max = shared.config.max_http_buffer_size;
     let deflate = deflate.map(|(n, threshold)| PerMessageDeflate::new(n, threshold, max));
     let ws = crate::ws::WebSocket::new(TokioIo::new(upgraded), max, deflate);
-    // A client that cannot read binary frames (`forceBase64`) says so on each WebSocket request.
-    let base64 = Query::parse(parts.uri.query().unwrap_or("")).b64;
     match existing {
         Some(socket) => {
             let upgrade = Command::Upgrade { ws: Box::new(ws), base64 };

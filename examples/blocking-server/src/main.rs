@@ -20,7 +20,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use engineio_proto::handshake::{Query, RequestFacts, RequestKind, TransportKind, sid_from_bytes, verify};
+use engineio_proto::endpoint::{Endpoint, Method, Refusal, RequestHead, Route, WebSocketHead};
+use engineio_proto::handshake::{TransportKind, sid_from_bytes};
 use engineio_proto::session::{Channel, Event, PollId, Session, SessionConfig, Transmit};
 use engineio_proto::websocket::{self as framing, Opcode, WsMessage};
 use engineio_proto::{Bytes, CloseReason, ErrorCode, Frame, Message};
@@ -52,6 +53,7 @@ struct Cell {
 }
 
 struct Server {
+    endpoint: Endpoint,
     sessions: Mutex<HashMap<String, Arc<Cell>>>,
     config: SessionConfig,
     parser: JsonParser,
@@ -156,6 +158,7 @@ fn main() {
         }
     }
     let server = Arc::new(Server {
+        endpoint: Endpoint::new("/socket.io/", &[TransportKind::Polling, TransportKind::WebSocket]),
         sessions: Mutex::default(),
         config,
         parser: JsonParser::default(),
@@ -255,38 +258,38 @@ fn respond(stream: &mut TcpStream, status: &str, content_type: &str, body: &[u8]
     stream.flush()
 }
 
-fn refuse(stream: &mut TcpStream, code: ErrorCode) -> std::io::Result<()> {
-    let status = if code.http_status() == 403 { "403 Forbidden" } else { "400 Bad Request" };
-    respond(stream, status, "application/json", code.json_body(None).as_bytes())
+fn refuse(stream: &mut TcpStream, refusal: &Refusal) -> std::io::Result<()> {
+    respond(stream, refusal.status_line(), refusal.content_type(), refusal.body().as_bytes())
 }
 
 fn serve_connection(server: &Arc<Server>, stream: TcpStream) -> std::io::Result<()> {
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
     while let Some(req) = read_request(&mut reader)? {
-        if !req.path.starts_with("/socket.io/") {
-            respond(&mut writer, "404 Not Found", "text/plain", b"Not Found")?;
-            continue;
-        }
-        let upgrade =
+        let asks_websocket =
             req.method == "GET" && req.has_token("upgrade", "websocket") && req.has_token("connection", "upgrade");
-        let query = Query::parse(&req.query);
-        let facts = RequestFacts { query: &query, is_get: req.method == "GET", is_upgrade: upgrade, origin: None };
-        let kinds = [TransportKind::Polling, TransportKind::WebSocket];
+        let ws_head = asks_websocket.then(|| WebSocketHead {
+            key: req.header("sec-websocket-key").map(str::as_bytes),
+            version: req.header("sec-websocket-version").map(str::as_bytes),
+        });
+        let head = RequestHead {
+            method: Method::parse(&req.method),
+            path: &req.path,
+            query: &req.query,
+            origin: req.header("origin").map(str::as_bytes),
+            websocket: ws_head,
+        };
         let lookup = |sid: &str| {
             let cell = server.sessions.lock().expect("poisoned").get(sid).cloned()?;
             let transport = cell.state.lock().expect("poisoned").session.transport();
             Some(transport)
         };
-        let kind = match verify(facts, &kinds, lookup) {
-            Ok(kind) => kind,
-            Err(code) => {
-                refuse(&mut writer, code)?;
-                continue;
-            }
-        };
-        match kind {
-            RequestKind::Handshake(TransportKind::Polling) => {
+        let unknown = Refusal::new(ErrorCode::UnknownSid, false);
+        match server.endpoint.route(&head, lookup) {
+            Route::NotFound => respond(&mut writer, "404 Not Found", "text/plain", b"Not Found")?,
+            Route::Refuse(refusal) => refuse(&mut writer, &refusal)?,
+            Route::OtherMethod { .. } => respond(&mut writer, "500 Internal Server Error", "text/plain", b"")?,
+            Route::Handshake { transport: TransportKind::Polling, .. } => {
                 let sid = random_id();
                 let now = Instant::now();
                 let mut session = Session::new(sid.clone(), server.config.clone(), TransportKind::Polling, now, None);
@@ -304,33 +307,38 @@ fn serve_connection(server: &Arc<Server>, stream: TcpStream) -> std::io::Result<
                 server.sessions.lock().expect("poisoned").insert(sid.clone(), cell.clone());
                 poll(server, &sid, &cell, &mut writer, Some(first))?;
             }
-            RequestKind::Polling { sid } => {
+            Route::Poll { sid } => {
                 let Some(cell) = server.sessions.lock().expect("poisoned").get(&sid).cloned() else {
-                    refuse(&mut writer, ErrorCode::UnknownSid)?;
+                    refuse(&mut writer, &unknown)?;
                     continue;
                 };
-                if req.method == "GET" {
-                    poll(server, &sid, &cell, &mut writer, None)?;
+                poll(server, &sid, &cell, &mut writer, None)?;
+            }
+            Route::Post { sid } => {
+                let Some(cell) = server.sessions.lock().expect("poisoned").get(&sid).cloned() else {
+                    refuse(&mut writer, &unknown)?;
+                    continue;
+                };
+                let mut st = cell.state.lock().expect("poisoned");
+                let now = Instant::now();
+                let ok = st.session.handle_post_start(now).is_ok()
+                    && st.session.handle_post_body(now, Some(Bytes::from(req.body))).is_ok();
+                server.pump(&sid, &cell, &mut st);
+                drop(st);
+                if ok {
+                    respond(&mut writer, "200 OK", "text/html", b"ok")?;
                 } else {
-                    let mut st = cell.state.lock().expect("poisoned");
-                    let now = Instant::now();
-                    let ok = st.session.handle_post_start(now).is_ok()
-                        && st.session.handle_post_body(now, Some(Bytes::from(req.body))).is_ok();
-                    server.pump(&sid, &cell, &mut st);
-                    drop(st);
-                    if ok {
-                        respond(&mut writer, "200 OK", "text/html", b"ok")?;
-                    } else {
-                        respond(&mut writer, "400 Bad Request", "text/html", b"")?;
-                    }
+                    respond(&mut writer, "400 Bad Request", "text/html", b"")?;
                 }
             }
-            RequestKind::Handshake(TransportKind::WebSocket) | RequestKind::Upgrade { .. } => {
-                let Some(key) = req.header("sec-websocket-key") else {
-                    refuse(&mut writer, ErrorCode::BadRequest)?;
-                    continue;
+            route @ (Route::Handshake { .. } | Route::Upgrade { .. }) => {
+                let (accept, upgrade) = match route {
+                    Route::Upgrade { sid, accept, .. } => (accept, Some(sid)),
+                    Route::Handshake { accept, .. } => {
+                        (accept.expect("a WebSocket handshake has its accept key"), None)
+                    }
+                    _ => unreachable!("matched above"),
                 };
-                let accept = framing::accept_key(key.as_bytes());
                 let head = format!(
                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
                 );
@@ -338,7 +346,7 @@ fn serve_connection(server: &Arc<Server>, stream: TcpStream) -> std::io::Result<
                 // Bytes the client sent right after its request are the first of the WebSocket stream.
                 let early = bytes::BytesMut::from(reader.buffer());
                 let stream = reader.into_inner();
-                return websocket(server, Ws::new(stream, early)?, kind);
+                return websocket(server, Ws::new(stream, early)?, upgrade);
             }
         }
     }
@@ -368,7 +376,7 @@ fn poll(server: &Server, sid: &str, cell: &Cell, writer: &mut TcpStream, first: 
         }
         if st.session.is_closed() {
             drop(st);
-            return refuse(writer, ErrorCode::UnknownSid);
+            return refuse(writer, &Refusal::new(ErrorCode::UnknownSid, false));
         }
         st = cell.changed.wait_timeout(st, Duration::from_millis(500)).expect("poisoned").0;
     }
@@ -451,13 +459,13 @@ impl Ws {
     }
 }
 
-/// One WebSocket: a new session, or the probe of an upgrade.
-fn websocket(server: &Arc<Server>, mut ws: Ws, kind: RequestKind) -> std::io::Result<()> {
+/// One WebSocket: a new session, or the probe of an upgrade of session `upgrade`.
+fn websocket(server: &Arc<Server>, mut ws: Ws, upgrade: Option<String>) -> std::io::Result<()> {
     let id = server.next_ws.fetch_add(1, Ordering::Relaxed);
     let (tx, rx): (Sender<WsOut>, Receiver<WsOut>) = channel();
     let now = Instant::now();
-    let (sid, cell) = match kind {
-        RequestKind::Upgrade { sid } => {
+    let (sid, cell) = match upgrade {
+        Some(sid) => {
             let Some(cell) = server.sessions.lock().expect("poisoned").get(&sid).cloned() else { return Ok(()) };
             let mut st = cell.state.lock().expect("poisoned");
             if st.session.handle_upgrade_request(now).is_err() {
@@ -469,7 +477,7 @@ fn websocket(server: &Arc<Server>, mut ws: Ws, kind: RequestKind) -> std::io::Re
             drop(st);
             (sid, cell)
         }
-        _ => {
+        None => {
             let sid = random_id();
             let session = Session::new(sid.clone(), server.config.clone(), TransportKind::WebSocket, now, None);
             let cell = Arc::new(Cell {
