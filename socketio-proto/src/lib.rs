@@ -25,6 +25,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod connection;
 pub mod date;
 pub mod error;
 mod json;
@@ -35,7 +36,10 @@ pub mod packet;
 pub mod parser;
 pub mod value;
 
+pub use connection::{
+    AckFailure, CloseCause, Connection, ConnectionConfig, ConnectionError, ConnectionEvent, Recovery,
+};
 pub use error::DecodeError;
 pub use packet::{ArgsPacket, Packet, PacketType, RESERVED_EVENTS};
-pub use parser::{Decoder, Frames, JsonDecoder, JsonParser, Parser};
+pub use parser::{Decoder, Frames, FramesIter, JsonDecoder, JsonParser, Parser};
 pub use value::{Map, Value};

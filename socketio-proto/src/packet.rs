@@ -52,6 +52,17 @@ impl PacketType {
     pub fn is_binary(self) -> bool {
         matches!(self, PacketType::BinaryEvent | PacketType::BinaryAck)
     }
+
+    /// The type without its binary marker: EVENT for BINARY_EVENT, ACK for BINARY_ACK. Decoders return
+    /// packets with this type once the attachments are in place, so a match on a decoded packet needs no
+    /// `Event | BinaryEvent`.
+    pub fn plain(self) -> Self {
+        match self {
+            PacketType::BinaryEvent => PacketType::Event,
+            PacketType::BinaryAck => PacketType::Ack,
+            k => k,
+        }
+    }
 }
 
 /// Event names the reference refuses to receive (they are the server's own events).
@@ -114,6 +125,35 @@ impl Packet {
         match (&self.kind, &self.data) {
             (PacketType::Event | PacketType::BinaryEvent, Some(Value::Array(a))) => a.first()?.as_str(),
             _ => None,
+        }
+    }
+
+    /// Takes an EVENT packet apart: its name (a numeric name as its decimal text) and its arguments,
+    /// without copying them. `None` for other packets or an event without a name.
+    pub fn into_event(self) -> Option<(String, Vec<Value>)> {
+        if self.kind.plain() != PacketType::Event {
+            return None;
+        }
+        let Some(Value::Array(mut data)) = self.data else { return None };
+        if !matches!(data.first(), Some(Value::String(_) | Value::Number(_))) {
+            return None;
+        }
+        let name = match data.remove(0) {
+            Value::String(s) => s,
+            Value::Number(n) => n.to_string(),
+            _ => return None,
+        };
+        Some((name, data))
+    }
+
+    /// The arguments of an ACK packet, without copying them. `None` for other packets.
+    pub fn into_ack_args(self) -> Option<Vec<Value>> {
+        if self.kind.plain() != PacketType::Ack {
+            return None;
+        }
+        match self.data {
+            Some(Value::Array(a)) => Some(a),
+            _ => Some(Vec::new()),
         }
     }
 
@@ -365,23 +405,6 @@ pub fn payload_valid(kind: PacketType, data: Option<&Value>) -> bool {
     }
 }
 
-/// Writes a namespace-qualified CONNECT reply `{"sid":...,"pid"?:...}` without building a [`Value`].
-pub fn connect_reply(nsp: &str, sid: &str, pid: Option<&str>) -> String {
-    let mut out = String::from("0");
-    if nsp != "/" {
-        out.push_str(nsp);
-        out.push(',');
-    }
-    out.push_str("{\"sid\":");
-    write_string(sid, &mut out);
-    if let Some(pid) = pid {
-        out.push_str(",\"pid\":");
-        write_string(pid, &mut out);
-    }
-    out.push('}');
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -453,6 +476,20 @@ mod tests {
             Packet::connect_error("/", "Invalid namespace", None).encode_text().0,
             "4{\"message\":\"Invalid namespace\"}"
         );
-        assert_eq!(connect_reply("/custom", "abc", Some("p")), "0/custom,{\"sid\":\"abc\",\"pid\":\"p\"}");
+    }
+
+    #[test]
+    fn events_and_acks_are_taken_apart_without_copies() {
+        let p = Packet::event("/", "move", vec![Value::from(1), Value::from("x")], Some(4));
+        assert_eq!(p.into_event(), Some(("move".to_owned(), vec![Value::from(1), Value::from("x")])));
+        // A numeric event name, as the reference allows.
+        let p = dec("2[42,\"a\"]").unwrap().packet;
+        assert_eq!(p.into_event(), Some(("42".to_owned(), vec![Value::from("a")])));
+        assert_eq!(Packet::ack("/", 1, vec![Value::from(true)]).into_ack_args(), Some(vec![Value::from(true)]));
+        assert_eq!(Packet::connect("/", None).into_event(), None);
+        assert_eq!(Packet::connect("/", None).into_ack_args(), None);
+        assert_eq!(PacketType::BinaryEvent.plain(), PacketType::Event);
+        assert_eq!(PacketType::BinaryAck.plain(), PacketType::Ack);
+        assert_eq!(PacketType::Connect.plain(), PacketType::Connect);
     }
 }

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use engineio_proto::{ByteString, Frame, Message};
 
 use crate::error::DecodeError;
+use crate::json::write_string;
 use crate::packet::{ArgsPacket, Packet, TextPart, decode_text, write_args_text};
 use crate::value::Value;
 
@@ -22,7 +23,17 @@ pub trait Parser: Send + Sync + 'static {
     fn encode_args(&self, nsp: &str, packet: ArgsPacket<'_>, args: &[Value]) -> Frames {
         self.encode_frames(&packet.to_packet(nsp, args))
     }
-    /// A decoder for one connection (it may hold a partial packet between messages).
+    /// Encodes the CONNECT reply `{"sid":...,"pid"?:...}` that accepts a client into `nsp`.
+    fn encode_connect_reply(&self, nsp: &str, sid: &str, pid: Option<&str>) -> Frames {
+        let mut reply = crate::value::Map::new();
+        reply.insert("sid".into(), Value::from(sid));
+        if let Some(pid) = pid {
+            reply.insert("pid".into(), Value::from(pid));
+        }
+        self.encode_frames(&Packet::connect(nsp, Some(Value::Object(reply))))
+    }
+    /// A decoder for one connection (it may hold a partial packet between messages). Decoded packets have
+    /// their plain type ([`crate::PacketType::plain`]): EVENT and ACK, binary or not.
     fn decoder(&self) -> Box<dyn Decoder>;
 }
 
@@ -82,6 +93,57 @@ impl Frames {
     }
 }
 
+impl IntoIterator for Frames {
+    type Item = Frame;
+    type IntoIter = FramesIter;
+
+    fn into_iter(self) -> FramesIter {
+        match self {
+            Frames::One(f) => FramesIter::One(Some(f)),
+            Frames::Many(v) => FramesIter::Many(v.into_iter()),
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Frames {
+    type Item = &'a Frame;
+    type IntoIter = std::slice::Iter<'a, Frame>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.as_slice().iter()
+    }
+}
+
+/// The frames of a [`Frames`], in order (no allocation for a single frame).
+#[derive(Debug)]
+pub enum FramesIter {
+    /// The one frame, until taken.
+    One(Option<Frame>),
+    /// Several.
+    Many(std::vec::IntoIter<Frame>),
+}
+
+impl Iterator for FramesIter {
+    type Item = Frame;
+
+    fn next(&mut self) -> Option<Frame> {
+        match self {
+            FramesIter::One(f) => f.take(),
+            FramesIter::Many(it) => it.next(),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = match self {
+            FramesIter::One(f) => usize::from(f.is_some()),
+            FramesIter::Many(it) => it.len(),
+        };
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for FramesIter {}
+
 /// The default parser: text packets with binary attachments in separate binary messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JsonParser {
@@ -121,6 +183,24 @@ impl Parser for JsonParser {
         Frames::text_with_attachments(out, attachments)
     }
 
+    /// Written straight into one text frame, without building a [`Value`].
+    fn encode_connect_reply(&self, nsp: &str, sid: &str, pid: Option<&str>) -> Frames {
+        let mut out = String::with_capacity(48 + nsp.len());
+        out.push_str("40");
+        if nsp != "/" {
+            out.push_str(nsp);
+            out.push(',');
+        }
+        out.push_str("{\"sid\":");
+        write_string(sid, &mut out);
+        if let Some(pid) = pid {
+            out.push_str(",\"pid\":");
+            write_string(pid, &mut out);
+        }
+        out.push('}');
+        Frames::One(Frame::Text(ByteString::from(out)))
+    }
+
     fn decoder(&self) -> Box<dyn Decoder> {
         Box::new(JsonDecoder::new(self.max_attachments))
     }
@@ -149,6 +229,7 @@ impl JsonDecoder {
         if let Some(data) = &mut packet.data {
             data.resolve_placeholders(&attachments).map_err(|_| DecodeError::MissingAttachment)?;
         }
+        packet.kind = packet.kind.plain();
         Ok(packet)
     }
 }
@@ -210,6 +291,57 @@ mod tests {
             ]))
         );
         assert_eq!(parser.encode(&p).len(), 3);
+    }
+
+    #[test]
+    fn decoded_binary_packets_have_the_plain_type() {
+        let mut d = JsonParser::default().decoder();
+        d.decode(Message::from("51-[\"up\",{\"_placeholder\":true,\"num\":0}]")).unwrap();
+        let p = d.decode(Message::Binary(Bytes::from_static(b"x"))).unwrap().unwrap();
+        assert_eq!(p.kind, crate::PacketType::Event);
+        d.decode(Message::from("61-7[{\"_placeholder\":true,\"num\":0}]")).unwrap();
+        let p = d.decode(Message::Binary(Bytes::from_static(b"y"))).unwrap().unwrap();
+        assert_eq!((p.kind, p.id), (crate::PacketType::Ack, Some(7)));
+        // Encoding still marks binary packets as such.
+        assert!(matches!(&JsonParser::default().encode(&p)[0], Message::Text(t) if t.starts_with("61-7")));
+    }
+
+    #[test]
+    fn the_connect_reply_is_frames_of_the_parser() {
+        struct Generic;
+        impl Parser for Generic {
+            fn encode(&self, packet: &Packet) -> Vec<Message> {
+                JsonParser::default().encode(packet)
+            }
+            fn decoder(&self) -> Box<dyn Decoder> {
+                JsonParser::default().decoder()
+            }
+        }
+        let json = JsonParser::default();
+        for (nsp, pid) in [("/", None), ("/custom", Some("p\"q"))] {
+            let fast = json.encode_connect_reply(nsp, "abc", pid);
+            assert_eq!(fast, Generic.encode_connect_reply(nsp, "abc", pid), "{nsp}");
+        }
+        assert_eq!(
+            json.encode_connect_reply("/custom", "abc", Some("p")),
+            Frames::One(Frame::Text("40/custom,{\"sid\":\"abc\",\"pid\":\"p\"}".into()))
+        );
+    }
+
+    #[test]
+    fn frames_iterate_in_order() {
+        let one = Frames::One(Frame::Text("4a".into()));
+        let many = Frames::Many(vec![Frame::Text("4b".into()), Frame::Binary(Bytes::from_static(b"c"))]);
+        assert_eq!((&one).into_iter().count(), 1);
+        assert_eq!(one.clone().into_iter().collect::<Vec<_>>(), vec![Frame::Text("4a".into())]);
+        let it = many.clone().into_iter();
+        assert_eq!(it.len(), 2);
+        assert_eq!(it.collect::<Vec<_>>(), many.as_slice().to_vec());
+        let mut n = 0;
+        for f in &many {
+            n += f.len();
+        }
+        assert_eq!(n, 3);
     }
 
     #[test]
