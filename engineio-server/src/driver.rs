@@ -388,7 +388,10 @@ impl Driver {
                     let mut panicked = false;
                     if let Some(c) = &mut self.connection {
                         // What the handler sends back to this session lands in the inbox directly.
-                        mailbox.deliver_inline(&mut self.inbox, || panicked = contain(|| c.on_message(m)).is_none());
+                        let now = self.now;
+                        mailbox.deliver_inline(&mut self.inbox, || {
+                            panicked = contain(|| c.on_message_at(now, m)).is_none()
+                        });
                     }
                     mailbox.take_into(&mut self.inbox);
                     self.run_inbox();

@@ -24,6 +24,13 @@ pub trait Handler: Send + Sync + 'static {
 pub trait Connection: Send + 'static {
     /// The client sent a message.
     fn on_message(&mut self, message: Message);
+    /// The client sent a message, read at `now` (the session task's time of this wake-up, on its clock).
+    /// Calls [`Connection::on_message`] unless overridden: a layer with timers of its own takes the time
+    /// here instead of reading a clock per message.
+    fn on_message_at(&mut self, now: std::time::Instant, message: Message) {
+        let _ = now;
+        self.on_message(message);
+    }
     /// The session upgraded from polling to WebSocket.
     fn on_upgrade(&mut self) {}
     /// The session closed; nothing more will be delivered.

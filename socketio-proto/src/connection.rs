@@ -8,8 +8,8 @@
 //! [`Connection::handle_timeout`] at [`Connection::poll_timeout`]. It reads no clock and does no I/O.
 //!
 //! What it keeps, as the reference server's `Client` and `Socket` do:
-//! - the connect flow: a CONNECT to a namespace becomes [`ConnectionEvent::Connect`] (with the recovery
-//!   `pid`/`offset` of the auth object when both are strings); the application accepts it with a socket id
+//! - the connect flow: a CONNECT to a namespace becomes [`ConnectionEvent::Connect`] (its auth object carries
+//!   the recovery `pid`/`offset`, read by [`recovery`]); the application accepts it with a socket id
 //!   (the CONNECT reply `{"sid", "pid"?}`) or refuses it (CONNECT_ERROR with a message and data). A CONNECT
 //!   to a namespace being joined or joined already is ignored;
 //! - the connect timeout: a connection that has joined no namespace `connect_timeout` after it opened is
@@ -20,7 +20,7 @@
 //! - binary assembly and the decode errors that close the connection ([`CloseCause::Decode`]), through the
 //!   parser's [`Decoder`].
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,14 +44,24 @@ impl Default for ConnectionConfig {
     }
 }
 
-/// The recovery data of a CONNECT (the client's `pid` and `offset`, when both are strings), for connection
-/// state recovery.
+/// The recovery data of a CONNECT (the client's `pid` and `offset`), for connection state recovery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recovery {
     /// The private id of the session to recover.
     pub pid: String,
     /// The offset of the last packet the client received.
     pub offset: String,
+}
+
+/// The recovery data in a CONNECT's auth object: its `pid` and `offset`, when both are strings (as the
+/// reference checks them before it looks for the session).
+pub fn recovery(auth: &Value) -> Option<Recovery> {
+    match (auth.get("pid"), auth.get("offset")) {
+        (Some(Value::String(pid)), Some(Value::String(offset))) => {
+            Some(Recovery { pid: pid.clone(), offset: offset.clone() })
+        }
+        _ => None,
+    }
 }
 
 /// Why the connection must close.
@@ -80,10 +90,8 @@ pub enum ConnectionEvent {
     Connect {
         /// The namespace.
         nsp: String,
-        /// The auth object (`{}` when the client sent none).
+        /// The auth object (`{}` when the client sent none); see [`recovery`].
         auth: Value,
-        /// The recovery data, if the auth carried it.
-        recovery: Option<Recovery>,
     },
     /// An event on a joined namespace.
     Event {
@@ -135,6 +143,13 @@ pub enum ConnectionError {
     Closed,
 }
 
+/// The acknowledgements awaited, by namespace and id, with their deadlines; and the next id to give.
+#[derive(Debug, Default)]
+struct Acks {
+    awaited: BTreeMap<(String, u64), Option<Instant>>,
+    next_id: u64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum NsState {
     Connecting,
@@ -142,14 +157,18 @@ enum NsState {
 }
 
 /// One Socket.IO connection; see the module documentation.
+///
+/// Its memory is kept small for idle connections: beyond one small entry per namespace joined, nothing stays
+/// allocated between inputs (the queues give their room back once drained).
 pub struct Connection {
     parser: Arc<dyn Parser>,
     decoder: Box<dyn Decoder>,
-    namespaces: HashMap<String, NsState>,
+    /// Usually one or two: a vector, searched in order.
+    namespaces: Vec<(String, NsState)>,
     connect_deadline: Option<Instant>,
-    /// Acknowledgements awaited, by namespace and id, with their deadlines.
-    acks: HashMap<(String, u64), Option<Instant>>,
-    next_ack_id: u64,
+    /// Acknowledgements awaited; made on first use (most connections of a server that acks nothing never
+    /// need it).
+    acks: Option<Box<Acks>>,
     transmits: VecDeque<Frames>,
     events: VecDeque<ConnectionEvent>,
     closed: bool,
@@ -160,7 +179,7 @@ impl std::fmt::Debug for Connection {
         f.debug_struct("Connection")
             .field("namespaces", &self.namespaces)
             .field("connect_deadline", &self.connect_deadline)
-            .field("acks", &self.acks.len())
+            .field("acks", &self.pending_acks())
             .field("closed", &self.closed)
             .finish_non_exhaustive()
     }
@@ -172,10 +191,9 @@ impl Connection {
         Connection {
             decoder: parser.decoder(),
             parser,
-            namespaces: HashMap::new(),
+            namespaces: Vec::new(),
             connect_deadline: Some(now + config.connect_timeout),
-            acks: HashMap::new(),
-            next_ack_id: 0,
+            acks: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             closed: false,
@@ -190,12 +208,32 @@ impl Connection {
 
     /// Whether `nsp` is joined.
     pub fn is_connected(&self, nsp: &str) -> bool {
-        self.namespaces.get(nsp) == Some(&NsState::Connected)
+        self.state_of(nsp) == Some(NsState::Connected)
+    }
+
+    fn state_of(&self, nsp: &str) -> Option<NsState> {
+        self.namespaces.iter().find(|(n, _)| n == nsp).map(|(_, s)| *s)
+    }
+
+    fn set_state(&mut self, nsp: &str, state: Option<NsState>) {
+        self.namespaces.retain(|(n, _)| n != nsp);
+        if let Some(state) = state {
+            self.namespaces.push((nsp.to_owned(), state));
+        }
+        self.namespaces.shrink_to_fit();
+    }
+
+    fn push_event(&mut self, event: ConnectionEvent) {
+        self.events.push_back(event);
     }
 
     /// The number of acknowledgements awaited.
     pub fn pending_acks(&self) -> usize {
-        self.acks.len()
+        self.acks.as_ref().map_or(0, |a| a.awaited.len())
+    }
+
+    fn acks(&mut self) -> &mut Acks {
+        self.acks.get_or_insert_default()
     }
 
     /// A message of the Engine.IO session. Deadlines due at `now` fire first.
@@ -215,39 +253,35 @@ impl Connection {
         let Packet { kind, nsp, id, data } = packet;
         match kind {
             PacketType::Connect => {
-                if self.namespaces.contains_key(&nsp) {
+                if self.state_of(&nsp).is_some() {
                     return;
                 }
                 let auth = data.unwrap_or_else(|| Value::Object(Map::new()));
-                let recovery = match (auth.get("pid"), auth.get("offset")) {
-                    (Some(Value::String(pid)), Some(Value::String(offset))) => {
-                        Some(Recovery { pid: pid.clone(), offset: offset.clone() })
-                    }
-                    _ => None,
-                };
-                self.namespaces.insert(nsp.clone(), NsState::Connecting);
-                self.events.push_back(ConnectionEvent::Connect { nsp, auth, recovery });
+                self.set_state(&nsp, Some(NsState::Connecting));
+                self.push_event(ConnectionEvent::Connect { nsp, auth });
             }
             _ if !self.is_connected(&nsp) => {}
             PacketType::Event | PacketType::BinaryEvent => {
                 let Some((name, args)) = Packet { kind, nsp: String::new(), id, data }.into_event() else { return };
-                self.events.push_back(ConnectionEvent::Event { nsp, name, args, ack: id });
+                self.push_event(ConnectionEvent::Event { nsp, name, args, ack: id });
             }
             PacketType::Ack | PacketType::BinaryAck => {
                 let Some(id) = id else { return };
                 // An ack the application does not await through this table (or one already timed out)
                 // is still reported: it may keep its own.
-                self.acks.remove(&(nsp.clone(), id));
+                if let Some(acks) = &mut self.acks {
+                    acks.awaited.remove(&(nsp.clone(), id));
+                }
                 let args = match data {
                     Some(Value::Array(a)) => a,
                     _ => Vec::new(),
                 };
-                self.events.push_back(ConnectionEvent::Ack { nsp, id, args });
+                self.push_event(ConnectionEvent::Ack { nsp, id, args });
             }
             PacketType::Disconnect => {
-                self.namespaces.remove(&nsp);
+                self.set_state(&nsp, None);
                 self.fail_acks_of(&nsp);
-                self.events.push_back(ConnectionEvent::Disconnect { nsp });
+                self.push_event(ConnectionEvent::Disconnect { nsp });
             }
             PacketType::ConnectError => {}
         }
@@ -258,7 +292,7 @@ impl Connection {
     pub fn accept(&mut self, now: Instant, nsp: &str, sid: &str, pid: Option<&str>) -> Result<(), ConnectionError> {
         self.handle_timeout(now);
         self.check_state(nsp, NsState::Connecting)?;
-        self.namespaces.insert(nsp.to_owned(), NsState::Connected);
+        self.set_state(nsp, Some(NsState::Connected));
         self.connect_deadline = None;
         self.transmits.push_back(self.parser.encode_connect_reply(nsp, sid, pid));
         Ok(())
@@ -274,7 +308,7 @@ impl Connection {
     ) -> Result<(), ConnectionError> {
         self.handle_timeout(now);
         self.check_state(nsp, NsState::Connecting)?;
-        self.namespaces.remove(nsp);
+        self.set_state(nsp, None);
         self.transmits.push_back(self.parser.encode_frames(&Packet::connect_error(nsp, message, data)));
         Ok(())
     }
@@ -284,7 +318,7 @@ impl Connection {
     pub fn disconnect(&mut self, now: Instant, nsp: &str) -> Result<(), ConnectionError> {
         self.handle_timeout(now);
         self.check_state(nsp, NsState::Connected)?;
-        self.namespaces.remove(nsp);
+        self.set_state(nsp, None);
         self.fail_acks_of(nsp);
         self.transmits.push_back(self.parser.encode_frames(&Packet::disconnect(nsp)));
         Ok(())
@@ -303,9 +337,10 @@ impl Connection {
         self.handle_timeout(now);
         self.check_state(nsp, NsState::Connected)?;
         let ack_id = ack.map(|timeout| {
-            let id = self.next_ack_id;
-            self.next_ack_id += 1;
-            self.acks.insert((nsp.to_owned(), id), timeout.map(|t| now + t));
+            let acks = self.acks();
+            let id = acks.next_id;
+            acks.next_id += 1;
+            acks.awaited.insert((nsp.to_owned(), id), timeout.map(|t| now + t));
             id
         });
         self.transmits.push_back(self.parser.encode_args(nsp, ArgsPacket::Event { name, ack_id }, args));
@@ -323,7 +358,7 @@ impl Connection {
     ) -> Result<(), ConnectionError> {
         self.handle_timeout(now);
         self.check_state(nsp, NsState::Connected)?;
-        self.acks.insert((nsp.to_owned(), id), deadline);
+        self.acks().awaited.insert((nsp.to_owned(), id), deadline);
         Ok(())
     }
 
@@ -342,13 +377,12 @@ impl Connection {
             return;
         }
         self.closed = true;
-        self.namespaces.clear();
+        self.namespaces = Vec::new();
         self.connect_deadline = None;
-        self.transmits.clear();
-        let mut failed: Vec<(String, u64)> = self.acks.drain().map(|(k, _)| k).collect();
-        failed.sort();
-        for (nsp, id) in failed {
-            self.events.push_back(ConnectionEvent::AckFailed { nsp, id, reason: AckFailure::Disconnected });
+        self.transmits = VecDeque::new();
+        let awaited = self.acks.take().map(|a| a.awaited).unwrap_or_default();
+        for (nsp, id) in awaited.into_keys() {
+            self.push_event(ConnectionEvent::AckFailed { nsp, id, reason: AckFailure::Disconnected });
         }
     }
 
@@ -360,19 +394,20 @@ impl Connection {
         }
         if self.connect_deadline.is_some_and(|d| d <= now) {
             self.connect_deadline = None;
-            if !self.namespaces.values().any(|s| *s == NsState::Connected) {
+            if !self.namespaces.iter().any(|(_, s)| *s == NsState::Connected) {
                 self.close(CloseCause::ConnectTimeout);
                 return;
             }
         }
-        let mut due: Vec<(Instant, String, u64)> = self
-            .acks
+        let Some(acks) = &mut self.acks else { return };
+        let mut due: Vec<(Instant, String, u64)> = acks
+            .awaited
             .iter()
             .filter_map(|((nsp, id), d)| d.filter(|d| *d <= now).map(|d| (d, nsp.clone(), *id)))
             .collect();
         due.sort();
         for (_, nsp, id) in due {
-            self.acks.remove(&(nsp.clone(), id));
+            acks.awaited.remove(&(nsp.clone(), id));
             self.events.push_back(ConnectionEvent::AckFailed { nsp, id, reason: AckFailure::Timeout });
         }
     }
@@ -383,36 +418,45 @@ impl Connection {
         if self.closed {
             return None;
         }
-        self.acks.values().flatten().copied().chain(self.connect_deadline).min()
+        let acks = self.acks.iter().flat_map(|a| a.awaited.values().flatten().copied());
+        acks.chain(self.connect_deadline).min()
     }
 
     /// The next frames to send on the Engine.IO session (each with `Session::send`, in order).
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Frames> {
-        self.transmits.pop_front()
+        let next = self.transmits.pop_front();
+        if next.is_none() && self.transmits.capacity() > 0 {
+            self.transmits = VecDeque::new();
+        }
+        next
     }
 
     /// The next event for the application.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<ConnectionEvent> {
-        self.events.pop_front()
+        let next = self.events.pop_front();
+        if next.is_none() && self.events.capacity() > 0 {
+            self.events = VecDeque::new();
+        }
+        next
     }
 
     fn check_state(&self, nsp: &str, wanted: NsState) -> Result<(), ConnectionError> {
         if self.closed {
             return Err(ConnectionError::Closed);
         }
-        if self.namespaces.get(nsp) != Some(&wanted) {
+        if self.state_of(nsp) != Some(wanted) {
             return Err(ConnectionError::NotConnected);
         }
         Ok(())
     }
 
     fn fail_acks_of(&mut self, nsp: &str) {
-        let mut ids: Vec<u64> = self.acks.keys().filter(|(n, _)| n == nsp).map(|(_, id)| *id).collect();
-        ids.sort_unstable();
+        let Some(acks) = &mut self.acks else { return };
+        let ids: Vec<u64> = acks.awaited.keys().filter(|(n, _)| n == nsp).map(|(_, id)| *id).collect();
         for id in ids {
-            self.acks.remove(&(nsp.to_owned(), id));
+            acks.awaited.remove(&(nsp.to_owned(), id));
             self.events.push_back(ConnectionEvent::AckFailed {
                 nsp: nsp.to_owned(),
                 id,
@@ -423,6 +467,6 @@ impl Connection {
 
     fn close(&mut self, cause: CloseCause) {
         self.handle_closed();
-        self.events.push_back(ConnectionEvent::Close(cause));
+        self.push_event(ConnectionEvent::Close(cause));
     }
 }

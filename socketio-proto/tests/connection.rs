@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use engineio_proto::{Frame, Message};
+use socketio_proto::connection::recovery;
 use socketio_proto::{
     AckFailure, CloseCause, Connection, ConnectionConfig, ConnectionError, ConnectionEvent, DecodeError, JsonParser,
     Map, Recovery, Value,
@@ -46,7 +47,7 @@ fn empty_auth() -> Value {
 fn joined(t0: Instant) -> Connection {
     let mut c = conn(t0);
     c.handle_message(t0, msg("0"));
-    assert_eq!(events(&mut c), vec![ConnectionEvent::Connect { nsp: "/".into(), auth: empty_auth(), recovery: None }]);
+    assert_eq!(events(&mut c), vec![ConnectionEvent::Connect { nsp: "/".into(), auth: empty_auth() }]);
     c.accept(t0, "/", "s1", None).unwrap();
     assert_eq!(sent(&mut c), vec!["40{\"sid\":\"s1\"}"]);
     c
@@ -59,7 +60,7 @@ fn connect_then_accept_sends_the_reply_and_stops_the_connect_timeout() {
     assert_eq!(c.poll_timeout(), Some(at(t0, 1_000)));
     c.handle_message(at(t0, 10), msg("0/admin,{\"token\":\"x\"}"));
     let auth = match &events(&mut c)[..] {
-        [ConnectionEvent::Connect { nsp, auth, recovery: None }] if nsp == "/admin" => auth.clone(),
+        [ConnectionEvent::Connect { nsp, auth }] if nsp == "/admin" => auth.clone(),
         other => panic!("{other:?}"),
     };
     assert_eq!(auth.get("token").and_then(Value::as_str), Some("x"));
@@ -277,15 +278,18 @@ fn a_decode_error_closes_the_connection() {
 #[test]
 fn recovery_data_is_read_when_pid_and_offset_are_strings() {
     let t0 = Instant::now();
-    let mut c = conn(t0);
-    c.handle_message(t0, msg("0{\"pid\":\"p1\",\"offset\":\"o9\"}"));
-    assert!(matches!(
-        &events(&mut c)[..],
-        [ConnectionEvent::Connect { recovery: Some(Recovery { pid, offset }), .. }] if pid == "p1" && offset == "o9"
-    ));
-    let mut c = conn(t0);
-    c.handle_message(t0, msg("0{\"pid\":\"p1\",\"offset\":9}"));
-    assert!(matches!(&events(&mut c)[..], [ConnectionEvent::Connect { recovery: None, .. }]));
+    let auth_of = |text: &str| {
+        let mut c = conn(t0);
+        c.handle_message(t0, msg(text));
+        match events(&mut c).pop() {
+            Some(ConnectionEvent::Connect { auth, .. }) => auth,
+            other => panic!("{other:?}"),
+        }
+    };
+    let auth = auth_of("0{\"pid\":\"p1\",\"offset\":\"o9\"}");
+    assert_eq!(recovery(&auth), Some(Recovery { pid: "p1".into(), offset: "o9".into() }));
+    assert_eq!(recovery(&auth_of("0{\"pid\":\"p1\",\"offset\":9}")), None);
+    assert_eq!(recovery(&auth_of("0")), None);
 }
 
 #[test]

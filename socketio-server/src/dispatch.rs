@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
-use socketio_proto::{ArgsPacket, Packet, PacketType, Value};
+use socketio_proto::{ArgsPacket, Value};
 
 use crate::event::{AckError, AckSender, Event};
 use crate::listeners::Listeners;
@@ -17,43 +17,28 @@ impl Socket {
         self.inner.connected.store(true, Ordering::Release);
     }
 
-    /// Handles a packet for this socket's namespace.
-    pub(crate) fn on_packet(&self, packet: Packet) {
+    /// An event of this socket's namespace, from its client.
+    pub(crate) fn on_event(&self, name: String, args: Vec<Value>, ack: Option<u64>) {
         if !self.connected() {
             return;
         }
-        match packet.kind {
-            PacketType::Event | PacketType::BinaryEvent => {
-                let Some(Value::Array(mut data)) = packet.data else { return };
-                if !matches!(data.first(), Some(Value::String(_) | Value::Number(_))) {
-                    return;
-                }
-                let name = match data.remove(0) {
-                    Value::String(s) => s,
-                    Value::Number(n) => n.to_string(),
-                    _ => return,
-                };
-                let ack = packet.id.map(|id| {
-                    let socket = self.clone();
-                    AckSender::new(move |args| {
-                        let _ = socket.send_args(ArgsPacket::Ack { id }, &args, false);
-                    })
-                });
-                self.dispatch(Event::new(name, data, ack));
-            }
-            PacketType::Ack | PacketType::BinaryAck => {
-                let Some(id) = packet.id else { return };
-                let callback = self.inner.acks.lock().expect("poisoned").remove(&id);
-                if let Some(cb) = callback {
-                    let args = match packet.data {
-                        Some(Value::Array(a)) => a,
-                        _ => Vec::new(),
-                    };
-                    cb(Ok(args));
-                }
-            }
-            PacketType::Disconnect => self.on_close(DisconnectReason::ClientNamespaceDisconnect),
-            PacketType::Connect | PacketType::ConnectError => {}
+        let ack = ack.map(|id| {
+            let socket = self.clone();
+            AckSender::new(move |args| {
+                let _ = socket.send_args(ArgsPacket::Ack { id }, &args, false);
+            })
+        });
+        self.dispatch(Event::new(name, args, ack));
+    }
+
+    /// The client's acknowledgement of an event this socket sent with ack id `id`.
+    pub(crate) fn on_ack(&self, id: u64, args: Vec<Value>) {
+        if !self.connected() {
+            return;
+        }
+        let callback = self.inner.acks.lock().expect("poisoned").remove(&id);
+        if let Some(cb) = callback {
+            cb(Ok(args));
         }
     }
 

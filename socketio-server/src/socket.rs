@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use socketio_proto::{Packet, Value};
+use socketio_proto::Value;
 
 use crate::adapter::SocketInfo;
 use crate::client::ClientShared;
@@ -199,8 +199,7 @@ impl Socket {
         if close {
             self.inner.client.close_all(DisconnectReason::ServerNamespaceDisconnect);
         } else if self.connected() {
-            let packet = Packet::disconnect(self.namespace_name());
-            let _ = self.send_packet(&packet, false);
+            self.inner.client.disconnect_namespace(self.namespace_name());
             self.on_close(DisconnectReason::ServerNamespaceDisconnect);
         }
     }

@@ -1,15 +1,23 @@
 //! A Socket.IO server on blocking std threads that uses only the sans-IO crates, `engineio-proto` and
 //! `socketio-proto`: no `engineio-server`, no `socketio-server`, no tokio, no hyper. It is the proof that
 //! the protocol crates drive any I/O model: here one thread per TCP connection, a mutex and a condition
-//! variable per session, and a timer thread that feeds the clock to every session.
+//! variable per session, and a timer thread that feeds the clock to every session. Everything of the
+//! protocol is in the crates: `Endpoint` routes each request, `Session` runs Engine.IO, `Connection` runs
+//! Socket.IO (namespaces, the connect timeout, acks with their timeouts, binary assembly); what is left
+//! here is I/O and the application.
 //!
-//! It serves long-polling and WebSocket (and the upgrade between them) at `/socket.io/`, with one namespace
-//! `/`: `message` is echoed as `message-back` with the same arguments (binary included), and an event that
-//! asks for an acknowledgement is acknowledged with its arguments.
+//! It serves long-polling and WebSocket (and the upgrade between them) at `/socket.io/`. The application:
+//! - namespaces `/` and `/chat` (any other is refused with "Invalid namespace"); a CONNECT whose auth has
+//!   `"refuse": true` is refused with "refused" and the data `{"reason": "asked"}`;
+//! - `message` is echoed as `message-back` with the same arguments (binary included), on the namespace it
+//!   came from; an event that asks for an acknowledgement is acknowledged with its arguments;
+//! - `ask` makes the server emit `question` with an ack and a 500 ms timeout: the client's answer comes
+//!   back as `answered` with its arguments, no answer in time as `ask-timeout`;
+//! - `leave` makes the server disconnect the socket from that namespace.
 //!
-//! `blocking-server [--port N] [--ping-interval MS] [--ping-timeout MS]` prints `listening on http://ADDR`.
-//! HTTP is parsed with `httparse`; WebSocket framing is the project's own, [`engineio_proto::websocket`],
-//! over the blocking socket (the same codec as the tokio server's).
+//! `blocking-server [--port N] [--ping-interval MS] [--ping-timeout MS] [--connect-timeout MS]` prints
+//! `listening on http://ADDR`. HTTP is parsed with `httparse`; WebSocket framing is the project's own,
+//! [`engineio_proto::websocket`], over the blocking socket (the same codec as the tokio server's).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -24,11 +32,14 @@ use engineio_proto::endpoint::{Endpoint, Method, Refusal, RequestHead, Route, We
 use engineio_proto::handshake::{TransportKind, sid_from_bytes};
 use engineio_proto::session::{Channel, Event, PollId, Session, SessionConfig, Transmit};
 use engineio_proto::websocket::{self as framing, Opcode, WsMessage};
-use engineio_proto::{Bytes, CloseReason, ErrorCode, Frame, Message};
-use socketio_proto::{Decoder, JsonParser, Map, Packet, PacketType, Parser, Value};
+use engineio_proto::{Bytes, CloseReason, ErrorCode, Frame};
+use socketio_proto::{Connection, ConnectionConfig, ConnectionEvent, JsonParser, Map, Parser, Value};
 
 /// The largest message a client may send (the reference's `maxHttpBufferSize` default).
 const MAX_MESSAGE: usize = 1_000_000;
+
+/// How long `ask` waits for the client's acknowledgement.
+const ASK_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// What a WebSocket thread is told to send.
 enum WsOut {
@@ -36,10 +47,10 @@ enum WsOut {
     Close,
 }
 
-/// One Engine.IO session and its Socket.IO state, shared by the threads that serve it.
+/// One Engine.IO session and its Socket.IO connection, shared by the threads that serve it.
 struct State {
     session: Session,
-    decoder: Box<dyn Decoder>,
+    conn: Connection,
     /// Answers to long-poll GETs, by the GET's identity, until its thread takes it.
     poll_replies: HashMap<PollId, Bytes>,
     /// The WebSocket threads: the session's transport, and the one being probed during an upgrade.
@@ -56,7 +67,8 @@ struct Server {
     endpoint: Endpoint,
     sessions: Mutex<HashMap<String, Arc<Cell>>>,
     config: SessionConfig,
-    parser: JsonParser,
+    connection: ConnectionConfig,
+    parser: Arc<dyn Parser>,
     next_ws: AtomicU64,
 }
 
@@ -65,9 +77,26 @@ fn random_id() -> String {
 }
 
 impl Server {
-    /// Carries out what the state machine asks for and answers the application's events, until it asks
-    /// for nothing more; then wakes the threads waiting on the session.
-    fn pump(&self, sid: &str, cell: &Cell, st: &mut State) {
+    /// A new session over `transport`, with its Socket.IO connection, in the table.
+    fn open(
+        &self,
+        transport: TransportKind,
+        now: Instant,
+        main_ws: Option<(u64, Sender<WsOut>)>,
+    ) -> (String, Arc<Cell>) {
+        let sid = random_id();
+        let session = Session::new(sid.clone(), self.config.clone(), transport, now, None);
+        let conn = Connection::new(self.parser.clone(), self.connection, now);
+        let state = State { session, conn, poll_replies: HashMap::new(), main_ws, probe_ws: None };
+        let cell = Arc::new(Cell { state: Mutex::new(state), changed: Condvar::new() });
+        self.sessions.lock().expect("poisoned").insert(sid.clone(), cell.clone());
+        (sid, cell)
+    }
+
+    /// Carries out what the state machines ask for (Engine.IO transmits, Socket.IO frames to send and
+    /// events for the application) until they ask for nothing more; then wakes the threads waiting on the
+    /// session.
+    fn pump(&self, sid: &str, cell: &Cell, st: &mut State, now: Instant) {
         loop {
             let mut busy = false;
             while let Some(t) = st.session.poll_transmit() {
@@ -86,11 +115,22 @@ impl Server {
             while let Some(event) = st.session.poll_event() {
                 busy = true;
                 match event {
-                    Event::Message(m) => self.on_message(st, m),
+                    Event::Message(m) => st.conn.handle_message(now, m),
                     Event::Closed { .. } => {
+                        st.conn.handle_closed();
                         self.sessions.lock().expect("poisoned").remove(sid);
                     }
                     Event::Upgrading | Event::Upgraded => {}
+                }
+            }
+            while let Some(event) = st.conn.poll_event() {
+                busy = true;
+                on_event(st, event, now);
+            }
+            while let Some(frames) = st.conn.poll_transmit() {
+                busy = true;
+                for frame in frames {
+                    let _ = st.session.send(frame);
                 }
             }
             if !busy {
@@ -99,42 +139,49 @@ impl Server {
         }
         cell.changed.notify_all();
     }
+}
 
-    /// The Socket.IO side: CONNECT to `/`, echo `message`, acknowledge with the arguments.
-    fn on_message(&self, st: &mut State, m: Message) {
-        let packet = match st.decoder.decode(m) {
-            Ok(Some(p)) => p,
-            Ok(None) => return,
-            Err(_) => {
-                st.session.close(Instant::now(), CloseReason::ForcedClose);
-                return;
-            }
-        };
-        let mut replies = Vec::new();
-        match packet.kind {
-            PacketType::Connect if packet.nsp == "/" => {
-                let mut o = Map::new();
-                o.insert("sid".into(), Value::from(random_id()));
-                replies.push(Packet::connect("/", Some(Value::Object(o))));
-            }
-            PacketType::Connect => replies.push(Packet::connect_error(packet.nsp, "Invalid namespace", None)),
-            PacketType::Event | PacketType::BinaryEvent => {
-                let Some(Value::Array(mut data)) = packet.data else { return };
-                let name = data.remove(0);
-                if let Some(id) = packet.id {
-                    replies.push(Packet::ack(packet.nsp.clone(), id, data.clone()));
-                }
-                if name.as_str() == Some("message") {
-                    replies.push(Packet::event(packet.nsp, "message-back", data, None));
-                }
-            }
-            _ => {}
-        }
-        for reply in replies {
-            for message in self.parser.encode(&reply) {
-                let _ = st.session.send(Frame::from_message(&message));
+/// The application, on the Socket.IO connection's events.
+fn on_event(st: &mut State, event: ConnectionEvent, now: Instant) {
+    let conn = &mut st.conn;
+    match event {
+        ConnectionEvent::Connect { nsp, auth, .. } => {
+            if nsp != "/" && nsp != "/chat" {
+                let _ = conn.refuse(now, &nsp, "Invalid namespace", None);
+            } else if auth.get("refuse") == Some(&Value::Bool(true)) {
+                let mut data = Map::new();
+                data.insert("reason".into(), Value::from("asked"));
+                let _ = conn.refuse(now, &nsp, "refused", Some(Value::Object(data)));
+            } else {
+                let _ = conn.accept(now, &nsp, &random_id(), None);
             }
         }
+        ConnectionEvent::Event { nsp, name, args, ack } => {
+            if let Some(id) = ack {
+                let _ = conn.ack(now, &nsp, id, &args);
+            }
+            match name.as_str() {
+                "message" => {
+                    let _ = conn.emit(now, &nsp, "message-back", &args, None);
+                }
+                "ask" => {
+                    let _ = conn.emit(now, &nsp, "question", &args, Some(Some(ASK_TIMEOUT)));
+                }
+                "leave" => {
+                    let _ = conn.disconnect(now, &nsp);
+                }
+                _ => {}
+            }
+        }
+        ConnectionEvent::Ack { nsp, args, .. } => {
+            let _ = conn.emit(now, &nsp, "answered", &args, None);
+        }
+        ConnectionEvent::AckFailed { nsp, id, reason: socketio_proto::AckFailure::Timeout } => {
+            let _ = conn.emit(now, &nsp, "ask-timeout", &[Value::from(id)], None);
+        }
+        ConnectionEvent::AckFailed { .. } | ConnectionEvent::Disconnect { .. } => {}
+        // A decode error or the connect timeout: the session closes.
+        ConnectionEvent::Close(_) => st.session.close(now, CloseReason::ForcedClose),
     }
 }
 
@@ -147,6 +194,7 @@ fn send_ws(slot: &Option<(u64, Sender<WsOut>)>, out: WsOut) {
 fn main() {
     let mut port = 3000u16;
     let mut config = SessionConfig::default();
+    let mut connection = ConnectionConfig::default();
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().and_then(|v| v.parse::<u64>().ok()).unwrap_or_else(|| panic!("{flag} N"));
@@ -154,6 +202,7 @@ fn main() {
             "--port" => port = value() as u16,
             "--ping-interval" => config.ping_interval = Duration::from_millis(value()),
             "--ping-timeout" => config.ping_timeout = Duration::from_millis(value()),
+            "--connect-timeout" => connection.connect_timeout = Duration::from_millis(value()),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -161,7 +210,8 @@ fn main() {
         endpoint: Endpoint::new("/socket.io/", &[TransportKind::Polling, TransportKind::WebSocket]),
         sessions: Mutex::default(),
         config,
-        parser: JsonParser::default(),
+        connection,
+        parser: Arc::new(JsonParser::default()),
         next_ws: AtomicU64::new(1),
     });
     let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
@@ -177,9 +227,12 @@ fn main() {
             let now = Instant::now();
             for (sid, cell) in cells {
                 let mut st = cell.state.lock().expect("poisoned");
-                if st.session.poll_timeout().is_some_and(|t| t <= now) {
+                let session_due = st.session.poll_timeout().is_some_and(|t| t <= now);
+                let conn_due = st.conn.poll_timeout().is_some_and(|t| t <= now);
+                if session_due || conn_due {
                     st.session.handle_timeout(now);
-                    timer.pump(&sid, &cell, &mut st);
+                    st.conn.handle_timeout(now);
+                    timer.pump(&sid, &cell, &mut st, now);
                 }
             }
         }
@@ -290,21 +343,12 @@ fn serve_connection(server: &Arc<Server>, stream: TcpStream) -> std::io::Result<
             Route::Refuse(refusal) => refuse(&mut writer, &refusal)?,
             Route::OtherMethod { .. } => respond(&mut writer, "500 Internal Server Error", "text/plain", b"")?,
             Route::Handshake { transport: TransportKind::Polling, .. } => {
-                let sid = random_id();
                 let now = Instant::now();
-                let mut session = Session::new(sid.clone(), server.config.clone(), TransportKind::Polling, now, None);
-                let first = session.handle_poll(now).expect("a new session takes its first poll");
-                let cell = Arc::new(Cell {
-                    state: Mutex::new(State {
-                        session,
-                        decoder: server.parser.decoder(),
-                        poll_replies: HashMap::new(),
-                        main_ws: None,
-                        probe_ws: None,
-                    }),
-                    changed: Condvar::new(),
-                });
-                server.sessions.lock().expect("poisoned").insert(sid.clone(), cell.clone());
+                let (sid, cell) = server.open(TransportKind::Polling, now, None);
+                let first = {
+                    let mut st = cell.state.lock().expect("poisoned");
+                    st.session.handle_poll(now).expect("a new session takes its first poll")
+                };
                 poll(server, &sid, &cell, &mut writer, Some(first))?;
             }
             Route::Poll { sid } => {
@@ -323,7 +367,7 @@ fn serve_connection(server: &Arc<Server>, stream: TcpStream) -> std::io::Result<
                 let now = Instant::now();
                 let ok = st.session.handle_post_start(now).is_ok()
                     && st.session.handle_post_body(now, Some(Bytes::from(req.body))).is_ok();
-                server.pump(&sid, &cell, &mut st);
+                server.pump(&sid, &cell, &mut st, now);
                 drop(st);
                 if ok {
                     respond(&mut writer, "200 OK", "text/html", b"ok")?;
@@ -357,18 +401,19 @@ fn serve_connection(server: &Arc<Server>, stream: TcpStream) -> std::io::Result<
 /// `first`), then waits for the session's answer to this GET.
 fn poll(server: &Server, sid: &str, cell: &Cell, writer: &mut TcpStream, first: Option<PollId>) -> std::io::Result<()> {
     let mut st = cell.state.lock().expect("poisoned");
+    let now = Instant::now();
     let id = match first {
         Some(id) => id,
-        None => match st.session.handle_poll(Instant::now()) {
+        None => match st.session.handle_poll(now) {
             Ok(id) => id,
             Err(_) => {
-                server.pump(sid, cell, &mut st);
+                server.pump(sid, cell, &mut st, now);
                 drop(st);
                 return respond(writer, "400 Bad Request", "text/html", b"");
             }
         },
     };
-    server.pump(sid, cell, &mut st);
+    server.pump(sid, cell, &mut st, now);
     loop {
         if let Some(body) = st.poll_replies.remove(&id) {
             drop(st);
@@ -478,21 +523,9 @@ fn websocket(server: &Arc<Server>, mut ws: Ws, upgrade: Option<String>) -> std::
             (sid, cell)
         }
         None => {
-            let sid = random_id();
-            let session = Session::new(sid.clone(), server.config.clone(), TransportKind::WebSocket, now, None);
-            let cell = Arc::new(Cell {
-                state: Mutex::new(State {
-                    session,
-                    decoder: server.parser.decoder(),
-                    poll_replies: HashMap::new(),
-                    main_ws: Some((id, tx)),
-                    probe_ws: None,
-                }),
-                changed: Condvar::new(),
-            });
-            server.sessions.lock().expect("poisoned").insert(sid.clone(), cell.clone());
+            let (sid, cell) = server.open(TransportKind::WebSocket, now, Some((id, tx)));
             let mut st = cell.state.lock().expect("poisoned");
-            server.pump(&sid, &cell, &mut st);
+            server.pump(&sid, &cell, &mut st, now);
             drop(st);
             (sid, cell)
         }
@@ -530,8 +563,9 @@ fn websocket(server: &Arc<Server>, mut ws: Ws, upgrade: Option<String>) -> std::
         };
         let mut st = cell.state.lock().expect("poisoned");
         if let Some(ch) = channel_of(&st) {
-            let _ = st.session.handle_frame(Instant::now(), ch, frame);
-            server.pump(&sid, &cell, &mut st);
+            let now = Instant::now();
+            let _ = st.session.handle_frame(now, ch, frame);
+            server.pump(&sid, &cell, &mut st, now);
         }
     }
 }
@@ -544,8 +578,9 @@ fn transport_gone(
 ) -> std::io::Result<()> {
     let mut st = cell.state.lock().expect("poisoned");
     if let Some(ch) = channel_of(&st) {
-        st.session.handle_transport_closed(Instant::now(), ch, false);
-        server.pump(sid, cell, &mut st);
+        let now = Instant::now();
+        st.session.handle_transport_closed(now, ch, false);
+        server.pump(sid, cell, &mut st, now);
     }
     Ok(())
 }
