@@ -4,7 +4,9 @@
 //! ([`Value`]: JSON that may hold binary), the text encoding with binary attachments and its decoder that
 //! assembles a packet from its text part and the binary messages that follow, and a [`Parser`] trait so the
 //! wire format is swappable (the default [`JsonParser`]; [`msgpack::MsgpackParser`] behind the `msgpack`
-//! feature, compatible with `socket.io-msgpack-parser`).
+//! feature, compatible with `socket.io-msgpack-parser`), and the state machine of one connection
+//! ([`Connection`]: namespaces, the connect flow and timeout, acknowledgements, decode errors), driven like
+//! `engineio_proto::Session` with the time as an argument.
 //!
 //! It sits on [`engineio_proto`]: a Socket.IO packet travels as one or more Engine.IO messages. Like that
 //! crate it does no I/O and depends on no runtime; `socketio-server` uses it on tokio, and
