@@ -9,9 +9,12 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CRATES = ["engineio-proto", "engineio-server", "socketio-proto", "socketio-server", "session-bridge", "socketio-redis"]
 # The one cycle the design needs: socketio-server's object graph (server → client → socket → namespace →
-# adapter, each reaching back to its owner), with the broadcast operators and the emit path on top of it.
+# adapter, each reaching back to its owner), with the broadcast operators, the emit path, and the handlers
+# (held by a socket's listeners, called with the socket) on top of it.
 ALLOWED = {
-    "socketio-server": [{"adapter", "client", "emit", "listeners", "namespace", "operators", "server", "socket"}],
+    "socketio-server": [
+        {"adapter", "client", "emit", "handler", "listeners", "namespace", "operators", "server", "socket"}
+    ],
 }
 
 

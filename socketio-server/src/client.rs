@@ -30,7 +30,7 @@ fn now() -> Instant {
 /// namespace.
 pub(crate) struct ClientShared {
     pub(crate) engine_socket: engineio_server::Socket,
-    server: Weak<ServerInner>,
+    pub(crate) server: Weak<ServerInner>,
     conn: Mutex<Connection>,
     /// By namespace; looked up when a packet is not for the socket the `Client` remembers. Most
     /// connections join one or two namespaces: a vector, searched in order, as small as it gets.

@@ -38,6 +38,7 @@ pub mod config;
 mod dispatch;
 mod emit;
 pub mod event;
+pub mod handler;
 pub mod handshake;
 mod listeners;
 pub mod namespace;
@@ -52,6 +53,7 @@ pub use adapter::{Adapter, AdapterFactory, BroadcastFlags, BroadcastOptions, InM
 pub use config::{RecoveryConfig, SocketIoConfig};
 pub use engineio_server::{self, EngineConfig};
 pub use event::{AckError, AckSender, BroadcastAckError, EmitError, Event, IntoArgs};
+pub use handler::{HandlerError, HandlerResult};
 pub use handshake::Handshake;
 pub use namespace::{ConnectError, Namespace, ParentNamespace};
 pub use operators::{BroadcastOperator, IntoRooms, RemoteSocket};

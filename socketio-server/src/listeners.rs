@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use socketio_proto::Value;
 
 use crate::event::Event;
+use crate::handler::{HandlerResult, on_error, report};
 use crate::socket::{
     AnyListener, DisconnectHandler, DisconnectReason, ErrorHandler, EventHandler, PacketMiddleware, Socket,
 };
@@ -32,13 +33,20 @@ pub(crate) struct Listeners {
 }
 
 impl Socket {
-    /// Handles an event. Handlers finishing at once run in the order events arrive.
+    /// Handles an event. Handlers finishing at once run in the order events arrive. The handler is cloned
+    /// for each call (see [`crate::handler`]); its future may end with `()` or a `Result` whose error goes to
+    /// [`crate::SocketIo::on_handler_error`].
     pub fn on<F, Fut>(&self, event: &str, handler: F)
     where
-        F: Fn(Socket, Event) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
+        F: FnOnce(Socket, Event) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: HandlerResult,
     {
-        self.listeners().events.insert(event.to_owned(), Arc::new(move |s, e| Box::pin(handler(s, e))));
+        let h: EventHandler = Arc::new(move |s: Socket, e: Event| {
+            let on_error = on_error::<Fut::Output>(&s, || e.name.clone());
+            report((handler.clone())(s, e), on_error)
+        });
+        self.listeners().events.insert(event.to_owned(), h);
     }
 
     /// Removes an event's handler.
@@ -102,10 +110,10 @@ impl Socket {
     /// `Err(value)` drops the event and reports `value` to the [`Socket::on_error`] handlers.
     pub fn use_middleware<F, Fut>(&self, middleware: F)
     where
-        F: Fn(Socket, Event) -> Fut + Send + Sync + 'static,
+        F: FnOnce(Socket, Event) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Result<Event, Value>> + Send + 'static,
     {
-        self.listeners().packet_middlewares.push(Arc::new(move |s, e| Box::pin(middleware(s, e))));
+        self.listeners().packet_middlewares.push(Arc::new(move |s, e| Box::pin((middleware.clone())(s, e))));
     }
 
     /// Handles errors reported by per-packet middlewares.
@@ -116,19 +124,29 @@ impl Socket {
     /// Runs when the socket is about to disconnect; its rooms are still readable.
     pub fn on_disconnecting<F, Fut>(&self, handler: F)
     where
-        F: Fn(Socket, DisconnectReason) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
+        F: FnOnce(Socket, DisconnectReason) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: HandlerResult,
     {
-        self.listeners().disconnecting.push(Arc::new(move |s, r| Box::pin(handler(s, r))));
+        let h: DisconnectHandler = Arc::new(move |s: Socket, r| {
+            let on_error = on_error::<Fut::Output>(&s, || "disconnecting".into());
+            report((handler.clone())(s, r), on_error)
+        });
+        self.listeners().disconnecting.push(h);
     }
 
     /// Runs when the socket has disconnected.
     pub fn on_disconnect<F, Fut>(&self, handler: F)
     where
-        F: Fn(Socket, DisconnectReason) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
+        F: FnOnce(Socket, DisconnectReason) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: HandlerResult,
     {
-        self.listeners().disconnect.push(Arc::new(move |s, r| Box::pin(handler(s, r))));
+        let h: DisconnectHandler = Arc::new(move |s: Socket, r| {
+            let on_error = on_error::<Fut::Output>(&s, || "disconnect".into());
+            report((handler.clone())(s, r), on_error)
+        });
+        self.listeners().disconnect.push(h);
     }
 
     pub(crate) fn listeners(&self) -> std::sync::RwLockWriteGuard<'_, Listeners> {

@@ -15,6 +15,7 @@ use socketio_proto::{ArgsPacket, Frames, Packet, Parser, Value};
 use crate::adapter::{Adapter, AdapterFactory, InMemoryAdapter, LocalAdapter};
 use crate::config::SocketIoConfig;
 use crate::event::{AckError, EmitError, IntoArgs};
+use crate::handler::{HandlerResult, on_error, report};
 use crate::operators::{BroadcastOperator, IntoRooms, RemoteSocket};
 use crate::run::{contain, run_handler};
 use crate::socket::{Socket, SocketId};
@@ -49,6 +50,19 @@ impl<E: std::fmt::Display> From<E> for ConnectError {
 }
 
 pub(crate) type ConnectionHandler = Arc<dyn Fn(Socket) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// A connection handler, cloned per call, its errors reported as the `connection` event's.
+fn connection_handler<F, Fut>(handler: F) -> ConnectionHandler
+where
+    F: FnOnce(Socket) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: HandlerResult,
+{
+    Arc::new(move |s: Socket| {
+        let on_error = on_error::<Fut::Output>(&s, || "connection".into());
+        report((handler.clone())(s), on_error)
+    })
+}
 pub(crate) type ConnectMiddleware = Arc<dyn Fn(Socket) -> BoxFuture<'static, Result<(), ConnectError>> + Send + Sync>;
 pub(crate) type ServerEventHandler = Arc<dyn Fn(Vec<Value>) -> BoxFuture<'static, Vec<Value>> + Send + Sync>;
 
@@ -162,20 +176,26 @@ impl Namespace {
     /// socket's event handlers in it.
     pub fn on_connection<F, Fut>(&self, handler: F) -> &Self
     where
-        F: Fn(Socket) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
+        F: FnOnce(Socket) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: HandlerResult,
     {
-        self.inner.handlers.connection.write().expect("poisoned").push(Arc::new(move |s| Box::pin(handler(s))));
+        self.inner.handlers.connection.write().expect("poisoned").push(connection_handler(handler));
         self
     }
 
     /// Adds a connection middleware; `Err` refuses the socket with CONNECT_ERROR.
     pub fn use_middleware<F, Fut>(&self, middleware: F) -> &Self
     where
-        F: Fn(Socket) -> Fut + Send + Sync + 'static,
+        F: FnOnce(Socket) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Result<(), ConnectError>> + Send + 'static,
     {
-        self.inner.handlers.middlewares.write().expect("poisoned").push(Arc::new(move |s| Box::pin(middleware(s))));
+        self.inner
+            .handlers
+            .middlewares
+            .write()
+            .expect("poisoned")
+            .push(Arc::new(move |s| Box::pin((middleware.clone())(s))));
         self
     }
 
@@ -183,14 +203,14 @@ impl Namespace {
     /// acknowledgement.
     pub fn on_server_event<F, Fut>(&self, event: &str, handler: F) -> &Self
     where
-        F: Fn(Vec<Value>) -> Fut + Send + Sync + 'static,
+        F: FnOnce(Vec<Value>) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Vec<Value>> + Send + 'static,
     {
         self.inner
             .server_events
             .write()
             .expect("poisoned")
-            .insert(event.to_owned(), Arc::new(move |args| Box::pin(handler(args))));
+            .insert(event.to_owned(), Arc::new(move |args| Box::pin((handler.clone())(args))));
         self
     }
 
@@ -390,10 +410,11 @@ impl ParentNamespace {
     /// Adds a connection handler for the sockets of every child (existing children included).
     pub fn on_connection<F, Fut>(&self, handler: F) -> &Self
     where
-        F: Fn(Socket) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
+        F: FnOnce(Socket) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: HandlerResult,
     {
-        let h: ConnectionHandler = Arc::new(move |s| Box::pin(handler(s)));
+        let h = connection_handler(handler);
         self.inner.handlers.connection.write().expect("poisoned").push(h.clone());
         for child in self.children() {
             child.inner.handlers.connection.write().expect("poisoned").push(h.clone());
@@ -404,10 +425,10 @@ impl ParentNamespace {
     /// Adds a connection middleware for every child (existing children included).
     pub fn use_middleware<F, Fut>(&self, middleware: F) -> &Self
     where
-        F: Fn(Socket) -> Fut + Send + Sync + 'static,
+        F: FnOnce(Socket) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Result<(), ConnectError>> + Send + 'static,
     {
-        let m: ConnectMiddleware = Arc::new(move |s| Box::pin(middleware(s)));
+        let m: ConnectMiddleware = Arc::new(move |s| Box::pin((middleware.clone())(s)));
         self.inner.handlers.middlewares.write().expect("poisoned").push(m.clone());
         for child in self.children() {
             child.inner.handlers.middlewares.write().expect("poisoned").push(m.clone());

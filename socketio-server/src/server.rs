@@ -13,6 +13,7 @@ use crate::adapter::AdapterFactory;
 use crate::client::Client;
 use crate::config::SocketIoConfig;
 use crate::event::{EmitError, IntoArgs};
+use crate::handler::{ErrorHook, HandlerError, HandlerResult};
 use crate::namespace::{ConnectError, Namespace, Namespaces, ParentInner, ParentNamespace};
 use crate::operators::{BroadcastOperator, IntoRooms, RemoteSocket};
 use crate::socket::{DisconnectReason, Socket};
@@ -25,6 +26,8 @@ pub(crate) struct ServerInner {
     adapter: Option<AdapterFactory>,
     parents: RwLock<Vec<ParentNamespace>>,
     pub(crate) closing: AtomicBool,
+    /// Receives the errors handlers return.
+    pub(crate) handler_error: RwLock<Option<ErrorHook>>,
 }
 
 impl ServerInner {
@@ -78,7 +81,7 @@ impl engineio_server::Connection for Closed {
 /// A Socket.IO server. Cheap to clone; usable from any task, handlers and HTTP routes alike.
 #[derive(Clone)]
 pub struct SocketIo {
-    inner: Arc<ServerInner>,
+    pub(crate) inner: Arc<ServerInner>,
 }
 
 impl std::fmt::Debug for SocketIo {
@@ -113,6 +116,7 @@ impl SocketIo {
             adapter,
             parents: RwLock::default(),
             closing: AtomicBool::new(false),
+            handler_error: RwLock::new(None),
         });
         let io = SocketIo { inner };
         io.of("/");
@@ -176,17 +180,26 @@ impl SocketIo {
     /// Connection handler of the main namespace.
     pub fn on_connection<F, Fut>(&self, handler: F) -> &Self
     where
-        F: Fn(Socket) -> Fut + Send + Sync + 'static,
-        Fut: std::future::Future<Output = ()> + Send + 'static,
+        F: FnOnce(Socket) -> Fut + Clone + Send + Sync + 'static,
+        Fut: std::future::Future + Send + 'static,
+        Fut::Output: HandlerResult,
     {
         self.of("/").on_connection(handler);
+        self
+    }
+
+    /// Receives the errors that handlers (of events, connections and disconnections, in every namespace)
+    /// return: the socket, the event (`"connection"`, `"disconnecting"`, `"disconnect"` for those), and the
+    /// error. Without a hook, such errors are dropped. A hook that panics is contained.
+    pub fn on_handler_error(&self, hook: impl Fn(&Socket, &str, &HandlerError) + Send + Sync + 'static) -> &Self {
+        *self.inner.handler_error.write().expect("poisoned") = Some(Arc::new(hook));
         self
     }
 
     /// Connection middleware of the main namespace.
     pub fn use_middleware<F, Fut>(&self, middleware: F) -> &Self
     where
-        F: Fn(Socket) -> Fut + Send + Sync + 'static,
+        F: FnOnce(Socket) -> Fut + Clone + Send + Sync + 'static,
         Fut: std::future::Future<Output = Result<(), ConnectError>> + Send + 'static,
     {
         self.of("/").use_middleware(middleware);

@@ -204,6 +204,20 @@ impl Socket {
         }
     }
 
+    /// The server this socket belongs to (`None` once every handle of it is gone).
+    pub fn io(&self) -> Option<crate::SocketIo> {
+        self.inner.client.server.upgrade().map(|inner| crate::SocketIo { inner })
+    }
+
+    /// Reports an error a handler returned to the server's error hook.
+    pub(crate) fn handler_failed(&self, what: &str, err: &crate::handler::HandlerError) {
+        let Some(server) = self.inner.client.server.upgrade() else { return };
+        let hook = server.handler_error.read().expect("poisoned").clone();
+        if let Some(hook) = hook {
+            crate::run::contain(|| hook(self, what, err));
+        }
+    }
+
     /// What `fetch_sockets` reports about this socket.
     pub fn info(&self) -> SocketInfo {
         SocketInfo {

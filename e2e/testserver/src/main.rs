@@ -157,15 +157,11 @@ fn register(io: &SocketIo, socket: &Socket, name: &str) {
         let close: bool = ev.arg(0).unwrap_or(false);
         s.disconnect(close);
     });
-    let io2 = io.clone();
-    socket.on("fetch-sockets", move |s, mut ev: Event| {
-        let io = io2.clone();
-        async move {
-            let ns = if s.namespace_name() == "/" { io.of("/") } else { s.namespace().clone() };
-            let ids =
-                ns.fetch_sockets().await.map(|v| v.iter().map(|r| r.id().to_owned()).collect()).unwrap_or_default();
-            ev.ack(sorted(ids));
-        }
+    let io = io.clone();
+    socket.on("fetch-sockets", move |s, mut ev: Event| async move {
+        let ns = if s.namespace_name() == "/" { io.of("/") } else { s.namespace().clone() };
+        let ids = ns.fetch_sockets().await.map(|v| v.iter().map(|r| r.id().to_owned()).collect()).unwrap_or_default();
+        ev.ack(sorted(ids));
     });
     socket.on("sockets-join", |s, mut ev: Event| async move {
         let room: String = ev.arg(0).unwrap_or_default();
@@ -245,22 +241,16 @@ fn main() {
         for nsp in ["/", "/custom"] {
             io.of(nsp).on_server_event("ping-node", move |_args| async move { vec![Value::from(name)] });
             let io2 = io.clone();
-            io.of(nsp).on_server_event("note", move |args| {
-                let io = io2.clone();
-                async move {
-                    let _ = io.local().emit("server-note", args);
-                    Vec::new()
-                }
+            io.of(nsp).on_server_event("note", move |args| async move {
+                let _ = io2.local().emit("server-note", args);
+                Vec::new()
             });
         }
         for nsp_name in ["/", "/custom"] {
             let io2 = io.clone();
-            io.of(nsp_name).on_connection(move |socket: Socket| {
-                let io = io2.clone();
-                async move {
-                    let _ = socket.emit("auth", socket.handshake().auth.clone());
-                    register(&io, &socket, name);
-                }
+            io.of(nsp_name).on_connection(move |socket: Socket| async move {
+                let _ = socket.emit("auth", socket.handshake().auth.clone());
+                register(&io2, &socket, name);
             });
         }
         let private = io.of("/private");
@@ -272,20 +262,14 @@ fn main() {
             }
         });
         let io2 = io.clone();
-        private.on_connection(move |socket: Socket| {
-            let io = io2.clone();
-            async move {
-                let _ = socket.emit("auth", socket.handshake().auth.clone());
-                register(&io, &socket, name);
-            }
+        private.on_connection(move |socket: Socket| async move {
+            let _ = socket.emit("auth", socket.handshake().auth.clone());
+            register(&io2, &socket, name);
         });
         let io2 = io.clone();
-        io.of_dynamic(|name, _auth| name.starts_with("/dyn-")).on_connection(move |socket: Socket| {
-            let io = io2.clone();
-            async move {
-                let _ = socket.emit("welcome", socket.namespace_name());
-                register(&io, &socket, name);
-            }
+        io.of_dynamic(|name, _auth| name.starts_with("/dyn-")).on_connection(move |socket: Socket| async move {
+            let _ = socket.emit("welcome", socket.namespace_name());
+            register(&io2, &socket, name);
         });
         // Listening is announced once the other nodes can reach this one's namespaces.
         if let Some(cluster) = &cluster {

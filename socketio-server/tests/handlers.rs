@@ -1,0 +1,128 @@
+//! Handlers as an application writes them: closures cloned per call (state captured once, no inner
+//! clone), futures ending with a `Result` whose error reaches the server's error hook, and the server
+//! reached from a socket.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Deserialize;
+use socketio_server::{DisconnectReason, Event, HandlerError, Socket, SocketIo};
+
+mod support;
+use support::*;
+
+/// What the error hook saw: the socket id, the event, the error's text.
+type Seen = Arc<Mutex<Vec<(String, String, String)>>>;
+
+#[derive(Debug, Deserialize)]
+struct Move {
+    x: i64,
+    y: i64,
+}
+
+async fn start() -> (SocketIo, std::net::SocketAddr, Seen, Arc<Mutex<Vec<i64>>>) {
+    let io = SocketIo::default();
+    let seen: Seen = Arc::default();
+    let log = seen.clone();
+    io.on_handler_error(move |socket: &Socket, event: &str, err: &HandlerError| {
+        log.lock().unwrap().push((socket.id().to_owned(), event.to_owned(), err.to_string()));
+    });
+    // State captured once by the outer closure and moved into each call's future: no inner clone.
+    let totals = Arc::new(Mutex::new(Vec::new()));
+    let kept = totals.clone();
+    io.on_connection(move |socket: Socket| async move {
+        let room_io = socket.io().expect("the server is alive");
+        socket.join("players");
+        socket.on("move", move |s: Socket, ev: Event| async move {
+            let m: Move = ev.arg(0)?;
+            kept.lock().unwrap().push(m.x + m.y);
+            // The server, reached from the socket, broadcasts to the room.
+            room_io.to("players").emit("moved", (s.id().to_owned(), m.x, m.y)).map_err(|e| e.to_string())?;
+            Ok::<(), HandlerError>(())
+        });
+        socket.on_disconnect(|_: Socket, reason: DisconnectReason| async move {
+            if reason == DisconnectReason::ClientNamespaceDisconnect {
+                return Err("left on purpose");
+            }
+            Ok(())
+        });
+        if socket.handshake().auth.get("fail").is_some() {
+            return Err(HandlerError::from("refusing to set up this socket"));
+        }
+        Ok(())
+    });
+    let (addr, _) = io.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    (io, addr, seen, totals)
+}
+
+async fn joined(addr: std::net::SocketAddr, auth: &str) -> (Ws, String) {
+    let mut ws = ws_open(addr).await;
+    send(&mut ws, &format!("40{auth}")).await;
+    let reply = next_text(&mut ws).await;
+    let sid = reply.split('"').nth(3).expect("a sid in the reply").to_owned();
+    (ws, sid)
+}
+
+async fn eventually(mut f: impl FnMut() -> bool) {
+    for _ in 0..250 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("condition not met in 5 s");
+}
+
+#[tokio::test]
+async fn a_handler_uses_captured_state_and_the_server_without_cloning_by_hand() {
+    let (_io, addr, seen, totals) = start().await;
+    let (mut a, a_id) = joined(addr, "").await;
+    let (mut b, _) = joined(addr, "").await;
+    send(&mut a, r#"42["move",{"x":2,"y":3}]"#).await;
+    let expected = format!(r#"42["moved","{a_id}",2,3]"#);
+    assert_eq!(next_text(&mut a).await, expected);
+    assert_eq!(next_text(&mut b).await, expected);
+    send(&mut b, r#"42["move",{"x":10,"y":-1}]"#).await;
+    next_text(&mut a).await;
+    assert_eq!(*totals.lock().unwrap(), vec![5, 9], "the captured state is shared by every call");
+    assert!(seen.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn errors_returned_by_handlers_reach_the_hook_with_the_socket_and_event() {
+    let (_io, addr, seen, _) = start().await;
+    let (mut a, a_id) = joined(addr, "").await;
+    // An event handler's `?` on arguments of the wrong shape.
+    send(&mut a, r#"42["move","not a move"]"#).await;
+    eventually(|| !seen.lock().unwrap().is_empty()).await;
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!((seen[0].0.as_str(), seen[0].1.as_str()), (a_id.as_str(), "move"));
+        assert!(seen[0].2.contains("invalid type"), "{}", seen[0].2);
+    }
+    // A disconnect handler's error.
+    send(&mut a, "41").await;
+    eventually(|| seen.lock().unwrap().len() == 2).await;
+    assert_eq!(seen.lock().unwrap()[1], (a_id.clone(), "disconnect".into(), "left on purpose".into()));
+    // A connection handler's error.
+    let (_b, b_id) = joined(addr, r#"{"fail":true}"#).await;
+    eventually(|| seen.lock().unwrap().len() == 3).await;
+    assert_eq!(seen.lock().unwrap()[2], (b_id, "connection".into(), "refusing to set up this socket".into()));
+}
+
+#[tokio::test]
+async fn a_panicking_error_hook_does_not_take_the_socket_down() {
+    let io = SocketIo::default();
+    io.on_handler_error(|_: &Socket, _: &str, _: &HandlerError| panic!("a bug in the hook"));
+    io.on_connection(|socket: Socket| async move {
+        socket.on("fail", |_: Socket, _: Event| async move { Err::<(), _>("no") });
+        socket.on("echo", |s: Socket, ev: Event| async move {
+            let _ = s.emit("echo", ev.args);
+        });
+    });
+    let (addr, _) = io.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let (mut ws, _) = joined(addr, "").await;
+    send(&mut ws, r#"42["fail"]"#).await;
+    send(&mut ws, r#"42["echo",1]"#).await;
+    assert_eq!(next_text(&mut ws).await, r#"42["echo",1]"#, "the socket goes on");
+}
