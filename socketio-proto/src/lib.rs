@@ -36,6 +36,7 @@ pub mod msgpack;
 mod msgpack_ext;
 pub mod packet;
 pub mod parser;
+pub mod to_value;
 pub mod value;
 
 pub use connection::{

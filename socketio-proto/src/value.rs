@@ -105,12 +105,6 @@ impl Value {
         }
     }
 
-    /// Converts any serializable value, through JSON: bytes become arrays of numbers. For binary
-    /// arguments use [`Value::Binary`] (or `Value::from(bytes::Bytes)`).
-    pub fn from_serialize<T: Serialize + ?Sized>(value: &T) -> Result<Value, serde_json::Error> {
-        serde_json::to_value(value).map(Value::from)
-    }
-
     /// Deserializes into any type (binary arrives as a sequence of bytes).
     pub fn deserialize_into<T: serde::de::DeserializeOwned>(self) -> Result<T, serde_json::Error> {
         serde_json::from_value(self.into_json())

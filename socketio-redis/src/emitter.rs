@@ -87,7 +87,8 @@ impl RedisEmitter {
 
     /// Emits an event to the targeted sockets of every server.
     pub async fn emit(&self, event: &str, args: impl IntoArgs) -> Result<(), AdapterError> {
-        let packet = Packet::event(self.nsp.as_str(), event, args.into_args(), None);
+        let args = args.into_args().map_err(|e| AdapterError(format!("the arguments cannot be serialized: {e}")))?;
+        let packet = Packet::event(self.nsp.as_str(), event, args, None);
         let payload = wire::encode_broadcast(UID, &packet, &self.opts);
         self.publish(self.channels().broadcast_channel(&self.opts), payload).await
     }
@@ -124,7 +125,7 @@ impl RedisEmitter {
     /// Emits an event to the servers themselves (handled by `Namespace::on_server_event`).
     pub async fn server_side_emit(&self, event: &str, args: impl IntoArgs) -> Result<(), AdapterError> {
         let mut data = vec![Value::from(event)];
-        data.extend(args.into_args());
+        data.extend(args.into_args().map_err(|e| AdapterError(format!("the arguments cannot be serialized: {e}")))?);
         self.request(
             serde_json::json!({ "uid": UID, "type": rt::SERVER_SIDE_EMIT, "data": Value::Array(data).into_json() }),
         )

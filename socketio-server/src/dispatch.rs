@@ -24,8 +24,11 @@ impl Socket {
         }
         let ack = ack.map(|id| {
             let socket = self.clone();
-            AckSender::new(move |args| {
-                let _ = socket.send_args(ArgsPacket::Ack { id }, &args, false);
+            AckSender::new(move |args| match args {
+                Ok(args) => {
+                    let _ = socket.send_args(ArgsPacket::Ack { id }, &args, false);
+                }
+                Err(e) => socket.handler_failed("ack", &e.into()),
             })
         });
         self.dispatch(Event::new(name, args, ack));

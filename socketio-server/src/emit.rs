@@ -26,7 +26,7 @@ pub(crate) fn send_error(e: SendError) -> EmitError {
 impl Socket {
     /// Emits an event to this client.
     pub fn emit(&self, event: &str, args: impl IntoArgs) -> Result<(), EmitError> {
-        self.emit_event(event, args.into_args(), false)
+        self.emit_event(event, args.into_args()?, false)
     }
 
     pub(crate) fn emit_event(&self, event: &str, args: Vec<Value>, volatile: bool) -> Result<(), EmitError> {
@@ -183,7 +183,7 @@ impl SocketEmitter {
 
     /// Emits the event.
     pub fn emit(&self, event: &str, args: impl IntoArgs) -> Result<(), EmitError> {
-        self.socket.emit_event(event, args.into_args(), self.volatile)
+        self.socket.emit_event(event, args.into_args()?, self.volatile)
     }
 
     /// Emits the event and waits for the acknowledgement (at most the timeout, if one is set).
@@ -193,7 +193,7 @@ impl SocketEmitter {
         if !s.connected() {
             return Err(AckError::Disconnected);
         }
-        let args = args.into_args();
+        let args = args.into_args().map_err(EmitError::from)?;
         s.notify_outgoing(event, &args);
         let id = s.inner.ns.inner.next_ack_id();
         let (tx, rx) = oneshot::channel();

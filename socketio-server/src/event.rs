@@ -65,7 +65,8 @@ impl std::fmt::Debug for AckSender {
 /// of an event (which knows the socket and the ack id), so that this module needs no socket.
 trait Reply: Send + Sync {
     fn sent(&self) -> &AtomicBool;
-    fn send(&self, args: Vec<Value>);
+    /// Sends the arguments, or reports why there are none (they could not be serialized).
+    fn send(&self, args: Result<Vec<Value>, ArgsError>);
 }
 
 struct ReplyWith<F> {
@@ -73,22 +74,24 @@ struct ReplyWith<F> {
     send: F,
 }
 
-impl<F: Fn(Vec<Value>) + Send + Sync> Reply for ReplyWith<F> {
+impl<F: Fn(Result<Vec<Value>, ArgsError>) + Send + Sync> Reply for ReplyWith<F> {
     fn sent(&self) -> &AtomicBool {
         &self.sent
     }
-    fn send(&self, args: Vec<Value>) {
+    fn send(&self, args: Result<Vec<Value>, ArgsError>) {
         (self.send)(args)
     }
 }
 
 impl AckSender {
-    /// An acknowledgement that `send` delivers (called at most once).
-    pub(crate) fn new(send: impl Fn(Vec<Value>) + Send + Sync + 'static) -> Self {
+    /// An acknowledgement that `send` delivers (called at most once), or whose serialization error it
+    /// reports.
+    pub(crate) fn new(send: impl Fn(Result<Vec<Value>, ArgsError>) + Send + Sync + 'static) -> Self {
         AckSender { reply: Arc::new(ReplyWith { sent: AtomicBool::new(false), send }) }
     }
 
-    /// Sends the acknowledgement.
+    /// Sends the acknowledgement. Arguments that cannot be serialized send nothing and go to the server's
+    /// error hook ([`crate::SocketIo::on_handler_error`], as event `"ack"`).
     pub fn send(&self, args: impl IntoArgs) {
         if self.reply.sent().swap(true, Ordering::SeqCst) {
             return;
@@ -97,54 +100,64 @@ impl AckSender {
     }
 }
 
-/// Anything that can be the arguments of an event: `()`, a [`Value`], a `Vec<Value>`, or a tuple of values
-/// convertible into [`Value`] (strings, numbers, `bytes::Bytes`, `serde_json::Value`, ...).
+/// Anything that can be the arguments of an event:
+/// - a reference to anything `Serialize` (`&order`, `&(1, "two")`, `"text"`): a tuple is one argument per
+///   element, `()` none, anything else one argument; bytes (`bytes::Bytes`, `serde_bytes`) stay binary;
+/// - by value: `()`, a [`Value`], a `Vec<Value>` (the arguments themselves, as an event handler received
+///   them), `String`, numbers, `bool`, `bytes::Bytes`, `serde_json::Value`, or a tuple of values convertible
+///   into [`Value`]. These move into the packet without a serialization pass.
+///
+/// A value that cannot be serialized (a map whose keys are not strings, numbers or bools; a type's own
+/// error) is an [`EmitError::Serialize`].
 pub trait IntoArgs {
     /// The arguments, in order.
-    fn into_args(self) -> Vec<Value>;
+    fn into_args(self) -> Result<Vec<Value>, ArgsError>;
+}
+
+/// Why arguments could not be made: the serialization error of a `Serialize` value.
+pub type ArgsError = socketio_proto::to_value::Error;
+
+impl<T: serde::Serialize + ?Sized> IntoArgs for &T {
+    fn into_args(self) -> Result<Vec<Value>, ArgsError> {
+        socketio_proto::to_value::to_args(self)
+    }
 }
 
 impl IntoArgs for () {
-    fn into_args(self) -> Vec<Value> {
-        Vec::new()
+    fn into_args(self) -> Result<Vec<Value>, ArgsError> {
+        Ok(Vec::new())
     }
 }
 
 impl IntoArgs for Vec<Value> {
-    fn into_args(self) -> Vec<Value> {
-        self
+    fn into_args(self) -> Result<Vec<Value>, ArgsError> {
+        Ok(self)
     }
 }
 
 impl IntoArgs for Value {
-    fn into_args(self) -> Vec<Value> {
-        vec![self]
+    fn into_args(self) -> Result<Vec<Value>, ArgsError> {
+        Ok(vec![self])
     }
 }
 
 impl IntoArgs for serde_json::Value {
-    fn into_args(self) -> Vec<Value> {
-        vec![Value::from(self)]
-    }
-}
-
-impl IntoArgs for &str {
-    fn into_args(self) -> Vec<Value> {
-        vec![Value::from(self)]
+    fn into_args(self) -> Result<Vec<Value>, ArgsError> {
+        Ok(vec![Value::from(self)])
     }
 }
 
 impl IntoArgs for String {
-    fn into_args(self) -> Vec<Value> {
-        vec![Value::from(self)]
+    fn into_args(self) -> Result<Vec<Value>, ArgsError> {
+        Ok(vec![Value::from(self)])
     }
 }
 
 macro_rules! single_arg {
     ($($t:ty),*) => {$(
         impl IntoArgs for $t {
-            fn into_args(self) -> Vec<Value> {
-                vec![Value::from(self)]
+            fn into_args(self) -> Result<Vec<Value>, ArgsError> {
+                Ok(vec![Value::from(self)])
             }
         }
     )*};
@@ -155,9 +168,9 @@ macro_rules! tuple_args {
     ($($name:ident),+) => {
         impl<$($name: Into<Value>),+> IntoArgs for ($($name,)+) {
             #[allow(non_snake_case)]
-            fn into_args(self) -> Vec<Value> {
+            fn into_args(self) -> Result<Vec<Value>, ArgsError> {
                 let ($($name,)+) = self;
-                vec![$($name.into()),+]
+                Ok(vec![$($name.into()),+])
             }
         }
     };
@@ -210,6 +223,15 @@ pub enum EmitError {
     /// The adapter failed (for example a cluster adapter lost its broker).
     #[error("adapter error: {0}")]
     Adapter(String),
+    /// The arguments could not be serialized.
+    #[error("the arguments cannot be serialized: {0}")]
+    Serialize(String),
+}
+
+impl From<ArgsError> for EmitError {
+    fn from(e: ArgsError) -> Self {
+        EmitError::Serialize(e.to_string())
+    }
 }
 
 pub(crate) fn check_reserved(event: &str) -> Result<(), EmitError> {

@@ -297,7 +297,7 @@ impl Namespace {
     /// Emits to the other servers of the cluster (handled there by [`Namespace::on_server_event`]).
     pub async fn server_side_emit(&self, event: &str, args: impl IntoArgs) -> Result<(), EmitError> {
         let mut all = vec![Value::from(event)];
-        all.extend(args.into_args());
+        all.extend(args.into_args()?);
         self.inner.adapter.server_side_emit(all, None).await.map(|_| ()).map_err(|e| EmitError::Adapter(e.0))
     }
 
@@ -309,7 +309,7 @@ impl Namespace {
         timeout: Duration,
     ) -> Result<Vec<Vec<Value>>, AckError> {
         let mut all = vec![Value::from(event)];
-        all.extend(args.into_args());
+        all.extend(args.into_args().map_err(EmitError::from)?);
         self.inner.adapter.server_side_emit(all, Some(timeout)).await.map_err(|e| match e.0.as_str() {
             "timeout" => AckError::Timeout,
             _ => AckError::Emit(EmitError::Adapter(e.0)),
@@ -443,7 +443,7 @@ impl ParentNamespace {
 
     /// Emits to every socket of every child.
     pub fn emit(&self, event: &str, args: impl IntoArgs) -> Result<(), EmitError> {
-        let args = args.into_args();
+        let args = args.into_args()?;
         for child in self.children() {
             child.emit(event, args.clone())?;
         }

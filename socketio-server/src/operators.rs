@@ -122,7 +122,7 @@ impl BroadcastOperator {
     /// Emits to every targeted socket, each once, encoding the packet once.
     pub fn emit(&self, event: &str, args: impl IntoArgs) -> Result<(), EmitError> {
         check_reserved(event)?;
-        let packet = Packet::event(self.ns.name(), event, args.into_args(), None);
+        let packet = Packet::event(self.ns.name(), event, args.into_args()?, None);
         self.ns.adapter().broadcast(packet, self.opts.clone()).map_err(|e| EmitError::Adapter(e.0))
     }
 
@@ -131,8 +131,11 @@ impl BroadcastOperator {
     /// disconnect before answering are not waited for.
     pub async fn emit_with_ack(&self, event: &str, args: impl IntoArgs) -> Result<Vec<Vec<Value>>, BroadcastAckError> {
         check_reserved(event).map_err(|e| BroadcastAckError { error: e.into(), responses: Vec::new() })?;
+        let args = args
+            .into_args()
+            .map_err(|e| BroadcastAckError { error: AckError::Emit(e.into()), responses: Vec::new() })?;
         let id = self.ns.inner.next_ack_id();
-        let packet = Packet::event(self.ns.name(), event, args.into_args(), Some(id));
+        let packet = Packet::event(self.ns.name(), event, args, Some(id));
         let (tx, mut rx) = mpsc::unbounded_channel();
         if let Err(e) = self.ns.adapter().broadcast_with_ack(packet, self.opts.clone(), tx) {
             return Err(BroadcastAckError { error: AckError::Emit(EmitError::Adapter(e.0)), responses: Vec::new() });

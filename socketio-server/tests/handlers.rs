@@ -126,3 +126,37 @@ async fn a_panicking_error_hook_does_not_take_the_socket_down() {
     send(&mut ws, r#"42["echo",1]"#).await;
     assert_eq!(next_text(&mut ws).await, r#"42["echo",1]"#, "the socket goes on");
 }
+
+#[derive(serde::Serialize)]
+struct Upload {
+    name: String,
+    data: bytes::Bytes,
+}
+
+#[tokio::test]
+async fn anything_serialize_is_emitted_with_its_bytes_as_attachments() {
+    let io = SocketIo::default();
+    let refused: Arc<Mutex<Option<String>>> = Arc::default();
+    let r = refused.clone();
+    io.on_connection(move |socket: Socket| async move {
+        let upload = Upload { name: "a.bin".into(), data: bytes::Bytes::from_static(b"\x00\x01") };
+        socket.emit("upload", &upload).unwrap();
+        // A tuple owned (moved, no serialization pass) or borrowed (serialized): one argument per element.
+        socket.emit("pair", (1, "two")).unwrap();
+        socket.emit("pair", &(1u8, String::from("two"))).unwrap();
+        // A map whose keys cannot be strings: refused with a clear error, nothing sent.
+        let mut bad = std::collections::BTreeMap::new();
+        bad.insert(vec![1u8], 1);
+        *r.lock().unwrap() = socket.emit("bad", &bad).err().map(|e| e.to_string());
+        socket.emit("done", ()).unwrap();
+    });
+    let (addr, _) = io.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let (mut ws, _) = joined(addr, "").await;
+    assert_eq!(next_text(&mut ws).await, r#"451-["upload",{"name":"a.bin","data":{"_placeholder":true,"num":0}}]"#);
+    assert_eq!(next_binary(&mut ws).await, b"\x00\x01");
+    assert_eq!(next_text(&mut ws).await, r#"42["pair",1,"two"]"#);
+    assert_eq!(next_text(&mut ws).await, r#"42["pair",1,"two"]"#);
+    assert_eq!(next_text(&mut ws).await, r#"42["done"]"#);
+    let refused = refused.lock().unwrap().clone().expect("the bad emit was refused");
+    assert!(refused.contains("cannot be serialized"), "{refused}");
+}
