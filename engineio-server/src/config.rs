@@ -30,6 +30,31 @@ pub trait Middleware: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<(), BoxError>>;
 }
 
+/// A plain function or closure is a middleware too, for the checks that need no waiting:
+///
+/// ```
+/// use engineio_server::{BoxError, EngineConfig};
+/// use engineio_server::http::{HeaderMap, request};
+///
+/// let config = EngineConfig::default().middleware(|req: &mut request::Parts, _: &mut HeaderMap| -> Result<(), BoxError> {
+///     if req.headers.contains_key("x-api-key") { Ok(()) } else { Err("no api key".into()) }
+/// });
+/// # let _ = config;
+/// ```
+impl<F> Middleware for F
+where
+    F: Fn(&mut request::Parts, &mut HeaderMap) -> Result<(), BoxError> + Send + Sync + 'static,
+{
+    fn handle<'a>(
+        &'a self,
+        request: &'a mut request::Parts,
+        response_headers: &'a mut HeaderMap,
+    ) -> BoxFuture<'a, Result<(), BoxError>> {
+        let result = self(request, response_headers);
+        Box::pin(std::future::ready(result))
+    }
+}
+
 /// The decision of [`EngineConfig::allow_request`]: `Err(message)` refuses the handshake with code 4.
 pub type AllowRequest = Arc<dyn Fn(Arc<request::Parts>) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
 

@@ -63,6 +63,8 @@ pub use cookie::{CookieOptions, SameSite};
 pub use cors::{CorsOptions, CorsOrigin};
 pub use engine::Engine;
 pub use engineio_proto::{self as proto, CloseReason, Frame, Message, TransportKind};
+/// The `http` crate, whose types (`request::Parts`, `HeaderMap`, ...) are in this API.
+pub use http;
 pub use response::ResponseBody;
 pub use service::{EngineService, serve_listener};
 pub use shared::RemoteAddr;

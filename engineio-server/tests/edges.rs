@@ -222,3 +222,26 @@ fn rand_bytes() -> [u8; 15] {
     b[..8].copy_from_slice(&N.fetch_add(1, Ordering::Relaxed).to_le_bytes());
     b
 }
+
+#[tokio::test]
+async fn a_plain_closure_is_a_middleware() {
+    use engineio_server::BoxError;
+    use engineio_server::http::{HeaderMap, HeaderValue, request};
+    let config =
+        suite_config().middleware(|req: &mut request::Parts, headers: &mut HeaderMap| -> Result<(), BoxError> {
+            if req.headers.get("x-api-key").is_none_or(|k| k != "k1") {
+                return Err("no api key".into());
+            }
+            headers.insert("x-checked", HeaderValue::from_static("yes"));
+            Ok(())
+        });
+    let server = start(config).await;
+    let refused = support::get(server.addr, "/engine.io/?EIO=4&transport=polling").await;
+    assert_eq!(refused.status, 400);
+    assert_eq!(refused.json()["code"], 3);
+    let ok =
+        support::request(server.addr, "GET", "/engine.io/?EIO=4&transport=polling", &[("x-api-key", "k1")], b"").await;
+    assert_eq!(ok.status, 200);
+    assert!(ok.text().starts_with("0{"), "{}", ok.text());
+    assert_eq!(ok.header("x-checked"), Some("yes"));
+}

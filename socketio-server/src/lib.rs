@@ -51,7 +51,7 @@ mod types;
 
 pub use adapter::{Adapter, AdapterFactory, BroadcastFlags, BroadcastOptions, InMemoryAdapter, LocalAdapter, Room};
 pub use config::{RecoveryConfig, SocketIoConfig};
-pub use engineio_server::{self, EngineConfig};
+pub use engineio_server::{self, EngineConfig, http};
 pub use event::{AckError, AckSender, BroadcastAckError, EmitError, Event, IntoArgs};
 pub use handler::{HandlerError, HandlerResult};
 pub use handshake::Handshake;

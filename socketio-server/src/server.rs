@@ -1,6 +1,8 @@
 //! The server: namespaces, the Engine.IO engine underneath, and the server-wide shortcuts of the reference
 //! (`io.emit`, `io.to(...)`, `io.fetch_sockets()`, ... act on the main namespace `/`).
 
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, Weak};
@@ -28,6 +30,8 @@ pub(crate) struct ServerInner {
     pub(crate) closing: AtomicBool,
     /// Receives the errors handlers return.
     pub(crate) handler_error: RwLock<Option<ErrorHook>>,
+    /// The application's state, one value per type.
+    state: RwLock<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
 }
 
 impl ServerInner {
@@ -117,6 +121,7 @@ impl SocketIo {
             parents: RwLock::default(),
             closing: AtomicBool::new(false),
             handler_error: RwLock::new(None),
+            state: RwLock::default(),
         });
         let io = SocketIo { inner };
         io.of("/");
@@ -186,6 +191,27 @@ impl SocketIo {
     {
         self.of("/").on_connection(handler);
         self
+    }
+
+    /// Keeps `value` as the application's state of its type (replacing one kept before), for every handler
+    /// to reach with [`SocketIo::state`] (from a socket: `socket.io()`).
+    ///
+    /// ```
+    /// # use socketio_server::SocketIo;
+    /// struct Db { url: String }
+    /// let io = SocketIo::default();
+    /// io.set_state(Db { url: "redis://localhost".into() });
+    /// assert_eq!(io.state::<Db>().unwrap().url, "redis://localhost");
+    /// ```
+    pub fn set_state<T: Send + Sync + 'static>(&self, value: T) -> &Self {
+        self.inner.state.write().expect("poisoned").insert(TypeId::of::<T>(), Arc::new(value));
+        self
+    }
+
+    /// The application's state of type `T`, if one was kept with [`SocketIo::set_state`].
+    pub fn state<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        let any = self.inner.state.read().expect("poisoned").get(&TypeId::of::<T>())?.clone();
+        any.downcast::<T>().ok()
     }
 
     /// Receives the errors that handlers (of events, connections and disconnections, in every namespace)

@@ -160,3 +160,26 @@ async fn anything_serialize_is_emitted_with_its_bytes_as_attachments() {
     let refused = refused.lock().unwrap().clone().expect("the bad emit was refused");
     assert!(refused.contains("cannot be serialized"), "{refused}");
 }
+
+#[tokio::test]
+async fn application_state_is_reached_from_a_handler() {
+    struct Hits(std::sync::atomic::AtomicU64);
+    let io = SocketIo::default();
+    io.set_state(Hits(std::sync::atomic::AtomicU64::new(0)));
+    io.on_connection(|socket: Socket| async move {
+        socket.on("hit", |s: Socket, mut ev: Event| async move {
+            let hits = s.io().and_then(|io| io.state::<Hits>()).ok_or("no state")?;
+            let n = hits.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            ev.ack(n);
+            Ok::<(), HandlerError>(())
+        });
+    });
+    assert!(io.state::<String>().is_none(), "no state of a type never kept");
+    let (addr, _) = io.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let (mut ws, _) = joined(addr, "").await;
+    send(&mut ws, r#"421["hit"]"#).await;
+    assert_eq!(next_text(&mut ws).await, "431[1]");
+    send(&mut ws, r#"422["hit"]"#).await;
+    assert_eq!(next_text(&mut ws).await, "432[2]");
+    assert_eq!(io.state::<Hits>().unwrap().0.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
