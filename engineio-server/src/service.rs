@@ -71,6 +71,13 @@ impl EngineService {
         if let Some(remote) = self.remote {
             req.extensions_mut().insert(RemoteAddr(remote));
         }
+        #[cfg(feature = "axum")]
+        if req.extensions().get::<RemoteAddr>().is_none()
+            && let Some(axum::extract::ConnectInfo(remote)) =
+                req.extensions().get::<axum::extract::ConnectInfo<SocketAddr>>().copied()
+        {
+            req.extensions_mut().insert(RemoteAddr(remote));
+        }
         let shared = self.shared.clone();
         Box::pin(async move {
             // Application code runs in here (middlewares, `allow_request`, header hooks, CORS predicates):

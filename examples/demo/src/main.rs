@@ -1,4 +1,6 @@
-//! The session demo: one page, one counter per session, live in every tab of that session.
+//! The session demo: one page, one counter per session, live in every tab of that session. The page and
+//! its routes are axum handlers; the Socket.IO endpoint is mounted beside them
+//! (`Router::route_service("/socket.io/", io.service())`), sharing the session with them.
 //!
 //! - `GET /` gives the page (and a session cookie if there is none yet);
 //! - `POST /incr` increments `session.count` and emits `current count` to the session's room, so every
@@ -14,20 +16,19 @@
 //! endpoint with credentials), `--client-js PATH` (the browser client, default the npm package installed
 //! in `demo/node_modules` by `scripts/demo.sh`).
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use engineio_server::{CorsOptions, RemoteAddr};
-use http::header::{CONTENT_TYPE, SET_COOKIE};
-use http::{HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::service::Service;
-use hyper_util::rt::TokioIo;
+use axum::Router;
+use axum::extract::State;
+use axum::http::header::{CONTENT_TYPE, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::serve::ListenerExt;
+use engineio_server::CorsOptions;
 use session_bridge::{BridgeConfig, MemoryStore, SessionBridge, SessionStore, SocketSessionExt};
 use socketio_server::{Socket, SocketIo, SocketIoConfig};
 
@@ -78,77 +79,71 @@ struct App {
     client_js: PathBuf,
 }
 
-fn response(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
-    let mut res = Response::new(Full::new(body.into()));
-    *res.status_mut() = status;
-    res.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_str(content_type).expect("a content type"));
-    res
+type AppState = State<Arc<App>>;
+
+/// A route's failure (the session store is unreachable): 503 with the reason.
+struct Unavailable(String);
+
+impl IntoResponse for Unavailable {
+    fn into_response(self) -> Response {
+        (StatusCode::SERVICE_UNAVAILABLE, self.0).into_response()
+    }
 }
 
-impl App {
-    async fn handle(self: Arc<Self>, mut req: Request<Incoming>, remote: SocketAddr) -> Response<Full<Bytes>> {
-        if req.uri().path().starts_with("/socket.io/") {
-            req.extensions_mut().insert(RemoteAddr(remote));
-            return match self.io.service().call(req).await {
-                Ok(res) => res,
-                Err(never) => match never {},
-            };
-        }
-        let route = (req.method().clone(), req.uri().path().to_owned());
-        let result = match (route.0, route.1.as_str()) {
-            (Method::GET, "/") => self.page(req).await,
-            (Method::GET, "/socket.io.min.js") => self.client_js().await,
-            (Method::POST, "/incr") => self.incr(req).await,
-            (Method::POST, "/logout") => self.logout(req).await,
-            _ => Ok(response(StatusCode::NOT_FOUND, "text/plain", "Not Found")),
-        };
-        result.unwrap_or_else(|e| response(StatusCode::SERVICE_UNAVAILABLE, "text/plain", e))
+impl<E: std::fmt::Display> From<E> for Unavailable {
+    fn from(e: E) -> Self {
+        Unavailable(e.to_string())
     }
+}
 
-    async fn page(&self, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, String> {
-        let (session, cookie) = self.bridge.load_or_create(req.headers()).await.map_err(|e| e.to_string())?;
-        let count = session.get_as::<u64>("count").unwrap_or(0);
-        let mut res =
-            response(StatusCode::OK, "text/html; charset=utf-8", PAGE.replace("{{count}}", &count.to_string()));
-        if let Some(c) = cookie {
-            res.headers_mut().append(SET_COOKIE, c);
-        }
-        Ok(res)
-    }
+fn json(status: StatusCode, body: String) -> Response {
+    (status, [(CONTENT_TYPE, "application/json")], body).into_response()
+}
 
-    async fn client_js(&self) -> Result<Response<Full<Bytes>>, String> {
-        match std::fs::read(&self.client_js) {
-            Ok(js) => Ok(response(StatusCode::OK, "application/javascript", js)),
-            Err(_) => Ok(response(
-                StatusCode::NOT_FOUND,
-                "text/plain",
-                "the Socket.IO browser client is not installed: run scripts/demo.sh (npm install in examples/demo/)",
-            )),
-        }
+async fn page(State(app): AppState, headers: HeaderMap) -> Result<Response, Unavailable> {
+    let (session, cookie) = app.bridge.load_or_create(&headers).await?;
+    let count = session.get_as::<u64>("count").unwrap_or(0);
+    let html = PAGE.replace("{{count}}", &count.to_string());
+    let mut res = ([(CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response();
+    if let Some(c) = cookie {
+        res.headers_mut().append(SET_COOKIE, c);
     }
+    Ok(res)
+}
 
-    async fn incr(&self, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, String> {
-        let Some(session) = self.bridge.load(req.headers()).await.map_err(|e| e.to_string())? else {
-            return Ok(response(StatusCode::UNAUTHORIZED, "application/json", r#"{"error":"no session"}"#));
-        };
-        let count = session.get_as::<u64>("count").unwrap_or(0) + 1;
-        session.set("count", count);
-        session.save().await.map_err(|e| e.to_string())?;
-        let _ = self.io.to(session.id()).emit("current count", count);
-        Ok(response(StatusCode::OK, "application/json", format!(r#"{{"count":{count}}}"#)))
+async fn client_js(State(app): AppState) -> Response {
+    match tokio::fs::read(&app.client_js).await {
+        Ok(js) => ([(CONTENT_TYPE, "application/javascript")], js).into_response(),
+        Err(_) => (
+            StatusCode::NOT_FOUND,
+            "the Socket.IO browser client is not installed: run scripts/demo.sh (npm install in examples/demo/)",
+        )
+            .into_response(),
     }
+}
 
-    async fn logout(&self, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, String> {
-        let Some(sid) = self.bridge.session_id(req.headers()) else {
-            return Ok(response(StatusCode::UNAUTHORIZED, "application/json", r#"{"error":"no session"}"#));
-        };
-        self.bridge.logout(&self.io.of("/"), &sid).await.map_err(|e| e.to_string())?;
-        let mut res = response(StatusCode::OK, "application/json", r#"{"ok":true}"#);
-        let name = &self.bridge.config().cookie.name;
-        let clear = format!("{name}=; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly");
-        res.headers_mut().append(SET_COOKIE, HeaderValue::from_str(&clear).expect("a valid cookie"));
-        Ok(res)
-    }
+async fn incr(State(app): AppState, headers: HeaderMap) -> Result<Response, Unavailable> {
+    let Some(session) = app.bridge.load(&headers).await? else {
+        return Ok(json(StatusCode::UNAUTHORIZED, r#"{"error":"no session"}"#.into()));
+    };
+    let count = session.get_as::<u64>("count").unwrap_or(0) + 1;
+    session.set("count", count);
+    session.save().await?;
+    // Every tab of this session: its sockets are in the room named by the session id.
+    let _ = app.io.to(session.id()).emit("current count", count);
+    Ok(json(StatusCode::OK, format!(r#"{{"count":{count}}}"#)))
+}
+
+async fn logout(State(app): AppState, headers: HeaderMap) -> Result<Response, Unavailable> {
+    let Some(sid) = app.bridge.session_id(&headers) else {
+        return Ok(json(StatusCode::UNAUTHORIZED, r#"{"error":"no session"}"#.into()));
+    };
+    app.bridge.logout(&app.io.of("/"), &sid).await?;
+    let mut res = json(StatusCode::OK, r#"{"ok":true}"#.into());
+    let name = &app.bridge.config().cookie.name;
+    let clear = format!("{name}=; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly");
+    res.headers_mut().append(SET_COOKIE, HeaderValue::from_str(&clear)?);
+    Ok(res)
 }
 
 /// jemalloc with a background purge (see .cargo/config.toml): the server's memory goes back down once
@@ -182,25 +177,23 @@ fn main() {
             }
         });
 
-        let app = Arc::new(App { io, bridge, client_js: o.client_js.clone() });
+        // The Socket.IO endpoint mounted beside the application's own routes.
+        let app = Arc::new(App { io: io.clone(), bridge, client_js: o.client_js.clone() });
+        let routes = Router::new()
+            .route("/", get(page))
+            .route("/socket.io.min.js", get(client_js))
+            .route("/incr", post(incr))
+            .route("/logout", post(logout))
+            .route_service("/socket.io/", io.service())
+            .with_state(app);
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], o.port))).await.expect("bind");
         let addr = listener.local_addr().expect("a local address");
         let store_name = if o.redis.is_some() { "Redis" } else { "memory" };
         println!("listening on http://localhost:{} (sessions in {store_name})", addr.port());
-        loop {
-            let Ok((stream, remote)) = listener.accept().await else { continue };
-            let _ = stream.set_nodelay(true);
-            let app = app.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req| {
-                    let app = app.clone();
-                    async move { Ok::<_, Infallible>(app.handle(req, remote).await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .with_upgrades()
-                    .await;
-            });
-        }
+        // Small realtime frames go out at once (no Nagle delay).
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        axum::serve(listener, routes.into_make_service_with_connect_info::<SocketAddr>()).await.expect("serve");
     });
 }

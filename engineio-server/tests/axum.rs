@@ -1,0 +1,48 @@
+//! The endpoint mounted in axum beside the application's routes, with the client's address taken from
+//! axum's `ConnectInfo` (the `axum` feature, which the workspace's demo turns on, so `cargo test
+//! --workspace` runs this file).
+#![cfg(feature = "axum")]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::routing::get;
+use engineio_server::{Engine, EngineConfig, RemoteAddr};
+
+mod support;
+
+#[tokio::test]
+async fn mounted_in_axum_with_the_remote_address_from_connect_info() {
+    let seen: Arc<Mutex<Vec<SocketAddr>>> = Arc::default();
+    let log = seen.clone();
+    let config =
+        EngineConfig { max_sessions_per_address: Some(1), ..EngineConfig::default() }.allow_request(move |req| {
+            let log = log.clone();
+            async move {
+                if let Some(RemoteAddr(addr)) = req.extensions.get::<RemoteAddr>() {
+                    log.lock().unwrap().push(*addr);
+                }
+                Ok(())
+            }
+        });
+    let engine = Engine::new(config, support::Echo);
+    let app = Router::new().route("/hello", get(|| async { "hi" })).route_service("/engine.io/", engine.service());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
+    });
+    assert_eq!(support::get(addr, "/hello").await.text(), "hi", "the application's route");
+    let open = support::get(addr, "/engine.io/?EIO=4&transport=polling").await;
+    assert_eq!(open.status, 200);
+    assert!(open.text().starts_with("0{"), "{}", open.text());
+    assert_eq!(
+        seen.lock().unwrap().first().map(SocketAddr::ip),
+        Some(addr.ip()),
+        "the client's address reached the hook"
+    );
+    // The per-address limit counts by that address: a second session from it is refused.
+    let second = support::get(addr, "/engine.io/?EIO=4&transport=polling").await;
+    assert_eq!(second.status, 403, "{}", second.text());
+}
