@@ -4,8 +4,8 @@
 #   1. the sans-IO rule: proto crates must not depend on a runtime;
 #   2. the gates: rustfmt, clippy with warnings as errors, rustdoc with warnings as errors, the library
 #      crates without their default features, no import cycle between modules beyond the ones the design
-#      needs (scripts/module_cycles.py), and a check on the declared minimum Rust version (rust-version
-#      in Cargo.toml, installed with rustup when missing);
+#      needs (scripts/module_cycles.py), `cargo publish --dry-run` of the library crates, and a check on
+#      the declared minimum Rust version (rust-version in Cargo.toml, installed with rustup when missing);
 #   3. cargo tests of the whole workspace (unit, property, wire, doc tests);
 #   4. a short run of every fuzz target;
 #   5. interop tests with the real clients (npm engine.io-client and socket.io-client, python-socketio,
@@ -37,6 +37,9 @@ for crate in engineio-proto engineio-server socketio-proto socketio-server sessi
   cargo check -q -p "$crate" --no-default-features
 done
 python3 scripts/module_cycles.py
+
+step "gate: the library crates package and build as crates.io would take them (cargo publish --dry-run)"
+cargo publish --dry-run --workspace --allow-dirty --quiet
 
 msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
 step "gate: the libraries and programs build on the declared rust-version ($msrv)"
