@@ -31,6 +31,18 @@ impl Event {
         Value::Array(self.args.clone()).deserialize_into()
     }
 
+    /// Argument `i`, taken out of the event (left `null` in its place) and deserialized: no copy of it is
+    /// made, which matters for large or binary arguments.
+    pub fn take_arg<T: DeserializeOwned>(&mut self, i: usize) -> Result<T, serde_json::Error> {
+        self.args.get_mut(i).map(std::mem::take).unwrap_or(Value::Null).deserialize_into()
+    }
+
+    /// All arguments, taken out of the event and deserialized as one value (as [`Event::args_as`], without
+    /// copying them).
+    pub fn take_args_as<T: DeserializeOwned>(&mut self) -> Result<T, serde_json::Error> {
+        Value::Array(std::mem::take(&mut self.args)).deserialize_into()
+    }
+
     /// Whether the client asked for an acknowledgement.
     pub fn wants_ack(&self) -> bool {
         self.ack.is_some()

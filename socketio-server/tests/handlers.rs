@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Deserialize;
-use socketio_server::{DisconnectReason, Event, HandlerError, Socket, SocketIo};
+use socketio_server::{DisconnectReason, Event, HandlerError, Socket, SocketIo, Value};
 
 mod support;
 use support::*;
@@ -182,4 +182,27 @@ async fn application_state_is_reached_from_a_handler() {
     send(&mut ws, r#"422["hit"]"#).await;
     assert_eq!(next_text(&mut ws).await, "432[2]");
     assert_eq!(io.state::<Hits>().unwrap().0.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn arguments_are_taken_without_copies() {
+    #[derive(Deserialize)]
+    struct Chat {
+        room: String,
+        text: String,
+    }
+    let io = SocketIo::default();
+    io.on_connection(|socket: Socket| async move {
+        socket.on("chat", |s: Socket, mut ev: Event| async move {
+            let chat: Chat = ev.take_arg(0)?;
+            let (n, flag): (u32, bool) = Event::take_args_as(&mut ev).map(|(_, n, f): (Value, u32, bool)| (n, f))?;
+            assert_eq!(ev.args, Vec::<Value>::new(), "taken, not copied");
+            s.emit("chat-back", (chat.room, chat.text, n, flag))?;
+            Ok::<(), HandlerError>(())
+        });
+    });
+    let (addr, _) = io.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let (mut ws, _) = joined(addr, "").await;
+    send(&mut ws, r#"42["chat",{"room":"r1","text":"hi"},7,true]"#).await;
+    assert_eq!(next_text(&mut ws).await, r#"42["chat-back","r1","hi",7,true]"#);
 }
