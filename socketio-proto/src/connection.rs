@@ -425,21 +425,13 @@ impl Connection {
     /// The next frames to send on the Engine.IO session (each with `Session::send`, in order).
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Frames> {
-        let next = self.transmits.pop_front();
-        if next.is_none() && self.transmits.capacity() > 0 {
-            self.transmits = VecDeque::new();
-        }
-        next
+        pop_or_release(&mut self.transmits)
     }
 
     /// The next event for the application.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<ConnectionEvent> {
-        let next = self.events.pop_front();
-        if next.is_none() && self.events.capacity() > 0 {
-            self.events = VecDeque::new();
-        }
-        next
+        pop_or_release(&mut self.events)
     }
 
     fn check_state(&self, nsp: &str, wanted: NsState) -> Result<(), ConnectionError> {
@@ -469,4 +461,13 @@ impl Connection {
         self.handle_closed();
         self.push_event(ConnectionEvent::Close(cause));
     }
+}
+
+/// The next item of a queue; a drained queue gives its room back (idle connections keep none).
+fn pop_or_release<T>(queue: &mut VecDeque<T>) -> Option<T> {
+    let next = queue.pop_front();
+    if next.is_none() && queue.capacity() > 0 {
+        *queue = VecDeque::new();
+    }
+    next
 }

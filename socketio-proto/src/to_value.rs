@@ -39,8 +39,12 @@ pub fn to_args<T: Serialize + ?Sized>(value: &T) -> Result<Vec<Value>, Error> {
 #[derive(Debug, Clone, Copy)]
 pub struct ValueSerializer;
 
-fn number(n: impl Into<serde_json::Number>) -> Value {
-    Value::Number(n.into())
+macro_rules! integers_to_numbers {
+    ($($method:ident: $t:ty),*) => {$(
+        fn $method(self, v: $t) -> Result<Value, Error> {
+            Ok(Value::Number(v.into()))
+        }
+    )*};
 }
 
 impl ser::Serializer for ValueSerializer {
@@ -57,30 +61,8 @@ impl ser::Serializer for ValueSerializer {
     fn serialize_bool(self, v: bool) -> Result<Value, Error> {
         Ok(Value::Bool(v))
     }
-    fn serialize_i8(self, v: i8) -> Result<Value, Error> {
-        Ok(number(v))
-    }
-    fn serialize_i16(self, v: i16) -> Result<Value, Error> {
-        Ok(number(v))
-    }
-    fn serialize_i32(self, v: i32) -> Result<Value, Error> {
-        Ok(number(v))
-    }
-    fn serialize_i64(self, v: i64) -> Result<Value, Error> {
-        Ok(number(v))
-    }
-    fn serialize_u8(self, v: u8) -> Result<Value, Error> {
-        Ok(number(v))
-    }
-    fn serialize_u16(self, v: u16) -> Result<Value, Error> {
-        Ok(number(v))
-    }
-    fn serialize_u32(self, v: u32) -> Result<Value, Error> {
-        Ok(number(v))
-    }
-    fn serialize_u64(self, v: u64) -> Result<Value, Error> {
-        Ok(number(v))
-    }
+    integers_to_numbers!(serialize_i8: i8, serialize_i16: i16, serialize_i32: i32, serialize_i64: i64,
+        serialize_u8: u8, serialize_u16: u16, serialize_u32: u32, serialize_u64: u64);
     fn serialize_f32(self, v: f32) -> Result<Value, Error> {
         self.serialize_f64(f64::from(v))
     }

@@ -128,11 +128,7 @@ impl Socket {
         Fut: Future + Send + 'static,
         Fut::Output: HandlerResult,
     {
-        let h: DisconnectHandler = Arc::new(move |s: Socket, r| {
-            let on_error = on_error::<Fut::Output>(&s, || "disconnecting".into());
-            report((handler.clone())(s, r), on_error)
-        });
-        self.listeners().disconnecting.push(h);
+        self.listeners().disconnecting.push(disconnect_handler(handler, "disconnecting"));
     }
 
     /// Runs when the socket has disconnected.
@@ -142,14 +138,23 @@ impl Socket {
         Fut: Future + Send + 'static,
         Fut::Output: HandlerResult,
     {
-        let h: DisconnectHandler = Arc::new(move |s: Socket, r| {
-            let on_error = on_error::<Fut::Output>(&s, || "disconnect".into());
-            report((handler.clone())(s, r), on_error)
-        });
-        self.listeners().disconnect.push(h);
+        self.listeners().disconnect.push(disconnect_handler(handler, "disconnect"));
     }
 
     pub(crate) fn listeners(&self) -> std::sync::RwLockWriteGuard<'_, Listeners> {
         self.inner.listeners.write().expect("poisoned")
     }
+}
+
+/// A `disconnecting` or `disconnect` handler, cloned per call, its errors reported as event `what`.
+fn disconnect_handler<F, Fut>(handler: F, what: &'static str) -> DisconnectHandler
+where
+    F: FnOnce(Socket, DisconnectReason) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: HandlerResult,
+{
+    Arc::new(move |s: Socket, r| {
+        let on_error = on_error::<Fut::Output>(&s, || what.into());
+        report((handler.clone())(s, r), on_error)
+    })
 }

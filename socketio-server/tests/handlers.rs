@@ -3,7 +3,6 @@
 //! reached from a socket.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use serde::Deserialize;
 use socketio_server::{DisconnectReason, Event, HandlerError, Socket, SocketIo, Value};
@@ -61,16 +60,6 @@ async fn joined(addr: std::net::SocketAddr, auth: &str) -> (Ws, String) {
     let reply = next_text(&mut ws).await;
     let sid = reply.split('"').nth(3).expect("a sid in the reply").to_owned();
     (ws, sid)
-}
-
-async fn eventually(mut f: impl FnMut() -> bool) {
-    for _ in 0..250 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("condition not met in 5 s");
 }
 
 #[tokio::test]

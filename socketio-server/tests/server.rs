@@ -8,6 +8,9 @@ use futures_util::{SinkExt, StreamExt};
 use socketio_server::{DisconnectReason, RecoveryConfig, Socket, SocketIo, SocketIoConfig};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
+mod support;
+use support::eventually;
+
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(addr: std::net::SocketAddr, nsp_connect: &str) -> Ws {
@@ -37,16 +40,6 @@ async fn closed(ws: &mut Ws) {
             Some(Ok(_)) => {}
         }
     }
-}
-
-async fn eventually(mut f: impl FnMut() -> bool) {
-    for _ in 0..250 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("condition not met in 5 s");
 }
 
 #[tokio::test]

@@ -130,3 +130,14 @@ pub async fn http(addr: std::net::SocketAddr, method: &str, path: &str, body: &s
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
     (status, body.to_owned())
 }
+
+/// Waits (at most 5 s) until `f` holds: for effects that happen on other tasks.
+pub async fn eventually(mut f: impl FnMut() -> bool) {
+    for _ in 0..250 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("condition not met in 5 s");
+}
