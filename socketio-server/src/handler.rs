@@ -19,6 +19,11 @@
 //!
 //! A handler's future may end with `()` or with a `Result`; an error goes to the server's error hook
 //! ([`crate::SocketIo::on_handler_error`]), with the socket and the event it handled.
+//!
+//! The policy for emits: `emit` returns a `Result`, because its failures are facts the application may
+//! want (a reserved name, a client too slow to take its data, a socket gone, arguments that do not
+//! serialize). In a handler that returns a `Result`, `?` sends them to the error hook; write `let _ =` only
+//! where dropping them is the intent (a best-effort notification).
 
 use std::future::Future;
 use std::sync::Arc;
