@@ -211,7 +211,8 @@ fn kind_of(n: u64) -> PacketType {
 }
 
 /// A decoded packet in the harness's SioPacket shape. A binary type is reported as EVENT / ACK, as the
-/// reference does once the attachments are in place (our `Packet::kind` may be either, by design).
+/// reference does once the attachments are in place (our decoders already give the plain type; a packet
+/// built by hand may carry either).
 pub(crate) fn sio_packet_json(p: &Packet) -> Json {
     let kind = match p.kind {
         PacketType::BinaryEvent => PacketType::Event,
