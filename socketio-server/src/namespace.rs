@@ -81,6 +81,10 @@ impl Handlers {
     }
 }
 
+/// How long a server-side emit waits for the other servers' answers unless told otherwise (the default
+/// `requestsTimeout` of `@socket.io/redis-adapter`).
+pub const SERVER_ACK_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The server's namespaces by name. A child namespace holds it weakly to remove itself when it empties.
 pub(crate) type Namespaces = RwLock<HashMap<String, Namespace>>;
 
@@ -301,19 +305,29 @@ impl Namespace {
         self.inner.adapter.server_side_emit(all, None).await.map(|_| ()).map_err(|e| EmitError::Adapter(e.0))
     }
 
-    /// Emits to the other servers and waits (at most `timeout`) for one answer from each.
-    pub async fn server_side_emit_with_ack(
+    /// Emits to the other servers and waits for one answer from each (the value their
+    /// [`Namespace::on_server_event`] handler acknowledged with), as the reference's
+    /// `serverSideEmitWithAck`: at most [`SERVER_ACK_TIMEOUT`], or the time given with
+    /// `namespace.timeout(d).server_side_emit_with_ack(..)`.
+    pub async fn server_side_emit_with_ack(&self, event: &str, args: impl IntoArgs) -> Result<Vec<Value>, AckError> {
+        self.server_side_emit_with_ack_within(event, args, SERVER_ACK_TIMEOUT).await
+    }
+
+    pub(crate) async fn server_side_emit_with_ack_within(
         &self,
         event: &str,
         args: impl IntoArgs,
         timeout: Duration,
-    ) -> Result<Vec<Vec<Value>>, AckError> {
+    ) -> Result<Vec<Value>, AckError> {
         let mut all = vec![Value::from(event)];
         all.extend(args.into_args().map_err(EmitError::from)?);
-        self.inner.adapter.server_side_emit(all, Some(timeout)).await.map_err(|e| match e.0.as_str() {
-            "timeout" => AckError::Timeout,
-            _ => AckError::Emit(EmitError::Adapter(e.0)),
-        })
+        let responses =
+            self.inner.adapter.server_side_emit(all, Some(timeout)).await.map_err(|e| match e.0.as_str() {
+                "timeout" => AckError::Timeout,
+                _ => AckError::Emit(EmitError::Adapter(e.0)),
+            })?;
+        // Each server's answer is the first value it acknowledged with, as in the reference.
+        Ok(responses.into_iter().map(|r| r.into_iter().next().unwrap_or(Value::Null)).collect())
     }
 
     /// The rooms that have local sockets.

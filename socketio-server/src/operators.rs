@@ -114,6 +114,13 @@ impl BroadcastOperator {
         next
     }
 
+    /// Emits to the other servers and waits for one answer from each, at most this operator's timeout
+    /// (else [`crate::namespace::SERVER_ACK_TIMEOUT`]); see [`Namespace::server_side_emit_with_ack`].
+    pub async fn server_side_emit_with_ack(&self, event: &str, args: impl IntoArgs) -> Result<Vec<Value>, AckError> {
+        let timeout = self.opts.flags.timeout.unwrap_or(crate::namespace::SERVER_ACK_TIMEOUT);
+        self.ns.server_side_emit_with_ack_within(event, args, timeout).await
+    }
+
     /// The targets and flags.
     pub fn options(&self) -> &BroadcastOptions {
         &self.opts

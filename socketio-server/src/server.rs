@@ -14,7 +14,7 @@ use socketio_proto::Value;
 use crate::adapter::AdapterFactory;
 use crate::client::Client;
 use crate::config::SocketIoConfig;
-use crate::event::{EmitError, IntoArgs};
+use crate::event::{AckError, EmitError, IntoArgs};
 use crate::handler::{ErrorHook, HandlerError, HandlerResult};
 use crate::namespace::{ConnectError, Namespace, Namespaces, ParentInner, ParentNamespace};
 use crate::operators::{BroadcastOperator, IntoRooms, RemoteSocket};
@@ -290,6 +290,12 @@ impl SocketIo {
     /// Emits to the other servers of the cluster.
     pub async fn server_side_emit(&self, event: &str, args: impl IntoArgs) -> Result<(), EmitError> {
         self.of("/").server_side_emit(event, args).await
+    }
+
+    /// Emits to the other servers of the cluster on the main namespace and waits for one answer from each
+    /// (see [`Namespace::server_side_emit_with_ack`]).
+    pub async fn server_side_emit_with_ack(&self, event: &str, args: impl IntoArgs) -> Result<Vec<Value>, AckError> {
+        self.of("/").server_side_emit_with_ack(event, args).await
     }
 
     /// Closes the server: it stops accepting connections, every socket disconnects with "server shutting

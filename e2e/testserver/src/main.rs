@@ -65,8 +65,9 @@ fn register(io: &SocketIo, socket: &Socket, name: &str) {
     });
     socket.on("server-side-emit", |s, mut ev: Event| async move {
         let ms: u64 = ev.arg(0).unwrap_or(1000);
-        let v = match s.namespace().server_side_emit_with_ack("ping-node", (), Duration::from_millis(ms)).await {
-            Ok(answers) => serde_json::json!({ "answers": responses_json(answers) }),
+        let v = match s.namespace().timeout(Duration::from_millis(ms)).server_side_emit_with_ack("ping-node", ()).await
+        {
+            Ok(answers) => serde_json::json!({ "answers": answers_json(answers) }),
             Err(e) => serde_json::json!({ "err": e.to_string() }),
         };
         ev.ack(v);
@@ -194,6 +195,11 @@ fn register(io: &SocketIo, socket: &Socket, name: &str) {
 
 fn responses_json(responses: Vec<Vec<Value>>) -> serde_json::Value {
     serde_json::Value::Array(responses.into_iter().map(|r| Value::Array(r).into_json()).collect())
+}
+
+/// Each server's answer as a one-element list, the shape the cluster tests compare across Node and Rust.
+fn answers_json(answers: Vec<Value>) -> serde_json::Value {
+    serde_json::Value::Array(answers.into_iter().map(|a| serde_json::json!([a.into_json()])).collect())
 }
 
 fn main() {
