@@ -148,10 +148,11 @@ fn packets(r: &Json) -> &[Json] {
     r["packets"].as_array().map_or(&[], Vec::as_slice)
 }
 
-/// The deepest nesting of brackets outside strings.
-fn json_depth(s: &str) -> usize {
-    let (mut depth, mut max, mut in_str, mut esc) = (0usize, 0usize, false, false);
-    for c in s.chars() {
+/// The characters of JSON text outside string literals (each string's opening quote included, so that it
+/// still separates what comes before it from what follows).
+fn outside_strings(s: &str) -> impl Iterator<Item = char> + '_ {
+    let (mut in_str, mut esc) = (false, false);
+    s.chars().filter(move |&c| {
         if in_str {
             match (esc, c) {
                 (true, _) => esc = false,
@@ -159,10 +160,18 @@ fn json_depth(s: &str) -> usize {
                 (false, '"') => in_str = false,
                 _ => {}
             }
-            continue;
+            return false;
         }
+        in_str = c == '"';
+        true
+    })
+}
+
+/// The deepest nesting of brackets outside strings.
+fn json_depth(s: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    for c in outside_strings(s) {
         match c {
-            '"' => in_str = true,
             '[' | '{' => {
                 depth += 1;
                 max = max.max(depth);
@@ -176,33 +185,17 @@ fn json_depth(s: &str) -> usize {
 
 /// Whether a number literal outside strings overflows a double (JavaScript reads it as Infinity).
 fn has_infinite_number(s: &str) -> bool {
-    let mut in_str = false;
-    let mut esc = false;
     let mut token = String::new();
     let check = |tok: &mut String| {
         let inf = !tok.is_empty() && tok.parse::<f64>().is_ok_and(f64::is_infinite);
         tok.clear();
         inf
     };
-    for c in s.chars() {
-        if in_str {
-            match (esc, c) {
-                (true, _) => esc = false,
-                (false, '\\') => esc = true,
-                (false, '"') => in_str = false,
-                _ => {}
-            }
-            continue;
-        }
+    for c in outside_strings(s) {
         if c.is_ascii_digit() || matches!(c, '-' | '+' | '.' | 'e' | 'E') {
             token.push(c);
-            continue;
-        }
-        if check(&mut token) {
+        } else if check(&mut token) {
             return true;
-        }
-        if c == '"' {
-            in_str = true;
         }
     }
     check(&mut token)
@@ -633,5 +626,20 @@ mod tests {
         assert!(has_infinite_number("[\"a\",1e400]"));
         assert!(!has_infinite_number("[\"1e400\",1e300]"));
         assert_eq!(json_depth("[[\"]]]]\"],{}]"), 2);
+    }
+}
+
+#[cfg(test)]
+mod scan_tests {
+    use super::*;
+
+    #[test]
+    fn strings_hide_brackets_and_numbers() {
+        assert_eq!(json_depth(r#"[{"a":"[[[{"},[[1]]]"#), 3);
+        assert_eq!(json_depth(r#""\"[[" "#), 0);
+        assert!(has_infinite_number("[1e400]"));
+        assert!(!has_infinite_number(r#"["1e400",1]"#));
+        assert!(has_infinite_number(r#"{"x\"":-1e999}"#));
+        assert!(!has_infinite_number("[1e300,2]"));
     }
 }
