@@ -13,7 +13,7 @@ CRATES = ["engineio-proto", "engineio-server", "socketio-proto", "socketio-serve
 # (held by a socket's listeners, called with the socket) on top of it.
 ALLOWED = {
     "socketio-server": [
-        {"adapter", "client", "emit", "handler", "listeners", "namespace", "operators", "server", "socket"}
+        {"adapter", "client", "emit", "extract", "handler", "listeners", "namespace", "operators", "server", "socket"}
     ],
 }
 

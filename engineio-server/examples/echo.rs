@@ -77,10 +77,11 @@ fn main() {
             "--no-upgrades" => config.allow_upgrades = false,
             "--per-message-deflate" => config.per_message_deflate = Some(Default::default()),
             "--deflate-no-context-takeover" => {
-                config.per_message_deflate = Some(engineio_server::PerMessageDeflate {
-                    server_no_context_takeover: true,
-                    client_no_context_takeover: true,
-                    ..Default::default()
+                config.per_message_deflate = Some({
+                    let mut c = engineio_server::PerMessageDeflate::default();
+                    c.server_no_context_takeover = true;
+                    c.client_no_context_takeover = true;
+                    c
                 })
             }
             "--initial-packet" => config.initial_packet = Some(args.next().expect("--initial-packet TEXT").into()),
@@ -99,7 +100,7 @@ fn main() {
             "--cookie-domain" => config.cookie.get_or_insert_with(CookieOptions::default).domain = args.next(),
             "--require-token" => {
                 let token = format!("token={}", args.next().expect("--require-token T"));
-                config = config.allow_request(move |req| {
+                config.allow_request(move |req| {
                     let ok = req.uri.query().is_some_and(|q| q.split('&').any(|p| p == token));
                     async move { if ok { Ok(()) } else { Err("invalid token".to_owned()) } }
                 });
@@ -108,7 +109,7 @@ fn main() {
             "--set-cookie" => {
                 let value =
                     http::HeaderValue::from_str(&args.next().expect("--set-cookie TEXT")).expect("a header value");
-                config = config.headers(move |headers, _req| {
+                config.headers(move |headers, _req| {
                     headers.append(http::header::SET_COOKIE, value.clone());
                 });
             }

@@ -36,10 +36,10 @@ pub trait Middleware: Send + Sync + 'static {
 /// use engineio_server::{BoxError, EngineConfig};
 /// use engineio_server::http::{HeaderMap, request};
 ///
-/// let config = EngineConfig::default().middleware(|req: &mut request::Parts, _: &mut HeaderMap| -> Result<(), BoxError> {
+/// let mut config = EngineConfig::default();
+/// config.middleware(|req: &mut request::Parts, _: &mut HeaderMap| -> Result<(), BoxError> {
 ///     if req.headers.contains_key("x-api-key") { Ok(()) } else { Err("no api key".into()) }
 /// });
-/// # let _ = config;
 /// ```
 impl<F> Middleware for F
 where
@@ -82,6 +82,7 @@ pub struct ConnectionError<'a> {
 
 /// Compression of long-polling response bodies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HttpCompression {
     /// Bodies shorter than this are sent as they are (default 1024).
     pub threshold: usize,
@@ -101,6 +102,7 @@ impl Default for HttpCompression {
 /// them itself (RFC 7692 lets a server add both to its response): the contexts are then dropped after each
 /// message, for a lower compression ratio on similar messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PerMessageDeflate {
     /// Messages shorter than this are sent uncompressed (default 1024, as the reference).
     pub threshold: usize,
@@ -118,9 +120,28 @@ impl Default for PerMessageDeflate {
     }
 }
 
-/// Options of the Engine.IO server. Start from [`EngineConfig::default`], set the fields, and install the
-/// hooks with their consuming setters ([`EngineConfig::allow_request`], [`EngineConfig::headers`], ...).
+/// Options of the Engine.IO server, in one style: start from [`EngineConfig::default`], assign the values
+/// (public fields), and install the hooks (closures) with their methods, which take `&mut self`:
+///
+/// ```
+/// use std::time::Duration;
+/// use engineio_server::EngineConfig;
+///
+/// let mut config = EngineConfig::default();
+/// config.ping_interval = Duration::from_secs(10);
+/// config.max_sessions = Some(10_000);
+/// config
+///     .allow_request(|req| async move {
+///         if req.headers.contains_key("x-token") { Ok(()) } else { Err("no token".into()) }
+///     })
+///     .headers(|headers, _req| {
+///         headers.insert("x-served-by", "engineio".parse().unwrap());
+///     });
+/// ```
+///
+/// The struct is `#[non_exhaustive]`: new options can come without breaking code written this way.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct EngineConfig {
     /// Time between pings (default 25 000 ms).
     pub ping_interval: Duration,
@@ -156,18 +177,18 @@ pub struct EngineConfig {
     pub cookie: Option<CookieOptions>,
     /// CORS and the Origin check (off by default).
     pub cors: Option<CorsOptions>,
-    /// Asynchronous check of every handshake, after the protocol checks.
-    pub allow_request: Option<AllowRequest>,
-    /// Headers added to the handshake response (polling handshake and WebSocket 101).
-    pub initial_headers: Option<HeadersHook>,
-    /// Headers added to every polling response and to every WebSocket 101.
-    pub headers: Option<HeadersHook>,
-    /// Request middlewares, in order.
-    pub middlewares: Vec<Arc<dyn Middleware>>,
-    /// Session ID generator (default: 15 random bytes from the OS-seeded CSPRNG, URL-safe base64).
-    pub generate_id: Option<GenerateId>,
-    /// Called for every refused request.
-    pub on_connection_error: Option<ConnectionErrorHook>,
+    /// Set by [`EngineConfig::allow_request`].
+    pub(crate) allow_request: Option<AllowRequest>,
+    /// Set by [`EngineConfig::initial_headers`].
+    pub(crate) initial_headers: Option<HeadersHook>,
+    /// Set by [`EngineConfig::headers`].
+    pub(crate) headers: Option<HeadersHook>,
+    /// Added to by [`EngineConfig::middleware`].
+    pub(crate) middlewares: Vec<Arc<dyn Middleware>>,
+    /// Set by [`EngineConfig::generate_id`].
+    pub(crate) generate_id: Option<GenerateId>,
+    /// Set by [`EngineConfig::on_connection_error`].
+    pub(crate) on_connection_error: Option<ConnectionErrorHook>,
     /// Most commands (outgoing frames) queued for one session before `send` reports it full (default 1024).
     pub max_queued_commands: usize,
     /// Most frames held for a long-polling client between its requests; past it the session closes with
@@ -238,8 +259,10 @@ impl std::fmt::Debug for EngineConfig {
 }
 
 impl EngineConfig {
-    /// Sets `allow_request` from an async function of the handshake request.
-    pub fn allow_request<F, Fut>(mut self, f: F) -> Self
+    /// Checks every handshake, after the protocol checks, with an async function of its request:
+    /// `Err(message)` refuses it with code 4 ("Forbidden") and that message, as the reference's
+    /// `allowRequest`.
+    pub fn allow_request<F, Fut>(&mut self, f: F) -> &mut Self
     where
         F: Fn(Arc<request::Parts>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), String>> + Send + 'static,
@@ -248,26 +271,39 @@ impl EngineConfig {
         self
     }
 
-    /// Sets the `initial_headers` hook.
-    pub fn initial_headers(mut self, f: impl Fn(&mut HeaderMap, &request::Parts) + Send + Sync + 'static) -> Self {
+    /// Adds headers to the handshake response (polling handshake and WebSocket 101), as the reference's
+    /// `initial_headers` event.
+    pub fn initial_headers(
+        &mut self,
+        f: impl Fn(&mut HeaderMap, &request::Parts) + Send + Sync + 'static,
+    ) -> &mut Self {
         self.initial_headers = Some(Arc::new(f));
         self
     }
 
-    /// Sets the `headers` hook.
-    pub fn headers(mut self, f: impl Fn(&mut HeaderMap, &request::Parts) + Send + Sync + 'static) -> Self {
+    /// Adds headers to every polling response and to every WebSocket 101, as the reference's `headers`
+    /// event.
+    pub fn headers(&mut self, f: impl Fn(&mut HeaderMap, &request::Parts) + Send + Sync + 'static) -> &mut Self {
         self.headers = Some(Arc::new(f));
         self
     }
 
-    /// Appends a request middleware.
-    pub fn middleware(mut self, m: impl Middleware) -> Self {
+    /// Appends a request middleware (a [`Middleware`], or a plain closure of the request and the response
+    /// headers); middlewares run in the order they were added.
+    pub fn middleware(&mut self, m: impl Middleware) -> &mut Self {
         self.middlewares.push(Arc::new(m));
         self
     }
 
-    /// Sets the `connection_error` observer.
-    pub fn on_connection_error(mut self, f: impl Fn(&ConnectionError<'_>) + Send + Sync + 'static) -> Self {
+    /// Generates session IDs (called once per handshake) instead of the default: 15 random bytes from the
+    /// OS-seeded CSPRNG, URL-safe base64.
+    pub fn generate_id(&mut self, f: impl Fn(&request::Parts) -> String + Send + Sync + 'static) -> &mut Self {
+        self.generate_id = Some(Arc::new(f));
+        self
+    }
+
+    /// Observes every refused request, as the reference's `connection_error` event.
+    pub fn on_connection_error(&mut self, f: impl Fn(&ConnectionError<'_>) + Send + Sync + 'static) -> &mut Self {
         self.on_connection_error = Some(Arc::new(f));
         self
     }

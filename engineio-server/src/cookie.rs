@@ -12,6 +12,7 @@ pub use cookie::SameSite;
 
 /// Every attribute of the `io` cookie.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CookieOptions {
     /// The cookie name (default `io`).
     pub name: String,

@@ -40,6 +40,7 @@ impl std::fmt::Debug for CorsOrigin {
 
 /// CORS settings; the defaults are the `cors` package's.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct CorsOptions {
     /// Allowed origins.
     pub origin: CorsOrigin,

@@ -16,16 +16,17 @@ mod support;
 async fn mounted_in_axum_with_the_remote_address_from_connect_info() {
     let seen: Arc<Mutex<Vec<SocketAddr>>> = Arc::default();
     let log = seen.clone();
-    let config =
-        EngineConfig { max_sessions_per_address: Some(1), ..EngineConfig::default() }.allow_request(move |req| {
-            let log = log.clone();
-            async move {
-                if let Some(RemoteAddr(addr)) = req.extensions.get::<RemoteAddr>() {
-                    log.lock().unwrap().push(*addr);
-                }
-                Ok(())
+    let mut config = EngineConfig::default();
+    config.max_sessions_per_address = Some(1);
+    config.allow_request(move |req| {
+        let log = log.clone();
+        async move {
+            if let Some(RemoteAddr(addr)) = req.extensions.get::<RemoteAddr>() {
+                log.lock().unwrap().push(*addr);
             }
-        });
+            Ok(())
+        }
+    });
     let engine = Engine::new(config, support::Echo);
     let app = Router::new().route("/hello", get(|| async { "hi" })).route_service("/engine.io/", engine.service());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -110,10 +110,11 @@ impl Client {
 }
 
 fn deflate_config(max: usize) -> EngineConfig {
-    EngineConfig {
-        per_message_deflate: Some(PerMessageDeflate::default()),
-        max_http_buffer_size: max,
-        ..EngineConfig::default()
+    {
+        let mut c = EngineConfig::default();
+        c.per_message_deflate = Some(PerMessageDeflate::default());
+        c.max_http_buffer_size = max;
+        c
     }
 }
 
@@ -156,13 +157,15 @@ async fn compressed_messages_both_ways() {
 
 #[tokio::test]
 async fn the_server_can_ask_for_no_context_takeover_both_ways() {
-    let config = EngineConfig {
-        per_message_deflate: Some(PerMessageDeflate {
-            server_no_context_takeover: true,
-            client_no_context_takeover: true,
-            ..PerMessageDeflate::default()
-        }),
-        ..EngineConfig::default()
+    let config = {
+        let mut c = EngineConfig::default();
+        c.per_message_deflate = Some({
+            let mut c = PerMessageDeflate::default();
+            c.server_no_context_takeover = true;
+            c.client_no_context_takeover = true;
+            c
+        });
+        c
     };
     let server = start(config).await;
     // The offer asks for neither; the response adds both.

@@ -186,21 +186,20 @@ async fn a_panicking_handler_closes_its_session_and_the_server_goes_on() {
 
 #[tokio::test]
 async fn panicking_hooks_answer_500_and_leak_no_session_slot() {
-    let config = EngineConfig {
-        max_sessions: Some(3),
-        generate_id: Some(std::sync::Arc::new(|req: &http::request::Parts| {
+    let mut config = suite_config();
+    config.max_sessions = Some(3);
+    config
+        .generate_id(|req: &http::request::Parts| {
             if req.uri.query().is_some_and(|q| q.contains("bad-id")) {
                 panic!("a bug in generate_id");
             }
             engineio_server::proto::handshake::sid_from_bytes(rand_bytes())
-        })),
-        headers: Some(std::sync::Arc::new(|_: &mut http::HeaderMap, req: &http::request::Parts| {
+        })
+        .headers(|_: &mut http::HeaderMap, req: &http::request::Parts| {
             if req.uri.query().is_some_and(|q| q.contains("bad-header")) {
                 panic!("a bug in a headers hook");
             }
-        })),
-        ..suite_config()
-    };
+        });
     let server = start(config).await;
     for _ in 0..5 {
         let res = support::get(server.addr, "/engine.io/?EIO=4&transport=polling&bad-id").await;
@@ -227,14 +226,14 @@ fn rand_bytes() -> [u8; 15] {
 async fn a_plain_closure_is_a_middleware() {
     use engineio_server::BoxError;
     use engineio_server::http::{HeaderMap, HeaderValue, request};
-    let config =
-        suite_config().middleware(|req: &mut request::Parts, headers: &mut HeaderMap| -> Result<(), BoxError> {
-            if req.headers.get("x-api-key").is_none_or(|k| k != "k1") {
-                return Err("no api key".into());
-            }
-            headers.insert("x-checked", HeaderValue::from_static("yes"));
-            Ok(())
-        });
+    let mut config = suite_config();
+    config.middleware(|req: &mut request::Parts, headers: &mut HeaderMap| -> Result<(), BoxError> {
+        if req.headers.get("x-api-key").is_none_or(|k| k != "k1") {
+            return Err("no api key".into());
+        }
+        headers.insert("x-checked", HeaderValue::from_static("yes"));
+        Ok(())
+    });
     let server = start(config).await;
     let refused = support::get(server.addr, "/engine.io/?EIO=4&transport=polling").await;
     assert_eq!(refused.status, 400);

@@ -294,7 +294,7 @@ fn random_sid() -> String {
 #[tokio::test]
 async fn a_post_declaring_more_than_the_limit_gets_413_before_its_body_is_sent() {
     bounded(async {
-        let config = EngineConfig { max_http_buffer_size: 1000, ..EngineConfig::default() };
+        let config = { let mut c = EngineConfig::default(); c.max_http_buffer_size = 1000; c };
         let server = start(config).await;
         let (sid, _) = handshake(server.addr).await;
         let mut stream = TcpStream::connect(server.addr).await.unwrap();
@@ -331,7 +331,7 @@ async fn a_post_declaring_more_than_the_limit_gets_413_before_its_body_is_sent()
 async fn an_endless_chunked_post_gets_413_while_still_being_written_and_is_not_read_further() {
     bounded(async {
         const MAX: usize = 64 * 1024;
-        let config = EngineConfig { max_http_buffer_size: MAX, ..EngineConfig::default() };
+        let config = { let mut c = EngineConfig::default(); c.max_http_buffer_size = MAX; c };
         let server = start(config).await;
         let (sid, _) = handshake(server.addr).await;
 
@@ -394,7 +394,11 @@ async fn an_endless_chunked_post_gets_413_while_still_being_written_and_is_not_r
 #[tokio::test]
 async fn an_oversized_websocket_message_closes_with_1009() {
     bounded(async {
-        let config = EngineConfig { max_http_buffer_size: 1000, ..EngineConfig::default() };
+        let config = {
+            let mut c = EngineConfig::default();
+            c.max_http_buffer_size = 1000;
+            c
+        };
         let (server, record) = start_recording(config).await;
         let (mut ws, sid) = ws_session(server.addr).await;
         ws.send(WsMessage::Binary(vec![7u8; 1001].into())).await.unwrap();
@@ -430,7 +434,11 @@ async fn a_websocket_frame_header_announcing_a_terabyte_closes_with_1009_at_once
 #[tokio::test]
 async fn a_fragmented_websocket_message_over_the_limit_closes_with_1009() {
     bounded(async {
-        let config = EngineConfig { max_http_buffer_size: 1000, ..EngineConfig::default() };
+        let config = {
+            let mut c = EngineConfig::default();
+            c.max_http_buffer_size = 1000;
+            c
+        };
         let (server, record) = start_recording(config).await;
         let (mut ws, _) = ws_session(server.addr).await;
         let first = WsFrame::message(b"4".repeat(100), OpCode::Data(Data::Text), false);
@@ -706,9 +714,10 @@ async fn a_wrong_eio_on_an_existing_session_is_refused_like_the_reference() {
 #[tokio::test]
 async fn cross_site_websocket_upgrades_are_refused_and_create_no_session() {
     bounded(async {
-        let config = EngineConfig {
-            cors: Some(CorsOptions::with_credentials(["https://app.example"])),
-            ..EngineConfig::default()
+        let config = {
+            let mut c = EngineConfig::default();
+            c.cors = Some(CorsOptions::with_credentials(["https://app.example"]));
+            c
         };
         let server = start(config).await;
         let (sid, _) = handshake(server.addr).await;

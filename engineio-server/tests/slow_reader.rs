@@ -57,7 +57,11 @@ impl Connection for FloodConnection {
 async fn a_client_that_stops_reading_is_disconnected_with_buffer_full() {
     let (tx, mut closed) = mpsc::unbounded_channel();
     let refused = Arc::new(Mutex::new(Vec::new()));
-    let config = EngineConfig { max_queued_commands: 256, ..EngineConfig::default() };
+    let config = {
+        let mut c = EngineConfig::default();
+        c.max_queued_commands = 256;
+        c
+    };
     let server = start_with(config, Flood { closed: tx, refused: refused.clone() }).await;
 
     // A healthy client, to check it is not affected.
@@ -85,7 +89,11 @@ async fn a_client_that_stops_reading_is_disconnected_with_buffer_full() {
 async fn a_polling_client_that_stops_polling_is_disconnected_with_buffer_full() {
     let (tx, mut closed) = mpsc::unbounded_channel();
     let refused = Arc::new(Mutex::new(Vec::new()));
-    let config = EngineConfig { max_buffered_frames: 100, ..EngineConfig::default() };
+    let config = {
+        let mut c = EngineConfig::default();
+        c.max_buffered_frames = 100;
+        c
+    };
     let server = start_with(config, Flood { closed: tx, refused }).await;
     let (sid, _) = support::handshake(server.addr).await;
     support::post(server.addr, &support::poll_path(&sid), b"4flood").await;
@@ -100,8 +108,12 @@ async fn the_mailbox_is_bounded_in_bytes_too() {
     let (tx, mut closed) = mpsc::unbounded_channel();
     let refused = Arc::new(Mutex::new(Vec::new()));
     // The command bound is out of reach (a million 1 KiB frames): only the byte bound can end this.
-    let config =
-        EngineConfig { max_queued_bytes: 64 * 1024, max_queued_commands: 1_000_000, ..EngineConfig::default() };
+    let config = {
+        let mut c = EngineConfig::default();
+        c.max_queued_bytes = 64 * 1024;
+        c.max_queued_commands = 1_000_000;
+        c
+    };
     let server = start_with(config, Flood { closed: tx, refused: refused.clone() }).await;
     let (mut slow, _) = ws_connect(server.addr, "/engine.io/?EIO=4&transport=websocket", &[]).await.unwrap();
     ws_text(&mut slow).await;

@@ -237,7 +237,11 @@ async fn an_unfinished_upgrade_times_out_and_polling_goes_on() {
 
 #[tokio::test]
 async fn oversized_posts_get_413_and_oversized_frames_close_1009() {
-    let config = EngineConfig { max_http_buffer_size: 100, ..EngineConfig::default() };
+    let config = {
+        let mut c = EngineConfig::default();
+        c.max_http_buffer_size = 100;
+        c
+    };
     let server = start(config).await;
     let (sid, open) = handshake(server.addr).await;
     assert_eq!(open["maxPayload"], 100);
@@ -281,7 +285,11 @@ async fn polling_responses_are_compressed_over_the_threshold() {
 
 #[tokio::test]
 async fn the_io_cookie_is_only_on_the_polling_handshake() {
-    let config = EngineConfig { cookie: Some(CookieOptions::default()), ..EngineConfig::default() };
+    let config = {
+        let mut c = EngineConfig::default();
+        c.cookie = Some(CookieOptions::default());
+        c
+    };
     let server = start(config).await;
     let res = get(server.addr, "/engine.io/?EIO=4&transport=polling").await;
     let sid = serde_json::from_str::<serde_json::Value>(res.text().strip_prefix('0').unwrap()).unwrap()["sid"]
@@ -304,20 +312,17 @@ async fn the_io_cookie_is_only_on_the_polling_handshake() {
 
 #[tokio::test]
 async fn every_cookie_attribute_reaches_the_header() {
-    let config = EngineConfig {
-        cookie: Some(CookieOptions {
-            name: "sticky".into(),
-            path: Some("/rt".into()),
-            domain: Some("example.com".into()),
-            http_only: false,
-            secure: true,
-            same_site: Some(SameSite::None),
-            max_age: Some(Duration::from_secs(600)),
-            expires: None,
-            partitioned: true,
-        }),
-        ..EngineConfig::default()
-    };
+    let mut cookie = CookieOptions::default();
+    cookie.name = "sticky".into();
+    cookie.path = Some("/rt".into());
+    cookie.domain = Some("example.com".into());
+    cookie.http_only = false;
+    cookie.secure = true;
+    cookie.same_site = Some(SameSite::None);
+    cookie.max_age = Some(Duration::from_secs(600));
+    cookie.partitioned = true;
+    let mut config = EngineConfig::default();
+    config.cookie = Some(cookie);
     let server = start(config).await;
     let res = get(server.addr, "/engine.io/?EIO=4&transport=polling").await;
     let cookie = res.header("set-cookie").unwrap();
@@ -330,7 +335,9 @@ async fn every_cookie_attribute_reaches_the_header() {
 
 #[tokio::test]
 async fn header_hooks_reach_polling_responses_and_the_101() {
-    let config = EngineConfig { cookie: Some(CookieOptions::default()), ..EngineConfig::default() }
+    let mut config = EngineConfig::default();
+    config.cookie = Some(CookieOptions::default());
+    config
         .initial_headers(|h, _| {
             h.append("set-cookie", HeaderValue::from_static("first=1"));
         })
@@ -366,7 +373,8 @@ async fn header_hooks_reach_polling_responses_and_the_101() {
 async fn allow_request_refuses_on_both_transports() {
     let calls = Arc::new(AtomicUsize::new(0));
     let seen = calls.clone();
-    let config = EngineConfig::default().allow_request(move |req| {
+    let mut config = EngineConfig::default();
+    config.allow_request(move |req| {
         seen.fetch_add(1, Ordering::SeqCst);
         let allowed = req.headers.get("x-token").is_some_and(|v| v == "ok");
         async move {
@@ -404,12 +412,12 @@ async fn allow_request_refuses_on_both_transports() {
 
 #[tokio::test]
 async fn cors_preflight_and_credentials() {
-    let config = EngineConfig {
-        cors: Some(CorsOptions {
-            max_age: Some(Duration::from_secs(86400)),
-            ..CorsOptions::with_credentials(["https://app.example"])
-        }),
-        ..EngineConfig::default()
+    let config = {
+        let mut c = EngineConfig::default();
+        let mut cors = CorsOptions::with_credentials(["https://app.example"]);
+        cors.max_age = Some(Duration::from_secs(86400));
+        c.cors = Some(cors);
+        c
     };
     let server = start(config).await;
     let res = request(
@@ -488,7 +496,8 @@ impl engineio_server::Handler for RecordTag {
 #[tokio::test]
 async fn middlewares_run_on_every_request_and_the_upgrade() {
     let tags = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let config = EngineConfig::default().middleware(Tagger);
+    let mut config = EngineConfig::default();
+    config.middleware(Tagger);
     let server = start_with(config, RecordTag(tags.clone())).await;
     let res = request(server.addr, "GET", "/engine.io/?EIO=4&transport=polling", &[("x-tag", "polling")], b"").await;
     assert_eq!(res.status, 200);
@@ -510,7 +519,8 @@ async fn middlewares_run_on_every_request_and_the_upgrade() {
 async fn connection_errors_are_observable() {
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let log = seen.clone();
-    let config = EngineConfig::default().on_connection_error(move |e| {
+    let mut config = EngineConfig::default();
+    config.on_connection_error(move |e| {
         log.lock().unwrap().push((e.code.code(), e.message.to_owned()));
     });
     let server = start(config).await;
@@ -521,12 +531,21 @@ async fn connection_errors_are_observable() {
 
 #[tokio::test]
 async fn transports_and_upgrades_options() {
-    let config = EngineConfig { transports: vec![TransportKind::WebSocket], ..EngineConfig::default() };
+    let config = {
+        let mut c = EngineConfig::default();
+        c.transports = vec![TransportKind::WebSocket];
+        c
+    };
     let server = start(config).await;
     assert_eq!(get(server.addr, "/engine.io/?EIO=4&transport=polling").await.json()["code"], 0);
     assert!(ws_connect(server.addr, "/engine.io/?EIO=4&transport=websocket", &[]).await.is_ok());
 
-    let server = start(EngineConfig { allow_upgrades: false, ..EngineConfig::default() }).await;
+    let server = start({
+        let mut c = EngineConfig::default();
+        c.allow_upgrades = false;
+        c
+    })
+    .await;
     let (sid, open) = handshake(server.addr).await;
     assert_eq!(open["upgrades"], serde_json::json!([]));
     let ws_path = format!("/engine.io/?EIO=4&transport=websocket&sid={sid}");
@@ -536,7 +555,11 @@ async fn transports_and_upgrades_options() {
 
 #[tokio::test]
 async fn the_initial_packet_follows_the_open_packet() {
-    let config = EngineConfig { initial_packet: Some("welcome".into()), ..EngineConfig::default() };
+    let config = {
+        let mut c = EngineConfig::default();
+        c.initial_packet = Some("welcome".into());
+        c
+    };
     let server = start(config).await;
     let res = get(server.addr, "/engine.io/?EIO=4&transport=polling").await;
     let text = res.text();
@@ -547,7 +570,12 @@ async fn the_initial_packet_follows_the_open_packet() {
 
 #[tokio::test]
 async fn custom_path_and_trailing_slash() {
-    let config = EngineConfig { path: "/rt".into(), add_trailing_slash: false, ..EngineConfig::default() };
+    let config = {
+        let mut c = EngineConfig::default();
+        c.path = "/rt".into();
+        c.add_trailing_slash = false;
+        c
+    };
     let server = start(config).await;
     assert_eq!(get(server.addr, "/rt?EIO=4&transport=polling").await.status, 200);
     assert_eq!(get(server.addr, "/engine.io/?EIO=4&transport=polling").await.status, 404);
@@ -555,7 +583,11 @@ async fn custom_path_and_trailing_slash() {
 
 #[tokio::test]
 async fn upgrades_on_other_paths_are_ended() {
-    let config = EngineConfig { destroy_upgrade_timeout: Duration::from_millis(100), ..EngineConfig::default() };
+    let config = {
+        let mut c = EngineConfig::default();
+        c.destroy_upgrade_timeout = Duration::from_millis(100);
+        c
+    };
     let server = start(config).await;
     let started = std::time::Instant::now();
     let err = ws_connect(server.addr, "/elsewhere", &[]).await.unwrap_err();
@@ -610,7 +642,11 @@ where
 
 #[tokio::test]
 async fn session_limits_in_total_and_per_address() {
-    let config = EngineConfig { max_sessions: Some(2), ..EngineConfig::default() };
+    let config = {
+        let mut c = EngineConfig::default();
+        c.max_sessions = Some(2);
+        c
+    };
     let server = start(config).await;
     let (first, _) = handshake(server.addr).await;
     let (_ws, _) = ws_connect(server.addr, "/engine.io/?EIO=4&transport=websocket", &[]).await.unwrap();
@@ -625,7 +661,11 @@ async fn session_limits_in_total_and_per_address() {
     assert_eq!(get(server.addr, "/engine.io/?EIO=4&transport=polling").await.status, 200);
 
     // Per address: every client here is 127.0.0.1.
-    let config = EngineConfig { max_sessions_per_address: Some(1), ..EngineConfig::default() };
+    let config = {
+        let mut c = EngineConfig::default();
+        c.max_sessions_per_address = Some(1);
+        c
+    };
     let server = start(config).await;
     handshake(server.addr).await;
     let res = get(server.addr, "/engine.io/?EIO=4&transport=polling").await;

@@ -38,8 +38,10 @@ pub enum OnExpired {
 /// A rule a loaded session must pass for its socket to connect (see [`BridgeConfig::require`]).
 pub type SessionRule = Arc<dyn Fn(&Session) -> Result<(), ConnectError> + Send + Sync>;
 
-/// Settings of the bridge.
+/// Settings of the bridge: made by [`BridgeConfig::new`] (secrets and store), values assigned to the
+/// fields, the session rule installed with [`BridgeConfig::require`].
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct BridgeConfig {
     /// Secrets: new cookies are signed with the first, any of them is accepted.
     pub secrets: Vec<String>,
@@ -55,9 +57,8 @@ pub struct BridgeConfig {
     /// The CONNECT_ERROR (message and data) that refuses a connection without a session when
     /// `anonymous` is [`Anonymous::Reject`] (default: "session required", no data).
     pub refusal: ConnectError,
-    /// A rule on the loaded session, checked when a socket with a session connects: its error is the
-    /// CONNECT_ERROR the client gets (see [`BridgeConfig::require`]).
-    pub rule: Option<SessionRule>,
+    /// Set by [`BridgeConfig::require`].
+    pub(crate) rule: Option<SessionRule>,
     /// Reload the session before every incoming event.
     pub reload_each_packet: bool,
     /// How often connected sessions are reloaded to notice expiry or logout elsewhere (`None`: never).
@@ -84,17 +85,13 @@ impl BridgeConfig {
         }
     }
 
-    /// Refuses connections without a session with this CONNECT_ERROR instead of "session required":
-    /// `.refuse_with(ConnectError::new("login first").with_data(json!({"login": "/login"})))`.
-    pub fn refuse_with(mut self, refusal: ConnectError) -> Self {
-        self.refusal = refusal;
-        self
-    }
-
-    /// Lets only sessions that pass `rule` connect; the rule's error is what the client gets as
-    /// CONNECT_ERROR. In one line, "must be logged in":
-    /// `.require(|s| s.get("user").map(drop).ok_or_else(|| ConnectError::new("login required")))`.
-    pub fn require(mut self, rule: impl Fn(&Session) -> Result<(), ConnectError> + Send + Sync + 'static) -> Self {
+    /// Lets only sessions that pass `rule` connect (checked when a socket with a session connects); the
+    /// rule's error is what the client gets as CONNECT_ERROR. In one line, "must be logged in":
+    /// `config.require(|s| s.get("user").map(drop).ok_or_else(|| ConnectError::new("login required")))`.
+    pub fn require(
+        &mut self,
+        rule: impl Fn(&Session) -> Result<(), ConnectError> + Send + Sync + 'static,
+    ) -> &mut Self {
         self.rule = Some(Arc::new(rule));
         self
     }

@@ -101,6 +101,7 @@ fn same_site_str(s: cookie::SameSite) -> &'static str {
 
 /// The attributes of the session cookie.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CookieSettings {
     /// The cookie name (default `connect.sid`).
     pub name: String,

@@ -15,7 +15,7 @@ type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<t
 async fn server(config: BridgeConfig) -> (SocketIo, SessionBridge, std::net::SocketAddr) {
     let bridge = SessionBridge::new(config);
     let mut sio = SocketIoConfig::default();
-    sio.engine = sio.engine.middleware(bridge.engine_middleware());
+    sio.engine.middleware(bridge.engine_middleware());
     let io = SocketIo::new(sio);
     bridge.attach(&io.of("/"));
     io.on_connection(|socket: Socket| async move {
@@ -131,11 +131,10 @@ async fn reload_before_each_event_sees_changes_made_elsewhere() {
 #[tokio::test]
 async fn the_application_shapes_refusals_and_rules_on_the_session() {
     let store = Arc::new(MemoryStore::default());
-    let config = BridgeConfig::new(vec!["s3cret".into()], store.clone())
-        .refuse_with(
-            socketio_server::ConnectError::new("login first").with_data(serde_json::json!({"login": "/login"})),
-        )
-        .require(|s| s.get("user").map(drop).ok_or_else(|| socketio_server::ConnectError::new("login required")));
+    let mut config = BridgeConfig::new(vec!["s3cret".into()], store.clone());
+    config.refusal =
+        socketio_server::ConnectError::new("login first").with_data(serde_json::json!({"login": "/login"}));
+    config.require(|s| s.get("user").map(drop).ok_or_else(|| socketio_server::ConnectError::new("login required")));
     let (_io, bridge, addr) = server(config).await;
     // No session: the application's refusal, with its data.
     let (mut ws, _) = connect(addr, None).await;

@@ -8,7 +8,9 @@ use session_bridge::{CookieSettings, RedisStore, SessionData, SessionStore, Stor
 use test_redis::Redis;
 
 fn session(max_age: Option<Duration>) -> SessionData {
-    let mut d = SessionData::new(&CookieSettings { max_age, ..CookieSettings::default() });
+    let mut settings = CookieSettings::default();
+    settings.max_age = max_age;
+    let mut d = SessionData::new(&settings);
     d.0.insert("user".into(), "alice".into());
     d
 }

@@ -4,6 +4,7 @@
 pub mod connection;
 pub mod date;
 pub mod error;
+pub mod from_value;
 mod json;
 #[cfg(feature = "msgpack")]
 pub mod msgpack;

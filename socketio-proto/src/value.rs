@@ -5,8 +5,8 @@
 //! `{"_placeholder":true,"num":N}` objects in their place (see [`crate::packet`]), the msgpack parser writes
 //! them as msgpack `bin`.
 //!
-//! Typed data goes through serde: [`Value::from_serialize`] and [`Value::deserialize_into`] (binary shows
-//! up as a sequence of bytes, so `Vec<u8>` and `bytes::Bytes` fields receive it).
+//! Typed data goes through serde, directly (no JSON text in between): [`Value::from_serialize`] and
+//! [`Value::deserialize_into`]; binary stays binary both ways.
 
 use std::fmt;
 
@@ -103,11 +103,6 @@ impl Value {
             Value::Object(o) => o.values().any(Value::has_binary),
             _ => false,
         }
-    }
-
-    /// Deserializes into any type (binary arrives as a sequence of bytes).
-    pub fn deserialize_into<T: serde::de::DeserializeOwned>(self) -> Result<T, serde_json::Error> {
-        serde_json::from_value(self.into_json())
     }
 
     /// Converts to a `serde_json::Value`; binary becomes an array of byte numbers.

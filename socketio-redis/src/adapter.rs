@@ -23,6 +23,7 @@ use crate::wire::{self, Channels, request_type as rt};
 
 /// Options of the Redis adapter, with `@socket.io/redis-adapter`'s defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RedisAdapterConfig {
     /// Channel prefix (default `socket.io`).
     pub key: String,

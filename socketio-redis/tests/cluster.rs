@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use socketio_redis::{RedisAdapterConfig, RedisCluster, RedisEmitter};
-use socketio_server::{Event, Socket, SocketIo, SocketIoConfig, Value};
+use socketio_server::{AckError, Event, Socket, SocketIo, SocketIoConfig, Value};
 use test_redis::Redis;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
@@ -25,7 +25,7 @@ async fn node(redis: &Redis, name: &'static str) -> Node {
             s.join(ev.arg::<String>(0).unwrap().as_str());
             ev.ack(());
         });
-        socket.on("question", |_, _| async {});
+        socket.on("question", || async {});
     });
     io.of("/").on_server_event("who", move |_| async move { vec![Value::from(name)] });
     let (addr, _) = io.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
@@ -111,10 +111,13 @@ async fn broadcasts_and_server_wide_operations_cross_servers() {
     silent(&mut cb).await;
 
     // Server-side emit with acks: one answer per other server.
-    let answers = a.io.of("/").timeout(Duration::from_secs(2)).server_side_emit_with_ack("who", ()).await.unwrap();
+    let answers: Vec<Value> =
+        a.io.of("/").timeout(Duration::from_secs(2)).server_side_emit_with_ack("who", ()).await.unwrap();
     assert_eq!(answers, vec![Value::from("b")], "one answer per other server: the value it acknowledged with");
-    // Without a timeout of its own: the default one (the answer comes well before it).
-    assert_eq!(a.io.server_side_emit_with_ack("who", ()).await.unwrap(), vec![Value::from("b")]);
+    // Without a timeout of its own: the default one (the answer comes well before it); typed answers.
+    assert_eq!(a.io.server_side_emit_with_ack::<String>("who", ()).await.unwrap(), vec!["b".to_owned()]);
+    let wrong = a.io.server_side_emit_with_ack::<u32>("who", ()).await;
+    assert!(matches!(wrong, Err(AckError::Deserialize(_))), "an answer of another type: {wrong:?}");
 
     // Broadcast with acks: every client's answer, from both servers.
     let asker = a.io.to("room").timeout(Duration::from_secs(3));

@@ -2,27 +2,40 @@
 //! serves it on port 3000.
 
 use axum::{Router, routing::get};
-use socketio_server::{Event, HandlerError, Socket, SocketIo};
+use socketio_server::extract::{Data, State};
+use socketio_server::{AckSender, EmitError, HandlerError, Socket, SocketIo};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(serde::Deserialize)]
+struct Move {
+    x: i64,
+    y: i64,
+}
 
 #[derive(serde::Serialize)]
 struct Moved {
     id: String,
     x: i64,
     y: i64,
+    seq: u64,
 }
+
+#[derive(Default)]
+struct Counter(AtomicU64);
 
 #[tokio::main]
 async fn main() {
     let io = SocketIo::default();
+    io.set_state(Counter::default());
     io.on_connection(|socket: Socket| async move {
         socket.join("players");
-        // The closure is cloned per event: what it captures moves into the future without a clone by hand.
-        socket.on("move", |s: Socket, ev: Event| async move {
-            let (x, y): (i64, i64) = ev.args_as()?;
-            let io = s.io().ok_or("server gone")?;
-            io.to("players").emit("moved", &Moved { id: s.id().into(), x, y })?; // anything Serialize
-            Ok::<_, HandlerError>(())
+        // Typed arguments: the payload, the application state, the ack handle; `?` on emits.
+        socket.on("move", |s: Socket, Data(m): Data<Move>, State(n): State<Counter>, ack: AckSender| async move {
+            let seq = n.0.fetch_add(1, Ordering::Relaxed);
+            s.to("players").emit("moved", &Moved { id: s.id().into(), x: m.x, y: m.y, seq })?; // anything Serialize
+            ack.send(seq);
+            Ok::<_, EmitError>(())
         });
     });
     io.on_handler_error(|socket: &Socket, event: &str, err: &HandlerError| eprintln!("{} {event}: {err}", socket.id()));

@@ -8,6 +8,7 @@ use socketio_proto::{JsonParser, Parser};
 
 /// Connection state recovery (off by default), as the reference's `connectionStateRecovery`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RecoveryConfig {
     /// How long a disconnected socket's state is kept (default 2 minutes).
     pub max_disconnection_duration: Duration,
@@ -21,8 +22,23 @@ impl Default for RecoveryConfig {
     }
 }
 
-/// Options of the Socket.IO server.
+/// Options of the Socket.IO server, in the style of [`EngineConfig`]: start from the default and assign the
+/// fields; the Engine.IO hooks are installed on `engine` with their methods.
+///
+/// ```
+/// use std::time::Duration;
+/// use socketio_server::{RecoveryConfig, SocketIoConfig};
+///
+/// let mut config = SocketIoConfig::default();
+/// config.connect_timeout = Duration::from_secs(10);
+/// config.connection_state_recovery = Some(RecoveryConfig::default());
+/// config.engine.ping_interval = Duration::from_secs(20);
+/// config.engine.headers(|headers, _req| {
+///     headers.insert("x-app", "chat".parse().unwrap());
+/// });
+/// ```
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct SocketIoConfig {
     /// The Engine.IO options; `path` defaults to `/socket.io` here.
     pub engine: EngineConfig,
@@ -38,8 +54,10 @@ pub struct SocketIoConfig {
 
 impl Default for SocketIoConfig {
     fn default() -> Self {
+        let mut engine = EngineConfig::default();
+        engine.path = "/socket.io".into();
         Self {
-            engine: EngineConfig { path: "/socket.io".into(), ..EngineConfig::default() },
+            engine,
             connect_timeout: Duration::from_secs(45),
             connection_state_recovery: None,
             cleanup_empty_child_namespaces: false,

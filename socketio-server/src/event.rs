@@ -21,25 +21,29 @@ impl Event {
         Event { name, args, ack }
     }
 
+    pub(crate) fn into_parts(self) -> (String, Vec<Value>, Option<AckSender>) {
+        (self.name, self.args, self.ack)
+    }
+
     /// Argument `i`, deserialized.
-    pub fn arg<T: DeserializeOwned>(&self, i: usize) -> Result<T, serde_json::Error> {
+    pub fn arg<T: DeserializeOwned + 'static>(&self, i: usize) -> Result<T, serde_json::Error> {
         self.args.get(i).cloned().unwrap_or(Value::Null).deserialize_into()
     }
 
     /// All arguments, deserialized as one value (a tuple, a `Vec`, or a struct from a sequence).
-    pub fn args_as<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+    pub fn args_as<T: DeserializeOwned + 'static>(&self) -> Result<T, serde_json::Error> {
         Value::Array(self.args.clone()).deserialize_into()
     }
 
     /// Argument `i`, taken out of the event (left `null` in its place) and deserialized: no copy of it is
     /// made, which matters for large or binary arguments.
-    pub fn take_arg<T: DeserializeOwned>(&mut self, i: usize) -> Result<T, serde_json::Error> {
+    pub fn take_arg<T: DeserializeOwned + 'static>(&mut self, i: usize) -> Result<T, serde_json::Error> {
         self.args.get_mut(i).map(std::mem::take).unwrap_or(Value::Null).deserialize_into()
     }
 
     /// All arguments, taken out of the event and deserialized as one value (as [`Event::args_as`], without
     /// copying them).
-    pub fn take_args_as<T: DeserializeOwned>(&mut self) -> Result<T, serde_json::Error> {
+    pub fn take_args_as<T: DeserializeOwned + 'static>(&mut self) -> Result<T, serde_json::Error> {
         Value::Array(std::mem::take(&mut self.args)).deserialize_into()
     }
 
@@ -100,6 +104,11 @@ impl AckSender {
     /// reports.
     pub(crate) fn new(send: impl Fn(Result<Vec<Value>, ArgsError>) + Send + Sync + 'static) -> Self {
         AckSender { reply: Arc::new(ReplyWith { sent: AtomicBool::new(false), send }) }
+    }
+
+    /// A handle for an event without an acknowledgement: sending on it does nothing.
+    pub(crate) fn none() -> Self {
+        AckSender { reply: Arc::new(ReplyWith { sent: AtomicBool::new(true), send: |_| {} }) }
     }
 
     /// Sends the acknowledgement. Arguments that cannot be serialized send nothing and go to the server's
@@ -207,6 +216,9 @@ pub enum AckError {
     /// The event could not be sent (for example a reserved event name).
     #[error(transparent)]
     Emit(#[from] EmitError),
+    /// An answer did not deserialize into the type asked for.
+    #[error("an answer does not fit the type asked for: {0}")]
+    Deserialize(String),
 }
 
 /// A broadcast acknowledgement that did not complete: the error and the responses received in time.

@@ -7,6 +7,7 @@ pub mod config;
 mod dispatch;
 mod emit;
 pub mod event;
+pub mod extract;
 pub mod handler;
 pub mod handshake;
 mod listeners;
@@ -22,6 +23,7 @@ pub use adapter::{Adapter, AdapterFactory, BroadcastFlags, BroadcastOptions, InM
 pub use config::{RecoveryConfig, SocketIoConfig};
 pub use engineio_server::{self, EngineConfig, http};
 pub use event::{AckError, AckSender, BroadcastAckError, EmitError, Event, IntoArgs};
+pub use extract::{Data, State};
 pub use handler::{HandlerError, HandlerResult};
 pub use handshake::Handshake;
 pub use namespace::{ConnectError, Namespace, ParentNamespace};

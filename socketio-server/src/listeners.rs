@@ -33,19 +33,16 @@ pub(crate) struct Listeners {
 }
 
 impl Socket {
-    /// Handles an event. Handlers finishing at once run in the order events arrive. The handler is cloned
-    /// for each call (see [`crate::handler`]); its future may end with `()` or a `Result` whose error goes to
-    /// [`crate::SocketIo::on_handler_error`].
-    pub fn on<F, Fut>(&self, event: &str, handler: F)
+    /// Handles an event. Handlers finishing at once run in the order events arrive. The handler is a
+    /// closure of typed arguments ([`crate::extract`]: `Socket`, `Data<T>`, `AckSender`, `State<T>`,
+    /// `Event`, ...), cloned for each call (see [`crate::handler`]); its future may end with `()` or a
+    /// `Result` whose error goes to [`crate::SocketIo::on_handler_error`].
+    pub fn on<H, T>(&self, event: &str, handler: H)
     where
-        F: FnOnce(Socket, Event) -> Fut + Clone + Send + Sync + 'static,
-        Fut: Future + Send + 'static,
-        Fut::Output: HandlerResult,
+        H: crate::extract::EventHandler<T>,
+        T: 'static,
     {
-        let h: EventHandler = Arc::new(move |s: Socket, e: Event| {
-            let on_error = on_error::<Fut::Output>(&s, || e.name.clone());
-            report((handler.clone())(s, e), on_error)
-        });
+        let h: EventHandler = Arc::new(move |s: Socket, e: Event| handler.clone().call(s, e));
         self.listeners().events.insert(event.to_owned(), h);
     }
 

@@ -308,17 +308,22 @@ impl Namespace {
     /// Emits to the other servers and waits for one answer from each (the value their
     /// [`Namespace::on_server_event`] handler acknowledged with), as the reference's
     /// `serverSideEmitWithAck`: at most [`SERVER_ACK_TIMEOUT`], or the time given with
-    /// `namespace.timeout(d).server_side_emit_with_ack(..)`.
-    pub async fn server_side_emit_with_ack(&self, event: &str, args: impl IntoArgs) -> Result<Vec<Value>, AckError> {
+    /// `namespace.timeout(d).server_side_emit_with_ack(..)`. Each answer is deserialized into `T`
+    /// ([`Value`] for any): an answer that does not fit is an [`AckError::Deserialize`].
+    pub async fn server_side_emit_with_ack<T: serde::de::DeserializeOwned + 'static>(
+        &self,
+        event: &str,
+        args: impl IntoArgs,
+    ) -> Result<Vec<T>, AckError> {
         self.server_side_emit_with_ack_within(event, args, SERVER_ACK_TIMEOUT).await
     }
 
-    pub(crate) async fn server_side_emit_with_ack_within(
+    pub(crate) async fn server_side_emit_with_ack_within<T: serde::de::DeserializeOwned + 'static>(
         &self,
         event: &str,
         args: impl IntoArgs,
         timeout: Duration,
-    ) -> Result<Vec<Value>, AckError> {
+    ) -> Result<Vec<T>, AckError> {
         let mut all = vec![Value::from(event)];
         all.extend(args.into_args().map_err(EmitError::from)?);
         let responses =
@@ -327,7 +332,11 @@ impl Namespace {
                 _ => AckError::Emit(EmitError::Adapter(e.0)),
             })?;
         // Each server's answer is the first value it acknowledged with, as in the reference.
-        Ok(responses.into_iter().map(|r| r.into_iter().next().unwrap_or(Value::Null)).collect())
+        responses
+            .into_iter()
+            .map(|r| r.into_iter().next().unwrap_or(Value::Null).deserialize_into())
+            .collect::<Result<_, _>>()
+            .map_err(|e| AckError::Deserialize(e.to_string()))
     }
 
     /// The rooms that have local sockets.

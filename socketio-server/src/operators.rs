@@ -116,7 +116,11 @@ impl BroadcastOperator {
 
     /// Emits to the other servers and waits for one answer from each, at most this operator's timeout
     /// (else [`crate::namespace::SERVER_ACK_TIMEOUT`]); see [`Namespace::server_side_emit_with_ack`].
-    pub async fn server_side_emit_with_ack(&self, event: &str, args: impl IntoArgs) -> Result<Vec<Value>, AckError> {
+    pub async fn server_side_emit_with_ack<T: serde::de::DeserializeOwned + 'static>(
+        &self,
+        event: &str,
+        args: impl IntoArgs,
+    ) -> Result<Vec<T>, AckError> {
         let timeout = self.opts.flags.timeout.unwrap_or(crate::namespace::SERVER_ACK_TIMEOUT);
         self.ns.server_side_emit_with_ack_within(event, args, timeout).await
     }

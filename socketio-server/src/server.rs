@@ -294,7 +294,11 @@ impl SocketIo {
 
     /// Emits to the other servers of the cluster on the main namespace and waits for one answer from each
     /// (see [`Namespace::server_side_emit_with_ack`]).
-    pub async fn server_side_emit_with_ack(&self, event: &str, args: impl IntoArgs) -> Result<Vec<Value>, AckError> {
+    pub async fn server_side_emit_with_ack<T: serde::de::DeserializeOwned + 'static>(
+        &self,
+        event: &str,
+        args: impl IntoArgs,
+    ) -> Result<Vec<T>, AckError> {
         self.of("/").server_side_emit_with_ack(event, args).await
     }
 

@@ -164,7 +164,7 @@ impl Socket {
     }
 
     /// `data`, deserialized.
-    pub fn data_as<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+    pub fn data_as<T: DeserializeOwned + 'static>(&self) -> Result<T, serde_json::Error> {
         self.data().deserialize_into()
     }
 

@@ -63,7 +63,11 @@ type Reasons = Arc<Mutex<Vec<(String, DisconnectReason)>>>;
 /// `message-back` with the same arguments, `message-with-ack` → ack with the same arguments. `/slow`: the
 /// same behind a connection middleware that waits 100 ms. Every disconnect reason is recorded.
 async fn server() -> (SocketIo, SocketAddr, Reasons) {
-    let mut config = SocketIoConfig { connect_timeout: Duration::from_secs(5), ..SocketIoConfig::default() };
+    let mut config = {
+        let mut c = SocketIoConfig::default();
+        c.connect_timeout = Duration::from_secs(5);
+        c
+    };
     config.engine.ping_interval = Duration::from_millis(1000);
     config.engine.ping_timeout = Duration::from_millis(2000);
     let io = SocketIo::new(config);
@@ -76,7 +80,7 @@ async fn server() -> (SocketIo, SocketAddr, Reasons) {
                 socket.on("message", |s: Socket, ev: Event| async move {
                     let _ = s.emit("message-back", ev.args);
                 });
-                socket.on("message-with-ack", |_, mut ev: Event| async move {
+                socket.on("message-with-ack", |mut ev: Event| async move {
                     let args = ev.args.clone();
                     ev.ack(args);
                 });

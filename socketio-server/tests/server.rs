@@ -70,7 +70,11 @@ async fn close_disconnects_everyone_with_server_shutting_down() {
 #[tokio::test]
 async fn empty_child_namespaces_are_cleaned_up_when_asked() {
     for cleanup in [false, true] {
-        let io = SocketIo::new(SocketIoConfig { cleanup_empty_child_namespaces: cleanup, ..SocketIoConfig::default() });
+        let io = SocketIo::new({
+            let mut c = SocketIoConfig::default();
+            c.cleanup_empty_child_namespaces = cleanup;
+            c
+        });
         let parent = io.of_dynamic(|name, _| name.starts_with("/room-"));
         let (addr, _task) = io.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let mut ws = connect(addr, "40/room-1,").await;
@@ -89,8 +93,11 @@ async fn empty_child_namespaces_are_cleaned_up_when_asked() {
 
 #[tokio::test]
 async fn recovery_replays_missed_broadcasts_before_the_connect_reply() {
-    let config =
-        SocketIoConfig { connection_state_recovery: Some(RecoveryConfig::default()), ..SocketIoConfig::default() };
+    let config = {
+        let mut c = SocketIoConfig::default();
+        c.connection_state_recovery = Some(RecoveryConfig::default());
+        c
+    };
     let io = SocketIo::new(config);
     io.on_connection(|socket: Socket| async move {
         if !socket.recovered() {

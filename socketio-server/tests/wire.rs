@@ -14,7 +14,11 @@ use support::*;
 /// The suite's server: ping 300/200, connect timeout 1 s; `auth` on connect in `/` and `/custom`;
 /// `message` → `message-back`, `message-with-ack` → ack.
 async fn suite_server() -> (SocketIo, std::net::SocketAddr) {
-    let mut config = SocketIoConfig { connect_timeout: Duration::from_millis(1000), ..SocketIoConfig::default() };
+    let mut config = {
+        let mut c = SocketIoConfig::default();
+        c.connect_timeout = Duration::from_millis(1000);
+        c
+    };
     config.engine.ping_interval = Duration::from_millis(300);
     config.engine.ping_timeout = Duration::from_millis(200);
     let io = SocketIo::new(config);
@@ -24,7 +28,7 @@ async fn suite_server() -> (SocketIo, std::net::SocketAddr) {
             socket.on("message", |s: Socket, ev: Event| async move {
                 let _ = s.emit("message-back", ev.args);
             });
-            socket.on("message-with-ack", |_, mut ev: Event| async move {
+            socket.on("message-with-ack", |mut ev: Event| async move {
                 let args = ev.args.clone();
                 ev.ack(args);
             });

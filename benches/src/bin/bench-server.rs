@@ -75,10 +75,11 @@ fn main() {
                 config.engine.per_message_deflate = Some(socketio_server::engineio_server::PerMessageDeflate::default())
             }
             "--deflate-no-context-takeover" => {
-                config.engine.per_message_deflate = Some(socketio_server::engineio_server::PerMessageDeflate {
-                    server_no_context_takeover: true,
-                    client_no_context_takeover: true,
-                    ..Default::default()
+                config.engine.per_message_deflate = Some({
+                    let mut c = socketio_server::engineio_server::PerMessageDeflate::default();
+                    c.server_no_context_takeover = true;
+                    c.client_no_context_takeover = true;
+                    c
                 })
             }
             "--heap-stats" => spawn_heap_stats(),

@@ -44,7 +44,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use socketio_server::{ConnectError, Event, RecoveryConfig, Socket, SocketIo, SocketIoConfig, Value};
+use serde_json::json;
+use socketio_server::extract::{Args, Data, State};
+use socketio_server::{
+    AckSender, ConnectError, EmitError, Event, RecoveryConfig, Socket, SocketIo, SocketIoConfig, Value,
+};
 
 #[derive(Default)]
 struct AnyCounts {
@@ -57,149 +61,110 @@ fn sorted(mut v: Vec<String>) -> Value {
     Value::Array(v.into_iter().map(Value::from).collect())
 }
 
-fn register(io: &SocketIo, socket: &Socket, name: &str) {
-    let name = name.to_owned();
-    socket.on("whoami", move |_, mut ev: Event| {
-        let name = name.clone();
-        async move { ev.ack(name) }
+/// This node's name (`--name`), kept as the server's state.
+struct NodeName(String);
+
+fn register(socket: &Socket) {
+    socket.on("whoami", |State(name): State<NodeName>, ack: AckSender| async move { ack.send(&name.0) });
+    socket.on("server-side-emit", |s: Socket, Data(ms): Data<Option<u64>>, ack: AckSender| async move {
+        let op = s.namespace().timeout(Duration::from_millis(ms.unwrap_or(1000)));
+        ack.send(match op.server_side_emit_with_ack::<Value>("ping-node", ()).await {
+            Ok(answers) => {
+                json!({ "answers": answers.into_iter().map(|a| json!([a.into_json()])).collect::<Vec<_>>() })
+            }
+            Err(e) => json!({ "err": e.to_string() }),
+        });
     });
-    socket.on("server-side-emit", |s, mut ev: Event| async move {
-        let ms: u64 = ev.arg(0).unwrap_or(1000);
-        let v = match s.namespace().timeout(Duration::from_millis(ms)).server_side_emit_with_ack("ping-node", ()).await
-        {
-            Ok(answers) => serde_json::json!({ "answers": answers_json(answers) }),
-            Err(e) => serde_json::json!({ "err": e.to_string() }),
-        };
-        ev.ack(v);
-    });
-    socket.on("server-side-emit-no-ack", |s, ev: Event| async move {
-        let _ = s.namespace().server_side_emit("note", ev.args).await;
+    socket.on("server-side-emit-no-ack", |s: Socket, Args(args): Args<Vec<Value>>| async move {
+        s.namespace().server_side_emit("note", args).await
     });
     let counts = Arc::new(AnyCounts::default());
     let c = counts.clone();
-    socket.on_any(move |_, _, _| {
-        c.incoming.fetch_add(1, Ordering::Relaxed);
-    });
+    socket.on_any(move |_, _, _| _ = c.incoming.fetch_add(1, Ordering::Relaxed));
     let c = counts.clone();
-    socket.on_any_outgoing(move |_, _, _| {
-        c.outgoing.fetch_add(1, Ordering::Relaxed);
-    });
-    socket.on("any-counts", move |_, mut ev: Event| {
-        let counts = counts.clone();
-        async move {
-            let v = serde_json::json!({
-                "incoming": counts.incoming.load(Ordering::Relaxed),
-                "outgoing": counts.outgoing.load(Ordering::Relaxed),
-            });
-            ev.ack(v);
-        }
+    socket.on_any_outgoing(move |_, _, _| _ = c.outgoing.fetch_add(1, Ordering::Relaxed));
+    socket.on("any-counts", move |ack: AckSender| async move {
+        let (incoming, outgoing) = (counts.incoming.load(Ordering::Relaxed), counts.outgoing.load(Ordering::Relaxed));
+        ack.send(json!({ "incoming": incoming, "outgoing": outgoing }));
     });
     socket.use_middleware(|_, ev: Event| async move {
         if ev.name == "forbidden" { Err(Value::from("forbidden event")) } else { Ok(ev) }
     });
-    socket.on_error(|s, err| {
-        let _ = s.emit("middleware-error", err);
+    socket.on_error(|s, err| _ = s.emit("middleware-error", err));
+    socket.on("message", |s: Socket, Args(a): Args<Vec<Value>>| async move { s.emit("message-back", a) });
+    socket.on("message-with-ack", |Args(a): Args<Vec<Value>>, ack: AckSender| async move { ack.send(a) });
+    socket.on("join", |s: Socket, Data(room): Data<String>, ack: AckSender| async move {
+        s.join(room);
+        ack.send(sorted_rooms(&s));
     });
-    socket.on("message", |s, ev: Event| async move {
-        let _ = s.emit("message-back", ev.args);
-    });
-    socket.on("message-with-ack", |_, mut ev: Event| async move {
-        let args = ev.args.clone();
-        ev.ack(args);
-    });
-    socket.on("join", |s, mut ev: Event| async move {
-        let room: String = ev.arg(0).unwrap_or_default();
-        s.join(room.as_str());
-        ev.ack(sorted(s.rooms().iter().map(|r| r.to_string()).collect()));
-    });
-    socket.on("leave", |s, mut ev: Event| async move {
-        let room: String = ev.arg(0).unwrap_or_default();
+    socket.on("leave", |s: Socket, Data(room): Data<String>, ack: AckSender| async move {
         s.leave(&room);
-        ev.ack(sorted(s.rooms().iter().map(|r| r.to_string()).collect()));
+        ack.send(sorted_rooms(&s));
     });
-    socket.on("to-room", |s, ev: Event| async move {
-        let mut args = ev.args;
-        let room = args.remove(0);
-        let _ = s.namespace().to(room.as_str().unwrap_or_default()).emit("room-message", args);
+    socket.on("to-room", |s: Socket, Data(room): Data<String>, Args(a): Args<Vec<Value>>| async move {
+        s.namespace().to(room).emit("room-message", a)
     });
-    socket.on("broadcast", |s, ev: Event| async move {
-        let _ = s.broadcast().emit("broadcast", ev.args);
+    socket.on("broadcast", |s: Socket, Args(a): Args<Vec<Value>>| async move { s.broadcast().emit("broadcast", a) });
+    socket.on("except", |s: Socket, Data(room): Data<String>, Args(a): Args<Vec<Value>>| async move {
+        s.namespace().except(room).emit("broadcast", a)
     });
-    socket.on("except", |s, ev: Event| async move {
-        let mut args = ev.args;
-        let room = args.remove(0);
-        let _ = s.namespace().except(room.as_str().unwrap_or_default()).emit("broadcast", args);
-    });
-    socket.on("request-ack", |s, ev: Event| async move {
-        let mut args = ev.args;
-        let ms = args.remove(0).as_u64().unwrap_or(1000);
-        let result = match s.timeout(Duration::from_millis(ms)).emit_with_ack("ask", args).await {
-            Ok(a) => serde_json::json!({ "ok": Value::Array(a).into_json() }),
-            Err(e) => serde_json::json!({ "err": e.to_string() }),
+    socket.on("request-ack", |s: Socket, Data(ms): Data<u64>, Args(a): Args<Vec<Value>>| async move {
+        let result = match s.timeout(Duration::from_millis(ms)).emit_with_ack("ask", a).await {
+            Ok(a) => json!({ "ok": Value::Array(a).into_json() }),
+            Err(e) => json!({ "err": e.to_string() }),
         };
-        let _ = s.emit("ack-result", result);
+        s.emit("ack-result", result)
     });
-    socket.on("broadcast-with-ack", |s, mut ev: Event| async move {
-        let room: String = ev.arg(0).unwrap_or_default();
-        let ms: u64 = ev.arg(1).unwrap_or(1000);
-        let op = s.namespace().to(room.as_str()).timeout(Duration::from_millis(ms));
-        let v = match op.emit_with_ack("question", ()).await {
-            Ok(responses) => serde_json::json!({ "responses": responses_json(responses) }),
-            Err(e) => {
-                serde_json::json!({ "responses": responses_json(e.responses.clone()), "err": e.error.to_string() })
-            }
-        };
-        ev.ack(v);
+    socket.on(
+        "broadcast-with-ack",
+        |s: Socket, Data(room): Data<String>, Data(ms): Data<u64>, ack: AckSender| async move {
+            let op = s.namespace().to(room).timeout(Duration::from_millis(ms));
+            ack.send(match op.emit_with_ack("question", ()).await {
+                Ok(responses) => json!({ "responses": responses_json(responses) }),
+                Err(e) => json!({ "responses": responses_json(e.responses), "err": e.error.to_string() }),
+            });
+        },
+    );
+    socket.on("volatile", |s: Socket, Args(a): Args<Vec<Value>>| async move { s.volatile().emit("volatile", a) });
+    socket.on("disconnect-me", |s: Socket, Data(close): Data<Option<bool>>| async move {
+        s.disconnect(close.unwrap_or(false))
     });
-    socket.on("volatile", |s, ev: Event| async move {
-        let _ = s.volatile().emit("volatile", ev.args);
-    });
-    socket.on("disconnect-me", |s, ev: Event| async move {
-        let close: bool = ev.arg(0).unwrap_or(false);
-        s.disconnect(close);
-    });
-    let io = io.clone();
-    socket.on("fetch-sockets", move |s, mut ev: Event| async move {
+    socket.on("fetch-sockets", |s: Socket, io: SocketIo, ack: AckSender| async move {
         let ns = if s.namespace_name() == "/" { io.of("/") } else { s.namespace().clone() };
-        let ids = ns.fetch_sockets().await.map(|v| v.iter().map(|r| r.id().to_owned()).collect()).unwrap_or_default();
-        ev.ack(sorted(ids));
+        let ids = ns.fetch_sockets().await?.iter().map(|r| r.id().to_owned()).collect();
+        ack.send(sorted(ids));
+        Ok::<_, EmitError>(())
     });
-    socket.on("sockets-join", |s, mut ev: Event| async move {
-        let room: String = ev.arg(0).unwrap_or_default();
-        let _ = s.namespace().sockets_join(room.as_str()).await;
-        ev.ack(());
+    socket.on("sockets-join", |s: Socket, Data(room): Data<String>, ack: AckSender| async move {
+        s.namespace().sockets_join(room).await?;
+        ack.send(());
+        Ok::<_, EmitError>(())
     });
-    socket.on("sockets-leave", |s, mut ev: Event| async move {
-        let room: String = ev.arg(0).unwrap_or_default();
-        let _ = s.namespace().sockets_leave(room.as_str()).await;
-        ev.ack(());
+    socket.on("sockets-leave", |s: Socket, Data(room): Data<String>, ack: AckSender| async move {
+        s.namespace().sockets_leave(room).await?;
+        ack.send(());
+        Ok::<_, EmitError>(())
     });
-    socket.on("disconnect-room", |s, ev: Event| async move {
-        let room: String = ev.arg(0).unwrap_or_default();
-        let _ = s.namespace().to(room.as_str()).disconnect_sockets(false).await;
+    socket.on("disconnect-room", |s: Socket, Data(room): Data<String>| async move {
+        s.namespace().to(room).disconnect_sockets(false).await
     });
-    socket.on("set-data", |s, mut ev: Event| async move {
-        s.set_data(ev.args.first().cloned().unwrap_or_default());
-        ev.ack(());
+    socket.on("set-data", |s: Socket, Data(v): Data<Value>, ack: AckSender| async move {
+        s.set_data(v);
+        ack.send(());
     });
-    socket.on("get-data", |s, mut ev: Event| async move {
-        ev.ack(s.data());
-    });
-    socket.on("emit-all", |s, ev: Event| async move {
-        let _ = s.namespace().emit("all", ev.args);
-    });
+    socket.on("get-data", |s: Socket, ack: AckSender| async move { ack.send(s.data()) });
+    socket.on("emit-all", |s: Socket, Args(a): Args<Vec<Value>>| async move { s.namespace().emit("all", a) });
     socket.on_disconnect(|s, reason| async move {
-        let _ = s.namespace().to("observers").emit("disconnected", (s.id(), reason.as_str()));
+        s.namespace().to("observers").emit("disconnected", (s.id(), reason.as_str()))
     });
+}
+
+fn sorted_rooms(s: &Socket) -> Value {
+    sorted(s.rooms().iter().map(|r| r.to_string()).collect())
 }
 
 fn responses_json(responses: Vec<Vec<Value>>) -> serde_json::Value {
     serde_json::Value::Array(responses.into_iter().map(|r| Value::Array(r).into_json()).collect())
-}
-
-/// Each server's answer as a one-element list, the shape the cluster tests compare across Node and Rust.
-fn answers_json(answers: Vec<Value>) -> serde_json::Value {
-    serde_json::Value::Array(answers.into_iter().map(|a| serde_json::json!([a.into_json()])).collect())
 }
 
 fn main() {
@@ -231,32 +196,32 @@ fn main() {
         }
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
-    // The node's name lives as long as the process; every handler copies the reference.
-    let name: &'static str = Box::leak(name.into_boxed_str());
     runtime.block_on(async move {
         let mut cluster = None;
         if let Some(url) = &redis {
-            let cluster_config = socketio_redis::RedisAdapterConfig { key: redis_key, ..Default::default() };
-            let joined = socketio_redis::RedisCluster::connect(url, cluster_config).await.expect("connect to Redis");
-            cluster = Some(joined);
+            let mut cluster_config = socketio_redis::RedisAdapterConfig::default();
+            cluster_config.key = redis_key;
+            cluster = Some(socketio_redis::RedisCluster::connect(url, cluster_config).await.expect("connect to Redis"));
         }
         let io = match &cluster {
             Some(cluster) => SocketIo::with_adapter(config, cluster.factory()),
             None => SocketIo::new(config),
         };
+        io.set_state(NodeName(name.clone()));
+        io.on_handler_error(|s, event, err| eprintln!("socket {} event {event}: {err}", s.id()));
         for nsp in ["/", "/custom"] {
-            io.of(nsp).on_server_event("ping-node", move |_args| async move { vec![Value::from(name)] });
+            let name = name.clone();
+            io.of(nsp).on_server_event("ping-node", move |_| async move { vec![Value::from(name)] });
             let io2 = io.clone();
             io.of(nsp).on_server_event("note", move |args| async move {
+                // Best effort: the other nodes' sockets may have gone.
                 let _ = io2.local().emit("server-note", args);
                 Vec::new()
             });
-        }
-        for nsp_name in ["/", "/custom"] {
-            let io2 = io.clone();
-            io.of(nsp_name).on_connection(move |socket: Socket| async move {
-                let _ = socket.emit("auth", socket.handshake().auth.clone());
-                register(&io2, &socket, name);
+            io.of(nsp).on_connection(|socket: Socket| async move {
+                socket.emit("auth", &socket.handshake().auth)?;
+                register(&socket);
+                Ok::<_, EmitError>(())
             });
         }
         let private = io.of("/private");
@@ -264,18 +229,18 @@ fn main() {
             if socket.handshake().auth.get("token").and_then(Value::as_str) == Some("secret") {
                 Ok(())
             } else {
-                Err(ConnectError::new("not authorized").with_data(serde_json::json!({ "code": 401 })))
+                Err(ConnectError::new("not authorized").with_data(json!({ "code": 401 })))
             }
         });
-        let io2 = io.clone();
-        private.on_connection(move |socket: Socket| async move {
-            let _ = socket.emit("auth", socket.handshake().auth.clone());
-            register(&io2, &socket, name);
+        private.on_connection(|socket: Socket| async move {
+            socket.emit("auth", &socket.handshake().auth)?;
+            register(&socket);
+            Ok::<_, EmitError>(())
         });
-        let io2 = io.clone();
-        io.of_dynamic(|name, _auth| name.starts_with("/dyn-")).on_connection(move |socket: Socket| async move {
-            let _ = socket.emit("welcome", socket.namespace_name());
-            register(&io2, &socket, name);
+        io.of_dynamic(|name, _auth| name.starts_with("/dyn-")).on_connection(|socket: Socket| async move {
+            socket.emit("welcome", socket.namespace_name())?;
+            register(&socket);
+            Ok::<_, EmitError>(())
         });
         // Listening is announced once the other nodes can reach this one's namespaces.
         if let Some(cluster) = &cluster {
@@ -283,6 +248,6 @@ fn main() {
         }
         let (addr, task) = io.listen(SocketAddr::from(([127, 0, 0, 1], port))).await.expect("bind");
         println!("listening on http://{addr}");
-        let _ = task.await;
+        task.await.expect("the server task");
     });
 }

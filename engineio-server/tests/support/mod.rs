@@ -35,10 +35,11 @@ impl Connection for EchoConnection {
 
 /// The options of the protocol test suites: ping every 300 ms, 200 ms to answer.
 pub fn suite_config() -> EngineConfig {
-    EngineConfig {
-        ping_interval: Duration::from_millis(300),
-        ping_timeout: Duration::from_millis(200),
-        ..EngineConfig::default()
+    {
+        let mut c = EngineConfig::default();
+        c.ping_interval = Duration::from_millis(300);
+        c.ping_timeout = Duration::from_millis(200);
+        c
     }
 }
 

@@ -165,7 +165,7 @@ fn main() {
         let bridge = SessionBridge::new(bridge_config);
 
         let mut config = SocketIoConfig::default();
-        config.engine = config.engine.middleware(bridge.engine_middleware());
+        config.engine.middleware(bridge.engine_middleware());
         if let Some(origin) = &o.cors_origin {
             config.engine.cors = Some(CorsOptions::with_credentials([origin.clone()]));
         }
