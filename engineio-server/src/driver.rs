@@ -222,8 +222,15 @@ impl Driver {
             Command::PostStart(tx) => {
                 let _ = tx.send(self.session.handle_post_start(now).map_err(Into::into));
             }
-            Command::PostBody(body, tx) => {
-                let _ = tx.send(self.session.handle_post_body(now, body).map_err(Into::into));
+            Command::PostBody(body, request, tx) => {
+                let result = self.session.handle_post_body(now, body);
+                if result.is_ok() && self.connection.is_some() {
+                    // The POST's messages are delivered now, while its request is the current one.
+                    self.data_request(Some(request));
+                    self.deliver_events();
+                    self.data_request(None);
+                }
+                let _ = tx.send(result.map_err(Into::into));
             }
             Command::Upgrade { ws, base64 } => match self.session.handle_upgrade_request(now) {
                 Ok(()) => {
@@ -377,6 +384,15 @@ impl Driver {
         any
     }
 
+    /// Tells the connection which request carries the messages delivered next.
+    fn data_request(&mut self, request: Option<Arc<http::request::Parts>>) {
+        if let Some(c) = &mut self.connection
+            && contain(|| c.on_data_request(request)).is_none()
+        {
+            self.session.close(self.now, CloseReason::ForcedClose);
+        }
+    }
+
     /// Hands every event to the handler; whether there was any.
     fn deliver_events(&mut self) -> bool {
         let mut any = false;
@@ -427,7 +443,7 @@ impl Driver {
                 Command::Poll(tx) => {
                     let _ = tx.send(Err(PollError::Closed));
                 }
-                Command::PostStart(tx) | Command::PostBody(_, tx) => {
+                Command::PostStart(tx) | Command::PostBody(_, _, tx) => {
                     let _ = tx.send(Err(PollError::Closed));
                 }
                 Command::CloseNotify(tx) => self.close_waiters.get_or_insert_default().push(tx),

@@ -71,7 +71,8 @@ pub(crate) enum Command {
     CloseNotify(oneshot::Sender<()>),
     Poll(oneshot::Sender<Result<Bytes, PollError>>),
     PostStart(oneshot::Sender<Result<(), PollError>>),
-    PostBody(Option<Bytes>, oneshot::Sender<Result<(), PollError>>),
+    /// A POST's body (`None`: it could not be read) and its request.
+    PostBody(Option<Bytes>, std::sync::Arc<http::request::Parts>, oneshot::Sender<Result<(), PollError>>),
     /// A WebSocket asking to take over the session.
     Upgrade {
         /// The upgraded connection.

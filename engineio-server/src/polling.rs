@@ -96,7 +96,7 @@ pub(crate) fn poll_error(
 
 pub(crate) async fn post<B>(
     shared: &Arc<EngineShared>,
-    parts: &request::Parts,
+    parts: &Arc<request::Parts>,
     socket: &Socket,
     body: B,
     mut extra: HeaderMap,
@@ -128,7 +128,8 @@ where
         }
     };
     let (tx, reply) = oneshot::channel();
-    let delivered = socket.shared.mailbox.send_control(Command::PostBody(result.clone().ok(), tx)).is_ok();
+    let command = Command::PostBody(result.clone().ok(), parts.clone(), tx);
+    let delivered = socket.shared.mailbox.send_control(command).is_ok();
     let outcome = if delivered { reply.await.unwrap_or(Err(PollError::Closed)) } else { Err(PollError::Closed) };
     match (result, outcome) {
         (Err(BodyError::TooLarge), _) => plain(StatusCode::PAYLOAD_TOO_LARGE, "", Bytes::new(), extra),

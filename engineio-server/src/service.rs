@@ -222,7 +222,7 @@ where
             };
             match parts.method {
                 http::Method::GET => poll(&shared, &parts, &socket, extra).await,
-                http::Method::POST => post(&shared, &parts, &socket, body, extra).await,
+                http::Method::POST => post(&shared, &Arc::new(parts), &socket, body, extra).await,
                 // As the reference's polling transport: 500, and the session goes on.
                 _ => plain(StatusCode::INTERNAL_SERVER_ERROR, "", Bytes::new(), extra),
             }

@@ -31,6 +31,12 @@ pub trait Connection: Send + 'static {
         let _ = now;
         self.on_message(message);
     }
+    /// The HTTP request that carried the messages about to be delivered: called with `Some(request)` before
+    /// the messages of a long-polling POST, and with `None` once they are delivered (the reference's
+    /// `transport.dataReq`). Messages that come over a WebSocket have no request of their own.
+    fn on_data_request(&mut self, request: Option<Arc<request::Parts>>) {
+        let _ = request;
+    }
     /// The session upgraded from polling to WebSocket.
     fn on_upgrade(&mut self) {}
     /// The session closed; nothing more will be delivered.

@@ -106,6 +106,8 @@ pub(crate) struct Client {
     /// The socket the last packet went to: most connections use one namespace, and this spares the
     /// lookup (a lock and a hash) per packet. Used only while it is still connected.
     last: Option<Socket>,
+    /// The long-polling POST whose messages are being delivered.
+    data_request: Option<crate::event::DataRequest>,
 }
 
 impl Client {
@@ -119,7 +121,7 @@ impl Client {
             conn: Mutex::new(conn),
             sockets: Mutex::default(),
         });
-        Client { shared, deadline, last: None }
+        Client { shared, deadline, last: None, data_request: None }
     }
 
     /// Feeds the connection, then carries out its events.
@@ -152,8 +154,9 @@ impl Client {
                 crate::run::run_detached(Box::pin(connect(shared, nsp, auth)));
             }
             ConnectionEvent::Event { nsp, name, args, ack } => {
+                let request = self.data_request.clone();
                 if let Some(socket) = self.socket_of(&nsp) {
-                    socket.on_event(name, args, ack);
+                    socket.on_event(name, args, ack, request);
                 }
             }
             ConnectionEvent::Ack { nsp, id, args } => {
@@ -187,6 +190,10 @@ impl engineio_server::Connection for Client {
 
     fn on_message_at(&mut self, now: Instant, message: Message) {
         self.drive(|c| c.handle_message(now, message));
+    }
+
+    fn on_data_request(&mut self, request: Option<std::sync::Arc<engineio_server::http::request::Parts>>) {
+        self.data_request = request;
     }
 
     fn deadline(&self) -> Option<Instant> {

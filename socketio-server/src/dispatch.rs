@@ -18,7 +18,13 @@ impl Socket {
     }
 
     /// An event of this socket's namespace, from its client.
-    pub(crate) fn on_event(&self, name: String, args: Vec<Value>, ack: Option<u64>) {
+    pub(crate) fn on_event(
+        &self,
+        name: String,
+        args: Vec<Value>,
+        ack: Option<u64>,
+        request: Option<crate::event::DataRequest>,
+    ) {
         if !self.connected() {
             return;
         }
@@ -31,7 +37,7 @@ impl Socket {
                 Err(e) => socket.handler_failed("ack", &e.into()),
             })
         });
-        self.dispatch(Event::new(name, args, ack));
+        self.dispatch(Event::new(name, args, ack).with_request(request));
     }
 
     /// The client's acknowledgement of an event this socket sent with ack id `id`.

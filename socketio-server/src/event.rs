@@ -14,15 +14,32 @@ pub struct Event {
     /// The arguments after the name; binary arguments are [`Value::Binary`].
     pub args: Vec<Value>,
     ack: Option<AckSender>,
+    request: Option<DataRequest>,
 }
+
+/// The HTTP request that carried an event: the long-polling POST (the reference's
+/// `socket.conn.transport.dataReq`).
+pub type DataRequest = Arc<http::request::Parts>;
 
 impl Event {
     pub(crate) fn new(name: String, args: Vec<Value>, ack: Option<AckSender>) -> Self {
-        Event { name, args, ack }
+        Event { name, args, ack, request: None }
     }
 
-    pub(crate) fn into_parts(self) -> (String, Vec<Value>, Option<AckSender>) {
-        (self.name, self.args, self.ack)
+    pub(crate) fn with_request(mut self, request: Option<DataRequest>) -> Self {
+        self.request = request;
+        self
+    }
+
+    pub(crate) fn into_parts(self) -> (String, Vec<Value>, Option<AckSender>, Option<DataRequest>) {
+        (self.name, self.args, self.ack, self.request)
+    }
+
+    /// The HTTP request that carried this event when it came in a long-polling POST (its headers, cookies
+    /// included, may differ from the handshake's); `None` for an event that came over a WebSocket, whose
+    /// only request is the handshake ([`crate::Socket::handshake`]).
+    pub fn request(&self) -> Option<&http::request::Parts> {
+        self.request.as_deref()
     }
 
     /// Argument `i`, deserialized.

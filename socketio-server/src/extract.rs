@@ -11,6 +11,7 @@
 //! | `Option<AckSender>` | the acknowledgement handle, if the client asked for one |
 //! | [`State<T>`] | the application state of type `T` kept with [`crate::SocketIo::set_state`] |
 //! | [`SocketIo`] | the server |
+//! | [`Request`] | the HTTP request that carried the event, when it came in a long-polling POST |
 //! | [`Event`] | the rest of the event: its name, the arguments not taken yet, its acknowledgement |
 //!
 //! ```no_run
@@ -44,7 +45,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use socketio_proto::Value;
 
-use crate::event::{AckSender, Event};
+use crate::event::{AckSender, DataRequest, Event};
 use crate::handler::{HandlerResult, on_error, report};
 use crate::server::SocketIo;
 use crate::socket::Socket;
@@ -58,6 +59,7 @@ pub struct EventParts {
     /// Arguments before this one were taken by [`Data`] or [`TryData`].
     next: usize,
     ack: Option<AckSender>,
+    request: Option<DataRequest>,
     /// Whether the name must stay here after an [`Event`] is taken (it is needed to report an error).
     keep_name: bool,
 }
@@ -203,6 +205,16 @@ impl FromEvent for SocketIo {
     }
 }
 
+/// The HTTP request that carried the event, if it came in a long-polling POST (see [`Event::request`]).
+#[derive(Debug, Clone)]
+pub struct Request(pub Option<DataRequest>);
+
+impl FromEvent for Request {
+    fn from_event(parts: &mut EventParts) -> Result<Self, ExtractError> {
+        Ok(Request(parts.request.clone()))
+    }
+}
+
 /// The acknowledgement handle; when the client asked for none (or an earlier argument took it), sending on
 /// it does nothing.
 impl FromEvent for AckSender {
@@ -222,7 +234,7 @@ impl FromEvent for Option<AckSender> {
 impl FromEvent for Event {
     fn from_event(parts: &mut EventParts) -> Result<Self, ExtractError> {
         let name = if parts.keep_name { parts.name.clone() } else { std::mem::take(&mut parts.name) };
-        Ok(Event::new(name, parts.take_remaining_args(), parts.ack.take()))
+        Ok(Event::new(name, parts.take_remaining_args(), parts.ack.take()).with_request(parts.request.take()))
     }
 }
 
@@ -246,7 +258,7 @@ macro_rules! event_handler {
         {
             #[allow(non_snake_case, unused_mut)]
             fn call(self, socket: Socket, event: Event) -> BoxFuture<'static, ()> {
-                let (name, args, ack) = event.into_parts();
+                let (name, args, ack, request) = event.into_parts();
                 const COUNT: usize = <[&str]>::len(&[$(stringify!($arg)),*]);
                 let mut parts = EventParts {
                     socket,
@@ -254,6 +266,7 @@ macro_rules! event_handler {
                     args,
                     next: 0,
                     ack,
+                    request,
                     keep_name: <Fut::Output as HandlerResult>::CAN_FAIL || COUNT > 1,
                 };
                 $(

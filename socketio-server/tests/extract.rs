@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
-use socketio_server::extract::{Args, Data, State, TryData};
+use socketio_server::extract::{Args, Data, Request, State, TryData};
 use socketio_server::{AckSender, Event, HandlerError, Socket, SocketIo, Value};
 
 mod support;
@@ -67,6 +67,12 @@ async fn start() -> (SocketIo, std::net::SocketAddr, Seen) {
             s.emit("asked", asked)
         });
         socket.on("nothing", || async {});
+        // The request that carried the event: a long-polling POST's headers; none over a WebSocket.
+        socket.on("tab", |Request(req): Request, ack: AckSender, ev: Event| async move {
+            let header = |r: &socketio_server::http::request::Parts| r.headers.get("x-tab").map(|v| v.to_str().unwrap().to_owned());
+            assert_eq!(req.as_deref().map(header), ev.request().map(header), "the extractor and Event agree");
+            ack.send(&req.as_deref().map(|r| header(r).unwrap_or_else(|| "no header".into())));
+        });
         // An async closure (Rust 1.85) is a handler too.
         socket.on("double", async |s: Socket, Data(n): Data<u32>| s.emit("double", n * 2));
     });
@@ -153,4 +159,24 @@ async fn the_server_and_an_optional_ack_are_arguments_too() {
     assert_eq!(next_text(&mut ws).await, r#"42["io",1]"#, "no ack packet came before");
     send(&mut ws, r#"42["double",21]"#).await;
     assert_eq!(next_text(&mut ws).await, r#"42["double",42]"#);
+}
+
+#[tokio::test]
+async fn a_handler_sees_the_post_that_carried_its_event() {
+    let (_io, addr, _) = start().await;
+    let path = polling_session(addr).await;
+    assert_eq!(http(addr, "POST", &path, "40").await.0, 200);
+    assert!(poll_replies(addr, &path, 1).await[0].starts_with("40{"));
+    // Two POSTs with different headers: each event sees its own request, not the handshake's.
+    for tab in ["1", "2"] {
+        let (status, _) = http_with(addr, "POST", &path, &[("x-tab", tab)], "421[\"tab\"]").await;
+        assert_eq!(status, 200);
+        assert_eq!(poll_replies(addr, &path, 1).await, vec![format!("431[\"{tab}\"]")]);
+    }
+    assert_eq!(http(addr, "POST", &path, "422[\"tab\"]").await.0, 200);
+    assert_eq!(poll_replies(addr, &path, 1).await, vec!["432[\"no header\"]".to_owned()]);
+    // Over a WebSocket there is no request per message.
+    let mut ws = joined(addr).await;
+    send(&mut ws, r#"423["tab"]"#).await;
+    assert_eq!(next_text(&mut ws).await, r#"433[null]"#);
 }
