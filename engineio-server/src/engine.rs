@@ -55,6 +55,13 @@ impl Engine {
         EngineService { shared: self.shared.clone(), remote: None }
     }
 
+    /// A tower `Layer` that puts the endpoint in front of an application's service (axum:
+    /// `Router::new().route(..).layer(engine.layer())`): requests under the endpoint's path are answered
+    /// here, the others go to the application.
+    pub fn layer(&self) -> crate::layer::EngineLayer {
+        crate::layer::EngineLayer { service: self.service() }
+    }
+
     /// The open session with this ID.
     pub fn socket(&self, sid: &str) -> Option<Socket> {
         self.shared.sessions.lookup(sid)

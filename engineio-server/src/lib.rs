@@ -7,6 +7,7 @@ pub mod cookie;
 pub mod cors;
 mod driver;
 mod engine;
+pub mod layer;
 mod mailbox;
 mod polling;
 mod response;
@@ -24,6 +25,7 @@ pub use engine::Engine;
 pub use engineio_proto::{self as proto, CloseReason, Frame, Message, TransportKind};
 /// The `http` crate, whose types (`request::Parts`, `HeaderMap`, ...) are in this API.
 pub use http;
+pub use layer::EngineLayer;
 pub use response::ResponseBody;
 pub use service::{EngineService, serve_listener};
 pub use shared::RemoteAddr;

@@ -63,7 +63,10 @@ impl std::fmt::Debug for EngineService {
 }
 
 impl EngineService {
-    fn call_inner<B>(&self, mut req: Request<B>) -> BoxFuture<'static, Result<Response<ResponseBody>, Infallible>>
+    pub(crate) fn call_inner<B>(
+        &self,
+        mut req: Request<B>,
+    ) -> BoxFuture<'static, Result<Response<ResponseBody>, Infallible>>
     where
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,

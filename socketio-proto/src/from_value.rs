@@ -9,6 +9,7 @@
 use serde::de::value::{MapDeserializer, SeqDeserializer};
 use serde::de::{self, Deserializer, EnumAccess, IntoDeserializer, VariantAccess, Visitor};
 use serde::forward_to_deserialize_any;
+use std::any::{Any, TypeId};
 
 use crate::value::Value;
 
@@ -22,24 +23,30 @@ fn error(msg: impl std::fmt::Display) -> Error {
 /// Deserializes `value` into `T`, binary kept. A [`Value`] target is the value itself (no walk), a
 /// `Vec<Value>` target is an array's items, a `serde_json::Value` target is [`Value::into_json`].
 pub fn from_value<T: de::DeserializeOwned + 'static>(value: Value) -> Result<T, Error> {
-    use std::any::{Any, TypeId};
-    if TypeId::of::<T>() == TypeId::of::<Value>() {
-        let any: Box<dyn Any> = Box::new(value);
-        return Ok(*any.downcast::<T>().expect("T is Value"));
-    }
+    let value = match cast::<Value, T>(value) {
+        Ok(same) => return Ok(same),
+        Err(value) => value,
+    };
     if TypeId::of::<T>() == TypeId::of::<Vec<Value>>() {
-        let items = match value {
-            Value::Array(items) => items,
-            other => return Err(de::Error::invalid_type(other.unexpected(), &"a sequence")),
+        return match value {
+            Value::Array(items) => Ok(cast::<Vec<Value>, T>(items).unwrap_or_else(|_| unreachable!("T is Vec<Value>"))),
+            other => Err(de::Error::invalid_type(other.unexpected(), &"a sequence")),
         };
-        let any: Box<dyn Any> = Box::new(items);
-        return Ok(*any.downcast::<T>().expect("T is Vec<Value>"));
     }
     if TypeId::of::<T>() == TypeId::of::<serde_json::Value>() {
-        let any: Box<dyn Any> = Box::new(value.into_json());
-        return Ok(*any.downcast::<T>().expect("T is serde_json::Value"));
+        let json = value.into_json();
+        return Ok(cast::<serde_json::Value, T>(json).unwrap_or_else(|_| unreachable!("T is serde_json::Value")));
     }
     T::deserialize(value)
+}
+
+/// `value` as a `T` when `T` is its very type (moved, neither copied nor boxed); else `value` back.
+fn cast<A: 'static, T: 'static>(value: A) -> Result<T, A> {
+    let mut slot = Some(value);
+    match (&mut slot as &mut dyn Any).downcast_mut::<Option<T>>() {
+        Some(same) => Ok(same.take().expect("filled above")),
+        None => Err(slot.expect("left untouched")),
+    }
 }
 
 impl Value {

@@ -46,7 +46,7 @@ use serde::de::DeserializeOwned;
 use socketio_proto::Value;
 
 use crate::event::{AckSender, DataRequest, Event};
-use crate::handler::{HandlerResult, on_error, report};
+use crate::handler::{HandlerResult, report};
 use crate::server::SocketIo;
 use crate::socket::Socket;
 use crate::types::BoxFuture;
@@ -278,8 +278,9 @@ macro_rules! event_handler {
                         }
                     };
                 )*
+                // What an error report needs, moved (not cloned) out of the parts, only when it can fail.
                 let EventParts { socket, name, .. } = parts;
-                let on_error = on_error::<Fut::Output>(&socket, || name);
+                let on_error = <Fut::Output as HandlerResult>::CAN_FAIL.then(|| (socket, name));
                 report(self($($arg),*), on_error)
             }
         }

@@ -143,6 +143,13 @@ impl SocketIo {
         self.inner.engine.service()
     }
 
+    /// A tower `Layer` that puts the Socket.IO endpoint in front of an application's service (axum:
+    /// `Router::new().route(..).layer(io.layer())`): requests under the endpoint's path are answered here,
+    /// the others go to the application.
+    pub fn layer(&self) -> engineio_server::EngineLayer {
+        self.inner.engine.layer()
+    }
+
     /// Binds `addr` and serves; returns the bound address and the accept loop's task.
     pub async fn listen(&self, addr: SocketAddr) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
         self.inner.engine.listen(addr).await

@@ -17,7 +17,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use socketio_server::{Event, Socket, SocketIo, SocketIoConfig};
+use socketio_server::extract::Args;
+use socketio_server::{AckSender, Socket, SocketIo, SocketIoConfig, Value};
 
 #[cfg(feature = "heap-stats")]
 #[path = "../heap.rs"]
@@ -97,25 +98,14 @@ fn main() {
         .expect("a tokio runtime");
     runtime.block_on(async move {
         let io = SocketIo::new(config);
-        let io2 = io.clone();
-        io.on_connection(move |socket: Socket| {
-            let io = io2.clone();
-            async move {
-                socket.join("all");
-                socket.on("echo", |s: Socket, ev: Event| async move {
-                    let _ = s.emit("echo", ev.args);
-                });
-                socket.on("ack", |_s: Socket, mut ev: Event| async move {
-                    let args = std::mem::take(&mut ev.args);
-                    ev.ack(args);
-                });
-                socket.on("broadcast", move |_s: Socket, ev: Event| {
-                    let io = io.clone();
-                    async move {
-                        let _ = io.to("all").emit("broadcast", ev.args);
-                    }
-                });
-            }
+        // The handlers as an application writes them: typed arguments, emit errors returned.
+        io.on_connection(|socket: Socket| async move {
+            socket.join("all");
+            socket.on("echo", |s: Socket, Args(a): Args<Vec<Value>>| async move { s.emit("echo", a) });
+            socket.on("ack", |Args(a): Args<Vec<Value>>, ack: AckSender| async move { ack.send(a) });
+            socket.on("broadcast", |io: SocketIo, Args(a): Args<Vec<Value>>| async move {
+                io.to("all").emit("broadcast", a)
+            });
         });
         let (addr, task) = io.listen(SocketAddr::new(host, port)).await.expect("bind");
         println!("listening on http://{addr}");

@@ -30,7 +30,7 @@ use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use engineio_server::CorsOptions;
 use session_bridge::{BridgeConfig, MemoryStore, SessionBridge, SessionStore, SocketSessionExt};
-use socketio_server::{Socket, SocketIo, SocketIoConfig};
+use socketio_server::{HandlerError, Socket, SocketIo, SocketIoConfig};
 
 const PAGE: &str = include_str!("page.html");
 
@@ -129,7 +129,8 @@ async fn incr(State(app): AppState, headers: HeaderMap) -> Result<Response, Unav
     let count = session.get_as::<u64>("count").unwrap_or(0) + 1;
     session.set("count", count);
     session.save().await?;
-    // Every tab of this session: its sockets are in the room named by the session id.
+    // Every tab of this session: its sockets are in the room named by the session id. Best effort: the
+    // count is saved, and a tab that misses this gets it when it reconnects.
     let _ = app.io.to(session.id()).emit("current count", count);
     Ok(json(StatusCode::OK, format!(r#"{{"count":{count}}}"#)))
 }
@@ -172,9 +173,11 @@ fn main() {
         let io = SocketIo::new(config);
         bridge.attach(&io.of("/"));
         io.on_connection(|socket: Socket| async move {
-            if let Some(session) = socket.session() {
-                let _ = socket.emit("current count", session.get_as::<u64>("count").unwrap_or(0));
-            }
+            let count = socket.session().map(|session| session.get_as::<u64>("count").unwrap_or(0));
+            count.map_or(Ok(()), |count| socket.emit("current count", count))
+        });
+        io.on_handler_error(|socket: &Socket, event: &str, err: &HandlerError| {
+            eprintln!("{} {event}: {err}", socket.id())
         });
 
         // The Socket.IO endpoint mounted beside the application's own routes.
