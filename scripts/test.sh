@@ -39,6 +39,13 @@ done
 python3 scripts/module_cycles.py
 
 step "gate: the library crates package and build as crates.io would take them (cargo publish --dry-run)"
+# cargo unpacks the packaged crates into a local registry overlay and keeps an unpacked copy of a
+# name and version it has seen: a copy left by an earlier run of the same version would be built instead
+# of the code just packaged. Those overlays are the registries whose directory name starts with "-".
+cargo_home=${CARGO_HOME:-$HOME/.cargo}
+for crate in engineio-proto engineio-server socketio-proto socketio-server session-bridge socketio-redis; do
+  rm -rf "$cargo_home"/registry/src/-*/"$crate"-[0-9]* "$cargo_home"/registry/cache/-*/"$crate"-[0-9]*.crate
+done
 cargo publish --dry-run --workspace --allow-dirty --quiet
 
 msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)

@@ -85,7 +85,23 @@ impl Driver {
 
     /// Runs the session to its end. The driver is boxed: an `async fn` keeps its by-value arguments twice
     /// in its state, and this future lives as long as the session.
+    pub(crate) fn sid(&self) -> &str {
+        self.socket.sid()
+    }
+
+    pub(crate) fn request(&self) -> &http::request::Parts {
+        self.socket.request()
+    }
+
     pub(crate) async fn run(mut self: Box<Self>) {
+        let transport = self.session.transport();
+        let m = &crate::telemetry::METRICS;
+        m.handshakes.increment(1);
+        m.sessions(transport).increment(1.0);
+        if let Some(started) = self.socket.request().extensions.get::<crate::telemetry::HandshakeStarted>() {
+            m.handshake_seconds.record(started.0.elapsed().as_secs_f64());
+        }
+        tracing::info!(target: "engineio_server::session", "session opened");
         self.flush().await;
         match contain(|| self.sessions.handler.on_open(&self.socket)) {
             Some(c) => self.connection = Some(c),
@@ -192,15 +208,18 @@ impl Driver {
         let now = self.now;
         match cmd {
             Command::Send(frame) => {
+                count_out(1, bytes);
                 let _ = self.session.send(frame);
             }
             Command::SendMany(frames) => {
+                count_out(frames.len(), bytes);
                 for frame in frames {
                     let _ = self.session.send(frame);
                 }
             }
             Command::SendVolatile(frames) => {
                 if self.session.is_writable() {
+                    count_out(frames.len(), bytes);
                     for frame in frames {
                         let _ = self.session.send(frame);
                     }
@@ -400,6 +419,10 @@ impl Driver {
             any = true;
             match event {
                 Event::Message(m) => {
+                    let metrics = &crate::telemetry::METRICS;
+                    metrics.packets_in.increment(1);
+                    metrics.bytes_in.increment(m.len() as u64);
+                    tracing::trace!(target: "engineio_server::packet", len = m.len(), binary = matches!(m, engineio_proto::Message::Binary(_)), "message in");
                     let mailbox = &self.socket.shared.mailbox;
                     let mut panicked = false;
                     if let Some(c) = &mut self.connection {
@@ -412,12 +435,18 @@ impl Driver {
                     mailbox.take_into(&mut self.inbox);
                     self.run_inbox();
                     if panicked {
+                        tracing::warn!(target: "engineio_server::session", "the connection's handler panicked");
                         self.session.close(self.now, CloseReason::ForcedClose);
                     }
                 }
                 Event::Upgrading => {}
                 Event::Upgraded => {
                     self.socket.shared.upgraded.store(true, Ordering::Relaxed);
+                    let m = &crate::telemetry::METRICS;
+                    m.upgrades.increment(1);
+                    m.sessions_polling.decrement(1.0);
+                    m.sessions_websocket.increment(1.0);
+                    tracing::debug!(target: "engineio_server::session", "upgraded to websocket");
                     if let Some(c) = &mut self.connection
                         && contain(|| c.on_upgrade()).is_none()
                     {
@@ -425,6 +454,18 @@ impl Driver {
                     }
                 }
                 Event::Closed { reason, .. } => {
+                    let m = &crate::telemetry::METRICS;
+                    m.sessions(self.session.transport()).decrement(1.0);
+                    if reason == CloseReason::BufferFull {
+                        m.buffer_full.increment(1);
+                        tracing::warn!(
+                            target: "engineio_server::session",
+                            reason = reason.as_str(),
+                            "session closed: the client did not take its data"
+                        );
+                    } else {
+                        tracing::info!(target: "engineio_server::session", reason = reason.as_str(), "session closed");
+                    }
                     self.sessions.remove(self.socket.sid());
                     if let Some(c) = &mut self.connection {
                         contain(|| c.on_close(reason));
@@ -529,6 +570,14 @@ async fn fire(timer: &mut Option<Pin<Box<tokio::time::Sleep>>>) {
 pub(crate) async fn close_ws(mut ws: WsStream, code: Option<u16>) {
     let _ = tokio::time::timeout(WS_CLOSE_TIMEOUT, ws.close(code.map(|c| (c, "")))).await;
 }
+/// Counts messages going out (a volatile batch only when it is sent).
+fn count_out(messages: usize, bytes: usize) {
+    let m = &crate::telemetry::METRICS;
+    m.packets_out.increment(messages as u64);
+    m.bytes_out.increment(bytes as u64);
+    tracing::trace!(target: "engineio_server::packet", messages, bytes, "messages out");
+}
+
 #[cfg(test)]
 mod tests {
     /// Every open session keeps one boxed driver: 16 bytes more than 640 move it to jemalloc's next size

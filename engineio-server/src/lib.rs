@@ -15,6 +15,7 @@ mod service;
 mod sessions;
 mod shared;
 mod socket;
+pub mod telemetry;
 mod upgrade;
 mod ws;
 

@@ -44,7 +44,10 @@ pub(crate) async fn polling_handshake(
     let (tx, reply) = oneshot::channel();
     shared.sessions.insert(&socket);
     slot.keep();
-    tokio::spawn(Box::new(Driver::new(shared.sessions.clone(), session, socket, None, Some(tx))).run());
+    let remote = parts.extensions.get::<crate::RemoteAddr>().map(|a| a.0);
+    let span = crate::telemetry::session_span(socket.sid(), TransportKind::Polling, remote);
+    let driver = Box::new(Driver::new(shared.sessions.clone(), session, socket, None, Some(tx)));
+    tokio::spawn(tracing::Instrument::instrument(driver.run(), span));
     poll_response(shared, &parts, reply.await.unwrap_or(Err(PollError::Closed)), extra)
 }
 

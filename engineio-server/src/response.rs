@@ -24,6 +24,17 @@ pub(crate) fn refuse(
     context: Option<&str>,
     extra: HeaderMap,
 ) -> Response<ResponseBody> {
+    crate::telemetry::refused(refusal.code);
+    tracing::warn!(
+        target: "engineio_server::request",
+        code = refusal.code.code(),
+        message = refusal.message(),
+        context,
+        method = %parts.method,
+        path = parts.uri.path(),
+        remote = parts.extensions.get::<crate::RemoteAddr>().map(|a| tracing::field::display(a.0)),
+        "request refused"
+    );
     if let Some(hook) = &shared.config.on_connection_error {
         hook(&ConnectionError { code: refusal.code, message: refusal.message(), context, request: parts });
     }

@@ -191,7 +191,9 @@ where
         Route::NotFound => plain(StatusCode::NOT_FOUND, "text/plain", Bytes::from_static(b"Not Found"), extra),
         Route::Refuse(refusal) => refuse(&shared, &parts, refusal, None, extra),
         Route::Handshake { transport, query, accept } => {
-            let parts = Arc::new(detach(parts));
+            let mut parts = detach(parts);
+            parts.extensions.insert(crate::telemetry::HandshakeStarted(std::time::Instant::now()));
+            let parts = Arc::new(parts);
             if let Some(allow) = &config.allow_request
                 && let Err(message) = allow(parts.clone()).await
             {

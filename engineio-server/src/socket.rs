@@ -136,6 +136,7 @@ impl Socket {
     fn queue(&self, command: Command) -> Result<(), SendError> {
         let bytes = command.frame_bytes();
         let overflow = || {
+            crate::telemetry::METRICS.sends_refused.increment(1);
             self.shared.overflowed.store(true, Ordering::Release);
             self.shared.mailbox.wake();
             SendError::Full
@@ -158,12 +159,16 @@ impl Socket {
     pub fn send_volatile(&self, frames: Vec<Frame>) -> Result<(), SendError> {
         let bytes = frames.iter().map(Frame::len).sum();
         if !self.reserve_bytes(bytes) {
+            crate::telemetry::METRICS.sends_refused.increment(1);
             return Err(SendError::Full);
         }
         self.shared.mailbox.try_send(Command::SendVolatile(frames)).map_err(|e| {
             self.shared.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
             match e {
-                TrySendError::Full => SendError::Full,
+                TrySendError::Full => {
+                    crate::telemetry::METRICS.sends_refused.increment(1);
+                    SendError::Full
+                }
                 TrySendError::Closed => SendError::Closed,
             }
         })

@@ -71,7 +71,9 @@ pub(crate) fn accept_websocket(
         // The rest is plain functions: this task goes on to run the session for its whole life, so its
         // state should be little more than the driver's.
         if let Some(driver) = upgraded_session(shared, parts, deflate, upgraded, base64, existing, slot) {
-            driver.run().await;
+            let remote = driver.request().extensions.get::<crate::RemoteAddr>().map(|a| a.0);
+            let span = crate::telemetry::session_span(driver.sid(), TransportKind::WebSocket, remote);
+            tracing::Instrument::instrument(driver.run(), span).await;
         }
     });
     res

@@ -69,11 +69,19 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn publish(&self, channel: String, payload: Vec<u8>) -> Result<(), AdapterError> {
         if !self.subscribed.load(Ordering::Acquire) {
+            crate::telemetry::METRICS.publishes_failed.increment(1);
+            tracing::warn!(target: "socketio_redis::adapter", channel = %channel, "publish refused: redis is unavailable");
             return Err(AdapterError("redis is unavailable".into()));
         }
-        self.publish_tx.try_send((channel, payload)).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => AdapterError("too many messages waiting for redis".into()),
-            mpsc::error::TrySendError::Closed(_) => AdapterError("the redis connection is closed".into()),
+        crate::telemetry::METRICS.publishes.increment(1);
+        self.publish_tx.try_send((channel, payload)).map_err(|e| {
+            crate::telemetry::METRICS.publishes_failed.increment(1);
+            let error = match e {
+                mpsc::error::TrySendError::Full(_) => "too many messages waiting for redis",
+                mpsc::error::TrySendError::Closed(_) => "the redis connection is closed",
+            };
+            tracing::warn!(target: "socketio_redis::adapter", error, "publish refused");
+            AdapterError(error.into())
         })
     }
 
@@ -161,7 +169,11 @@ impl RedisCluster {
 
 async fn publisher(mut conn: ConnectionManager, mut rx: mpsc::Receiver<(String, Vec<u8>)>) {
     while let Some((channel, payload)) = rx.recv().await {
-        let _: Result<(), _> = redis::cmd("PUBLISH").arg(&channel).arg(payload).query_async(&mut conn).await;
+        let sent: Result<(), _> = redis::cmd("PUBLISH").arg(&channel).arg(payload).query_async(&mut conn).await;
+        if let Err(e) = sent {
+            crate::telemetry::METRICS.publishes_failed.increment(1);
+            tracing::warn!(target: "socketio_redis::adapter", channel = %channel, error = %e, "publish failed");
+        }
     }
 }
 
@@ -177,7 +189,13 @@ async fn subscriber(
         let Some(s) = shared.upgrade() else { return };
         let pubsub = match client.get_async_pubsub().await {
             Ok(p) => p,
-            Err(_) => {
+            Err(e) => {
+                tracing::warn!(
+                    target: "socketio_redis::adapter",
+                    error = %e,
+                    retry_in_ms = backoff.as_millis() as u64,
+                    "cannot reach redis for the subscriber"
+                );
                 drop(s);
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(2));
@@ -201,6 +219,14 @@ async fn subscriber(
         backoff = Duration::from_millis(50);
         if ready.is_none() {
             s.reconnects.fetch_add(1, Ordering::Relaxed);
+            crate::telemetry::METRICS.reconnects.increment(1);
+            tracing::warn!(
+                target: "socketio_redis::adapter",
+                channels = channels.len() + patterns.len(),
+                "subscriber reconnected to redis and subscribed again"
+            );
+        } else {
+            tracing::info!(target: "socketio_redis::adapter", uid = %s.uid, "subscribed to redis");
         }
         s.subscribed.store(true, Ordering::Release);
         if let Some(r) = ready.take() {
@@ -253,6 +279,7 @@ async fn subscriber(
         if let Some(s) = shared.upgrade() {
             s.subscribed.store(false, Ordering::Release);
         }
+        tracing::warn!(target: "socketio_redis::adapter", "lost the redis subscriber connection; reconnecting");
         tokio::time::sleep(backoff).await;
     }
 }
@@ -523,11 +550,21 @@ impl RedisAdapter {
         rx: oneshot::Receiver<T>,
         timeout: Duration,
     ) -> Result<T, AdapterError> {
+        crate::telemetry::METRICS.requests.increment(1);
         let result = tokio::time::timeout(timeout, rx).await;
         self.requests.lock().expect("poisoned").remove(&request_id);
         match result {
             Ok(Ok(v)) => Ok(v),
-            _ => Err(AdapterError("timeout".into())),
+            _ => {
+                crate::telemetry::METRICS.request_timeouts.increment(1);
+                tracing::warn!(
+                    target: "socketio_redis::adapter",
+                    request_id = %request_id,
+                    timeout_ms = timeout.as_millis() as u64,
+                    "a request to the other servers timed out"
+                );
+                Err(AdapterError("timeout".into()))
+            }
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod adapter;
 mod emitter;
+pub mod telemetry;
 mod wire;
 
 pub use adapter::{RedisAdapter, RedisAdapterConfig, RedisCluster};

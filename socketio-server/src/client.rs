@@ -241,6 +241,8 @@ async fn connect(shared: Arc<ClientShared>, nsp: String, auth: Value) {
     let Some(server) = shared.server.upgrade() else { return };
     let Some(ns) = server.namespace_for_connect(&nsp, &auth) else {
         answer.answered = true;
+        crate::telemetry::METRICS.connects_refused.increment(1);
+        tracing::info!(target: "socketio_server::socket", namespace = %nsp, "connection to an unknown namespace refused");
         shared.refuse(&nsp, "Invalid namespace", None);
         return;
     };
@@ -276,6 +278,13 @@ async fn connect(shared: Arc<ClientShared>, nsp: String, auth: Value) {
             ns.adapter().del_all(socket.id_arc());
         }
         answer.answered = true;
+        crate::telemetry::METRICS.connects_refused.increment(1);
+        tracing::info!(
+            target: "socketio_server::socket",
+            parent: &socket.inner.span,
+            message = %e.message,
+            "connection refused by a middleware"
+        );
         shared.refuse(&nsp, &e.message, e.data);
         return;
     }

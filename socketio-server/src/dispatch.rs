@@ -7,13 +7,14 @@ use socketio_proto::{ArgsPacket, Value};
 
 use crate::event::{AckError, AckSender, Event};
 use crate::listeners::Listeners;
-use crate::run::{contain, run_detached, run_handler};
+use crate::run::{contain, run_detached_in, run_handler};
 use crate::socket::{AckCallback, AnyListener, DisconnectReason, EventHandler, Socket};
 use crate::types::Room;
 
 impl Socket {
     /// Marks the socket connected.
     pub(crate) fn set_connected(&self) {
+        tracing::info!(target: "socketio_server::socket", parent: &self.inner.span, recovered = self.inner.recovered, "socket connected");
         self.inner.connected.store(true, Ordering::Release);
     }
 
@@ -37,6 +38,15 @@ impl Socket {
                 Err(e) => socket.handler_failed("ack", &e.into()),
             })
         });
+        crate::telemetry::METRICS.events_in.increment(1);
+        tracing::debug!(
+            target: "socketio_server::event",
+            parent: &self.inner.span,
+            event = %name,
+            args = args.len(),
+            ack = ack.is_some(),
+            "event in"
+        );
         self.dispatch(Event::new(name, args, ack).with_request(request));
     }
 
@@ -45,6 +55,7 @@ impl Socket {
         if !self.connected() {
             return;
         }
+        tracing::debug!(target: "socketio_server::event", parent: &self.inner.span, id, args = args.len(), "ack in");
         let callback = self.inner.acks.lock().expect("poisoned").remove(&id);
         if let Some(cb) = callback {
             cb(Ok(args));
@@ -63,29 +74,40 @@ impl Socket {
             l.packet_middlewares.clone()
         };
         let socket = self.clone();
-        run_detached(Box::pin(async move {
-            let mut event = event;
-            for mw in middlewares {
-                // A panicking middleware drops the event, as a refusal without an error to report.
-                let Some(run) = contain(|| mw(socket.clone(), event)) else { return };
-                let Ok(outcome) = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(run)).await else {
-                    return;
-                };
-                match outcome {
-                    Ok(e) => event = e,
-                    Err(err) => {
-                        let handlers = socket.inner.listeners.read().expect("poisoned").error.clone();
-                        for h in handlers {
-                            contain(|| h(socket.clone(), err.clone()));
-                        }
+        let span = self.inner.span.clone();
+        run_detached_in(
+            Box::pin(async move {
+                let mut event = event;
+                for mw in middlewares {
+                    let event_name = event.name.clone();
+                    // A panicking middleware drops the event, as a refusal without an error to report.
+                    let Some(run) = contain(|| mw(socket.clone(), event)) else { return };
+                    let Ok(outcome) = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(run)).await
+                    else {
                         return;
+                    };
+                    match outcome {
+                        Ok(e) => event = e,
+                        Err(err) => {
+                            tracing::warn!(
+                                target: "socketio_server::handler",
+                                event = %event_name,
+                                "a per-packet middleware refused the event"
+                            );
+                            let handlers = socket.inner.listeners.read().expect("poisoned").error.clone();
+                            for h in handlers {
+                                contain(|| h(socket.clone(), err.clone()));
+                            }
+                            return;
+                        }
                     }
                 }
-            }
-            if socket.connected() {
-                socket.run_event(event);
-            }
-        }));
+                if socket.connected() {
+                    socket.run_event(event);
+                }
+            }),
+            &span,
+        );
     }
 
     pub(crate) fn run_event(&self, event: Event) {
@@ -103,7 +125,7 @@ impl Socket {
             contain(|| a(self, &event.name, &event.args));
         }
         if let Some(h) = handler {
-            run_handler(|| h(self.clone(), event));
+            run_handler(&self.inner.span, || h(self.clone(), event));
         }
     }
 
@@ -113,12 +135,13 @@ impl Socket {
         if !self.inner.connected.swap(false, Ordering::AcqRel) {
             return;
         }
+        tracing::info!(target: "socketio_server::socket", parent: &self.inner.span, reason = reason.as_str(), "socket disconnected");
         let (disconnecting, disconnect) = {
             let l = self.inner.listeners.read().expect("poisoned");
             (l.disconnecting.clone(), l.disconnect.clone())
         };
         for h in disconnecting {
-            run_handler(|| h(self.clone(), reason));
+            run_handler(&self.inner.span, || h(self.clone(), reason));
         }
         let adapter = self.inner.ns.adapter();
         if reason.is_recoverable()
@@ -135,7 +158,7 @@ impl Socket {
             cb(Err(AckError::Disconnected));
         }
         for h in disconnect {
-            run_handler(|| h(self.clone(), reason));
+            run_handler(&self.inner.span, || h(self.clone(), reason));
         }
     }
 }

@@ -207,16 +207,23 @@ impl SocketEmitter {
             s.cancel_ack(id);
             return Err(e.into());
         }
+        let sent = std::time::Instant::now();
         let result = match self.timeout {
             Some(t) => match tokio::time::timeout(t, rx).await {
                 Ok(r) => r,
                 Err(_) => {
                     s.cancel_ack(id);
+                    crate::telemetry::METRICS.acks_timed_out.increment(1);
+                    tracing::debug!(target: "socketio_server::event", parent: &s.inner.span, event, "ack timed out");
                     return Err(AckError::Timeout);
                 }
             },
             None => rx.await,
         };
-        result.unwrap_or(Err(AckError::Disconnected))
+        let result = result.unwrap_or(Err(AckError::Disconnected));
+        if result.is_ok() {
+            crate::telemetry::METRICS.ack_seconds.record(sent.elapsed().as_secs_f64());
+        }
+        result
     }
 }

@@ -17,6 +17,7 @@ mod reason;
 mod run;
 mod server;
 pub mod socket;
+pub mod telemetry;
 mod types;
 
 pub use adapter::{Adapter, AdapterFactory, BroadcastFlags, BroadcastOptions, InMemoryAdapter, LocalAdapter, Room};

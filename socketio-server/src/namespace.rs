@@ -103,6 +103,8 @@ pub(crate) struct NamespaceInner {
     pub(crate) server_events: RwLock<HashMap<String, ServerEventHandler>>,
     ack_ids: AtomicU64,
     parent: Option<Weak<ParentInner>>,
+    /// `socketio_sockets{namespace}`.
+    sockets_gauge: metrics::Gauge,
 }
 
 impl NamespaceInner {
@@ -161,6 +163,7 @@ impl Namespace {
                 server_events: RwLock::default(),
                 ack_ids: AtomicU64::new(0),
                 parent: parent.map(Arc::downgrade),
+                sockets_gauge: crate::telemetry::sockets_gauge(name),
             }
         });
         Namespace { inner }
@@ -346,12 +349,15 @@ impl Namespace {
 
     pub(crate) fn add_socket(&self, socket: &Socket) {
         self.inner.sockets.write().expect("poisoned").insert(socket.id_arc().clone(), socket.clone());
+        self.inner.sockets_gauge.increment(1.0);
     }
 
     pub(crate) fn remove_socket(&self, id: &SocketId) {
         let empty = {
             let mut sockets = self.inner.sockets.write().expect("poisoned");
-            sockets.remove(id);
+            if sockets.remove(id).is_some() {
+                self.inner.sockets_gauge.decrement(1.0);
+            }
             sockets.is_empty()
         };
         if empty {
@@ -398,7 +404,7 @@ impl Namespace {
     pub(crate) fn run_connection_handlers(&self, socket: &Socket) {
         let handlers = self.inner.handlers.connection.read().expect("poisoned").clone();
         for h in handlers {
-            run_handler(|| h(socket.clone()));
+            run_handler(&socket.inner.span, || h(socket.clone()));
         }
     }
 }

@@ -178,6 +178,8 @@ impl BroadcastOperator {
         } else if complete {
             Err(BroadcastAckError { error: AckError::Disconnected, responses })
         } else {
+            crate::telemetry::METRICS.acks_timed_out.increment(1);
+            tracing::debug!(target: "socketio_server::event", event, received = responses.len(), "broadcast ack timed out");
             Err(BroadcastAckError { error: AckError::Timeout, responses })
         }
     }

@@ -9,11 +9,21 @@ use crate::types::BoxFuture;
 /// order; one that waits is spawned to finish on the runtime. A panic in it ends it there (see
 /// [`contain`]).
 pub(crate) fn run_detached(fut: BoxFuture<'static, ()>) {
+    run_detached_in(fut, &tracing::Span::current());
+}
+
+/// [`run_detached`] inside `span` (a socket's): the inline poll enters it, and a spawned rest carries it.
+pub(crate) fn run_detached_in(fut: BoxFuture<'static, ()>, span: &tracing::Span) {
     use futures_util::FutureExt as _;
-    let mut fut = std::panic::AssertUnwindSafe(fut).catch_unwind().map(|_| ());
+    let mut fut = std::panic::AssertUnwindSafe(fut).catch_unwind().map(|r| {
+        if r.is_err() {
+            tracing::warn!(target: "socketio_server::handler", "application code panicked; that call was dropped");
+        }
+    });
     let mut cx = Context::from_waker(std::task::Waker::noop());
-    if fut.poll_unpin(&mut cx).is_pending() {
-        tokio::spawn(fut);
+    let pending = span.in_scope(|| fut.poll_unpin(&mut cx).is_pending());
+    if pending {
+        tokio::spawn(tracing::Instrument::instrument(fut, span.clone()));
     }
 }
 
@@ -21,12 +31,17 @@ pub(crate) fn run_detached(fut: BoxFuture<'static, ()>) {
 /// The panic hook has already reported it; the socket, its session and the server go on (no lock is held
 /// across application code, so none is poisoned). `None` if it panicked.
 pub(crate) fn contain<R>(f: impl FnOnce() -> R) -> Option<R> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok()
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok();
+    if result.is_none() {
+        tracing::warn!(target: "socketio_server::handler", "application code panicked; that call was dropped");
+    }
+    result
 }
 
-/// Calls a handler and runs the future it returns with [`run_detached`]; a panic in either is contained.
-pub(crate) fn run_handler(f: impl FnOnce() -> BoxFuture<'static, ()>) {
-    if let Some(fut) = contain(f) {
-        run_detached(fut);
+/// Calls a handler and runs the future it returns with [`run_detached_in`] the socket's span; a panic in
+/// either is contained.
+pub(crate) fn run_handler(span: &tracing::Span, f: impl FnOnce() -> BoxFuture<'static, ()>) {
+    if let Some(fut) = span.in_scope(|| contain(f)) {
+        run_detached_in(fut, span);
     }
 }

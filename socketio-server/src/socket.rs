@@ -46,6 +46,8 @@ pub(crate) struct SocketInner {
     pub(crate) connected: AtomicBool,
     pub(crate) data: Mutex<Value>,
     pub(crate) extensions: Mutex<http::Extensions>,
+    /// `socketio_server::socket` span: namespace and id, for everything this socket's code logs.
+    pub(crate) span: tracing::Span,
 }
 
 /// One client in one namespace. Cheap to clone; usable from any task.
@@ -76,8 +78,10 @@ impl Socket {
         recovered: bool,
         data: Value,
     ) -> Socket {
+        let span = tracing::info_span!(target: "socketio_server::socket", "socket", ns = ns.name(), id = &*id);
         Socket {
             inner: Arc::new(SocketInner {
+                span,
                 id,
                 pid,
                 ns,
@@ -211,6 +215,8 @@ impl Socket {
 
     /// Reports an error a handler returned to the server's error hook.
     pub(crate) fn handler_failed(&self, what: &str, err: &crate::handler::HandlerError) {
+        crate::telemetry::METRICS.handler_errors.increment(1);
+        tracing::warn!(target: "socketio_server::handler", parent: &self.inner.span, event = what, error = %err, "handler failed");
         let Some(server) = self.inner.client.server.upgrade() else { return };
         let hook = server.handler_error.read().expect("poisoned").clone();
         if let Some(hook) = hook {
