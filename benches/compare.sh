@@ -4,6 +4,8 @@
 #   ours          bench-server, on socketio-server
 #   socketioxide  benches/compare/rust socketioxide-server (socketioxide 0.18 on hyper 1)
 #   node          benches/compare/node/server.mjs (socket.io 4.8 on Node.js)
+#   ours-info     (only when asked) bench-server with its log at info (RUST_LOG=info, tracing's fmt
+#                 subscriber writing to the server's log file), to show what the log costs
 #   baseline      (only when asked) the bench-server binary at BASELINE_BIN, e.g. built from an earlier
 #                 commit: two versions of ours side by side in one run, to show a change costs nothing
 #
@@ -51,8 +53,9 @@ read -r -a servers <<<"$SERVERS"
 for s in "${servers[@]}"; do
   case "$s" in
     raw | ours | socketioxide | node) ;;
+    ours-info) ;;
     baseline) [ -x "${BASELINE_BIN:-}" ] || { echo "SERVERS has baseline: set BASELINE_BIN to a bench-server binary" >&2; exit 2; } ;;
-    *) echo "unknown server '$s' in SERVERS (raw ours socketioxide node baseline)" >&2; exit 2 ;;
+    *) echo "unknown server '$s' in SERVERS (raw ours ours-info socketioxide node baseline)" >&2; exit 2 ;;
   esac
 done
 [ "${#servers[@]}" -gt 0 ] || { echo "SERVERS is empty" >&2; exit 2; }
@@ -141,6 +144,7 @@ start_server() {
   case "$1" in
     raw) cmd=("$cmp_bin/raw-server" --port 0 --threads "$SERVER_THREADS") ;;
     ours) cmd=("$bin/bench-server" --port 0 --threads "$SERVER_THREADS") ;;
+    ours-info) cmd=(env RUST_LOG=info "$bin/bench-server" --port 0 --threads "$SERVER_THREADS") ;;
     baseline) cmd=("$BASELINE_BIN" --port 0 --threads "$SERVER_THREADS") ;;
     socketioxide) cmd=("$cmp_bin/socketioxide-server" --port 0 --threads "$SERVER_THREADS") ;;
     node) cmd=(node "$compare/node/server.mjs" --port 0) ;;

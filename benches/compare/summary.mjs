@@ -33,7 +33,7 @@ for (const line of readFileSync(file, "utf8").split("\n")) {
   else if (value.server && value.scenario) records.push(value);
 }
 
-const SERVERS = ["raw", "ours", "baseline", "socketioxide", "node"];
+const SERVERS = ["raw", "ours", "ours-info", "baseline", "socketioxide", "node"];
 const servers = SERVERS.filter((s) => records.some((r) => r.server === s));
 const SCENARIOS = [
   { name: "echo", unit: "round trips/s" },

@@ -539,6 +539,12 @@ describe("3. Redis restart", () => {
       assert.equal(s.connected, true, `${s.label} stays connected through the Redis restart`);
       assert.equal(s.w.count("disconnect"), 0, `${s.label} disconnect events`);
     }
+    // The log said so, at warn, on each Rust node (tracing's output on stderr, default filter info).
+    for (const key of ["a", "b"]) {
+      const out = env.nodes[key].output();
+      assert.match(out, / WARN socketio_redis::adapter: lost the redis subscriber connection; reconnecting/, `${key}: the loss`);
+      assert.match(out, / WARN socketio_redis::adapter: subscriber reconnected to redis and subscribed again channels=\d+/, `${key}: the reconnection`);
+    }
     assertNoPanics(env);
   });
 });

@@ -28,8 +28,8 @@ def server_binary() -> Path:
 class RunningServer:
     """One testserver process: started with `--port 0`, its URL read from its stdout."""
 
-    def __init__(self, flags):
-        binary = server_binary()
+    def __init__(self, flags, binary=None):
+        binary = binary or server_binary()
         if not binary.is_file() or not os.access(binary, os.X_OK):
             pytest.fail(
                 f"testserver binary not found or not executable at {binary} "
@@ -87,7 +87,8 @@ class RunningServer:
                 )
             seen.append(line)
             if line.startswith(LISTENING_PREFIX):
-                return line[len(LISTENING_PREFIX):].strip()
+                # The URL is the first word (the demo adds where its sessions live).
+                return line[len(LISTENING_PREFIX):].split()[0]
 
     def _stderr(self):
         return "\n".join(l for l in self.stderr_lines if l is not None)[-4000:]
@@ -123,6 +124,18 @@ def start_server():
             + "; ".join(f"status {code}, stderr: {s._stderr()!r}" for s, code in crashed),
             pytrace=False,
         )
+
+
+def demo_binary() -> Path:
+    return Path(os.environ.get("DEMO_BIN") or HERE / ".." / ".." / "target" / "debug" / "demo").resolve()
+
+
+@pytest.fixture
+def demo_url():
+    """URL of the session demo (its `listening on http://localhost:PORT`), started for this test."""
+    server = RunningServer(["--check-interval-ms", "500"], binary=demo_binary())
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture

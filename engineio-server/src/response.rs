@@ -28,7 +28,7 @@ pub(crate) fn refuse(
     tracing::warn!(
         target: "engineio_server::request",
         code = refusal.code.code(),
-        message = refusal.message(),
+        reason = refusal.message(),
         context,
         method = %parts.method,
         path = parts.uri.path(),

@@ -14,8 +14,8 @@
 //! | `engineio_sends_refused_total` | counter | | `Socket::send` that found the queue full |
 //! | `engineio_buffer_full_total` | counter | | sessions closed because a client could not keep up |
 //!
-//! The handles are made once per process, on first use: install the metrics recorder before the server
-//! takes its first connection.
+//! The handles are made once per process, when the first server is made: install the metrics recorder
+//! before that.
 
 use std::sync::LazyLock;
 

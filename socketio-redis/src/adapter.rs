@@ -113,6 +113,7 @@ impl std::fmt::Debug for RedisCluster {
 impl RedisCluster {
     /// Connects to Redis at `url` (for example `redis://127.0.0.1:6379`).
     pub async fn connect(url: &str, config: RedisAdapterConfig) -> Result<RedisCluster, AdapterError> {
+        std::sync::LazyLock::force(&crate::telemetry::METRICS);
         let client = redis::Client::open(url).map_err(|e| AdapterError(e.to_string()))?;
         let conn = ConnectionManager::new(client.clone()).await.map_err(|e| AdapterError(e.to_string()))?;
         let (publish_tx, publish_rx) = mpsc::channel(config.max_queued_publishes.max(1));
@@ -572,6 +573,11 @@ impl RedisAdapter {
 impl Adapter for RedisAdapter {
     fn local(&self) -> &Arc<LocalAdapter> {
         &self.local
+    }
+
+    /// Whether the subscriber is connected and subscribed (publishes are refused while it is not).
+    fn is_connected(&self) -> bool {
+        self.shared.subscribed.load(Ordering::Acquire)
     }
 
     fn broadcast(&self, packet: Packet, opts: BroadcastOptions) -> Result<(), AdapterError> {

@@ -107,6 +107,12 @@ pub trait Adapter: Send + Sync + 'static {
     /// The local core.
     fn local(&self) -> &Arc<LocalAdapter>;
 
+    /// Whether the adapter can reach the other servers now (a cluster adapter: its broker connection is
+    /// up); the in-memory adapter always can. Read by [`crate::SocketIo::health`].
+    fn is_connected(&self) -> bool {
+        true
+    }
+
     /// Adds a local socket to rooms.
     fn add_all(&self, id: &SocketId, rooms: &[Room]) {
         self.local().add_all(id, rooms);

@@ -29,6 +29,6 @@ pub use handler::{HandlerError, HandlerResult};
 pub use handshake::Handshake;
 pub use namespace::{ConnectError, Namespace, ParentNamespace};
 pub use operators::{BroadcastOperator, IntoRooms, RemoteSocket};
-pub use server::SocketIo;
+pub use server::{Health, SocketIo};
 pub use socket::{DisconnectReason, ListenerId, Socket, SocketEmitter};
 pub use socketio_proto::{self as proto, Value};

@@ -113,6 +113,7 @@ impl SocketIo {
     }
 
     fn make(config: SocketIoConfig, adapter: Option<AdapterFactory>) -> SocketIo {
+        std::sync::LazyLock::force(&crate::telemetry::METRICS);
         let inner = Arc::new_cyclic(|weak: &Weak<ServerInner>| ServerInner {
             engine: Engine::with_handler(config.engine.clone(), Arc::new(Bridge(weak.clone()))),
             config,
@@ -309,6 +310,18 @@ impl SocketIo {
         self.of("/").server_side_emit_with_ack(event, args).await
     }
 
+    /// The server's health, for a readiness or liveness probe: open sessions, connected sockets, whether
+    /// every namespace's adapter reaches the other servers, and whether the server is closing.
+    pub fn health(&self) -> Health {
+        let namespaces: Vec<Namespace> = self.inner.namespaces.read().expect("poisoned").values().cloned().collect();
+        Health {
+            sessions: self.inner.engine.session_count(),
+            sockets: namespaces.iter().map(|ns| ns.inner.sockets.read().expect("poisoned").len()).sum(),
+            adapter_connected: namespaces.iter().all(|ns| ns.adapter().is_connected()),
+            closing: self.inner.closing.load(Ordering::Acquire),
+        }
+    }
+
     /// Closes the server: it stops accepting connections, every socket disconnects with "server shutting
     /// down", queued packets are flushed, and every connection is closed; waits at most 5 seconds.
     pub async fn close(&self) {
@@ -323,5 +336,27 @@ impl SocketIo {
         for ns in namespaces {
             ns.adapter().close();
         }
+    }
+}
+
+/// What [`SocketIo::health`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct Health {
+    /// Open Engine.IO sessions.
+    pub sessions: usize,
+    /// Connected sockets, over every namespace.
+    pub sockets: usize,
+    /// Whether every namespace's adapter reaches the other servers (always true in memory).
+    pub adapter_connected: bool,
+    /// Whether [`SocketIo::close`] has begun.
+    pub closing: bool,
+}
+
+impl Health {
+    /// Ready for traffic: the adapter is connected and the server is not closing. (Alive is simpler: the
+    /// process answers.)
+    pub fn is_ready(&self) -> bool {
+        self.adapter_connected && !self.closing
     }
 }

@@ -15,8 +15,8 @@
 //! | `socketio_ack_duration_seconds` | histogram | | from an `emit_with_ack` to a socket to its ack |
 //! | `socketio_handler_errors_total` | counter | | errors handlers returned (and arguments that did not fit) |
 //!
-//! The handles are made once per process, on first use: install the metrics recorder before the server
-//! takes its first connection.
+//! The handles are made once per process, when the first server is made: install the metrics recorder
+//! before that.
 
 use std::sync::LazyLock;
 

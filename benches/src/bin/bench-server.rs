@@ -57,6 +57,11 @@ fn usage() -> ! {
 }
 
 fn main() {
+    // With RUST_LOG set, the log goes to stderr through tracing's fmt subscriber (what it costs is measured
+    // by compare.sh's `ours-info`); without it no subscriber is installed.
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    }
     let mut port = 3000u16;
     let mut threads = 1usize;
     let mut host: IpAddr = [127, 0, 0, 1].into();

@@ -7,7 +7,8 @@
 //! `--cookie` (the Engine.IO `io` cookie, for sticky sessions behind a load balancer), `--name NAME` (this
 //! node's name, reported by the `whoami` event and `server-side` answers), `--cors ORIGIN` (CORS with
 //! credentials for that page origin, for browser tests whose page comes from another server).
-//! Prints `listening on http://ADDR` once bound.
+//! Prints `listening on http://ADDR` once bound; logs (`tracing`, filter `RUST_LOG`, default `info`) go to
+//! stderr.
 //!
 //! Namespaces:
 //! - `/` and `/custom`: on connection, emit `auth` with the handshake's auth payload.
@@ -34,6 +35,7 @@
 //! - `forbidden` → refused by a per-packet middleware; the error handler emits `middleware-error`.
 //! - `set-data` (value) / `get-data` → socket data; `emit-all` (...args) → `io.emit("all", ...args)`.
 //! - Every disconnect is reported to the room `observers` as `disconnected` (id, reason).
+//! - `flood` (n) → emits `flood` n times at once (for a client that does not read: a buffer-full close).
 //! - `whoami` → ack with the node's name; `server-side-emit` (timeout ms) →
 //!   `io.server_side_emit_with_ack("ping-node")`, ack with `{answers}`: one per other node, its name;
 //!   `server-side-emit-no-ack` (...args) → every other node emits `server-note` (...args) to its own
@@ -153,6 +155,8 @@ fn register(socket: &Socket) {
         ack.send(());
     });
     socket.on("get-data", |s: Socket, ack: AckSender| async move { ack.send(s.data()) });
+    // Sends n events at once, more than a client that does not read can be sent (a buffer-full close).
+    socket.on("flood", |s: Socket, Data(n): Data<u32>| async move { (0..n).try_for_each(|i| s.emit("flood", i)) });
     socket.on("emit-all", |s: Socket, Args(a): Args<Vec<Value>>| async move { s.namespace().emit("all", a) });
     socket.on_disconnect(|s, reason| async move {
         s.namespace().to("observers").emit("disconnected", (s.id(), reason.as_str()))
@@ -168,6 +172,9 @@ fn responses_json(responses: Vec<Vec<Value>>) -> serde_json::Value {
 }
 
 fn main() {
+    // The log: RUST_LOG (default `info`) on stderr, where the tests read it.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let mut config = SocketIoConfig::default();
     let mut port = 3000u16;
     let mut redis: Option<String> = None;

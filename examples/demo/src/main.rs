@@ -6,7 +6,9 @@
 //! - `POST /incr` increments `session.count` and emits `current count` to the session's room, so every
 //!   open tab of that session updates, and no other session's tab does;
 //! - `POST /logout` destroys the session and disconnects every socket of it;
-//! - `/socket.io/` is the Socket.IO endpoint; sockets without a valid session are refused.
+//! - `/socket.io/` is the Socket.IO endpoint; sockets without a valid session are refused;
+//! - `GET /metrics` gives the stack's metrics in Prometheus' text format, `GET /healthz` its health
+//!   (200, or 503 when not ready); the log goes to stderr (`RUST_LOG`, default `info`).
 //!
 //! Embedded defaults: port 3000, sessions in memory. Options (flags or environment): `--port N` (`PORT`),
 //! `--redis URL` (`REDIS_URL`: sessions in Redis, in connect-redis's format), `--secret S`
@@ -77,6 +79,7 @@ struct App {
     io: SocketIo,
     bridge: SessionBridge,
     client_js: PathBuf,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
 }
 
 type AppState = State<Arc<App>>;
@@ -147,6 +150,20 @@ async fn logout(State(app): AppState, headers: HeaderMap) -> Result<Response, Un
     Ok(res)
 }
 
+/// The stack's metrics in Prometheus' text format.
+async fn metrics_text(State(app): AppState) -> Response {
+    let text = app.metrics.render();
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// Readiness: 200 with the figures while the server takes traffic, 503 when its adapter cannot reach the
+/// other servers or it is closing.
+async fn healthz(State(app): AppState) -> Response {
+    let health = app.io.health();
+    let status = if health.is_ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    json(status, serde_json::to_string(&health).unwrap_or_default())
+}
+
 /// jemalloc with a background purge (see .cargo/config.toml): the server's memory goes back down once
 /// its clients leave, which the system allocator does not do.
 #[global_allocator]
@@ -154,6 +171,10 @@ static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() {
     let o = options();
+    // The log (RUST_LOG, default `info`) and the metrics recorder, before the server takes connections.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().expect("a metrics recorder");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
     runtime.block_on(async move {
         let store: Arc<dyn SessionStore> = match &o.redis {
@@ -181,12 +202,14 @@ fn main() {
         });
 
         // The Socket.IO endpoint mounted beside the application's own routes.
-        let app = Arc::new(App { io: io.clone(), bridge, client_js: o.client_js.clone() });
+        let app = Arc::new(App { io: io.clone(), bridge, client_js: o.client_js.clone(), metrics });
         let routes = Router::new()
             .route("/", get(page))
             .route("/socket.io.min.js", get(client_js))
             .route("/incr", post(incr))
             .route("/logout", post(logout))
+            .route("/metrics", get(metrics_text))
+            .route("/healthz", get(healthz))
             .route_service("/socket.io/", io.service())
             .with_state(app);
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], o.port))).await.expect("bind");
