@@ -242,7 +242,32 @@ pub struct LocalAdapter {
     name: String,
     index: RwLock<Index>,
     recovery: Option<Mutex<Recovery>>,
+    /// Told of every local socket joining or leaving a room (see [`LocalAdapter::on_room_event`]).
+    room_listeners: RwLock<Vec<RoomListener>>,
+    has_room_listeners: std::sync::atomic::AtomicBool,
 }
+
+/// A local socket joined or left a room (the reference adapter's `join-room` and `leave-room` events).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RoomEvent<'a> {
+    /// The socket `id` joined `room`.
+    Joined {
+        /// The room.
+        room: &'a Room,
+        /// The socket.
+        id: &'a SocketId,
+    },
+    /// The socket `id` left `room` (by leaving it, or by disconnecting).
+    Left {
+        /// The room.
+        room: &'a Room,
+        /// The socket.
+        id: &'a SocketId,
+    },
+}
+
+type RoomListener = Arc<dyn Fn(RoomEvent<'_>) + Send + Sync>;
 
 impl std::fmt::Debug for LocalAdapter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -258,7 +283,32 @@ impl LocalAdapter {
             index: RwLock::default(),
             recovery: recovery
                 .map(|max_age| Mutex::new(Recovery { max_age, packets: VecDeque::new(), sessions: HashMap::new() })),
+            room_listeners: RwLock::default(),
+            has_room_listeners: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Calls `listener` whenever a local socket joins or leaves a room of this namespace, after the change
+    /// (outside the room index's lock). A socket's own room counts, as in the reference.
+    pub fn on_room_event(&self, listener: impl Fn(RoomEvent<'_>) + Send + Sync + 'static) {
+        self.room_listeners.write().expect("poisoned").push(Arc::new(listener));
+        self.has_room_listeners.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    fn notify_rooms(&self, id: &SocketId, joined: &[Room], left: &[Room]) {
+        let listeners = self.room_listeners.read().expect("poisoned").clone();
+        for l in &listeners {
+            for room in joined {
+                crate::run::contain(|| l(RoomEvent::Joined { room, id }));
+            }
+            for room in left {
+                crate::run::contain(|| l(RoomEvent::Left { room, id }));
+            }
+        }
+    }
+
+    fn listening(&self) -> bool {
+        self.has_room_listeners.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The namespace's name.
@@ -273,38 +323,60 @@ impl LocalAdapter {
 
     /// Adds a socket to rooms.
     pub fn add_all(&self, id: &SocketId, rooms: &[Room]) {
-        let mut idx = self.index.write().expect("room index poisoned");
-        for room in rooms {
-            idx.rooms.entry(room.clone()).or_default().insert(id.clone());
+        let mut joined = Vec::new();
+        {
+            let mut idx = self.index.write().expect("room index poisoned");
+            for room in rooms {
+                if idx.rooms.entry(room.clone()).or_default().insert(id.clone()) && self.listening() {
+                    joined.push(room.clone());
+                }
+            }
+            idx.sids.entry(id.clone()).or_default().extend(rooms.iter().cloned());
         }
-        idx.sids.entry(id.clone()).or_default().extend(rooms.iter().cloned());
+        if !joined.is_empty() {
+            self.notify_rooms(id, &joined, &[]);
+        }
     }
 
     /// Removes a socket from a room.
     pub fn del(&self, id: &SocketId, room: &Room) {
-        let mut idx = self.index.write().expect("room index poisoned");
-        if let Some(members) = idx.rooms.get_mut(room) {
-            members.remove(id);
-            if members.is_empty() {
-                idx.rooms.remove(room);
+        let mut left = false;
+        {
+            let mut idx = self.index.write().expect("room index poisoned");
+            if let Some(members) = idx.rooms.get_mut(room) {
+                left = members.remove(id);
+                if members.is_empty() {
+                    idx.rooms.remove(room);
+                }
+            }
+            if let Some(rooms) = idx.sids.get_mut(id) {
+                rooms.remove(room);
             }
         }
-        if let Some(rooms) = idx.sids.get_mut(id) {
-            rooms.remove(room);
+        if left && self.listening() {
+            self.notify_rooms(id, &[], std::slice::from_ref(room));
         }
     }
 
     /// Removes a socket from every room.
     pub fn del_all(&self, id: &SocketId) {
-        let mut idx = self.index.write().expect("room index poisoned");
-        let Some(rooms) = idx.sids.remove(id) else { return };
-        for room in rooms {
-            if let Some(members) = idx.rooms.get_mut(&room) {
-                members.remove(id);
-                if members.is_empty() {
-                    idx.rooms.remove(&room);
+        let mut left = Vec::new();
+        {
+            let mut idx = self.index.write().expect("room index poisoned");
+            let Some(rooms) = idx.sids.remove(id) else { return };
+            for room in rooms {
+                if let Some(members) = idx.rooms.get_mut(&room) {
+                    if members.remove(id) && self.listening() {
+                        left.push(room.clone());
+                    }
+                    if members.is_empty() {
+                        idx.rooms.remove(&room);
+                    }
                 }
             }
+        }
+        if !left.is_empty() {
+            self.notify_rooms(id, &[], &left);
         }
     }
 

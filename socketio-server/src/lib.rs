@@ -20,7 +20,9 @@ pub mod socket;
 pub mod telemetry;
 mod types;
 
-pub use adapter::{Adapter, AdapterFactory, BroadcastFlags, BroadcastOptions, InMemoryAdapter, LocalAdapter, Room};
+pub use adapter::{
+    Adapter, AdapterFactory, BroadcastFlags, BroadcastOptions, InMemoryAdapter, LocalAdapter, Room, RoomEvent,
+};
 pub use config::{RecoveryConfig, SocketIoConfig};
 pub use engineio_server::{self, EngineConfig, http};
 pub use event::{AckError, AckSender, BroadcastAckError, EmitError, Event, IntoArgs};

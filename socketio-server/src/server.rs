@@ -32,7 +32,11 @@ pub(crate) struct ServerInner {
     pub(crate) handler_error: RwLock<Option<ErrorHook>>,
     /// The application's state, one value per type.
     state: RwLock<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
+    /// Told of each namespace made after they were added (see [`SocketIo::on_new_namespace`]).
+    new_namespace: RwLock<Vec<NewNamespaceHook>>,
 }
+
+type NewNamespaceHook = Arc<dyn Fn(&Namespace) + Send + Sync>;
 
 impl ServerInner {
     /// The namespace a CONNECT to `name` joins: an existing one, or a new child of the first parent whose
@@ -51,6 +55,8 @@ impl ServerInner {
                 let ns = self.new_namespace(name, Some(&parent.inner));
                 nss.insert(name.to_owned(), ns.clone());
                 parent.inner.children.write().expect("poisoned").push(ns.clone());
+                drop(nss);
+                self.announce(&ns);
                 return Some(ns);
             }
         }
@@ -59,6 +65,14 @@ impl ServerInner {
 
     fn new_namespace(&self, name: &str, parent: Option<&Arc<ParentInner>>) -> Namespace {
         Namespace::new(&self.namespaces, &self.config, self.adapter.as_ref(), name, parent)
+    }
+
+    /// Tells the `on_new_namespace` hooks of a namespace just made (no lock held).
+    fn announce(&self, ns: &Namespace) {
+        let hooks = self.new_namespace.read().expect("poisoned").clone();
+        for h in hooks {
+            crate::run::contain(|| h(ns));
+        }
     }
 }
 
@@ -123,6 +137,7 @@ impl SocketIo {
             closing: AtomicBool::new(false),
             handler_error: RwLock::new(None),
             state: RwLock::default(),
+            new_namespace: RwLock::default(),
         });
         let io = SocketIo { inner };
         io.of("/");
@@ -167,8 +182,28 @@ impl SocketIo {
         if let Some(ns) = self.inner.namespaces.read().expect("poisoned").get(&name) {
             return ns.clone();
         }
-        let mut nss = self.inner.namespaces.write().expect("poisoned");
-        nss.entry(name.clone()).or_insert_with(|| self.inner.new_namespace(&name, None)).clone()
+        let (ns, made) = {
+            let mut nss = self.inner.namespaces.write().expect("poisoned");
+            match nss.get(&name) {
+                Some(ns) => (ns.clone(), false),
+                None => {
+                    let ns = self.inner.new_namespace(&name, None);
+                    nss.insert(name.clone(), ns.clone());
+                    (ns, true)
+                }
+            }
+        };
+        if made {
+            self.inner.announce(&ns);
+        }
+        ns
+    }
+
+    /// Calls `hook` for every namespace made from now on (by [`SocketIo::of`], or a dynamic namespace's
+    /// child), as the reference's `new_namespace` event; [`SocketIo::namespaces`] lists those that exist.
+    pub fn on_new_namespace(&self, hook: impl Fn(&Namespace) + Send + Sync + 'static) -> &Self {
+        self.inner.new_namespace.write().expect("poisoned").push(Arc::new(hook));
+        self
     }
 
     /// A dynamic namespace: a CONNECT to any name the predicate accepts (given the name and the auth
