@@ -7,7 +7,7 @@ import re
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-CRATES = ["engineio-proto", "engineio-server", "socketio-proto", "socketio-server", "session-bridge", "socketio-redis"]
+CRATES = ["engineio-proto", "engineio-server", "socketio-proto", "socketio-server", "session-bridge", "socketio-redis", "socketio-admin"]
 # The one cycle the design needs: socketio-server's object graph (server → client → socket → namespace →
 # adapter, each reaching back to its owner), with the broadcast operators, the emit path, and the handlers
 # (held by a socket's listeners, called with the socket) on top of it.

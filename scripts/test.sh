@@ -33,7 +33,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps
 
 step "gates: the library crates without default features; module import cycles"
-for crate in engineio-proto engineio-server socketio-proto socketio-server session-bridge socketio-redis; do
+for crate in engineio-proto engineio-server socketio-proto socketio-server session-bridge socketio-redis socketio-admin; do
   cargo check -q -p "$crate" --no-default-features
 done
 python3 scripts/module_cycles.py
@@ -43,7 +43,7 @@ step "gate: the library crates package and build as crates.io would take them (c
 # name and version it has seen: a copy left by an earlier run of the same version would be built instead
 # of the code just packaged. Those overlays are the registries whose directory name starts with "-".
 cargo_home=${CARGO_HOME:-$HOME/.cargo}
-for crate in engineio-proto engineio-server socketio-proto socketio-server session-bridge socketio-redis; do
+for crate in engineio-proto engineio-server socketio-proto socketio-server session-bridge socketio-redis socketio-admin; do
   rm -rf "$cargo_home"/registry/src/-*/"$crate"-[0-9]* "$cargo_home"/registry/cache/-*/"$crate"-[0-9]*.crate
 done
 cargo publish --dry-run --workspace --allow-dirty --quiet

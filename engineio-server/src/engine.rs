@@ -74,6 +74,12 @@ impl Engine {
         self.shared.sessions.count()
     }
 
+    /// The number of open sessions still on long-polling (a walk over the sessions: for statistics, not
+    /// for every request).
+    pub fn polling_session_count(&self) -> usize {
+        self.shared.sessions.polling_count()
+    }
+
     /// Closes every session and waits until they have closed.
     ///
     /// Graceful shutdown: the accept loops of [`Engine::serve`] and [`Engine::listen`] stop taking

@@ -38,6 +38,12 @@ impl Sessions {
         self.table.read().expect("session map poisoned").len()
     }
 
+    /// Open sessions whose transport is still long-polling.
+    pub(crate) fn polling_count(&self) -> usize {
+        let table = self.table.read().expect("session map poisoned");
+        table.values().filter(|s| s.transport() == engineio_proto::TransportKind::Polling).count()
+    }
+
     /// Every open session.
     pub(crate) fn all(&self) -> Vec<Socket> {
         self.table.read().expect("session map poisoned").values().cloned().collect()

@@ -294,9 +294,7 @@ async fn connect(shared: Arc<ClientShared>, nsp: String, auth: Value) {
         return;
     }
     socket.set_connected();
-    ns.add_socket(&socket);
     shared.add_socket(nsp.clone(), socket.clone());
-    ns.adapter().add_all(socket.id_arc(), &[socket.id_arc().clone()]);
     // Missed packets go out before the CONNECT reply, as in the reference.
     for packet in &missed {
         let _ = socket.send_packet(packet, false);
@@ -306,6 +304,10 @@ async fn connect(shared: Arc<ClientShared>, nsp: String, auth: Value) {
         socket.on_close(DisconnectReason::TransportClose);
         return;
     }
+    // Only now can broadcasts reach it: nothing of this namespace goes out before its CONNECT reply (a
+    // broadcast from another task, or one that its own joining causes, such as an admin's room report).
+    ns.add_socket(&socket);
+    ns.adapter().add_all(socket.id_arc(), &[socket.id_arc().clone()]);
     ns.run_connection_handlers(&socket);
 }
 

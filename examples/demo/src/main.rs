@@ -16,7 +16,10 @@
 //! (session lifetime, default 86400), `--check-interval-ms N` (how often open sessions are checked for
 //! expiry or logout elsewhere, default 5000), `--cors-origin URL` (let a front end on that origin use the
 //! endpoint with credentials), `--client-js PATH` (the browser client, default the npm package installed
-//! in `demo/node_modules` by `scripts/demo.sh`).
+//! in `demo/node_modules` by `scripts/demo.sh`), `--admin-password-hash HASH` (`ADMIN_PASSWORD_HASH`: the
+//! official Admin UI on `/admin`, user `--admin-user` / `ADMIN_USER`, default `admin`, this bcrypt hash as
+//! its password; off without it), `--admin-ui DIR` (`ADMIN_UI_DIR`: serve the UI's built files, the npm
+//! package's `ui/dist`, at `/admin-ui/`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -32,6 +35,7 @@ use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use engineio_server::CorsOptions;
 use session_bridge::{BridgeConfig, MemoryStore, SessionBridge, SessionStore, SocketSessionExt};
+use socketio_admin::{AdminAuth, AdminOptions, instrument};
 use socketio_server::{HandlerError, Socket, SocketIo, SocketIoConfig};
 
 const PAGE: &str = include_str!("page.html");
@@ -44,6 +48,9 @@ struct Options {
     check_interval: Duration,
     cors_origin: Option<String>,
     client_js: PathBuf,
+    admin_user: String,
+    admin_password_hash: Option<String>,
+    admin_ui: Option<PathBuf>,
 }
 
 fn options() -> Options {
@@ -57,6 +64,9 @@ fn options() -> Options {
         cors_origin: None,
         client_js: PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("node_modules/socket.io-client/dist/socket.io.min.js"),
+        admin_user: env("ADMIN_USER").unwrap_or_else(|| "admin".into()),
+        admin_password_hash: env("ADMIN_PASSWORD_HASH"),
+        admin_ui: env("ADMIN_UI_DIR").map(PathBuf::from),
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -69,6 +79,9 @@ fn options() -> Options {
             "--check-interval-ms" => o.check_interval = Duration::from_millis(value().parse().expect("milliseconds")),
             "--cors-origin" => o.cors_origin = Some(value()),
             "--client-js" => o.client_js = PathBuf::from(value()),
+            "--admin-user" => o.admin_user = value(),
+            "--admin-password-hash" => o.admin_password_hash = Some(value()),
+            "--admin-ui" => o.admin_ui = Some(PathBuf::from(value())),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -80,6 +93,7 @@ struct App {
     bridge: SessionBridge,
     client_js: PathBuf,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
+    admin_ui: Option<PathBuf>,
 }
 
 type AppState = State<Arc<App>>;
@@ -156,6 +170,27 @@ async fn metrics_text(State(app): AppState) -> Response {
     ([(CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
+/// The Admin UI's built files (`--admin-ui`), from this origin: the UI then needs no CORS.
+async fn admin_ui(State(app): AppState, file: Option<axum::extract::Path<String>>) -> Response {
+    let file = file.map_or_else(|| "index.html".to_owned(), |p| p.0);
+    let Some(dir) = &app.admin_ui else { return StatusCode::NOT_FOUND.into_response() };
+    if file.split('/').any(|part| part == ".." || part.is_empty()) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let content_type = match file.rsplit('.').next() {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js") => "application/javascript",
+        Some("css") => "text/css",
+        Some("png") => "image/png",
+        Some("svg") => "image/svg+xml",
+        _ => "application/octet-stream",
+    };
+    match tokio::fs::read(dir.join(&file)).await {
+        Ok(bytes) => ([(CONTENT_TYPE, content_type)], bytes).into_response(),
+        Err(_) => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
 /// Readiness: 200 with the figures while the server takes traffic, 503 when its adapter cannot reach the
 /// other servers or it is closing.
 async fn healthz(State(app): AppState) -> Response {
@@ -173,7 +208,7 @@ fn main() {
     let o = options();
     // The log (RUST_LOG, default `info`) and the metrics recorder, before the server takes connections.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().expect("a metrics recorder");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
     runtime.block_on(async move {
@@ -193,6 +228,10 @@ fn main() {
         }
         let io = SocketIo::new(config);
         bridge.attach(&io.of("/"));
+        if let Some(hash) = &o.admin_password_hash {
+            let auth = AdminAuth::Basic { username: o.admin_user.clone(), password_hash: hash.clone() };
+            instrument(&io, AdminOptions::new(auth)).expect("ADMIN_PASSWORD_HASH is a bcrypt hash");
+        }
         io.on_connection(|socket: Socket| async move {
             let count = socket.session().map(|session| session.get_as::<u64>("count").unwrap_or(0));
             count.map_or(Ok(()), |count| socket.emit("current count", count))
@@ -202,7 +241,8 @@ fn main() {
         });
 
         // The Socket.IO endpoint mounted beside the application's own routes.
-        let app = Arc::new(App { io: io.clone(), bridge, client_js: o.client_js.clone(), metrics });
+        let app =
+            Arc::new(App { io: io.clone(), bridge, client_js: o.client_js.clone(), metrics, admin_ui: o.admin_ui });
         let routes = Router::new()
             .route("/", get(page))
             .route("/socket.io.min.js", get(client_js))
@@ -210,6 +250,8 @@ fn main() {
             .route("/logout", post(logout))
             .route("/metrics", get(metrics_text))
             .route("/healthz", get(healthz))
+            .route("/admin-ui/", get(admin_ui))
+            .route("/admin-ui/{*file}", get(admin_ui))
             .route_service("/socket.io/", io.service())
             .with_state(app);
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], o.port))).await.expect("bind");
