@@ -54,8 +54,8 @@ async function cluster(t, spec) {
   });
   redis = await startRedis();
   await Promise.all(
-    Object.entries(spec).map(async ([key, [kind, name]]) => {
-      const args = ["--redis", redis.url, "--name", name];
+    Object.entries(spec).map(async ([key, [kind, name, extra = []]]) => {
+      const args = ["--redis", redis.url, "--name", name, ...extra];
       nodes[key] = kind === "rust" ? await startRustNode(args) : await startNodeNode(args);
       nodes[key].name = name;
     }),
@@ -548,3 +548,32 @@ describe("3. Redis restart", () => {
     assertNoPanics(env);
   });
 });
+
+// ---------------------------------------------------------------------------------------------------------------
+// 4. The Admin UI's server side (socketio-admin) across the cluster
+
+describe("4. Admin UI across the cluster", () => {
+  it("an admin on one Rust node sees both nodes' stats and sockets, and disconnects a socket of the other", T, async (t) => {
+    const env = await cluster(t, { a: ["rust", "rust-a", ["--admin"]], b: ["rust", "rust-b", ["--admin"]] });
+    const cb = env.client("b", "cb(rust-b)");
+    await connected(cb);
+    const admin = makeClient(`${env.nodes.a.url}/admin`, "admin(rust-a)", { transports: ["websocket"] });
+    env.clients.push(admin);
+    await connected(admin);
+    // all_sockets is gathered over the cluster: rust-b's socket is in it.
+    const [all] = await admin.w.waitFor("all_sockets", () => true, 3000, "all_sockets");
+    assert.ok(all.some((s) => s.id === cb.id && s.nsp === "/"), `all_sockets has ${cb.id}: ${show(all.map((s) => s.id))}`);
+    // Each node's server_stats reach the admin connected to rust-a, told apart by server id.
+    for (const id of ["rust-a", "rust-b"]) {
+      const [stats] = await admin.w.waitFor("server_stats", ([s]) => s.serverId === id, 5000, `server_stats of ${id}`);
+      assert.ok(Array.isArray(stats.namespaces) && typeof stats.clientsCount === "number", show(stats));
+    }
+    // A command from the admin on rust-a acts on rust-b's socket, and rust-b's report comes back.
+    const cbId = cb.id; // the client forgets its id once disconnected
+    admin.emit("_disconnect", "/", false, cbId);
+    await cb.w.waitFor("disconnect", ([reason]) => reason === "io server disconnect", 3000, "cb disconnected");
+    await admin.w.waitFor("socket_disconnected", ([nsp, id]) => nsp === "/" && id === cbId, 3000, "socket_disconnected from rust-b");
+    assertNoPanics(env);
+  });
+});
+

@@ -203,8 +203,9 @@ impl Shared {
             Json::Array(items) => items.into_iter().map(Value::from).collect(),
             other => vec![Value::from(other)],
         };
-        if let Err(e) = self.admin.emit(event, args) {
-            tracing::debug!(target: "socketio_admin", event, error = %e, "report not sent");
+        match self.admin.emit(event, args) {
+            Ok(()) => tracing::trace!(target: "socketio_admin", event, "reported"),
+            Err(e) => tracing::debug!(target: "socketio_admin", event, error = %e, "report not sent"),
         }
     }
 

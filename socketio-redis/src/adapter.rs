@@ -74,6 +74,7 @@ impl Shared {
             return Err(AdapterError("redis is unavailable".into()));
         }
         crate::telemetry::METRICS.publishes.increment(1);
+        tracing::trace!(target: "socketio_redis::adapter", channel = %channel, bytes = payload.len(), "publish");
         self.publish_tx.try_send((channel, payload)).map_err(|e| {
             crate::telemetry::METRICS.publishes_failed.increment(1);
             let error = match e {
@@ -371,7 +372,10 @@ impl RedisAdapter {
         if !room.is_empty() && !self.local.rooms().contains(room) {
             return;
         }
-        let Some((uid, packet, opts)) = wire::decode_broadcast(payload) else { return };
+        let Some((uid, packet, opts)) = wire::decode_broadcast(payload) else {
+            tracing::warn!(target: "socketio_redis::adapter", bytes = payload.len(), "a broadcast that does not decode was dropped");
+            return;
+        };
         if uid == self.shared.uid || packet.nsp != self.local.namespace_name() {
             return;
         }

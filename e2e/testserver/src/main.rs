@@ -6,7 +6,8 @@
 //! `--redis URL` (the Redis adapter: join a cluster), `--redis-key KEY` (its channel prefix),
 //! `--cookie` (the Engine.IO `io` cookie, for sticky sessions behind a load balancer), `--name NAME` (this
 //! node's name, reported by the `whoami` event and `server-side` answers), `--cors ORIGIN` (CORS with
-//! credentials for that page origin, for browser tests whose page comes from another server).
+//! credentials for that page origin, for browser tests whose page comes from another server), `--admin`
+//! (the Admin UI's `/admin` namespace, no authentication, this node's name as its server id).
 //! Prints `listening on http://ADDR` once bound; logs (`tracing`, filter `RUST_LOG`, default `info`) go to
 //! stderr.
 //!
@@ -180,6 +181,7 @@ fn main() {
     let mut redis: Option<String> = None;
     let mut redis_key = "socket.io".to_owned();
     let mut name = "rust".to_owned();
+    let mut admin = false;
     let mut args = std::env::args().skip(1);
     let ms = |v: Option<String>| Duration::from_millis(v.and_then(|v| v.parse().ok()).expect("milliseconds"));
     while let Some(flag) = args.next() {
@@ -195,6 +197,7 @@ fn main() {
             "--redis-key" => redis_key = args.next().expect("--redis-key KEY"),
             "--cookie" => config.engine.cookie = Some(socketio_server::engineio_server::CookieOptions::default()),
             "--name" => name = args.next().expect("--name NAME"),
+            "--admin" => admin = true,
             "--cors" => {
                 let origin = args.next().expect("--cors ORIGIN");
                 config.engine.cors = Some(socketio_server::engineio_server::CorsOptions::with_credentials([origin]));
@@ -215,6 +218,11 @@ fn main() {
             None => SocketIo::new(config),
         };
         io.set_state(NodeName(name.clone()));
+        if admin {
+            let mut options = socketio_admin::AdminOptions::new(socketio_admin::AdminAuth::Disabled);
+            options.server_id = Some(name.clone());
+            socketio_admin::instrument(&io, options).expect("admin options");
+        }
         io.on_handler_error(|s, event, err| eprintln!("socket {} event {event}: {err}", s.id()));
         for nsp in ["/", "/custom"] {
             let name = name.clone();
