@@ -49,6 +49,9 @@ impl Connection for EchoConnection {
 }
 
 fn main() {
+    // The log: RUST_LOG (default `info`) on stderr.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let mut config = EngineConfig::default();
     let mut port = 3000u16;
     let mut cors_origins: Vec<String> = Vec::new();

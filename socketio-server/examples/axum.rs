@@ -26,6 +26,7 @@ struct Counter(AtomicU64);
 
 #[tokio::main]
 async fn main() {
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init(); // RUST_LOG
     let io = SocketIo::default();
     io.set_state(Counter::default());
     io.on_connection(|socket: Socket| async move {
