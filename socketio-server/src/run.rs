@@ -14,6 +14,13 @@ pub(crate) fn run_detached(fut: BoxFuture<'static, ()>) {
 
 /// [`run_detached`] inside `span` (a socket's): the inline poll enters it, and a spawned rest carries it.
 pub(crate) fn run_detached_in(fut: BoxFuture<'static, ()>, span: &tracing::Span) {
+    if let Some(rest) = span.in_scope(|| poll_inline(fut)) {
+        tokio::spawn(tracing::Instrument::instrument(rest, span.clone()));
+    }
+}
+
+/// Polls a future once, here, its panic contained; what is left of it if it waits.
+fn poll_inline(fut: BoxFuture<'static, ()>) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
     use futures_util::FutureExt as _;
     let mut fut = std::panic::AssertUnwindSafe(fut).catch_unwind().map(|r| {
         if r.is_err() {
@@ -21,10 +28,7 @@ pub(crate) fn run_detached_in(fut: BoxFuture<'static, ()>, span: &tracing::Span)
         }
     });
     let mut cx = Context::from_waker(std::task::Waker::noop());
-    let pending = span.in_scope(|| fut.poll_unpin(&mut cx).is_pending());
-    if pending {
-        tokio::spawn(tracing::Instrument::instrument(fut, span.clone()));
-    }
+    fut.poll_unpin(&mut cx).is_pending().then_some(fut)
 }
 
 /// Runs application code (a handler, a listener, a middleware): a panic in it ends that call and no more.
@@ -38,10 +42,10 @@ pub(crate) fn contain<R>(f: impl FnOnce() -> R) -> Option<R> {
     result
 }
 
-/// Calls a handler and runs the future it returns with [`run_detached_in`] the socket's span; a panic in
-/// either is contained.
+/// Calls a handler and runs the future it returns as [`run_detached_in`] does, inside the socket's span
+/// (entered once for the call and the inline poll); a panic in either is contained.
 pub(crate) fn run_handler(span: &tracing::Span, f: impl FnOnce() -> BoxFuture<'static, ()>) {
-    if let Some(fut) = span.in_scope(|| contain(f)) {
-        run_detached_in(fut, span);
+    if let Some(rest) = span.in_scope(|| contain(f).and_then(poll_inline)) {
+        tokio::spawn(tracing::Instrument::instrument(rest, span.clone()));
     }
 }
