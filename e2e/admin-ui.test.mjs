@@ -14,20 +14,11 @@ import path from "node:path";
 import { describe, it } from "node:test";
 import { chromium } from "playwright-core";
 
+import { CHROMIUM_ARGS, CHROMIUM_BIN } from "./lib/chromium.mjs";
 import { startDemo } from "./lib/server.mjs";
 
 const T = { timeout: 30_000 };
 const WAIT_MS = 8000;
-const CHROMIUM_BIN = process.env.CHROMIUM_BIN ? path.resolve(process.env.CHROMIUM_BIN) : "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-  "--disable-quic",
-];
 const require = createRequire(import.meta.url);
 const UI_DIST = path.join(path.dirname(require.resolve("@socket.io/admin-ui/package.json")), "ui/dist");
 const CLIENT_JS = path.join(path.dirname(require.resolve("socket.io-client/package.json")), "dist/socket.io.min.js");

@@ -19,6 +19,7 @@ import path from "node:path";
 import { describe, it } from "node:test";
 import { chromium } from "playwright-core";
 
+import { CHROMIUM_ARGS, CHROMIUM_BIN } from "./lib/chromium.mjs";
 import { startDemo, startTestServer } from "./lib/server.mjs";
 import { sleep } from "./lib/util.mjs";
 
@@ -28,16 +29,6 @@ const WAIT_MS = 5000;
 /** How long a tab of another session is watched for a count it must not get. */
 const QUIET_MS = 300;
 
-const CHROMIUM_BIN = process.env.CHROMIUM_BIN ? path.resolve(process.env.CHROMIUM_BIN) : "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-  "--disable-quic",
-];
 const CLIENT_JS = path.join(
   path.dirname(createRequire(import.meta.url).resolve("socket.io-client/package.json")),
   "dist/socket.io.min.js",

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value as Json, json};
 use socketio_server::extract::{Args, Data};
-use socketio_server::{ConnectError, EmitError, Namespace, RoomEvent, Socket, SocketIo, Value};
+use socketio_server::{BroadcastOperator, ConnectError, EmitError, Namespace, RoomEvent, Socket, SocketIo, Value};
 
 /// How often `server_stats` goes out, as the reference's.
 pub const STATS_INTERVAL: Duration = Duration::from_secs(2);
@@ -470,44 +470,39 @@ async fn all_sockets(io: &SocketIo) -> Json {
     Json::Array(all)
 }
 
-/// The namespace a command names, if this server has it (a command never makes one).
-fn existing(socket: &Socket, nsp: &str) -> Option<Namespace> {
+/// The sockets a command targets: those of `filter` (a room; a socket's id names its own room), or every
+/// socket of the namespace; `None` if this server has no such namespace (a command never makes one).
+fn targets(socket: &Socket, nsp: &str, filter: Option<String>) -> Option<BroadcastOperator> {
     let io = socket.io()?;
-    io.namespaces().iter().any(|n| n == nsp).then(|| io.of(nsp))
+    let ns = io.namespaces().iter().any(|n| n == nsp).then(|| io.of(nsp))?;
+    Some(match filter {
+        Some(room) => ns.in_(room),
+        None => ns.broadcast(),
+    })
 }
 
 /// The UI's commands: `join` / `leave` (nsp, room, filter?), `_disconnect` (nsp, close, filter?) and `emit`
-/// (nsp, filter, event, ...args); a filter is a room (a socket's id names its own room), none is every
-/// socket of the namespace. They act on every server, through the adapter.
+/// (nsp, filter, event, ...args). They act on every server, through the adapter.
 fn register_commands(socket: &Socket) {
     socket.on(
         "join",
         |s: Socket, Data(nsp): Data<String>, Data(room): Data<String>, Data(filter): Data<Option<String>>| async move {
-            let Some(ns) = existing(&s, &nsp) else { return Ok(()) };
-            match filter {
-                Some(f) => ns.in_(f).sockets_join(room).await,
-                None => ns.sockets_join(room).await,
-            }
+            let Some(op) = targets(&s, &nsp, filter) else { return Ok(()) };
+            op.sockets_join(room).await
         },
     );
     socket.on(
         "leave",
         |s: Socket, Data(nsp): Data<String>, Data(room): Data<String>, Data(filter): Data<Option<String>>| async move {
-            let Some(ns) = existing(&s, &nsp) else { return Ok(()) };
-            match filter {
-                Some(f) => ns.in_(f).sockets_leave(room).await,
-                None => ns.sockets_leave(room).await,
-            }
+            let Some(op) = targets(&s, &nsp, filter) else { return Ok(()) };
+            op.sockets_leave(room).await
         },
     );
     socket.on(
         "_disconnect",
         |s: Socket, Data(nsp): Data<String>, Data(close): Data<bool>, Data(filter): Data<Option<String>>| async move {
-            let Some(ns) = existing(&s, &nsp) else { return Ok(()) };
-            match filter {
-                Some(f) => ns.in_(f).disconnect_sockets(close).await,
-                None => ns.disconnect_sockets(close).await,
-            }
+            let Some(op) = targets(&s, &nsp, filter) else { return Ok(()) };
+            op.disconnect_sockets(close).await
         },
     );
     socket.on(
@@ -517,11 +512,8 @@ fn register_commands(socket: &Socket) {
          Data(filter): Data<Option<String>>,
          Data(event): Data<String>,
          Args(args): Args<Vec<Value>>| async move {
-            let Some(ns) = existing(&s, &nsp) else { return Ok(()) };
-            match filter {
-                Some(f) => ns.to(f).emit(&event, args),
-                None => ns.emit(&event, args),
-            }
+            let Some(op) = targets(&s, &nsp, filter) else { return Ok(()) };
+            op.emit(&event, args)
         },
     );
 }
