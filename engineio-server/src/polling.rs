@@ -47,7 +47,12 @@ pub(crate) async fn polling_handshake(
     let remote = parts.extensions.get::<crate::RemoteAddr>().map(|a| a.0);
     let span = crate::telemetry::session_span(socket.sid(), TransportKind::Polling, remote);
     let driver = Box::new(Driver::new(shared.sessions.clone(), session, socket, None, Some(tx)));
-    tokio::spawn(tracing::Instrument::instrument(driver.run(), span));
+    // Without a subscriber that wants the span, the task carries no wrapper for it.
+    if span.is_disabled() {
+        tokio::spawn(driver.run());
+    } else {
+        tokio::spawn(tracing::Instrument::instrument(driver.run(), span));
+    }
     poll_response(shared, &parts, reply.await.unwrap_or(Err(PollError::Closed)), extra)
 }
 

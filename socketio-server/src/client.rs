@@ -281,7 +281,7 @@ async fn connect(shared: Arc<ClientShared>, nsp: String, auth: Value) {
         crate::telemetry::METRICS.connects_refused.increment(1);
         tracing::info!(
             target: "socketio_server::socket",
-            parent: &socket.inner.span,
+            parent: socket.span(),
             message = %e.message,
             "connection refused by a middleware"
         );

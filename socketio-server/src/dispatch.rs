@@ -14,7 +14,7 @@ use crate::types::Room;
 impl Socket {
     /// Marks the socket connected.
     pub(crate) fn set_connected(&self) {
-        tracing::info!(target: "socketio_server::socket", parent: &self.inner.span, recovered = self.inner.recovered, "socket connected");
+        tracing::info!(target: "socketio_server::socket", parent: self.span(), recovered = self.inner.recovered, "socket connected");
         self.inner.connected.store(true, Ordering::Release);
     }
 
@@ -41,7 +41,7 @@ impl Socket {
         crate::telemetry::METRICS.events_in.increment(1);
         tracing::debug!(
             target: "socketio_server::event",
-            parent: &self.inner.span,
+            parent: self.span(),
             event = %name,
             args = args.len(),
             ack = ack.is_some(),
@@ -55,7 +55,7 @@ impl Socket {
         if !self.connected() {
             return;
         }
-        tracing::debug!(target: "socketio_server::event", parent: &self.inner.span, id, args = args.len(), "ack in");
+        tracing::debug!(target: "socketio_server::event", parent: self.span(), id, args = args.len(), "ack in");
         let callback = self.inner.acks.lock().expect("poisoned").remove(&id);
         if let Some(cb) = callback {
             cb(Ok(args));
@@ -74,7 +74,7 @@ impl Socket {
             l.packet_middlewares.clone()
         };
         let socket = self.clone();
-        let span = self.inner.span.clone();
+        let span = self.span().clone();
         run_detached_in(
             Box::pin(async move {
                 let mut event = event;
@@ -125,7 +125,7 @@ impl Socket {
             contain(|| a(self, &event.name, &event.args));
         }
         if let Some(h) = handler {
-            run_handler(&self.inner.span, || h(self.clone(), event));
+            run_handler(self.span(), || h(self.clone(), event));
         }
     }
 
@@ -135,13 +135,13 @@ impl Socket {
         if !self.inner.connected.swap(false, Ordering::AcqRel) {
             return;
         }
-        tracing::info!(target: "socketio_server::socket", parent: &self.inner.span, reason = reason.as_str(), "socket disconnected");
+        tracing::info!(target: "socketio_server::socket", parent: self.span(), reason = reason.as_str(), "socket disconnected");
         let (disconnecting, disconnect) = {
             let l = self.inner.listeners.read().expect("poisoned");
             (l.disconnecting.clone(), l.disconnect.clone())
         };
         for h in disconnecting {
-            run_handler(&self.inner.span, || h(self.clone(), reason));
+            run_handler(self.span(), || h(self.clone(), reason));
         }
         let adapter = self.inner.ns.adapter();
         if reason.is_recoverable()
@@ -158,7 +158,7 @@ impl Socket {
             cb(Err(AckError::Disconnected));
         }
         for h in disconnect {
-            run_handler(&self.inner.span, || h(self.clone(), reason));
+            run_handler(self.span(), || h(self.clone(), reason));
         }
     }
 }

@@ -214,7 +214,7 @@ impl SocketEmitter {
                 Err(_) => {
                     s.cancel_ack(id);
                     crate::telemetry::METRICS.acks_timed_out.increment(1);
-                    tracing::debug!(target: "socketio_server::event", parent: &s.inner.span, event, "ack timed out");
+                    tracing::debug!(target: "socketio_server::event", parent: s.span(), event, "ack timed out");
                     return Err(AckError::Timeout);
                 }
             },

@@ -404,7 +404,7 @@ impl Namespace {
     pub(crate) fn run_connection_handlers(&self, socket: &Socket) {
         let handlers = self.inner.handlers.connection.read().expect("poisoned").clone();
         for h in handlers {
-            run_handler(&socket.inner.span, || h(socket.clone()));
+            run_handler(socket.span(), || h(socket.clone()));
         }
     }
 }

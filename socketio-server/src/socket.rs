@@ -46,8 +46,9 @@ pub(crate) struct SocketInner {
     pub(crate) connected: AtomicBool,
     pub(crate) data: Mutex<Value>,
     pub(crate) extensions: Mutex<http::Extensions>,
-    /// `socketio_server::socket` span: namespace and id, for everything this socket's code logs.
-    pub(crate) span: tracing::Span,
+    /// `socketio_server::socket` span: namespace and id, for everything this socket's code logs; `None`
+    /// when no subscriber wants it (an idle socket then carries one pointer, not a span).
+    span: Option<Box<tracing::Span>>,
 }
 
 /// One client in one namespace. Cheap to clone; usable from any task.
@@ -79,6 +80,7 @@ impl Socket {
         data: Value,
     ) -> Socket {
         let span = tracing::info_span!(target: "socketio_server::socket", "socket", ns = ns.name(), id = &*id);
+        let span = (!span.is_disabled()).then(|| Box::new(span));
         Socket {
             inner: Arc::new(SocketInner {
                 span,
@@ -106,6 +108,12 @@ impl Socket {
 
     pub(crate) fn id_arc(&self) -> &SocketId {
         &self.inner.id
+    }
+
+    /// The socket's span (a disabled one when no subscriber wants it).
+    pub(crate) fn span(&self) -> &tracing::Span {
+        static NONE: tracing::Span = tracing::Span::none();
+        self.inner.span.as_deref().unwrap_or(&NONE)
     }
 
     /// The private id used by connection state recovery (when it is on).
@@ -216,7 +224,7 @@ impl Socket {
     /// Reports an error a handler returned to the server's error hook.
     pub(crate) fn handler_failed(&self, what: &str, err: &crate::handler::HandlerError) {
         crate::telemetry::METRICS.handler_errors.increment(1);
-        tracing::warn!(target: "socketio_server::handler", parent: &self.inner.span, event = what, error = %err, "handler failed");
+        tracing::warn!(target: "socketio_server::handler", parent: self.span(), event = what, error = %err, "handler failed");
         let Some(server) = self.inner.client.server.upgrade() else { return };
         let hook = server.handler_error.read().expect("poisoned").clone();
         if let Some(hook) = hook {
