@@ -353,6 +353,13 @@ impl Shared {
                 s.event(socket, "event_sent", "packetsOut", "bytesOut", event, args)
             });
         }
+        if self.development() {
+            let s = self.clone();
+            socket.on_upgrade(move |socket| {
+                let update = json!({ "id": socket.id(), "nsp": socket.namespace_name(), "transport": "websocket" });
+                s.report("socket_updated", json!([update]));
+            });
+        }
         let s = self.clone();
         socket.on_disconnect(move |socket: Socket, reason| async move {
             if s.development() {

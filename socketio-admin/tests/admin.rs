@@ -165,3 +165,47 @@ async fn readonly_offers_and_obeys_no_command() {
     assert_eq!(text(&mut user).await, r#"42["hi",1]"#, "still connected");
     assert_eq!(io.of("/").sockets().len(), 1);
 }
+
+/// A raw HTTP/1.1 request; the body of the response.
+async fn http(addr: std::net::SocketAddr, method: &str, path: &str, body: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buf)).await.unwrap().unwrap();
+    let text = String::from_utf8(buf).unwrap();
+    text.split_once("\r\n\r\n").unwrap().1.to_owned()
+}
+
+#[tokio::test]
+async fn an_upgrade_from_polling_is_reported_as_socket_updated() {
+    let (_io, addr) = server(false).await;
+    let mut admin = login(addr, r#"{"username":"admin","password":"pw"}"#).await;
+    event(&mut admin, "config").await;
+    // A polling client joins "/", then upgrades to WebSocket.
+    let open = http(addr, "GET", "/socket.io/?EIO=4&transport=polling", "").await;
+    let sid = open.split('"').nth(3).unwrap().to_owned();
+    let path = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+    http(addr, "POST", &path, "40").await;
+    let connected = http(addr, "GET", &path, "").await;
+    let id = connected.split('"').nth(3).unwrap().to_owned();
+    let joined = loop {
+        let e = event(&mut admin, "socket_connected").await;
+        if e[0]["nsp"] == "/" {
+            break e;
+        }
+    };
+    assert_eq!(joined[0]["id"], json!(id));
+    assert_eq!(joined[0]["transport"], "polling");
+    let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket&sid={sid}");
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    send(&mut ws, "2probe").await;
+    assert_eq!(text(&mut ws).await, "3probe");
+    send(&mut ws, "5").await;
+    let updated = event(&mut admin, "socket_updated").await;
+    assert_eq!(updated[0], json!({ "id": id, "nsp": "/", "transport": "websocket" }));
+}

@@ -192,6 +192,15 @@ impl engineio_server::Connection for Client {
         self.drive(|c| c.handle_message(now, message));
     }
 
+    fn on_upgrade(&mut self) {
+        for s in self.shared.all_sockets() {
+            let listeners = s.inner.listeners.read().expect("poisoned").upgrade.clone();
+            for l in listeners {
+                crate::run::contain(|| l(&s));
+            }
+        }
+    }
+
     fn on_data_request(&mut self, request: Option<std::sync::Arc<engineio_server::http::request::Parts>>) {
         self.data_request = request;
     }

@@ -30,7 +30,11 @@ pub(crate) struct Listeners {
     pub(crate) error: Vec<ErrorHandler>,
     pub(crate) disconnecting: Vec<DisconnectHandler>,
     pub(crate) disconnect: Vec<DisconnectHandler>,
+    pub(crate) upgrade: Vec<UpgradeListener>,
 }
+
+/// Told when a socket's connection moves to WebSocket (see [`Socket::on_upgrade`]).
+pub(crate) type UpgradeListener = Arc<dyn Fn(&Socket) + Send + Sync>;
 
 impl Socket {
     /// Handles an event. Handlers finishing at once run in the order events arrive. The handler is a
@@ -126,6 +130,12 @@ impl Socket {
         Fut::Output: HandlerResult,
     {
         self.listeners().disconnecting.push(disconnect_handler(handler, "disconnecting"));
+    }
+
+    /// Runs when the socket's connection moves from long-polling to WebSocket (the reference's
+    /// `socket.conn.on("upgrade")`).
+    pub fn on_upgrade(&self, listener: impl Fn(&Socket) + Send + Sync + 'static) {
+        self.listeners().upgrade.push(Arc::new(listener));
     }
 
     /// Runs when the socket has disconnected.

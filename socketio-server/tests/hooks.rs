@@ -53,3 +53,29 @@ async fn new_namespaces_and_room_changes_are_announced() {
     expected.sort();
     assert_eq!(last, expected);
 }
+
+#[tokio::test]
+async fn a_socket_hears_its_connection_upgrade() {
+    let io = SocketIo::default();
+    let upgraded: Arc<Mutex<Vec<String>>> = Arc::default();
+    let u = upgraded.clone();
+    io.on_connection(move |s: Socket| async move {
+        let u = u.clone();
+        s.on_upgrade(move |s| u.lock().unwrap().push(format!("{} {}", s.id(), s.transport().as_str())));
+    });
+    let (addr, _) = io.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    // A polling session joins "/", then upgrades: probe, then the upgrade packet.
+    let path = polling_session(addr).await;
+    assert_eq!(http(addr, "POST", &path, "40").await.0, 200);
+    let reply = poll_replies(addr, &path, 1).await;
+    let id = reply[0].split('"').nth(3).unwrap().to_owned();
+    assert!(upgraded.lock().unwrap().is_empty());
+    let sid = path.rsplit("sid=").next().unwrap();
+    let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket&sid={sid}");
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    send(&mut ws, "2probe").await;
+    assert_eq!(next_text(&mut ws).await, "3probe");
+    send(&mut ws, "5").await;
+    eventually(|| !upgraded.lock().unwrap().is_empty()).await;
+    assert_eq!(*upgraded.lock().unwrap(), vec![format!("{id} websocket")]);
+}
