@@ -85,12 +85,16 @@ impl Driver {
 
     /// Runs the session to its end. The driver is boxed: an `async fn` keeps its by-value arguments twice
     /// in its state, and this future lives as long as the session.
-    pub(crate) fn sid(&self) -> &str {
-        self.socket.sid()
-    }
-
-    pub(crate) fn request(&self) -> &http::request::Parts {
-        self.socket.request()
+    /// Spawns the session's task, in the session's span when a subscriber wants it; without one the task
+    /// carries no span wrapper.
+    pub(crate) fn spawn(self: Box<Self>, transport: engineio_proto::TransportKind) {
+        let remote = self.socket.request().extensions.get::<crate::RemoteAddr>().map(|a| a.0);
+        let span = crate::telemetry::session_span(self.socket.sid(), transport, remote);
+        if span.is_disabled() {
+            tokio::spawn(self.run());
+        } else {
+            tokio::spawn(tracing::Instrument::instrument(self.run(), span));
+        }
     }
 
     pub(crate) async fn run(mut self: Box<Self>) {

@@ -44,15 +44,7 @@ pub(crate) async fn polling_handshake(
     let (tx, reply) = oneshot::channel();
     shared.sessions.insert(&socket);
     slot.keep();
-    let remote = parts.extensions.get::<crate::RemoteAddr>().map(|a| a.0);
-    let span = crate::telemetry::session_span(socket.sid(), TransportKind::Polling, remote);
-    let driver = Box::new(Driver::new(shared.sessions.clone(), session, socket, None, Some(tx)));
-    // Without a subscriber that wants the span, the task carries no wrapper for it.
-    if span.is_disabled() {
-        tokio::spawn(driver.run());
-    } else {
-        tokio::spawn(tracing::Instrument::instrument(driver.run(), span));
-    }
+    Box::new(Driver::new(shared.sessions.clone(), session, socket, None, Some(tx))).spawn(TransportKind::Polling);
     poll_response(shared, &parts, reply.await.unwrap_or(Err(PollError::Closed)), extra)
 }
 

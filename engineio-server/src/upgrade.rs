@@ -68,12 +68,9 @@ pub(crate) fn accept_websocket(
     tokio::spawn(async move {
         // A failed upgrade drops the slot, which gives it back.
         let Ok(upgraded) = on_upgrade.await else { return };
-        // The rest is plain functions: this task goes on to run the session for its whole life, so its
-        // state should be little more than the driver's.
+        // The session runs on a task of its own, which holds only the driver (this one ends here).
         if let Some(driver) = upgraded_session(shared, parts, deflate, upgraded, base64, existing, slot) {
-            let remote = driver.request().extensions.get::<crate::RemoteAddr>().map(|a| a.0);
-            let span = crate::telemetry::session_span(driver.sid(), TransportKind::WebSocket, remote);
-            tracing::Instrument::instrument(driver.run(), span).await;
+            driver.spawn(TransportKind::WebSocket);
         }
     });
     res
