@@ -105,7 +105,14 @@ impl Driver {
         if let Some(started) = self.socket.request().extensions.get::<crate::telemetry::HandshakeStarted>() {
             m.handshake_seconds.record(started.0.elapsed().as_secs_f64());
         }
-        tracing::info!(target: "engineio_server::session", "session opened");
+        let remote = self.socket.request().extensions.get::<crate::RemoteAddr>().map(|a| a.0);
+        tracing::info!(
+            target: "engineio_server::session",
+            sid = self.socket.sid(),
+            transport = transport.as_str(),
+            remote = remote.map(tracing::field::display),
+            "session opened"
+        );
         self.flush().await;
         match contain(|| self.sessions.handler.on_open(&self.socket)) {
             Some(c) => self.connection = Some(c),
@@ -439,7 +446,7 @@ impl Driver {
                     mailbox.take_into(&mut self.inbox);
                     self.run_inbox();
                     if panicked {
-                        tracing::warn!(target: "engineio_server::session", "the connection's handler panicked");
+                        tracing::warn!(target: "engineio_server::session", sid = self.socket.sid(), "the connection's handler panicked");
                         self.session.close(self.now, CloseReason::ForcedClose);
                     }
                 }
@@ -464,11 +471,17 @@ impl Driver {
                         m.buffer_full.increment(1);
                         tracing::warn!(
                             target: "engineio_server::session",
+                            sid = self.socket.sid(),
                             reason = reason.as_str(),
                             "session closed: the client did not take its data"
                         );
                     } else {
-                        tracing::info!(target: "engineio_server::session", reason = reason.as_str(), "session closed");
+                        tracing::info!(
+                            target: "engineio_server::session",
+                            sid = self.socket.sid(),
+                            reason = reason.as_str(),
+                            "session closed"
+                        );
                     }
                     self.sessions.remove(self.socket.sid());
                     if let Some(c) = &mut self.connection {

@@ -85,10 +85,10 @@ pub(crate) fn refused(code: engineio_proto::ErrorCode) {
     metrics::counter!("engineio_handshakes_refused_total", "code" => code.code().to_string()).increment(1);
 }
 
-/// The span of a session's task: every event of the session carries its id, first transport and the
-/// client's address.
+/// The span of a session's task, at `debug` (so that `info` records none: its lines carry their own
+/// fields): with it, every line of the session carries its id, first transport and the client's address.
 pub(crate) fn session_span(sid: &str, transport: TransportKind, remote: Option<std::net::SocketAddr>) -> tracing::Span {
-    tracing::info_span!(
+    tracing::debug_span!(
         target: "engineio_server::session",
         "engineio_session",
         sid,

@@ -291,7 +291,9 @@ async fn connect(shared: Arc<ClientShared>, nsp: String, auth: Value) {
         tracing::info!(
             target: "socketio_server::socket",
             parent: socket.span(),
-            message = %e.message,
+            ns = %nsp,
+            sid = shared.engine_socket.sid(),
+            refusal = %e.message,
             "connection refused by a middleware"
         );
         shared.refuse(&nsp, &e.message, e.data);

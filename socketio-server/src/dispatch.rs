@@ -14,7 +14,15 @@ use crate::types::Room;
 impl Socket {
     /// Marks the socket connected.
     pub(crate) fn set_connected(&self) {
-        tracing::info!(target: "socketio_server::socket", parent: self.span(), recovered = self.inner.recovered, "socket connected");
+        tracing::info!(
+            target: "socketio_server::socket",
+            parent: self.span(),
+            ns = self.namespace_name(),
+            id = self.id(),
+            sid = self.engine_id(),
+            recovered = self.inner.recovered,
+            "socket connected"
+        );
         self.inner.connected.store(true, Ordering::Release);
     }
 
@@ -91,6 +99,8 @@ impl Socket {
                         Err(err) => {
                             tracing::warn!(
                                 target: "socketio_server::handler",
+                                ns = socket.namespace_name(),
+                                id = socket.id(),
                                 event = %event_name,
                                 "a per-packet middleware refused the event"
                             );
@@ -135,7 +145,14 @@ impl Socket {
         if !self.inner.connected.swap(false, Ordering::AcqRel) {
             return;
         }
-        tracing::info!(target: "socketio_server::socket", parent: self.span(), reason = reason.as_str(), "socket disconnected");
+        tracing::info!(
+            target: "socketio_server::socket",
+            parent: self.span(),
+            ns = self.namespace_name(),
+            id = self.id(),
+            reason = reason.as_str(),
+            "socket disconnected"
+        );
         let (disconnecting, disconnect) = {
             let l = self.inner.listeners.read().expect("poisoned");
             (l.disconnecting.clone(), l.disconnect.clone())

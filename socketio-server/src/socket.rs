@@ -79,7 +79,8 @@ impl Socket {
         recovered: bool,
         data: Value,
     ) -> Socket {
-        let span = tracing::info_span!(target: "socketio_server::socket", "socket", ns = ns.name(), id = &*id);
+        // At `debug`, as the session's: `info` records no span; its lines name the socket themselves.
+        let span = tracing::debug_span!(target: "socketio_server::socket", "socket", ns = ns.name(), id = &*id);
         let span = (!span.is_disabled()).then(|| Box::new(span));
         Socket {
             inner: Arc::new(SocketInner {
@@ -224,7 +225,15 @@ impl Socket {
     /// Reports an error a handler returned to the server's error hook.
     pub(crate) fn handler_failed(&self, what: &str, err: &crate::handler::HandlerError) {
         crate::telemetry::METRICS.handler_errors.increment(1);
-        tracing::warn!(target: "socketio_server::handler", parent: self.span(), event = what, error = %err, "handler failed");
+        tracing::warn!(
+            target: "socketio_server::handler",
+            parent: self.span(),
+            ns = self.namespace_name(),
+            id = self.id(),
+            event = what,
+            error = %err,
+            "handler failed"
+        );
         let Some(server) = self.inner.client.server.upgrade() else { return };
         let hook = server.handler_error.read().expect("poisoned").clone();
         if let Some(hook) = hook {
