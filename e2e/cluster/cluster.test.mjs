@@ -575,5 +575,48 @@ describe("4. Admin UI across the cluster", () => {
     await admin.w.waitFor("socket_disconnected", ([nsp, id]) => nsp === "/" && id === cbId, 3000, "socket_disconnected from rust-b");
     assertNoPanics(env);
   });
+
+  it("with a Node node running @socket.io/admin-ui: each admin sees the other's sockets as they are, and commands cross", T, async (t) => {
+    const env = await cluster(t, { a: ["rust", "rust-a", ["--admin"]], n: ["node", "node-n", ["--admin"]] });
+    // A polling client of the Node node, and a WebSocket client of the Rust node.
+    const cn = env.client("n", "cn(node)", { transports: ["polling"] });
+    const ca = env.client("a", "ca(rust-a)");
+    await Promise.all([connected(cn), connected(ca)]);
+    const rustAdmin = makeClient(`${env.nodes.a.url}/admin`, "admin(rust-a)", { transports: ["websocket"] });
+    const nodeAdmin = makeClient(`${env.nodes.n.url}/admin`, "admin(node-n)", { transports: ["websocket"] });
+    env.clients.push(rustAdmin, nodeAdmin);
+    await Promise.all([connected(rustAdmin), connected(nodeAdmin)]);
+
+    // The Rust admin lists the Node node's socket with the transport and client id the Node instrument keeps in
+    // its data, and none of that bookkeeping as data.
+    const [fromRust] = await rustAdmin.w.waitFor("all_sockets", () => true, 3000, "all_sockets on rust-a");
+    const seen = fromRust.find((s) => s.id === cn.id && s.nsp === "/");
+    assert.ok(seen, `rust-a's all_sockets has ${cn.id}: ${show(fromRust.map((s) => s.id))}`);
+    assert.equal(seen.transport, "polling", show(seen));
+    assert.equal(seen.clientId, cn.io.engine.id.slice(0, 12), show(seen));
+    assert.ok(!("_admin" in (seen.data ?? {})), show(seen));
+    // The Node admin lists the Rust node's socket.
+    const [fromNode] = await nodeAdmin.w.waitFor("all_sockets", () => true, 3000, "all_sockets on node-n");
+    assert.ok(fromNode.some((s) => s.id === ca.id && s.nsp === "/"), `node-n's all_sockets has ${ca.id}: ${show(fromNode.map((s) => s.id))}`);
+    // Both admins get both servers' statistics.
+    for (const admin of [rustAdmin, nodeAdmin]) {
+      for (const id of ["rust-a", "node-n"]) {
+        await admin.w.waitFor("server_stats", ([s]) => s.serverId === id, 5000, `${admin.label}: server_stats of ${id}`);
+      }
+    }
+    // The Rust admin puts the Node node's socket in a room: the Node node does it and reports it to both admins.
+    rustAdmin.emit("join", "/", "vip", cn.id);
+    for (const admin of [rustAdmin, nodeAdmin]) {
+      await admin.w.waitFor("room_joined", ([nsp, room, id]) => nsp === "/" && room === "vip" && id === cn.id, 3000, `${admin.label}: room_joined`);
+    }
+    // The Node admin disconnects the Rust node's socket: the Rust node does it and reports it to both admins.
+    const caId = ca.id;
+    nodeAdmin.emit("_disconnect", "/", false, caId);
+    await ca.w.waitFor("disconnect", ([reason]) => reason === "io server disconnect", 3000, "ca disconnected");
+    for (const admin of [rustAdmin, nodeAdmin]) {
+      await admin.w.waitFor("socket_disconnected", ([nsp, id]) => nsp === "/" && id === caId, 3000, `${admin.label}: socket_disconnected`);
+    }
+    assertNoPanics(env);
+  });
 });
 

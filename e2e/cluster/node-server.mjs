@@ -26,13 +26,15 @@
 // Flags (as the Rust test server's; each falls back to an env variable): `--port N` (PORT, default 0: any free port),
 // `--redis URL` (REDIS_URL; without it the server runs alone with the in-memory adapter), `--redis-key KEY`
 // (REDIS_KEY, default `socket.io`), `--name NAME` (NAME, default `node`), `--cookie` (COOKIE=1: the Engine.IO `io`
-// cookie). Listens on 127.0.0.1 and prints `listening on http://localhost:PORT` once it is bound and its adapter
+// cookie), `--admin` (ADMIN=1: `@socket.io/admin-ui`'s `instrument()` in development mode, no authentication, the
+// node's name as its server id, as the Rust server's `--admin`). Listens on 127.0.0.1 and prints `listening on http://localhost:PORT` once it is bound and its adapter
 // is subscribed to every channel it needs.
 
 import { createServer } from "node:http";
 import { Server } from "socket.io";
 import { createAdapter } from "@socket.io/redis-adapter";
 import { createClient } from "redis";
+import { instrument } from "@socket.io/admin-ui";
 
 const NAMESPACES = ["/", "/custom"];
 
@@ -43,6 +45,7 @@ function parseArgs(argv) {
     key: process.env.REDIS_KEY || "socket.io",
     name: process.env.NAME || "node",
     cookie: process.env.COOKIE === "1",
+    admin: process.env.ADMIN === "1",
   };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
@@ -65,6 +68,9 @@ function parseArgs(argv) {
         break;
       case "--cookie":
         opts.cookie = true;
+        break;
+      case "--admin":
+        opts.admin = true;
         break;
       default:
         throw new Error(`unknown flag ${flag}`);
@@ -177,7 +183,8 @@ async function main() {
     // The adapter subscribes without waiting; announce "listening" only once Redis has every subscription of
     // every namespace (3 channels and 1 pattern each), so that a test can use the cluster at once.
     waitSubscribed = async () => {
-      const want = { sub: 3 * NAMESPACES.length, psub: NAMESPACES.length };
+      const count = NAMESPACES.length + (opts.admin ? 1 : 0); // the admin namespace has its own channels
+      const want = { sub: 3 * count, psub: count };
       for (let i = 0; i < 200; i++) {
         const line = String(await pubClient.sendCommand(["CLIENT", "LIST", "ID", String(subId)]));
         const sub = Number(/ sub=(\d+)/.exec(line)?.[1]);
@@ -200,6 +207,7 @@ async function main() {
     });
     nsp.on("connection", (socket) => register(socket, opts.name));
   }
+  if (opts.admin) instrument(io, { auth: false, serverId: opts.name, mode: "development" });
   await waitSubscribed();
 
   await new Promise((resolve, reject) => {

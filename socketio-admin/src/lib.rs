@@ -359,6 +359,12 @@ impl Shared {
                 let update = json!({ "id": socket.id(), "nsp": socket.namespace_name(), "transport": "websocket" });
                 s.report("socket_updated", json!([update]));
             });
+            let s = self.clone();
+            socket.on_data_change(move |socket| {
+                let update =
+                    json!({ "id": socket.id(), "nsp": socket.namespace_name(), "data": socket.data().into_json() });
+                s.report("socket_updated", json!([update]));
+            });
         }
         let s = self.clone();
         socket.on_disconnect(move |socket: Socket, reason| async move {
@@ -421,17 +427,23 @@ fn serialize_local(socket: &Socket) -> Json {
     })
 }
 
-/// A socket of another server (from `fetch_sockets`): its transport and connection are not known here.
+/// A socket of another server (from `fetch_sockets`). A Node server's `instrument()` keeps the client id
+/// and transport in `data._admin`, used when present (and not shown as data, as the reference does);
+/// otherwise they are not known here: the socket id and `websocket` stand in.
 fn serialize_remote(nsp: &str, socket: &socketio_server::RemoteSocket) -> Json {
     let mut rooms: Vec<&str> = socket.rooms().into_iter().collect();
     rooms.sort();
-    let client: String = socket.id().chars().take(12).collect();
+    let mut data = socket.data().clone().into_json();
+    let admin = data.as_object_mut().and_then(|o| o.remove("_admin"));
+    let field = |name: &str| admin.as_ref().and_then(|a| a.get(name)).and_then(Json::as_str).map(str::to_owned);
+    let client = field("clientId").unwrap_or_else(|| socket.id().chars().take(12).collect());
+    let transport = field("transport").unwrap_or_else(|| "websocket".to_owned());
     json!({
         "id": socket.id(),
         "clientId": client,
-        "transport": "websocket",
+        "transport": transport,
         "nsp": nsp,
-        "data": socket.data().clone().into_json(),
+        "data": data,
         "rooms": rooms,
         "handshake": handshake(socket.handshake()),
     })

@@ -1,5 +1,6 @@
 //! The admin namespace as the official UI speaks to it, over a raw WebSocket: authentication (password,
-//! then the session id it was given), `config`, `all_sockets`, the reports of sockets, rooms and events,
+//! then the session id it was given), `config`, `all_sockets`, the reports of sockets (their upgrades and
+//! data changes too), rooms and events,
 //! `server_stats`, the commands, and `readonly`.
 
 use std::time::Duration;
@@ -57,6 +58,12 @@ async fn server(readonly: bool) -> (SocketIo, std::net::SocketAddr) {
     io.on_connection(|s: Socket| async move {
         s.join("lobby");
         s.on("hello", |s: Socket| async move { s.emit("hi", 1) });
+        s.on(
+            "rename",
+            |s: Socket, socketio_server::extract::Data(name): socketio_server::extract::Data<String>| async move {
+                s.set_data_as(&json!({ "name": name }))
+            },
+        );
     });
     let auth = AdminAuth::Basic { username: "admin".into(), password_hash: bcrypt::hash("pw", 4).unwrap() };
     let mut options = AdminOptions::new(auth);
@@ -111,6 +118,7 @@ async fn a_ui_logs_in_gets_its_session_config_and_the_sockets_then_sees_them_liv
     rooms.sort();
     assert_eq!(user_socket["rooms"], json!(rooms), "sorted, its own room included");
     assert_eq!(user_socket["clientId"].as_str().unwrap().len(), 12);
+    assert_eq!(user_socket["data"], json!({}), "an empty object until set, as the reference's (its UI needs one)");
     assert!(user_socket["handshake"]["issued"].as_u64().unwrap() > 0);
     assert!(user_socket["handshake"]["headers"].is_object() && user_socket["handshake"]["query"].is_object());
 
@@ -121,6 +129,11 @@ async fn a_ui_logs_in_gets_its_session_config_and_the_sockets_then_sees_them_liv
     assert_eq!(received[..3], [json!("/"), json!(user_id), json!(["hello", "there"])]);
     let sent = event(&mut admin, "event_sent").await;
     assert_eq!(sent[..3], [json!("/"), json!(user_id), json!(["hi", 1])]);
+
+    // A change of the socket's data, as the reference reports an assignment to `socket.data`.
+    send(&mut user, r#"42["rename","ada"]"#).await;
+    let updated = event(&mut admin, "socket_updated").await;
+    assert_eq!(updated[0], json!({ "id": user_id, "nsp": "/", "data": { "name": "ada" } }));
 
     // Statistics every two seconds.
     let stats = event(&mut admin, "server_stats").await;

@@ -277,7 +277,9 @@ async fn connect(shared: Arc<ClientShared>, nsp: String, auth: Value) {
         }
         None => {
             let pid = config.map(|_| random_id());
-            let s = Socket::new(ns.clone(), shared.clone(), random_id().into(), pid, handshake, false, Value::Null);
+            // `{}` until set, as the reference's `socket.data` (other servers, such as a Node admin UI, rely on it).
+            let data = Value::Object(Default::default());
+            let s = Socket::new(ns.clone(), shared.clone(), random_id().into(), pid, handshake, false, data);
             (s, Vec::new())
         }
     };

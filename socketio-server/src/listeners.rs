@@ -31,9 +31,11 @@ pub(crate) struct Listeners {
     pub(crate) disconnecting: Vec<DisconnectHandler>,
     pub(crate) disconnect: Vec<DisconnectHandler>,
     pub(crate) upgrade: Vec<UpgradeListener>,
+    pub(crate) data_change: Vec<UpgradeListener>,
 }
 
-/// Told when a socket's connection moves to WebSocket (see [`Socket::on_upgrade`]).
+/// Told when a socket's connection moves to WebSocket (see [`Socket::on_upgrade`]) or its `data` is
+/// replaced (see [`Socket::on_data_change`]).
 pub(crate) type UpgradeListener = Arc<dyn Fn(&Socket) + Send + Sync>;
 
 impl Socket {
@@ -136,6 +138,12 @@ impl Socket {
     /// `socket.conn.on("upgrade")`).
     pub fn on_upgrade(&self, listener: impl Fn(&Socket) + Send + Sync + 'static) {
         self.listeners().upgrade.push(Arc::new(listener));
+    }
+
+    /// Runs after each [`Socket::set_data`] (or [`Socket::set_data_as`]) on this socket, with the new
+    /// `data` readable; the reference's admin UI learns of changes to `socket.data` the same way.
+    pub fn on_data_change(&self, listener: impl Fn(&Socket) + Send + Sync + 'static) {
+        self.listeners().data_change.push(Arc::new(listener));
     }
 
     /// Runs when the socket has disconnected.

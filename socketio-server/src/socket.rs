@@ -166,14 +166,19 @@ impl Socket {
         self.inner.connected.load(Ordering::Acquire)
     }
 
-    /// The socket's `data` (shared with other servers by `fetch_sockets`, restored by recovery).
+    /// The socket's `data` (shared with other servers by `fetch_sockets`, restored by recovery): an empty
+    /// object until set, as the reference's.
     pub fn data(&self) -> Value {
         self.inner.data.lock().expect("poisoned").clone()
     }
 
-    /// Replaces `data`.
+    /// Replaces `data`, then runs the [`Socket::on_data_change`] listeners.
     pub fn set_data(&self, data: impl Into<Value>) {
         *self.inner.data.lock().expect("poisoned") = data.into();
+        let listeners = self.inner.listeners.read().expect("poisoned").data_change.clone();
+        for l in listeners {
+            crate::run::contain(|| l(self));
+        }
     }
 
     /// `data`, deserialized.
