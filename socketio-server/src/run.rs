@@ -14,7 +14,12 @@ pub(crate) fn run_detached(fut: BoxFuture<'static, ()>) {
 
 /// [`run_detached`] inside `span` (a socket's): the inline poll enters it, and a spawned rest carries it.
 pub(crate) fn run_detached_in(fut: BoxFuture<'static, ()>, span: &tracing::Span) {
-    if let Some(rest) = span.in_scope(|| poll_inline(fut)) {
+    if span.is_none() {
+        // No subscriber wants the span: nothing to enter or carry (the common case costs no span work).
+        if let Some(rest) = poll_inline(fut) {
+            tokio::spawn(rest);
+        }
+    } else if let Some(rest) = span.in_scope(|| poll_inline(fut)) {
         tokio::spawn(tracing::Instrument::instrument(rest, span.clone()));
     }
 }
@@ -45,7 +50,11 @@ pub(crate) fn contain<R>(f: impl FnOnce() -> R) -> Option<R> {
 /// Calls a handler and runs the future it returns as [`run_detached_in`] does, inside the socket's span
 /// (entered once for the call and the inline poll); a panic in either is contained.
 pub(crate) fn run_handler(span: &tracing::Span, f: impl FnOnce() -> BoxFuture<'static, ()>) {
-    if let Some(rest) = span.in_scope(|| contain(f).and_then(poll_inline)) {
+    if span.is_none() {
+        if let Some(rest) = contain(f).and_then(poll_inline) {
+            tokio::spawn(rest);
+        }
+    } else if let Some(rest) = span.in_scope(|| contain(f).and_then(poll_inline)) {
         tokio::spawn(tracing::Instrument::instrument(rest, span.clone()));
     }
 }
