@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(eio_packet eio_payload eio_session sio_packet sio_msgpack sio_connection session_cookie ws_frames ws_deflate)
+[ ${#targets[@]} -gt 0 ] || targets=(eio_packet eio_payload eio3_payload eio_session sio_packet sio_msgpack sio_connection session_cookie ws_frames ws_deflate)
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 export RUSTC_BOOTSTRAP=1
 for t in "${targets[@]}"; do

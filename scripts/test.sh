@@ -8,7 +8,8 @@
 #      the declared minimum Rust version (rust-version in Cargo.toml, installed with rustup when missing);
 #   3. cargo tests of the whole workspace (unit, property, wire, doc tests);
 #   4. a short run of every fuzz target;
-#   5. interop tests with the real clients (npm engine.io-client and socket.io-client, python-socketio,
+#   5. interop tests with the real clients (npm engine.io-client and socket.io-client, their v3 / v2 releases
+#      for allow_eio3, python-socketio 5 and 4,
 #      headless Chromium), a real redis-server and HAProxy, all started by the tests themselves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -92,3 +93,6 @@ cargo run -q -p conformance -- --cases 2000
 
 step "interop tests with python-socketio (PyPI, pinned in e2e/python/requirements.lock)"
 ./e2e/python/run.sh
+
+step "interop tests with python-socketio 4, a Socket.IO 2 client (PyPI, pinned in e2e/python-v2/requirements.lock)"
+./e2e/python-v2/run.sh

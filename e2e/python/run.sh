@@ -7,7 +7,8 @@
 # ../../target/debug/testserver); PYTHON overrides the interpreter used to create the venv.
 set -euo pipefail
 
-cd "$(dirname "${BASH_SOURCE[0]}")"
+# SUITE is the folder of the tests and their requirements.lock (default: this one; e2e/python-v2/run.sh sets it).
+cd "${SUITE:-$(dirname "${BASH_SOURCE[0]}")}"
 PYTHON="${PYTHON:-python3}"
 VENV=.venv
 VPY="$VENV/bin/python"

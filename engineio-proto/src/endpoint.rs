@@ -20,7 +20,7 @@
 //! assert_eq!((refused.status(), refused.body()), (400, r#"{"code":1,"message":"Session ID unknown"}"#.into()));
 //! ```
 
-use crate::handshake::{ErrorCode, Query, RequestFacts, RequestKind, TransportKind, verify};
+use crate::handshake::{ErrorCode, Protocol, Query, RequestFacts, RequestKind, TransportKind, verify};
 use crate::websocket::accept_key;
 
 /// The HTTP method of a request, as far as Engine.IO cares.
@@ -188,18 +188,26 @@ pub enum Route {
     },
 }
 
-/// The Engine.IO endpoint: its path and enabled transports.
+/// The Engine.IO endpoint: its path, enabled transports, and whether v3 clients are served.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
     path: String,
     transports: Vec<TransportKind>,
+    allow_eio3: bool,
 }
 
 impl Endpoint {
     /// An endpoint at `path` (requests whose path starts with it are its own; the reference's default is
     /// `/engine.io/`) with these transports enabled.
     pub fn new(path: impl Into<String>, transports: &[TransportKind]) -> Self {
-        Endpoint { path: path.into(), transports: transports.to_vec() }
+        Endpoint { path: path.into(), transports: transports.to_vec(), allow_eio3: false }
+    }
+
+    /// Serves Engine.IO v3 clients too (the reference's `allowEIO3`; off by default, when a v3 handshake
+    /// is refused with code 5).
+    pub fn with_allow_eio3(mut self, allow: bool) -> Self {
+        self.allow_eio3 = allow;
+        self
     }
 
     /// The path.
@@ -213,9 +221,14 @@ impl Endpoint {
         path.starts_with(&self.path)
     }
 
-    /// What the request is for. `session_transport` looks up an open session's current transport by its
-    /// id (`None`: no such open session).
-    pub fn route(&self, req: &RequestHead<'_>, session_transport: impl FnOnce(&str) -> Option<TransportKind>) -> Route {
+    /// What the request is for. `session` looks up an open session's current transport and protocol
+    /// revision by its id (`None`: no such open session). A new session's revision is its query's
+    /// [`Query::protocol`].
+    pub fn route(
+        &self,
+        req: &RequestHead<'_>,
+        session: impl FnOnce(&str) -> Option<(TransportKind, Protocol)>,
+    ) -> Route {
         if !self.matches(req.path) {
             return Route::NotFound;
         }
@@ -224,7 +237,7 @@ impl Endpoint {
         let query = Query::parse(req.query);
         let facts =
             RequestFacts { query: &query, is_get: req.method == Method::Get, is_upgrade: upgrade, origin: req.origin };
-        let kind = match verify(facts, &self.transports, session_transport) {
+        let kind = match verify(facts, &self.transports, self.allow_eio3, session) {
             Ok(kind) => kind,
             Err(code) => return refuse(code),
         };
@@ -283,7 +296,7 @@ mod tests {
     #[test]
     fn routes_each_kind_of_request() {
         let e = Endpoint::new("/engine.io/", BOTH);
-        let polling = |sid: &str| (sid == "p").then_some(TransportKind::Polling);
+        let polling = |sid: &str| (sid == "p").then_some((TransportKind::Polling, Protocol::V4));
         let get = RequestHead::new(Method::Get, "/engine.io/", "EIO=4&transport=polling&sid=p");
         assert_eq!(e.route(&get, polling), Route::Poll { sid: "p".into() });
         let post = RequestHead { method: Method::Post, ..get };
@@ -320,8 +333,12 @@ mod tests {
         assert!(!r.closes_connection());
         let r = refused(e.route(&RequestHead::new(Method::Post, "/engine.io/", "EIO=4&transport=polling"), |_| None));
         assert_eq!(r.code, ErrorCode::BadHandshakeMethod);
-        let r = refused(e.route(&RequestHead::new(Method::Get, "/engine.io/", "EIO=3&transport=polling"), |_| None));
+        let v3 = RequestHead::new(Method::Get, "/engine.io/", "EIO=3&transport=polling");
+        let r = refused(e.route(&v3, |_| None));
         assert_eq!(r.code, ErrorCode::UnsupportedProtocolVersion);
+        assert_eq!(r.body(), r#"{"code":5,"message":"Unsupported protocol version"}"#);
+        let e3 = e.clone().with_allow_eio3(true);
+        assert!(matches!(e3.route(&v3, |_| None), Route::Handshake { transport: TransportKind::Polling, .. }));
         // A refused upgrade: a plain 400 with the message, and the connection closes.
         let r = refused(e.route(&ws_head("EIO=4&transport=websocket&sid=gone", Some(KEY), Some(b"13")), |_| None));
         assert_eq!((r.code, r.status(), r.content_type()), (ErrorCode::UnknownSid, 400, "text/html"));
@@ -355,10 +372,9 @@ mod tests {
             assert_eq!((r.code, r.upgrade), (ErrorCode::BadRequest, true), "{key:?} {version:?}");
         }
         // The same checks on an upgrade of a polling session.
-        let r =
-            refused(e.route(&ws_head("EIO=4&transport=websocket&sid=p", None, Some(b"13")), |_| {
-                Some(TransportKind::Polling)
-            }));
+        let r = refused(e.route(&ws_head("EIO=4&transport=websocket&sid=p", None, Some(b"13")), |_| {
+            Some((TransportKind::Polling, Protocol::V4))
+        }));
         assert_eq!(r.code, ErrorCode::BadRequest);
     }
 
@@ -368,7 +384,10 @@ mod tests {
         let r = refused(e.route(&ws_head("EIO=4&transport=websocket", Some(KEY), Some(b"13")), |_| None));
         assert_eq!(r.code, ErrorCode::UnknownTransport);
         let put = RequestHead::new(Method::Other, "/engine.io/", "EIO=4&transport=polling&sid=p");
-        assert_eq!(e.route(&put, |_| Some(TransportKind::Polling)), Route::OtherMethod { sid: "p".into() });
+        assert_eq!(
+            e.route(&put, |_| Some((TransportKind::Polling, Protocol::V4))),
+            Route::OtherMethod { sid: "p".into() }
+        );
     }
 
     #[test]

@@ -23,6 +23,10 @@ pub enum DecodeError {
     /// A polling payload is not UTF-8.
     #[error("payload is not valid UTF-8")]
     InvalidUtf8,
+    /// An entry of a v3 payload (see [`crate::v3`]) has a missing or malformed length, or one longer than
+    /// what follows.
+    #[error("bad entry length in a v3 payload")]
+    BadLength,
     /// A payload is longer than the allowed maximum.
     #[error("payload exceeds the maximum size")]
     PayloadTooLarge,

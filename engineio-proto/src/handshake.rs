@@ -44,6 +44,32 @@ impl fmt::Display for TransportKind {
     }
 }
 
+/// The Engine.IO protocol revision a session speaks, chosen by its handshake's `EIO` query parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum Protocol {
+    /// Revision 3: the clients of Socket.IO 2 (see [`crate::v3`]); served only when the runtime allows it.
+    V3,
+    /// Revision 4, the current one.
+    #[default]
+    V4,
+}
+
+impl Protocol {
+    /// The revision's number, as in the `EIO` query parameter.
+    pub fn number(self) -> u8 {
+        match self {
+            Protocol::V3 => 3,
+            Protocol::V4 => 4,
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.number())
+    }
+}
+
 /// The error codes of the reference server, sent as `{"code":N,"message":"..."}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
@@ -58,7 +84,7 @@ pub enum ErrorCode {
     BadRequest = 3,
     /// 4: refused by `allow_request`.
     Forbidden = 4,
-    /// 5: `EIO` is not `4`.
+    /// 5: `EIO` is not `4` (and v3 is not allowed).
     UnsupportedProtocolVersion = 5,
 }
 
@@ -145,8 +171,8 @@ impl Query {
 
     /// The protocol revision a request speaks, as the reference computes it: 4 when `EIO` is `4`, and 3
     /// for anything else (a missing `EIO` included).
-    pub fn protocol(&self) -> u8 {
-        if self.eio.as_deref() == Some("4") { 4 } else { 3 }
+    pub fn protocol(&self) -> Protocol {
+        if self.eio.as_deref() == Some("4") { Protocol::V4 } else { Protocol::V3 }
     }
 }
 
@@ -232,12 +258,14 @@ pub struct RequestFacts<'a> {
 
 /// Checks a request as the reference server's `verify()` and `handshake()` do, in the same order.
 ///
-/// `enabled` is the `transports` option; `session_transport` looks up an existing session's current
-/// transport by sid (`None` when there is no such open session).
+/// `enabled` is the `transports` option and `allow_eio3` the option of that name (a v3 handshake is refused
+/// with code 5 without it); `session` looks up an existing session's current transport and protocol by sid
+/// (`None` when there is no such open session). A request of a session must speak its protocol (code 3).
 pub fn verify(
     req: RequestFacts<'_>,
     enabled: &[TransportKind],
-    session_transport: impl FnOnce(&str) -> Option<TransportKind>,
+    allow_eio3: bool,
+    session: impl FnOnce(&str) -> Option<(TransportKind, Protocol)>,
 ) -> Result<RequestKind, ErrorCode> {
     let transport = req
         .query
@@ -250,7 +278,7 @@ pub fn verify(
         return Err(ErrorCode::BadRequest);
     }
     if let Some(sid) = &req.query.sid {
-        let current = session_transport(sid).ok_or(ErrorCode::UnknownSid)?;
+        let (current, protocol) = session(sid).ok_or(ErrorCode::UnknownSid)?;
         if req.is_upgrade {
             if transport != TransportKind::WebSocket {
                 return Err(ErrorCode::BadRequest);
@@ -260,7 +288,7 @@ pub fn verify(
         }
         // Every request of a session speaks the session's protocol revision (the reference's
         // PROTOCOL_MISMATCH); sessions are all v4 here.
-        if req.query.protocol() != 4 {
+        if req.query.protocol() != protocol {
             return Err(ErrorCode::BadRequest);
         }
         return Ok(if req.is_upgrade {
@@ -275,7 +303,7 @@ pub fn verify(
     if (transport == TransportKind::WebSocket) != req.is_upgrade {
         return Err(ErrorCode::BadRequest);
     }
-    if req.query.eio.as_deref() != Some("4") {
+    if req.query.protocol() == Protocol::V3 && !allow_eio3 {
         return Err(ErrorCode::UnsupportedProtocolVersion);
     }
     Ok(RequestKind::Handshake(transport))
@@ -394,9 +422,10 @@ mod tests {
         assert!(Query::parse("b64=1").b64);
         assert!(Query::parse("b64=0").b64, "any non-empty string is truthy in the reference");
         assert!(!Query::parse("b64=").b64);
-        assert_eq!(Query::parse("EIO=4").protocol(), 4);
-        assert_eq!(Query::parse("EIO=5").protocol(), 3);
-        assert_eq!(Query::parse("").protocol(), 3);
+        assert_eq!(Query::parse("EIO=4").protocol(), Protocol::V4);
+        assert_eq!(Query::parse("EIO=3").protocol(), Protocol::V3);
+        assert_eq!(Query::parse("EIO=5").protocol(), Protocol::V3);
+        assert_eq!(Query::parse("").protocol(), Protocol::V3);
     }
 
     #[test]
@@ -421,56 +450,85 @@ mod tests {
     fn handshake_checks_in_reference_order() {
         let none = |_: &str| None;
         let q = Query::parse("EIO=4&transport=polling");
-        assert_eq!(verify(facts(&q, true, false), ALL, none), Ok(RequestKind::Handshake(TransportKind::Polling)));
-        assert_eq!(verify(facts(&q, false, false), ALL, none), Err(ErrorCode::BadHandshakeMethod));
+        assert_eq!(
+            verify(facts(&q, true, false), ALL, false, none),
+            Ok(RequestKind::Handshake(TransportKind::Polling))
+        );
+        assert_eq!(verify(facts(&q, false, false), ALL, false, none), Err(ErrorCode::BadHandshakeMethod));
         let q = Query::parse("EIO=3&transport=polling");
-        assert_eq!(verify(facts(&q, true, false), ALL, none), Err(ErrorCode::UnsupportedProtocolVersion));
+        assert_eq!(verify(facts(&q, true, false), ALL, false, none), Err(ErrorCode::UnsupportedProtocolVersion));
         let q = Query::parse("transport=polling");
-        assert_eq!(verify(facts(&q, true, false), ALL, none), Err(ErrorCode::UnsupportedProtocolVersion));
+        assert_eq!(verify(facts(&q, true, false), ALL, false, none), Err(ErrorCode::UnsupportedProtocolVersion));
+        // With allow_eio3, a v3 handshake (a missing EIO counts as 3) is accepted on both transports.
+        for query in ["EIO=3&transport=polling", "transport=polling"] {
+            let q = Query::parse(query);
+            let kind = Ok(RequestKind::Handshake(TransportKind::Polling));
+            assert_eq!(verify(facts(&q, true, false), ALL, true, none), kind, "{query}");
+        }
+        let q = Query::parse("EIO=3&transport=websocket");
+        let kind = Ok(RequestKind::Handshake(TransportKind::WebSocket));
+        assert_eq!(verify(facts(&q, true, true), ALL, true, none), kind);
         let q = Query::parse("EIO=4&transport=carrier-pigeon");
-        assert_eq!(verify(facts(&q, true, false), ALL, none), Err(ErrorCode::UnknownTransport));
+        assert_eq!(verify(facts(&q, true, false), ALL, false, none), Err(ErrorCode::UnknownTransport));
         let q = Query::parse("EIO=4&transport=websocket");
-        assert_eq!(verify(facts(&q, true, false), ALL, none), Err(ErrorCode::BadRequest));
-        assert_eq!(verify(facts(&q, true, true), ALL, none), Ok(RequestKind::Handshake(TransportKind::WebSocket)));
-        assert_eq!(verify(facts(&q, true, true), &[TransportKind::Polling], none), Err(ErrorCode::UnknownTransport));
+        assert_eq!(verify(facts(&q, true, false), ALL, false, none), Err(ErrorCode::BadRequest));
+        assert_eq!(
+            verify(facts(&q, true, true), ALL, false, none),
+            Ok(RequestKind::Handshake(TransportKind::WebSocket))
+        );
+        assert_eq!(
+            verify(facts(&q, true, true), &[TransportKind::Polling], false, none),
+            Err(ErrorCode::UnknownTransport)
+        );
         // The transport is checked before the method, as in the reference.
         let q = Query::parse("EIO=4");
-        assert_eq!(verify(facts(&q, false, false), ALL, none), Err(ErrorCode::UnknownTransport));
+        assert_eq!(verify(facts(&q, false, false), ALL, false, none), Err(ErrorCode::UnknownTransport));
     }
 
     #[test]
     fn bad_origin_characters_are_refused() {
         let q = Query::parse("EIO=4&transport=polling");
         let f = RequestFacts { origin: Some(b"http://a\x01b"), ..facts(&q, true, false) };
-        assert_eq!(verify(f, ALL, |_| None), Err(ErrorCode::BadRequest));
+        assert_eq!(verify(f, ALL, false, |_| None), Err(ErrorCode::BadRequest));
     }
 
     #[test]
     fn session_requests() {
-        let polling = |_: &str| Some(TransportKind::Polling);
-        let ws = |_: &str| Some(TransportKind::WebSocket);
+        let polling = |_: &str| Some((TransportKind::Polling, Protocol::V4));
+        let ws = |_: &str| Some((TransportKind::WebSocket, Protocol::V4));
         let q = Query::parse("EIO=4&transport=polling&sid=abc");
-        assert_eq!(verify(facts(&q, false, false), ALL, polling), Ok(RequestKind::Polling { sid: "abc".into() }));
-        assert_eq!(verify(facts(&q, true, false), ALL, ws), Err(ErrorCode::BadRequest));
-        assert_eq!(verify(facts(&q, true, false), ALL, |_| None), Err(ErrorCode::UnknownSid));
+        assert_eq!(
+            verify(facts(&q, false, false), ALL, false, polling),
+            Ok(RequestKind::Polling { sid: "abc".into() })
+        );
+        assert_eq!(verify(facts(&q, true, false), ALL, false, ws), Err(ErrorCode::BadRequest));
+        assert_eq!(verify(facts(&q, true, false), ALL, false, |_| None), Err(ErrorCode::UnknownSid));
         let q = Query::parse("EIO=4&transport=websocket&sid=abc");
-        assert_eq!(verify(facts(&q, true, true), ALL, polling), Ok(RequestKind::Upgrade { sid: "abc".into() }));
-        assert_eq!(verify(facts(&q, true, false), ALL, polling), Err(ErrorCode::BadRequest));
+        assert_eq!(verify(facts(&q, true, true), ALL, false, polling), Ok(RequestKind::Upgrade { sid: "abc".into() }));
+        assert_eq!(verify(facts(&q, true, false), ALL, false, polling), Err(ErrorCode::BadRequest));
     }
 
     #[test]
     fn session_requests_must_speak_the_session_protocol() {
-        let polling = |_: &str| Some(TransportKind::Polling);
+        let polling = |_: &str| Some((TransportKind::Polling, Protocol::V4));
         for eio in ["EIO=3&", "EIO=5&", ""] {
             let q = Query::parse(&format!("{eio}transport=polling&sid=abc"));
-            assert_eq!(verify(facts(&q, true, false), ALL, polling), Err(ErrorCode::BadRequest), "GET {eio}");
-            assert_eq!(verify(facts(&q, false, false), ALL, polling), Err(ErrorCode::BadRequest), "POST {eio}");
+            assert_eq!(verify(facts(&q, true, false), ALL, false, polling), Err(ErrorCode::BadRequest), "GET {eio}");
+            assert_eq!(verify(facts(&q, false, false), ALL, false, polling), Err(ErrorCode::BadRequest), "POST {eio}");
             let q = Query::parse(&format!("{eio}transport=websocket&sid=abc"));
-            assert_eq!(verify(facts(&q, true, true), ALL, polling), Err(ErrorCode::BadRequest), "upgrade {eio}");
+            assert_eq!(verify(facts(&q, true, true), ALL, false, polling), Err(ErrorCode::BadRequest), "upgrade {eio}");
         }
+        // And a v3 session's requests must speak v3.
+        let v3 = |_: &str| Some((TransportKind::Polling, Protocol::V3));
+        let q = Query::parse("EIO=4&transport=polling&sid=abc");
+        assert_eq!(verify(facts(&q, true, false), ALL, true, v3), Err(ErrorCode::BadRequest));
+        let q = Query::parse("EIO=3&transport=polling&sid=abc");
+        assert_eq!(verify(facts(&q, true, false), ALL, true, v3), Ok(RequestKind::Polling { sid: "abc".into() }));
+        let q = Query::parse("EIO=3&transport=websocket&sid=abc");
+        assert_eq!(verify(facts(&q, true, true), ALL, true, v3), Ok(RequestKind::Upgrade { sid: "abc".into() }));
         // An unknown sid is still reported as such first.
         let q = Query::parse("EIO=3&transport=polling&sid=abc");
-        assert_eq!(verify(facts(&q, true, false), ALL, |_| None), Err(ErrorCode::UnknownSid));
+        assert_eq!(verify(facts(&q, true, false), ALL, false, |_| None), Err(ErrorCode::UnknownSid));
     }
 
     #[test]

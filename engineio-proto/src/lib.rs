@@ -8,10 +8,11 @@ pub mod packet;
 mod packet_type;
 pub mod payload;
 pub mod session;
+pub mod v3;
 pub mod websocket;
 
 pub use error::{DecodeError, Error, ProtocolError, UsageError};
-pub use handshake::{ErrorCode, TransportKind};
+pub use handshake::{ErrorCode, Protocol, TransportKind};
 pub use packet::{Frame, Message, Packet};
 pub use session::{Channel, CloseReason, Event, PollId, Session, SessionConfig, Transmit};
 

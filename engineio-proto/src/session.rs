@@ -22,6 +22,15 @@
 //! [`Session::handle_timeout`] once with the current time instead of once per due time) gets the same
 //! result as a punctual one. The next pong deadline is counted from when the ping was due.
 //!
+//! # Engine.IO v3
+//!
+//! A session opened with [`Session::with_protocol`] and [`Protocol::V3`] speaks to the clients of
+//! Socket.IO 2: the same state machine with v3's framing ([`crate::v3`]) and v3's heartbeat, where the
+//! client pings and the server answers. The server sends no ping; a client that has not pinged for
+//! `ping_interval + ping_timeout` (since the handshake or its last ping) is gone ("ping timeout"); a pong
+//! from the client is a "transport error", as a ping is in v4. Only pings keep the session alive, as in
+//! the reference since its 6.6 release.
+//!
 //! Outgoing data on polling is batched: everything sent before the runtime drains `poll_transmit` goes out
 //! in one payload, so a runtime that handles all ready inputs before draining gets fewer, fuller responses.
 
@@ -32,9 +41,10 @@ use bytes::Bytes;
 use bytestring::ByteString;
 
 use crate::error::{DecodeError, Error, ProtocolError, UsageError};
-use crate::handshake::{OpenPacket, TransportKind};
+use crate::handshake::{OpenPacket, Protocol, TransportKind};
 use crate::packet::{Frame, Message, Packet};
 use crate::payload::{PayloadIter, encode_payload};
+use crate::v3;
 
 /// The timing and size settings of a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,6 +130,9 @@ pub enum Transmit {
         poll: PollId,
         /// The payload.
         body: Bytes,
+        /// Whether the payload is a v3 binary payload, sent as `application/octet-stream` (else it is
+        /// text, `text/plain; charset=UTF-8`). Always false in v4.
+        binary: bool,
     },
     /// Send a frame on the session's WebSocket.
     WebSocket(Frame),
@@ -198,6 +211,10 @@ pub struct Session {
     post_in_flight: bool,
     /// The session's WebSocket cannot take binary frames (its request had `b64`): binary goes as `b` + base64.
     ws_base64: bool,
+    /// The protocol revision.
+    protocol: Protocol,
+    /// v3 polling: the client takes binary payloads (its handshake had no `b64`).
+    polling_binary: bool,
     next_ping: Option<Instant>,
     pong_deadline: Option<Instant>,
     transmits: VecDeque<Transmit>,
@@ -205,11 +222,24 @@ pub struct Session {
 }
 
 impl Session {
-    /// Opens a session over `transport` and queues the open packet, followed by `initial` if given.
+    /// Opens a v4 session over `transport` and queues the open packet, followed by `initial` if given.
     ///
     /// For a polling handshake the runtime then calls [`Session::handle_poll`] for the handshake GET itself,
     /// whose response carries the open packet.
     pub fn new(
+        sid: String,
+        config: SessionConfig,
+        transport: TransportKind,
+        now: Instant,
+        initial: Option<Message>,
+    ) -> Self {
+        Self::with_protocol(Protocol::V4, sid, config, transport, now, initial)
+    }
+
+    /// Opens a session of the given protocol revision (the handshake's
+    /// [`crate::handshake::Query::protocol`]); see [`Session::new`] and the module documentation on v3.
+    pub fn with_protocol(
+        protocol: Protocol,
         sid: String,
         config: SessionConfig,
         transport: TransportKind,
@@ -228,9 +258,14 @@ impl Session {
             ping_timeout: config.ping_timeout.as_millis() as u64,
             max_payload: config.max_payload as u64,
         };
+        let (next_ping, pong_deadline) = match protocol {
+            Protocol::V4 => (Some(now + config.ping_interval), None),
+            Protocol::V3 => (None, Some(now + config.ping_interval + config.ping_timeout)),
+        };
         let mut session = Session {
             sid: sid.into_boxed_str(),
-            next_ping: Some(now + config.ping_interval),
+            next_ping,
+            pong_deadline,
             config,
             transport,
             state: State::Open,
@@ -241,7 +276,8 @@ impl Session {
             polls: 0,
             post_in_flight: false,
             ws_base64: false,
-            pong_deadline: None,
+            protocol,
+            polling_binary: true,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         };
@@ -285,6 +321,19 @@ impl Session {
             (Channel::Probe, Upgrade::None) => return Err(UsageError::NoSuchTransport.into()),
         }
         Ok(())
+    }
+
+    /// Sets whether a v3 long-polling client cannot take binary payloads: call it with the polling
+    /// handshake's [`crate::handshake::Query::b64`] (the reference decides it once, from the handshake).
+    /// Such a client gets binary messages as `b4` + base64 in text payloads. No effect in v4, whose
+    /// payloads are text.
+    pub fn set_polling_base64(&mut self, base64: bool) {
+        self.polling_binary = !base64;
+    }
+
+    /// The protocol revision of the session.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
     }
 
     /// Whether the session has closed.
@@ -343,7 +392,7 @@ impl Session {
         self.handle_timeout(now);
         self.check_polling()?;
         if self.poll_pending {
-            self.shutdown(CloseReason::TransportError, "1");
+            self.shutdown(CloseReason::TransportError, Packet::Close);
             return Err(ProtocolError::DuplicatePoll.into());
         }
         self.polls += 1;
@@ -351,11 +400,11 @@ impl Session {
         if let State::Closing { .. } = self.state {
             // As the reference: what was queued drains first, the close packet goes in the next response.
             if self.buffer.is_empty() {
-                self.transmits.push_back(Transmit::PollResponse { poll, body: Bytes::from_static(b"1") });
+                self.transmits.push_back(self.reply(poll, Packet::Close));
                 self.finish(CloseReason::ForcedClose);
             } else {
-                let body = encode_payload(self.take_buffer().iter());
-                self.transmits.push_back(Transmit::PollResponse { poll, body });
+                let response = self.drain_response(poll);
+                self.transmits.push_back(response);
             }
             return Ok(poll);
         }
@@ -370,7 +419,7 @@ impl Session {
         self.handle_timeout(now);
         if self.pending_poll() == Some(poll) {
             self.poll_pending = false;
-            self.shutdown(CloseReason::TransportError, "1");
+            self.shutdown(CloseReason::TransportError, Packet::Close);
         }
     }
 
@@ -380,7 +429,7 @@ impl Session {
         self.handle_timeout(now);
         self.check_polling()?;
         if self.post_in_flight {
-            self.shutdown(CloseReason::TransportError, "1");
+            self.shutdown(CloseReason::TransportError, Packet::Close);
             return Err(ProtocolError::DuplicatePost.into());
         }
         self.post_in_flight = true;
@@ -391,27 +440,52 @@ impl Session {
     /// (too large, or the connection failed). Packets are handled in order; a malformed one closes the
     /// session with "parse error" after the ones before it were handled.
     pub fn handle_post_body(&mut self, now: Instant, body: Option<Bytes>) -> Result<(), Error> {
+        self.handle_post(now, body, false)
+    }
+
+    /// As [`Session::handle_post_body`], for a body that may be a v3 binary payload: `binary` when the
+    /// request's `Content-Type` is exactly `application/octet-stream`, as the reference reads it. In v4 a
+    /// binary body is not a payload: the reference refuses it with 400 before it reaches the session, and
+    /// a session given one closes with "parse error".
+    pub fn handle_post(&mut self, now: Instant, body: Option<Bytes>, binary: bool) -> Result<(), Error> {
         self.handle_timeout(now);
         self.post_in_flight = false;
         if self.state == State::Closed {
             return Err(ProtocolError::Closed.into());
         }
         let Some(body) = body else { return Ok(()) };
-        match PayloadIter::new(body, self.config.max_payload) {
-            Ok(packets) => {
-                for packet in packets {
-                    if self.state != State::Open {
-                        break;
-                    }
-                    match packet {
-                        Ok(packet) => self.handle_packet(now, packet),
-                        Err(e) => self.parse_error(e),
-                    }
-                }
-            }
-            Err(e) => self.parse_error(e),
+        match self.protocol {
+            Protocol::V4 if binary => self.parse_error(DecodeError::InvalidUtf8),
+            Protocol::V4 => match PayloadIter::new(body, self.config.max_payload) {
+                Ok(packets) => self.handle_packets(now, packets),
+                Err(e) => self.parse_error(e),
+            },
+            Protocol::V3 => match v3::decode_payload(body, binary, self.config.max_payload) {
+                Ok(packets) => self.handle_packets(now, packets),
+                Err(e) => self.parse_error(e),
+            },
         }
         Ok(())
+    }
+
+    fn handle_packets(&mut self, now: Instant, packets: impl Iterator<Item = Result<Packet, DecodeError>>) {
+        for packet in packets {
+            if self.state != State::Open {
+                break;
+            }
+            match packet {
+                Ok(packet) => self.handle_packet(now, packet),
+                Err(e) => self.parse_error(e),
+            }
+        }
+    }
+
+    /// Decodes a frame received on a WebSocket of this session; `Ok(None)` for one v3 ignores.
+    fn decode_frame(&self, frame: Frame) -> Result<Option<Packet>, DecodeError> {
+        match self.protocol {
+            Protocol::V4 => Packet::decode_frame(frame).map(Some),
+            Protocol::V3 => v3::decode_frame(frame),
+        }
     }
 
     /// A frame arrived on a WebSocket of this session: on the main channel a packet of the session, on
@@ -431,9 +505,10 @@ impl Session {
                 if self.state != State::Open {
                     return Ok(());
                 }
-                match Packet::decode_frame(frame) {
-                    Ok(Packet::Message(message)) => self.events.push_back(Event::Message(message)),
-                    Ok(packet) => self.handle_packet(now, packet),
+                match self.decode_frame(frame) {
+                    Ok(Some(Packet::Message(message))) => self.events.push_back(Event::Message(message)),
+                    Ok(Some(packet)) => self.handle_packet(now, packet),
+                    Ok(None) => {}
                     Err(e) => self.parse_error(e),
                 }
                 Ok(())
@@ -465,13 +540,13 @@ impl Session {
         let Upgrade::Probing { deadline, base64, .. } = self.upgrade else {
             return Err(UsageError::NoSuchTransport.into());
         };
-        match Packet::decode_frame(frame) {
-            Ok(Packet::PingProbe) => {
+        match self.decode_frame(frame) {
+            Ok(Some(Packet::PingProbe)) => {
                 self.transmits.push_back(Transmit::Probe(Packet::PongProbe.encode()));
                 self.upgrade = Upgrade::Probing { deadline, probed: true, base64 };
                 self.events.push_back(Event::Upgrading);
             }
-            Ok(Packet::Upgrade) => self.complete_upgrade(now),
+            Ok(Some(Packet::Upgrade)) => self.complete_upgrade(now),
             _ => self.abandon_upgrade(),
         }
         Ok(())
@@ -491,7 +566,7 @@ impl Session {
             }
             Channel::Main if self.transport == TransportKind::WebSocket => {
                 let reason = if error { CloseReason::TransportError } else { CloseReason::TransportClose };
-                self.shutdown(reason, "1");
+                self.shutdown(reason, Packet::Close);
             }
             Channel::Main => {}
         }
@@ -512,7 +587,7 @@ impl Session {
     pub fn close(&mut self, now: Instant, reason: CloseReason) {
         self.handle_timeout(now);
         if reason != CloseReason::ForcedClose {
-            self.shutdown(reason, "1");
+            self.shutdown(reason, Packet::Close);
             return;
         }
         if self.state != State::Open {
@@ -522,17 +597,17 @@ impl Session {
             self.abandon_upgrade();
         }
         match self.transport {
-            TransportKind::WebSocket => self.shutdown(CloseReason::ForcedClose, "1"),
+            TransportKind::WebSocket => self.shutdown(CloseReason::ForcedClose, Packet::Close),
             TransportKind::Polling if self.poll_pending && self.buffer.is_empty() => {
                 let poll = self.take_pending_poll().expect("a pending GET");
-                self.transmits.push_back(Transmit::PollResponse { poll, body: Bytes::from_static(b"1") });
+                self.transmits.push_back(self.reply(poll, Packet::Close));
                 self.finish(CloseReason::ForcedClose);
             }
             TransportKind::Polling if self.poll_pending => {
                 // Drain now; the close packet waits for the next GET.
                 let poll = self.take_pending_poll().expect("a pending GET");
-                let body = encode_payload(self.take_buffer().iter());
-                self.transmits.push_back(Transmit::PollResponse { poll, body });
+                let response = self.drain_response(poll);
+                self.transmits.push_back(response);
                 self.state = State::Closing { deadline: now + self.config.close_timeout };
             }
             TransportKind::Polling => {
@@ -552,7 +627,7 @@ impl Session {
     /// Fires the deadlines that fall due at `due`, the earliest of the session's.
     fn fire(&mut self, due: Instant) {
         if self.pong_deadline.is_some_and(|d| d <= due) {
-            self.shutdown(CloseReason::PingTimeout, "1");
+            self.shutdown(CloseReason::PingTimeout, Packet::Close);
             return;
         }
         if let State::Closing { deadline } = self.state
@@ -601,9 +676,11 @@ impl Session {
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         if let Some(t) = self.transmits.pop_front() {
             return Some(match t {
-                Transmit::WebSocket(frame @ Frame::Binary(_)) if self.ws_base64 => {
-                    Transmit::WebSocket(frame.into_text())
-                }
+                Transmit::WebSocket(frame @ Frame::Binary(_)) => Transmit::WebSocket(match self.protocol {
+                    Protocol::V4 if self.ws_base64 => frame.into_text(),
+                    Protocol::V4 => frame,
+                    Protocol::V3 => v3::websocket_frame(frame, self.ws_base64),
+                }),
                 t => t,
             });
         }
@@ -612,13 +689,12 @@ impl Session {
         {
             if !self.buffer.is_empty() {
                 self.poll_pending = false;
-                let body = encode_payload(self.take_buffer().iter());
-                return Some(Transmit::PollResponse { poll, body });
+                return Some(self.drain_response(poll));
             }
             if let Upgrade::Probing { probed: true, .. } = self.upgrade {
                 // Release the long-poll so the client can pause polling and finish the upgrade.
                 self.poll_pending = false;
-                return Some(Transmit::PollResponse { poll, body: Bytes::from_static(b"6") });
+                return Some(self.reply(poll, Packet::Noop));
             }
         }
         None
@@ -640,6 +716,27 @@ impl Session {
         Ok(())
     }
 
+    /// The response to `poll` that carries everything buffered.
+    fn drain_response(&mut self, poll: PollId) -> Transmit {
+        let frames = self.take_buffer();
+        let (body, binary) = match self.protocol {
+            Protocol::V4 => (encode_payload(frames.iter()), false),
+            Protocol::V3 => v3::encode_payload(&frames, self.polling_binary),
+        };
+        Transmit::PollResponse { poll, body, binary }
+    }
+
+    /// The response to `poll` that carries one data-less packet (close or noop).
+    fn reply(&self, poll: PollId, packet: Packet) -> Transmit {
+        let body = match (self.protocol, packet) {
+            (Protocol::V4, Packet::Close) => Bytes::from_static(b"1"),
+            (Protocol::V4, _) => Bytes::from_static(b"6"),
+            (Protocol::V3, Packet::Close) => Bytes::from_static(b"1:1"),
+            (Protocol::V3, _) => Bytes::from_static(b"1:6"),
+        };
+        Transmit::PollResponse { poll, body, binary: false }
+    }
+
     /// Empties the polling buffer.
     fn take_buffer(&mut self) -> Vec<Frame> {
         self.buffered_bytes = 0;
@@ -653,7 +750,7 @@ impl Session {
                 if self.buffer.len() >= self.config.max_buffered_frames
                     || self.buffered_bytes + frame.len() > self.config.max_buffered_bytes =>
             {
-                self.shutdown(CloseReason::BufferFull, "1");
+                self.shutdown(CloseReason::BufferFull, Packet::Close);
             }
             TransportKind::Polling => {
                 self.buffered_bytes += frame.len();
@@ -665,14 +762,25 @@ impl Session {
     fn handle_packet(&mut self, now: Instant, packet: Packet) {
         match packet {
             Packet::Message(message) => self.events.push_back(Event::Message(message)),
-            Packet::Pong | Packet::PongProbe => {
+            Packet::Pong | Packet::PongProbe if self.protocol == Protocol::V4 => {
                 self.pong_deadline = None;
                 self.next_ping = Some(now + self.config.ping_interval);
             }
-            // In v4 only the server pings; the reference closes with "invalid heartbeat direction".
-            Packet::Ping | Packet::PingProbe => self.shutdown(CloseReason::TransportError, "1"),
+            // In v3 the client pings: the answer carries no data (not even "probe"), and the client has
+            // another interval plus timeout for its next ping.
+            Packet::Ping | Packet::PingProbe if self.protocol == Protocol::V3 => {
+                self.push_frame(Packet::Pong.encode());
+                if self.state == State::Open {
+                    self.pong_deadline = Some(now + self.config.ping_interval + self.config.ping_timeout);
+                }
+            }
+            // Only the server pings in v4, only the client in v3; the reference closes with "invalid
+            // heartbeat direction".
+            Packet::Ping | Packet::PingProbe | Packet::Pong | Packet::PongProbe => {
+                self.shutdown(CloseReason::TransportError, Packet::Close)
+            }
             // The pending long-poll is released with a noop, as in the reference.
-            Packet::Close => self.shutdown(CloseReason::TransportClose, "6"),
+            Packet::Close => self.shutdown(CloseReason::TransportClose, Packet::Noop),
             Packet::Open(_) | Packet::Upgrade | Packet::Noop => {}
         }
     }
@@ -683,7 +791,7 @@ impl Session {
         }
         self.upgrade = Upgrade::None;
         if let Some(poll) = self.take_pending_poll() {
-            self.transmits.push_back(Transmit::PollResponse { poll, body: Bytes::from_static(b"6") });
+            self.transmits.push_back(self.reply(poll, Packet::Noop));
         }
         self.transport = TransportKind::WebSocket;
         self.transmits.push_back(Transmit::Upgraded);
@@ -699,15 +807,16 @@ impl Session {
 
     /// The client's bytes are not Engine.IO: closes with "parse error", the error in the close event.
     fn parse_error(&mut self, error: DecodeError) {
-        self.shutdown_with(CloseReason::ParseError, "1", Some(error));
+        self.shutdown_with(CloseReason::ParseError, Packet::Close, Some(error));
     }
 
-    /// Closes now: tells each open transport, then reports the reason. `poll_reply` answers a pending GET.
-    fn shutdown(&mut self, reason: CloseReason, poll_reply: &'static str) {
+    /// Closes now: tells each open transport, then reports the reason. `poll_reply` (close or noop)
+    /// answers a pending GET.
+    fn shutdown(&mut self, reason: CloseReason, poll_reply: Packet) {
         self.shutdown_with(reason, poll_reply, None);
     }
 
-    fn shutdown_with(&mut self, reason: CloseReason, poll_reply: &'static str, error: Option<DecodeError>) {
+    fn shutdown_with(&mut self, reason: CloseReason, poll_reply: Packet, error: Option<DecodeError>) {
         if self.state == State::Closed {
             return;
         }
@@ -718,8 +827,7 @@ impl Session {
             TransportKind::WebSocket => self.transmits.push_back(Transmit::CloseWebSocket),
             TransportKind::Polling => {
                 if let Some(poll) = self.take_pending_poll() {
-                    let body = Bytes::from_static(poll_reply.as_bytes());
-                    self.transmits.push_back(Transmit::PollResponse { poll, body });
+                    self.transmits.push_back(self.reply(poll, poll_reply));
                 }
             }
         }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use engineio_proto::payload::{PayloadIter, SEPARATOR, decode_payload, encode_payload};
-use engineio_proto::{ByteString, Bytes, DecodeError, Frame, Message, Packet};
+use engineio_proto::{ByteString, Bytes, DecodeError, Frame, Message, Packet, v3};
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 
@@ -257,4 +257,50 @@ fn every_packet_type_round_trips_in_one_payload() {
         &b"0{\"sid\":\"x\",\"upgrades\":[\"websocket\"]}\x1e1\x1e2\x1e3\x1e2probe\x1e3probe\x1e4text\x1ebAP+A\x1eb\x1e5\x1e6"[..]
     );
     assert_eq!(decode_payload(body, usize::MAX), Ok(packets));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Engine.IO v3 framing
+// ---------------------------------------------------------------------------------------------------------
+
+proptest! {
+    /// Any packets, in a text or a binary payload (as the client's binary support and the batch decide),
+    /// decode to themselves; lengths count UTF-16 units, so any text goes, separators and colons included.
+    #[test]
+    fn v3_payloads_round_trip(packets in vec(packet(), 1..8), supports_binary in any::<bool>()) {
+        let frames: Vec<Frame> = packets.iter().map(Packet::encode).collect();
+        let (body, binary) = v3::encode_payload(&frames, supports_binary);
+        prop_assert_eq!(binary, supports_binary && frames.iter().any(|f| !f.is_text()));
+        let decoded: Result<Vec<Packet>, DecodeError> =
+            v3::decode_payload(body, binary, usize::MAX).expect("a payload we wrote").collect();
+        prop_assert_eq!(decoded, Ok(packets));
+    }
+
+    /// Any packet on a v3 WebSocket, with binary frames or `b4` + base64, decodes to itself.
+    #[test]
+    fn v3_websocket_frames_round_trip(packet in packet(), base64 in any::<bool>()) {
+        let frame = v3::websocket_frame(packet.encode(), base64);
+        prop_assert_eq!(v3::decode_frame(frame), Ok(Some(packet)));
+    }
+
+    /// Arbitrary bytes never make the v3 decoders panic; a text payload yields at most one error, last.
+    #[test]
+    fn v3_decoding_arbitrary_bytes_never_panics(data in vec(any::<u8>(), 0..160), binary in any::<bool>()) {
+        if let Ok(iter) = v3::decode_payload(Bytes::from(data.clone()), binary, usize::MAX) {
+            let items: Vec<Result<Packet, DecodeError>> = iter.collect();
+            if let Some(i) = items.iter().position(Result::is_err) {
+                prop_assert_eq!(i, items.len() - 1);
+            }
+        }
+        let _ = v3::decode_frame(Frame::Binary(Bytes::from(data.clone())));
+        let _ = v3::decode_frame(Frame::Text(String::from_utf8_lossy(&data).into_owned().into()));
+    }
+}
+
+#[test]
+fn v3_text_lengths_are_those_javascript_counts() {
+    // Two code units for a character outside the Basic Multilingual Plane, one for the others.
+    let frames = [Frame::message("\u{1F600}"), Frame::message("\u{e9}\u{20ac}"), Frame::message("")];
+    let body = v3::encode_text_payload(&frames);
+    assert_eq!(&body[..], "3:4\u{1F600}3:4\u{e9}\u{20ac}1:4".as_bytes());
 }

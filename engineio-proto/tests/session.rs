@@ -32,7 +32,7 @@ fn at(t0: Instant, millis: u64) -> Instant {
 fn transmits(session: &mut Session) -> Vec<Transmit> {
     std::iter::from_fn(|| session.poll_transmit())
         .map(|t| match t {
-            Transmit::PollResponse { body, .. } => Transmit::PollResponse { poll: PollId(0), body },
+            Transmit::PollResponse { body, binary, .. } => Transmit::PollResponse { poll: PollId(0), body, binary },
             t => t,
         })
         .collect()
@@ -51,7 +51,7 @@ fn binary(b: &[u8]) -> Frame {
 }
 
 fn poll_response(body: &[u8]) -> Transmit {
-    Transmit::PollResponse { poll: PollId(0), body: Bytes::copy_from_slice(body) }
+    Transmit::PollResponse { poll: PollId(0), body: Bytes::copy_from_slice(body), binary: false }
 }
 
 fn body_of(transmit: &Transmit) -> &[u8] {
@@ -612,7 +612,7 @@ fn raw_transmits(session: &mut Session) -> Vec<Transmit> {
 }
 
 fn answer(poll: PollId, body: &[u8]) -> Transmit {
-    Transmit::PollResponse { poll, body: Bytes::copy_from_slice(body) }
+    Transmit::PollResponse { poll, body: Bytes::copy_from_slice(body), binary: false }
 }
 
 #[test]

@@ -6,7 +6,7 @@
 //! `--path P`, `--ping-interval MS`, `--ping-timeout MS`, `--upgrade-timeout MS`, `--max-http-buffer-size N`,
 //! `--transports polling|websocket|polling,websocket`, `--no-upgrades`, `--per-message-deflate`,
 //! `--deflate-no-context-takeover` (deflate on, the server asking for no context takeover both ways),
-//! `--initial-packet TEXT`,
+//! `--initial-packet TEXT`, `--allow-eio3` (serve Engine.IO v3 clients too),
 //! `--cookie` (the reference defaults), `--cookie-name N`, `--cookie-secure`, `--cookie-same-site-none`,
 //! `--cookie-max-age S`, `--cookie-domain D`, `--require-token T` (allow_request refuses handshakes whose
 //! query lacks `token=T`, with the message "invalid token"), `--cors-origin URL` (CORS with credentials for
@@ -78,6 +78,7 @@ fn main() {
                     .collect()
             }
             "--no-upgrades" => config.allow_upgrades = false,
+            "--allow-eio3" => config.allow_eio3 = true,
             "--per-message-deflate" => config.per_message_deflate = Some(Default::default()),
             "--deflate-no-context-takeover" => {
                 config.per_message_deflate = Some({

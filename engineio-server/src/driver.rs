@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use engineio_proto::{Channel, CloseReason, Event, Frame, Session, Transmit};
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -15,7 +14,7 @@ use std::task::Poll;
 use engineio_proto::websocket::WsMessage;
 use tokio::sync::oneshot;
 
-use crate::mailbox::{Command, PollError, WsStream};
+use crate::mailbox::{Command, PollBody, PollError, WsStream};
 use crate::sessions::Sessions;
 use crate::socket::{Connection, Socket};
 use crate::ws::ReadError;
@@ -38,7 +37,7 @@ pub(crate) struct Driver {
     /// The session's next deadline and its timer (made on first use, then reset only when it moves).
     armed: Option<Instant>,
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
-    pending_poll: Option<oneshot::Sender<Result<Bytes, PollError>>>,
+    pending_poll: Option<oneshot::Sender<Result<PollBody, PollError>>>,
     /// Who waits for the session to end (`close_and_wait`): rare, so boxed, which keeps an idle
     /// session's driver in a smaller allocation class.
     #[allow(clippy::box_collection, reason = "one pointer in the driver instead of a vector's three words")]
@@ -64,7 +63,7 @@ impl Driver {
         session: Session,
         socket: Socket,
         ws: Option<WsStream>,
-        pending_poll: Option<oneshot::Sender<Result<Bytes, PollError>>>,
+        pending_poll: Option<oneshot::Sender<Result<PollBody, PollError>>>,
     ) -> Self {
         Driver {
             sessions,
@@ -252,8 +251,8 @@ impl Driver {
             Command::PostStart(tx) => {
                 let _ = tx.send(self.session.handle_post_start(now).map_err(Into::into));
             }
-            Command::PostBody(body, request, tx) => {
-                let result = self.session.handle_post_body(now, body);
+            Command::PostBody(body, binary, request, tx) => {
+                let result = self.session.handle_post(now, body, binary);
                 if result.is_ok() && self.connection.is_some() {
                     // The POST's messages are delivered now, while its request is the current one.
                     self.data_request(Some(request));
@@ -335,9 +334,9 @@ impl Driver {
         while let Some(t) = self.session.poll_transmit() {
             any = true;
             match t {
-                Transmit::PollResponse { body, .. } => {
+                Transmit::PollResponse { body, binary, .. } => {
                     if let Some(tx) = self.pending_poll.take() {
-                        let _ = tx.send(Ok(body));
+                        let _ = tx.send(Ok(PollBody { body, binary }));
                     }
                 }
                 Transmit::WebSocket(frame) => {
@@ -404,10 +403,10 @@ impl Driver {
             self.transport_gone(Channel::Main, true);
             // The failure closed the session: carry out its last transmits.
             while let Some(t) = self.session.poll_transmit() {
-                if let Transmit::PollResponse { body, .. } = t
+                if let Transmit::PollResponse { body, binary, .. } = t
                     && let Some(tx) = self.pending_poll.take()
                 {
-                    let _ = tx.send(Ok(body));
+                    let _ = tx.send(Ok(PollBody { body, binary }));
                 }
             }
         }
@@ -501,7 +500,7 @@ impl Driver {
                 Command::Poll(tx) => {
                     let _ = tx.send(Err(PollError::Closed));
                 }
-                Command::PostStart(tx) | Command::PostBody(_, _, tx) => {
+                Command::PostStart(tx) | Command::PostBody(_, _, _, tx) => {
                     let _ = tx.send(Err(PollError::Closed));
                 }
                 Command::CloseNotify(tx) => self.close_waiters.get_or_insert_default().push(tx),
@@ -569,7 +568,7 @@ async fn next_frame(ws: Option<&mut WsStream>) -> Option<Result<WsMessage, ReadE
     }
 }
 
-async fn poll_closed(pending: &mut Option<oneshot::Sender<Result<Bytes, PollError>>>) {
+async fn poll_closed(pending: &mut Option<oneshot::Sender<Result<PollBody, PollError>>>) {
     match pending {
         Some(tx) => tx.closed().await,
         None => std::future::pending().await,

@@ -34,7 +34,8 @@ impl Engine {
     pub fn with_handler(config: EngineConfig, handler: Arc<dyn Handler>) -> Self {
         // Every metric exists (at zero) from the start: the handles are made now.
         std::sync::LazyLock::force(&crate::telemetry::METRICS);
-        let endpoint = engineio_proto::endpoint::Endpoint::new(config.endpoint_path(), &config.transports);
+        let endpoint = engineio_proto::endpoint::Endpoint::new(config.endpoint_path(), &config.transports)
+            .with_allow_eio3(config.allow_eio3);
         let sessions = Arc::new(Sessions::new(handler, config.max_sessions, config.max_sessions_per_address));
         Engine {
             shared: Arc::new(EngineShared {

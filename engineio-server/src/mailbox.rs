@@ -29,6 +29,15 @@ const KEEP_CAPACITY: usize = 64;
 /// The WebSocket of an upgraded connection.
 pub(crate) type WsStream = WebSocket<TokioIo<Upgraded>>;
 
+/// The answer to a long-poll GET.
+#[derive(Debug)]
+pub(crate) struct PollBody {
+    /// The payload.
+    pub(crate) body: Bytes,
+    /// Whether it is a v3 binary payload (`application/octet-stream`).
+    pub(crate) binary: bool,
+}
+
 /// Why a polling request could not be served by its session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PollError {
@@ -69,10 +78,10 @@ pub(crate) enum Command {
     SendVolatile(Vec<Frame>),
     Close,
     CloseNotify(oneshot::Sender<()>),
-    Poll(oneshot::Sender<Result<Bytes, PollError>>),
+    Poll(oneshot::Sender<Result<PollBody, PollError>>),
     PostStart(oneshot::Sender<Result<(), PollError>>),
-    /// A POST's body (`None`: it could not be read) and its request.
-    PostBody(Option<Bytes>, std::sync::Arc<http::request::Parts>, oneshot::Sender<Result<(), PollError>>),
+    /// A POST's body (`None`: it could not be read), whether it is a v3 binary payload, and its request.
+    PostBody(Option<Bytes>, bool, std::sync::Arc<http::request::Parts>, oneshot::Sender<Result<(), PollError>>),
     /// A WebSocket asking to take over the session.
     Upgrade {
         /// The upgraded connection.

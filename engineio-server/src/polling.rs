@@ -5,7 +5,7 @@ use std::io::Write as _;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use engineio_proto::{ErrorCode, Session, TransportKind};
+use engineio_proto::{ErrorCode, Protocol, Session, TransportKind};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Response, StatusCode, request};
 use http_body::Body;
@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 
 use crate::config::BoxError;
 use crate::driver::Driver;
-use crate::mailbox::{Command, PollError};
+use crate::mailbox::{Command, PollBody, PollError};
 use crate::response::{ResponseBody, plain, polling_headers, refuse};
 use crate::shared::{EngineShared, Slot, new_socket};
 use crate::socket::Socket;
@@ -25,6 +25,7 @@ pub(crate) async fn polling_handshake(
     parts: Arc<request::Parts>,
     mut extra: HeaderMap,
     slot: Slot,
+    base64: bool,
 ) -> Response<ResponseBody> {
     let Some(socket) = new_socket(shared, parts.clone(), TransportKind::Polling, slot.address) else {
         let refusal = Refusal::new(ErrorCode::BadRequest, false);
@@ -33,13 +34,15 @@ pub(crate) async fn polling_handshake(
     // The application's hooks run before the session exists: one that panics leaves nothing behind.
     polling_headers(shared, &parts, &mut extra, Some(socket.sid()));
     let now = crate::clock::now();
-    let mut session = Session::new(
+    let mut session = Session::with_protocol(
+        socket.protocol(),
         socket.sid().to_owned(),
         shared.config.session_config(),
         TransportKind::Polling,
         now,
         shared.config.initial_packet.clone(),
     );
+    session.set_polling_base64(base64);
     session.handle_poll(now).expect("a new session accepts its first poll");
     let (tx, reply) = oneshot::channel();
     shared.sessions.insert(&socket);
@@ -65,13 +68,14 @@ pub(crate) async fn poll(
 pub(crate) fn poll_response(
     shared: &EngineShared,
     parts: &request::Parts,
-    reply: Result<Bytes, PollError>,
+    reply: Result<PollBody, PollError>,
     extra: HeaderMap,
 ) -> Response<ResponseBody> {
     match reply {
-        Ok(body) => {
+        Ok(PollBody { body, binary }) => {
             let (body, encoding) = compress(shared, parts, body);
-            let mut res = plain(StatusCode::OK, "text/plain; charset=UTF-8", body, extra);
+            let content_type = if binary { "application/octet-stream" } else { "text/plain; charset=UTF-8" };
+            let mut res = plain(StatusCode::OK, content_type, body, extra);
             if let Some(encoding) = encoding {
                 res.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
             }
@@ -106,7 +110,9 @@ where
     B::Error: Into<BoxError>,
 {
     polling_headers(shared, parts, &mut extra, None);
-    if parts.headers.get(header::CONTENT_TYPE).is_some_and(|ct| ct == "application/octet-stream") {
+    // As the reference: the exact content type, no parameters. A binary payload exists only in v3.
+    let binary = parts.headers.get(header::CONTENT_TYPE).is_some_and(|ct| ct == "application/octet-stream");
+    if binary && socket.protocol() == Protocol::V4 {
         return plain(StatusCode::BAD_REQUEST, "", Bytes::new(), extra);
     }
     let (tx, reply) = oneshot::channel();
@@ -128,7 +134,7 @@ where
         }
     };
     let (tx, reply) = oneshot::channel();
-    let command = Command::PostBody(result.clone().ok(), parts.clone(), tx);
+    let command = Command::PostBody(result.clone().ok(), binary, parts.clone(), tx);
     let delivered = socket.shared.mailbox.send_control(command).is_ok();
     let outcome = if delivered { reply.await.unwrap_or(Err(PollError::Closed)) } else { Err(PollError::Closed) };
     match (result, outcome) {

@@ -185,8 +185,9 @@ where
         }
     }
 
-    let route =
-        shared.endpoint.route(&request_head(&parts, upgrade), |sid| shared.sessions.lookup(sid).map(|s| s.transport()));
+    let route = shared.endpoint.route(&request_head(&parts, upgrade), |sid| {
+        shared.sessions.lookup(sid).map(|s| (s.transport(), s.protocol()))
+    });
     match route {
         Route::NotFound => plain(StatusCode::NOT_FOUND, "text/plain", Bytes::from_static(b"Not Found"), extra),
         Route::Refuse(refusal) => refuse(&shared, &parts, refusal, None, extra),
@@ -211,7 +212,7 @@ where
                     let ws = Accepted { accept, base64: query.b64, on_upgrade };
                     accept_websocket(&shared, parts, extra, ws, None, Some(slot))
                 }
-                _ => polling_handshake(&shared, parts, extra, slot).await,
+                _ => polling_handshake(&shared, parts, extra, slot, query.b64).await,
             }
         }
         Route::Upgrade { sid, query, accept } => match (shared.sessions.lookup(&sid), on_upgrade) {

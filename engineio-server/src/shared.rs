@@ -52,6 +52,7 @@ pub(crate) fn new_socket(
     address: Option<std::net::IpAddr>,
 ) -> Option<Socket> {
     let sid: Arc<str> = shared.new_sid(&parts)?.into();
+    let protocol = engineio_proto::handshake::Query::parse(parts.uri.query().unwrap_or("")).protocol();
     Some(Socket {
         shared: Arc::new(SocketShared {
             overflowed: AtomicBool::new(false),
@@ -62,6 +63,7 @@ pub(crate) fn new_socket(
             mailbox: Mailbox::new(shared.config.max_queued_commands),
             upgraded: AtomicBool::new(false),
             initial_transport: transport,
+            protocol,
             address,
         }),
     })

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use engineio_proto::{CloseReason, Frame, Message, TransportKind};
+use engineio_proto::{CloseReason, Frame, Message, Protocol, TransportKind};
 use http::request;
 use tokio::sync::oneshot;
 
@@ -78,6 +78,8 @@ pub(crate) struct SocketShared {
     pub(crate) mailbox: Mailbox,
     pub(crate) upgraded: AtomicBool,
     pub(crate) initial_transport: TransportKind,
+    /// The Engine.IO revision the client speaks.
+    pub(crate) protocol: Protocol,
     /// The remote IP address the session's slot is counted under.
     pub(crate) address: Option<std::net::IpAddr>,
 }
@@ -108,6 +110,13 @@ impl Socket {
     /// The handshake request, shared.
     pub fn request_arc(&self) -> Arc<request::Parts> {
         self.shared.request.clone()
+    }
+
+    /// The current transport.
+    /// The Engine.IO protocol revision the client speaks: [`Protocol::V3`] for the clients of Socket.IO 2
+    /// (served when `allow_eio3` is on), else [`Protocol::V4`].
+    pub fn protocol(&self) -> Protocol {
+        self.shared.protocol
     }
 
     /// The current transport.

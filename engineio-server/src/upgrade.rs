@@ -103,7 +103,8 @@ pub(crate) fn upgraded_session(
             // The 101 has gone out: if `generate_id` panicked, the connection is dropped, as the
             // reference ends it after a failed handshake on an upgraded socket.
             let socket = new_socket(&shared, parts, TransportKind::WebSocket, slot.address)?;
-            let mut session = Session::new(
+            let mut session = Session::with_protocol(
+                socket.protocol(),
                 socket.sid().to_owned(),
                 shared.config.session_config(),
                 TransportKind::WebSocket,

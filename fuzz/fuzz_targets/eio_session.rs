@@ -12,6 +12,8 @@
 //!   identities are never reused, and the end of a GET already answered changes nothing; and once closed,
 //!   no GET is left hanging and no probe is left open.
 //!
+//! The session speaks v4 or v3 (a bit of the first byte), with bodies and frames of both revisions.
+//!
 //! Set `EIO_FUZZ_TRACE=1` to print every step's output, e.g. when running the target on one input.
 
 #![no_main]
@@ -20,8 +22,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use engineio_proto::{
-    Bytes, Channel, CloseReason, Error, Event, Frame, Message, PollId, ProtocolError, Session, SessionConfig,
-    Transmit, TransportKind,
+    Bytes, Channel, CloseReason, Error, Event, Frame, Message, PollId, Protocol, ProtocolError, Session,
+    SessionConfig, Transmit, TransportKind,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -62,16 +64,32 @@ impl Input<'_> {
     }
 
     fn frame(&mut self) -> Frame {
-        const CANNED: &[&str] = &["2probe", "3probe", "5", "3", "2", "1", "6", "4hello", "0{}", "abc", ""];
-        match self.byte() % 4 {
+        const CANNED: &[&str] =
+            &["2probe", "3probe", "5", "3", "2", "1", "6", "4hello", "0{}", "abc", "", "b4AQID", "b4!"];
+        match self.byte() % 5 {
             0 => Frame::Text(CANNED[self.byte() as usize % CANNED.len()].into()),
+            4 => Frame::Binary(Bytes::copy_from_slice(&[4, 1, 2][..self.byte() as usize % 4])),
             1 => Frame::Binary(Bytes::copy_from_slice(self.bytes(64))),
             _ => Frame::Text(String::from_utf8_lossy(self.bytes(64)).into_owned().into()),
         }
     }
 
     fn body(&mut self) -> Option<Bytes> {
-        const CANNED: &[&[u8]] = &[b"3", b"4a\x1e4b", b"1", b"4a\x1eabc", b"bAQID\x1e3", b"2", b"6", b"5"];
+        const CANNED: &[&[u8]] = &[
+            b"3",
+            b"4a\x1e4b",
+            b"1",
+            b"4a\x1eabc",
+            b"bAQID\x1e3",
+            b"2",
+            b"6",
+            b"5",
+            b"1:22:4a",
+            b"6:b4AQID1:1",
+            b"\x00\x01\xff2\x01\x03\xff\x04\x01\x02",
+            b"3:4a",
+            b"0:",
+        ];
         match self.byte() % 4 {
             0 => None,
             1 => Some(Bytes::from_static(CANNED[self.byte() as usize % CANNED.len()])),
@@ -207,7 +225,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let t0 = Instant::now();
     let config_max = config.max_buffered_frames;
-    let mut s = Session::new("fuzz".into(), config, transport, t0, initial.clone());
+    let protocol = if header & 16 == 0 { Protocol::V4 } else { Protocol::V3 };
+    let mut s = Session::with_protocol(protocol, "fuzz".into(), config, transport, t0, initial.clone());
+    s.set_polling_base64(header & 32 != 0);
     let mut m = Model {
         now: t0,
         closed: false,
@@ -241,11 +261,17 @@ fuzz_target!(|data: &[u8]| {
                 let _ = s.handle_post_start(now);
             }
             2 => {
+                let binary = input.byte() & 1 == 1;
                 let body = input.body();
-                let _ = s.handle_post_body(now, body);
+                if protocol == Protocol::V3 {
+                    // Every ping of the body is answered with a pong.
+                    m.queued += body.as_ref().map_or(0, Bytes::len);
+                }
+                let _ = s.handle_post(now, body, binary);
             }
             3 => {
                 let frame = input.frame();
+                m.queued += usize::from(protocol == Protocol::V3);
                 let _ = s.handle_frame(now, Channel::Main, frame);
             }
             4 => {

@@ -1,7 +1,8 @@
 //! A Socket.IO connection as a server runs it: an Engine.IO `Session` (WebSocket) whose messages feed a
 //! `socketio_proto::Connection`, with the application's answers (accept or refuse a CONNECT, acknowledge,
 //! emit with an ack and a timeout, disconnect) chosen by the input, and the clock moving on. The input is a
-//! sequence of records separated by 0xff. After each step:
+//! sequence of records separated by 0xff; the low bit of the first byte makes the client a Socket.IO 2
+//! client (Engine.IO v3, the implicit main namespace, namespace queries as auth). After each step:
 //! - nothing is transmitted or delivered once the session closed, and a `Close` from the connection closes
 //!   the session;
 //! - the connection's events agree with a model of it: a CONNECT event only for a namespace neither joined
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use engineio_proto::session::{Channel, Event, Session, SessionConfig, Transmit};
-use engineio_proto::{CloseReason, Frame, TransportKind};
+use engineio_proto::{CloseReason, Frame, Protocol, TransportKind};
 use libfuzzer_sys::fuzz_target;
 use socketio_proto::{Connection, ConnectionConfig, ConnectionEvent, JsonParser, Value};
 
@@ -40,10 +41,18 @@ fuzz_target!(|data: &[u8]| {
         ping_timeout: Duration::from_millis(200),
         ..SessionConfig::default()
     };
-    let mut s = Session::new("fuzz".into(), config, TransportKind::WebSocket, now, None);
-    let conn_config = ConnectionConfig { connect_timeout: Duration::from_millis(1_000) };
+    let v2 = data.first().is_some_and(|b| b & 1 == 1);
+    let protocol = if v2 { Protocol::V3 } else { Protocol::V4 };
+    let mut s = Session::with_protocol(protocol, "fuzz".into(), config, TransportKind::WebSocket, now, None);
+    let conn_config = ConnectionConfig { connect_timeout: Duration::from_millis(1_000), v2_client: v2 };
     let mut c = Connection::new(Arc::new(JsonParser::default()), conn_config, now);
     let mut m = Model::default();
+    // A Socket.IO 2 client's implicit CONNECT to the main namespace is its connection's first event.
+    while let Some(event) = c.poll_event() {
+        let ConnectionEvent::Connect { nsp, .. } = event else { panic!("only a CONNECT comes first: {event:?}") };
+        assert!(v2 && nsp == "/", "an event before any input: {nsp}");
+        m.connecting.insert(nsp);
+    }
     let mut session_closed = false;
     for record in data.split(|&b| b == 0xff).filter(|r| !r.is_empty()) {
         let (op, rest) = (record[0] % 9, &record[1..]);
@@ -57,6 +66,7 @@ fuzz_target!(|data: &[u8]| {
                 // A well-formed CONNECT / event / ack / disconnect for a namespace, to reach deep states.
                 let prefix = if nsp == "/" { String::new() } else { format!("{nsp},") };
                 let text = match pick(1) % 4 {
+                    0 if v2 && pick(2) % 2 == 1 => format!("40{nsp}?k=v%20{},", pick(3)),
                     0 => format!("40{prefix}"),
                     1 => format!("42{prefix}{}[\"e\",1]", pick(2) % 4),
                     2 => format!("43{prefix}{}[]", pick(2) % 4),
@@ -94,7 +104,8 @@ fuzz_target!(|data: &[u8]| {
                     m.joined.remove(nsp);
                 }
             }
-            7 => frame = Some(Frame::Text("3".into())),
+            // The heartbeat's answer: a pong in v4, a ping in v3 (where the client pings).
+            7 => frame = Some(Frame::Text(if v2 { "2" } else { "3" }.into())),
             _ => {
                 now += Duration::from_millis(u64::from(pick(0)) * 10);
                 s.handle_timeout(now);

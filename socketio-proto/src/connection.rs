@@ -19,6 +19,16 @@
 //!   id among many sockets), the table of those awaited, each with an optional deadline;
 //! - binary assembly and the decode errors that close the connection ([`CloseCause::Decode`]), through the
 //!   parser's [`Decoder`].
+//!
+//! # Socket.IO 2 clients
+//!
+//! A connection made with [`ConnectionConfig::v2_client`] (a client of Socket.IO 2, which speaks Engine.IO
+//! v3 and Socket.IO protocol 4) follows the reference's rules for them: it joins the main namespace
+//! without asking (a [`ConnectionEvent::Connect`] for `/` with an empty auth is the first event); the query
+//! string of a namespace's CONNECT (`0/chat?token=x,`) is its auth object (`{"token":"x"}`), its payload
+//! ignored; the CONNECT reply carries no payload (`40`, `40/chat,`); a refusal carries the data alone, or
+//! the message as a string when there is none (`44/chat,"not allowed"`), which the client reports as its
+//! `error` event. Packets are otherwise the same.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -36,11 +46,13 @@ use crate::value::{Map, Value};
 pub struct ConnectionConfig {
     /// How long a connection may stay without a namespace before it is closed (reference default 45 s).
     pub connect_timeout: Duration,
+    /// The client is a Socket.IO 2 client (its Engine.IO session speaks v3): see the module documentation.
+    pub v2_client: bool,
 }
 
 impl Default for ConnectionConfig {
     fn default() -> Self {
-        Self { connect_timeout: Duration::from_secs(45) }
+        Self { connect_timeout: Duration::from_secs(45), v2_client: false }
     }
 }
 
@@ -172,6 +184,7 @@ pub struct Connection {
     transmits: VecDeque<Frames>,
     events: VecDeque<ConnectionEvent>,
     closed: bool,
+    v2_client: bool,
 }
 
 impl std::fmt::Debug for Connection {
@@ -188,7 +201,7 @@ impl std::fmt::Debug for Connection {
 impl Connection {
     /// A connection that has just opened at `now`, speaking `parser`'s wire format.
     pub fn new(parser: Arc<dyn Parser>, config: ConnectionConfig, now: Instant) -> Self {
-        Connection {
+        let mut conn = Connection {
             decoder: parser.decoder(),
             parser,
             namespaces: Vec::new(),
@@ -197,7 +210,14 @@ impl Connection {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             closed: false,
+            v2_client: config.v2_client,
+        };
+        if config.v2_client {
+            // A Socket.IO 2 client is in the main namespace without asking.
+            conn.set_state("/", Some(NsState::Connecting));
+            conn.push_event(ConnectionEvent::Connect { nsp: "/".to_owned(), auth: Value::Object(Map::new()) });
         }
+        conn
     }
 
     /// Whether the connection has closed (a [`ConnectionEvent::Close`] was queued, or
@@ -253,10 +273,18 @@ impl Connection {
         let Packet { kind, nsp, id, data } = packet;
         match kind {
             PacketType::Connect => {
+                let (nsp, auth) = if self.v2_client {
+                    // The namespace's query string is the auth; a payload is ignored, as the reference.
+                    match nsp.split_once('?') {
+                        Some((path, query)) => (path.to_owned(), query_object(query)),
+                        None => (nsp, Value::Object(Map::new())),
+                    }
+                } else {
+                    (nsp, data.unwrap_or_else(|| Value::Object(Map::new())))
+                };
                 if self.state_of(&nsp).is_some() {
                     return;
                 }
-                let auth = data.unwrap_or_else(|| Value::Object(Map::new()));
                 self.set_state(&nsp, Some(NsState::Connecting));
                 self.push_event(ConnectionEvent::Connect { nsp, auth });
             }
@@ -294,7 +322,12 @@ impl Connection {
         self.check_state(nsp, NsState::Connecting)?;
         self.set_state(nsp, Some(NsState::Connected));
         self.connect_deadline = None;
-        self.transmits.push_back(self.parser.encode_connect_reply(nsp, sid, pid));
+        let reply = if self.v2_client {
+            self.parser.encode_frames(&Packet::connect(nsp, None))
+        } else {
+            self.parser.encode_connect_reply(nsp, sid, pid)
+        };
+        self.transmits.push_back(reply);
         Ok(())
     }
 
@@ -309,7 +342,13 @@ impl Connection {
         self.handle_timeout(now);
         self.check_state(nsp, NsState::Connecting)?;
         self.set_state(nsp, None);
-        self.transmits.push_back(self.parser.encode_frames(&Packet::connect_error(nsp, message, data)));
+        let packet = if self.v2_client {
+            let data = data.unwrap_or_else(|| Value::from(message));
+            Packet { kind: PacketType::ConnectError, nsp: nsp.to_owned(), id: None, data: Some(data) }
+        } else {
+            Packet::connect_error(nsp, message, data)
+        };
+        self.transmits.push_back(self.parser.encode_frames(&packet));
         Ok(())
     }
 
@@ -464,6 +503,16 @@ impl Connection {
 }
 
 /// The next item of a queue; a drained queue gives its room back (idle connections keep none).
+/// A query string as an object of strings, decoded as the reference's `URLSearchParams` (the last of a
+/// repeated key wins).
+fn query_object(query: &str) -> Value {
+    let mut map = Map::new();
+    for (key, value) in engineio_proto::handshake::query_pairs(query) {
+        map.insert(key.into_owned(), Value::String(value.into_owned()));
+    }
+    Value::Object(map)
+}
+
 fn pop_or_release<T>(queue: &mut VecDeque<T>) -> Option<T> {
     let next = queue.pop_front();
     if next.is_none() && queue.capacity() > 0 {

@@ -17,7 +17,20 @@ fn at(t0: Instant, ms: u64) -> Instant {
 }
 
 fn conn(t0: Instant) -> Connection {
-    Connection::new(Arc::new(JsonParser::default()), ConnectionConfig { connect_timeout: Duration::from_secs(1) }, t0)
+    Connection::new(
+        Arc::new(JsonParser::default()),
+        ConnectionConfig { connect_timeout: Duration::from_secs(1), v2_client: false },
+        t0,
+    )
+}
+
+/// A connection of a Socket.IO 2 client.
+fn conn_v2(t0: Instant) -> Connection {
+    Connection::new(
+        Arc::new(JsonParser::default()),
+        ConnectionConfig { connect_timeout: Duration::from_secs(1), v2_client: true },
+        t0,
+    )
 }
 
 fn events(c: &mut Connection) -> Vec<ConnectionEvent> {
@@ -306,4 +319,47 @@ fn the_end_of_the_session_fails_every_awaited_ack() {
     );
     assert_eq!(c.poll_timeout(), None);
     assert_eq!(c.emit(t0, "/", "q", &[], None), Err(ConnectionError::Closed));
+}
+
+#[test]
+fn a_v2_client_is_in_the_main_namespace_without_asking() {
+    let t0 = Instant::now();
+    let mut c = conn_v2(t0);
+    assert_eq!(events(&mut c), [ConnectionEvent::Connect { nsp: "/".into(), auth: Value::Object(Map::new()) }]);
+    // The reply carries no payload (no sid, no pid), as the reference's to these clients.
+    c.accept(t0, "/", "engine-id", Some("pid")).unwrap();
+    assert_eq!(sent(&mut c), ["40"]);
+    // A CONNECT for the main namespace changes nothing.
+    c.handle_message(t0, msg("0"));
+    assert!(events(&mut c).is_empty());
+}
+
+#[test]
+fn a_v2_namespace_query_is_its_auth_and_refusals_carry_the_data_alone() {
+    let t0 = Instant::now();
+    let mut c = conn_v2(t0);
+    events(&mut c);
+    c.handle_message(t0, msg("0/chat?token=a%20b&x=1&x=2,{\"ignored\":true}"));
+    let mut auth = Map::new();
+    auth.insert("token".into(), Value::from("a b"));
+    auth.insert("x".into(), Value::from("2"));
+    assert_eq!(events(&mut c), [ConnectionEvent::Connect { nsp: "/chat".into(), auth: Value::Object(auth) }]);
+    c.accept(t0, "/chat", "/chat#engine-id", None).unwrap();
+    assert_eq!(sent(&mut c), ["40/chat,"]);
+    // python-socketio 4 writes no comma after the namespace.
+    c.handle_message(t0, msg("0/py"));
+    assert_eq!(events(&mut c), [ConnectionEvent::Connect { nsp: "/py".into(), auth: Value::Object(Map::new()) }]);
+    c.refuse(t0, "/py", "not allowed", None).unwrap();
+    assert_eq!(sent(&mut c), ["44/py,\"not allowed\""]);
+    c.handle_message(t0, msg("0/p2,"));
+    events(&mut c);
+    let mut data = Map::new();
+    data.insert("code".into(), Value::from(401));
+    c.refuse(t0, "/p2", "not authorized", Some(Value::Object(data))).unwrap();
+    assert_eq!(sent(&mut c), ["44/p2,{\"code\":401}"]);
+    // Events on the joined namespace are as with any client.
+    c.handle_message(t0, msg("2/chat,[\"hi\",1]"));
+    assert!(
+        matches!(&events(&mut c)[..], [ConnectionEvent::Event { nsp, name, .. }] if nsp == "/chat" && name == "hi")
+    );
 }

@@ -112,7 +112,9 @@ pub(crate) struct Client {
 
 impl Client {
     pub(crate) fn new(server: &Arc<ServerInner>, engine_socket: engineio_server::Socket) -> Client {
-        let config = ConnectionConfig { connect_timeout: server.config.connect_timeout };
+        // A client of Socket.IO 2 speaks Engine.IO v3 (served with `allow_eio3`).
+        let v2_client = engine_socket.protocol() == engineio_proto::Protocol::V3;
+        let config = ConnectionConfig { connect_timeout: server.config.connect_timeout, v2_client };
         let conn = Connection::new(server.config.parser.clone(), config, now());
         let deadline = conn.poll_timeout();
         let shared = Arc::new(ClientShared {
@@ -121,7 +123,12 @@ impl Client {
             conn: Mutex::new(conn),
             sockets: Mutex::default(),
         });
-        Client { shared, deadline, last: None, data_request: None }
+        let mut client = Client { shared, deadline, last: None, data_request: None };
+        if v2_client {
+            // Its implicit CONNECT to the main namespace is under way at once.
+            client.drive(|_| {});
+        }
+        client
     }
 
     /// Feeds the connection, then carries out its events.
@@ -248,14 +255,18 @@ impl Drop for Unanswered {
 async fn connect(shared: Arc<ClientShared>, nsp: String, auth: Value) {
     let mut answer = Unanswered { shared: shared.clone(), nsp: nsp.clone(), answered: false };
     let Some(server) = shared.server.upgrade() else { return };
+    let v2_client = shared.engine_socket.protocol() == engineio_proto::Protocol::V3;
     let Some(ns) = server.namespace_for_connect(&nsp, &auth) else {
         answer.answered = true;
         crate::telemetry::METRICS.connects_refused.increment(1);
         tracing::info!(target: "socketio_server::socket", namespace = %nsp, "connection to an unknown namespace refused");
-        shared.refuse(&nsp, "Invalid namespace", None);
+        // A Socket.IO 2 client gets the reference's object here (its other refusals carry a string).
+        let data = v2_client.then(|| Value::Object([("message".to_owned(), Value::from("Invalid namespace"))].into()));
+        shared.refuse(&nsp, "Invalid namespace", data);
         return;
     };
-    let config = server.config.connection_state_recovery;
+    // Connection state recovery is for Socket.IO 3+ clients only, as in the reference.
+    let config = if v2_client { None } else { server.config.connection_state_recovery };
     let restored = match (&config, socketio_proto::connection::recovery(&auth)) {
         (Some(_), Some(r)) => ns.adapter().local().restore_session(&r.pid, &r.offset),
         _ => None,
@@ -279,7 +290,14 @@ async fn connect(shared: Arc<ClientShared>, nsp: String, auth: Value) {
             let pid = config.map(|_| random_id());
             // `{}` until set, as the reference's `socket.data` (other servers, such as a Node admin UI, rely on it).
             let data = Value::Object(Default::default());
-            let s = Socket::new(ns.clone(), shared.clone(), random_id().into(), pid, handshake, false, data);
+            // A Socket.IO 2 client's socket id is its Engine.IO id, prefixed by the namespace but for the
+            // main one (the client computes the same on its side).
+            let id: Arc<str> = match (v2_client, nsp.as_str()) {
+                (false, _) => random_id().into(),
+                (true, "/") => shared.engine_socket.sid().into(),
+                (true, nsp) => format!("{nsp}#{}", shared.engine_socket.sid()).into(),
+            };
+            let s = Socket::new(ns.clone(), shared.clone(), id, pid, handshake, false, data);
             (s, Vec::new())
         }
     };

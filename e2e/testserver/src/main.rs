@@ -7,7 +7,8 @@
 //! `--cookie` (the Engine.IO `io` cookie, for sticky sessions behind a load balancer), `--name NAME` (this
 //! node's name, reported by the `whoami` event and `server-side` answers), `--cors ORIGIN` (CORS with
 //! credentials for that page origin, for browser tests whose page comes from another server), `--admin`
-//! (the Admin UI's `/admin` namespace, no authentication, this node's name as its server id).
+//! (the Admin UI's `/admin` namespace, no authentication, this node's name as its server id),
+//! `--allow-eio3` (serve Socket.IO 2 clients too: Engine.IO v3).
 //! Prints `listening on http://ADDR` once bound; logs (`tracing`, filter `RUST_LOG`, default `info`) go to
 //! stderr.
 //!
@@ -198,6 +199,7 @@ fn main() {
             "--cookie" => config.engine.cookie = Some(socketio_server::engineio_server::CookieOptions::default()),
             "--name" => name = args.next().expect("--name NAME"),
             "--admin" => admin = true,
+            "--allow-eio3" => config.engine.allow_eio3 = true,
             "--cors" => {
                 let origin = args.next().expect("--cors ORIGIN");
                 config.engine.cors = Some(socketio_server::engineio_server::CorsOptions::with_credentials([origin]));

@@ -102,7 +102,8 @@ impl Server {
             while let Some(t) = st.session.poll_transmit() {
                 busy = true;
                 match t {
-                    Transmit::PollResponse { poll, body } => {
+                    // Binary payloads are v3's, which this server does not serve (no allow_eio3).
+                    Transmit::PollResponse { poll, body, binary: _ } => {
                         st.poll_replies.insert(poll, body);
                     }
                     Transmit::WebSocket(f) => send_ws(&st.main_ws, WsOut::Frame(f)),
@@ -334,8 +335,8 @@ fn serve_connection(server: &Arc<Server>, stream: TcpStream) -> std::io::Result<
         };
         let lookup = |sid: &str| {
             let cell = server.sessions.lock().expect("poisoned").get(sid).cloned()?;
-            let transport = cell.state.lock().expect("poisoned").session.transport();
-            Some(transport)
+            let st = cell.state.lock().expect("poisoned");
+            Some((st.session.transport(), st.session.protocol()))
         };
         let unknown = Refusal::new(ErrorCode::UnknownSid, false);
         match server.endpoint.route(&head, lookup) {
