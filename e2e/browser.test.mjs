@@ -289,9 +289,9 @@ describe("the session demo in Chromium", () => {
 // apart from its Socket.IO server) and the test server allows it with CORS; Chromium's DevTools report every
 // WebSocket frame, text (a string) or binary (a Buffer), which is what is checked.
 
-/** Serves an empty page and the browser client on 127.0.0.1; resolves to its origin and a `close`. */
-async function pageServer() {
-  const client = readFileSync(CLIENT_JS);
+/** Serves an empty page and a browser client (`clientJs`) on 127.0.0.1; resolves to its origin and a `close`. */
+async function pageServer(clientJs = CLIENT_JS) {
+  const client = readFileSync(clientJs);
   const server = createServer((req, res) => {
     if (req.url === "/socket.io.min.js") {
       res.writeHead(200, { "content-type": "text/javascript" }).end(client);
@@ -382,4 +382,103 @@ describe("the browser client with forceBase64 in Chromium", () => {
     assert.deepEqual(binary(frames.sent), [[1, 2], [3], [255, 0]], why);
     assert.deepEqual(binary(frames.received), [[1, 2], [3], [255, 0]], why);
   });
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// The Socket.IO 2 browser bundle (socket.io-client 2.5.0's dist/socket.io.js) against the test server with
+// --allow-eio3: in a browser the v2 client has XHR2, so long-polling carries binary as binary payloads
+// (application/octet-stream both ways), and its WebSocket sends binary frames with their type byte. A socket.io-client
+// 4 in Node shares a room with the page.
+
+const CLIENT_V2_JS = path.join(
+  path.dirname(createRequire(import.meta.url).resolve("socket.io-client-v2/package.json")),
+  "dist/socket.io.js",
+);
+
+describe("the Socket.IO 2 browser bundle in Chromium (allow_eio3)", () => {
+  for (const transports of [["polling"], ["websocket"], ["polling", "websocket"]]) {
+    it(`connects, exchanges binary and acks, and shares a room with a v4 client (${transports.join(" then ")})`, T, async (t) => {
+      assert.ok(existsSync(CHROMIUM_BIN), `Chromium not found at ${CHROMIUM_BIN} (apt-get install chromium, or set CHROMIUM_BIN)`);
+      assert.ok(existsSync(CLIENT_V2_JS), `the Socket.IO 2 browser client is missing at ${CLIENT_V2_JS} (npm ci in e2e/)`);
+      const pages = await pageServer(CLIENT_V2_JS);
+      const server = await startTestServer(["--cors", pages.origin, "--allow-eio3"]);
+      const browser = await chromium.launch({ executablePath: CHROMIUM_BIN, headless: true, args: CHROMIUM_ARGS, timeout: WAIT_MS });
+      const { io } = await import("socket.io-client");
+      const v4 = io(server.url, { forceNew: true, reconnection: false });
+      t.after(async () => {
+        v4.close();
+        await browser.close().catch(() => {});
+        await server.stop();
+        await pages.close();
+      });
+      const page = await browser.newPage();
+      page.setDefaultTimeout(WAIT_MS);
+      const errors = [];
+      page.on("pageerror", (err) => errors.push(err.message));
+      const polling = [];
+      page.on("response", (res) => {
+        if (res.url().includes("transport=polling")) {
+          polling.push({ method: res.request().method(), sent: res.request().headers()["content-type"], got: res.headers()["content-type"] });
+        }
+      });
+      const frames = [];
+      page.on("websocket", (ws) => ws.on("framereceived", ({ payload }) => frames.push(payload)));
+      await page.goto(`${pages.origin}/`);
+      const result = await page.evaluate(
+        async ({ url, transports, waitMs }) => {
+          const within = (promise, what) =>
+            Promise.race([promise, new Promise((_, fail) => setTimeout(() => fail(new Error(`timed out: ${what}`)), waitMs))]);
+          // eslint-disable-next-line no-undef
+          const socket = io(url, { transports, reconnection: false, forceNew: true });
+          window.v2socket = socket;
+          window.roomMessage = new Promise((ok) => socket.on("room-message", (text, b) => ok([text, Array.from(new Uint8Array(b))])));
+          await within(new Promise((ok, fail) => (socket.on("connect", ok), socket.on("connect_error", fail))), "connect");
+          const engine = socket.io.engine;
+          if (transports.includes("websocket") && engine.transport.name !== "websocket") {
+            await within(new Promise((ok) => engine.once("upgrade", ok)), "upgrade");
+          }
+          const bytes = (b) => Array.from(new Uint8Array(b));
+          const echo = await within(
+            new Promise((ok) => {
+              socket.once("message-back", (n, b, o) => ok([n, bytes(b), bytes(o.k)]));
+              socket.emit("message", 1, new Uint8Array([1, 2]).buffer, { k: new Uint8Array([3]).buffer });
+            }),
+            "message-back",
+          );
+          const ack = await within(
+            new Promise((ok) => socket.emit("message-with-ack", new Uint8Array([255, 0]).buffer, (b) => ok(bytes(b)))),
+            "ack",
+          );
+          const rooms = await within(new Promise((ok) => socket.emit("join", "browsers", ok)), "join");
+          return { echo, ack, rooms, id: socket.id, engineId: engine.id, transport: engine.transport.name };
+        },
+        { url: server.url, transports, waitMs: WAIT_MS },
+      );
+      const why = () => `polling ${JSON.stringify(polling)} frames ${JSON.stringify(frames)}\ntest server ${server.output()}`;
+      assert.deepEqual(errors, [], "the page threw");
+      assert.equal(result.transport, transports.at(-1), why());
+      assert.equal(result.id, result.engineId, "a v2 socket's id on the main namespace is its engine id");
+      assert.deepEqual(result.echo, [1, [1, 2], [3]], why());
+      assert.deepEqual(result.ack, [255, 0], why());
+      assert.ok(result.rooms.includes("browsers"));
+      // The v4 client in Node sends to the page's room.
+      if (!v4.connected) await new Promise((ok, fail) => (v4.on("connect", ok), v4.on("connect_error", fail)));
+      v4.emit("to-room", "browsers", "from v4", Buffer.from([4, 2]));
+      const got = await page.evaluate(
+        (waitMs) =>
+          Promise.race([window.roomMessage, new Promise((_, fail) => setTimeout(() => fail(new Error("timed out: room-message")), waitMs))]),
+        WAIT_MS,
+      );
+      assert.deepEqual(got, ["from v4", [4, 2]], why());
+      if (transports.length === 1 && transports[0] === "polling") {
+        // XHR2: binary went out and came back as binary payloads.
+        assert.ok(polling.some((r) => r.method === "POST" && r.sent === "application/octet-stream"), why());
+        assert.ok(polling.some((r) => r.method === "GET" && r.got === "application/octet-stream"), why());
+      } else {
+        // On the WebSocket, binary frames carry the type byte 4.
+        const binary = frames.filter((f) => typeof f !== "string").map((f) => [...f]);
+        assert.ok(binary.some((f) => f[0] === 4 && f.length === 3 && f[1] === 1 && f[2] === 2), why());
+      }
+    });
+  }
 });

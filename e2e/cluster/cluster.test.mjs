@@ -14,6 +14,8 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { setTimeout as sleep } from "node:timers/promises";
 
+import ioV2 from "socket.io-client-v2";
+
 import { ackOf, connected, makeClient, norm, show, upgraded, within } from "./clients.mjs";
 import {
   COOKIE_LINE,
@@ -620,3 +622,70 @@ describe("4. Admin UI across the cluster", () => {
   });
 });
 
+
+// ---------------------------------------------------------------------------------------------------------------
+// 5. Socket.IO 2 clients in the mixed cluster (every node with allow_eio3 / allowEIO3)
+
+/** A socket.io-client 2 socket on `url` whose room-message events are kept in `got`; closed by `env`. */
+function v2client(env, key, label, opts) {
+  const s = ioV2(env.nodes[key].url, { forceNew: true, reconnection: false, ...opts });
+  s.label = label;
+  s.got = [];
+  s.on("room-message", (...args) => s.got.push(norm(args)));
+  env.clients.push(s);
+  return s;
+}
+
+/** Resolves once `s.got` holds a room-message whose first argument is `tag`. */
+async function v2Got(s, tag, ms = 3000) {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const found = s.got.find((a) => a[0] === tag);
+    if (found) return found;
+    await sleep(10);
+  }
+  throw new Error(`${s.label}: no room-message "${tag}" within ${ms} ms (got ${show(s.got)})`);
+}
+
+describe("5. Socket.IO 2 clients in the mixed cluster", () => {
+  it("v2 and v4 clients on Node and Rust nodes share a room: every to-room reaches each member once, binary intact", T, async (t) => {
+    const spec = Object.fromEntries(Object.entries(MIXED).map(([k, [kind, name]]) => [k, [kind, name, ["--allow-eio3"]]]));
+    const env = await cluster(t, spec);
+    const v2 = [
+      v2client(env, "rustA", "v2-polling(rust-a)", { transports: ["polling"] }),
+      v2client(env, "rustB", "v2-websocket(rust-b)", { transports: ["websocket"] }),
+      v2client(env, "node", "v2-upgrade(node)", {}),
+    ];
+    await Promise.all(v2.map((s) => within(3000, new Promise((ok, fail) => (s.on("connect", ok), s.on("error", fail))), `${s.label} connect`)));
+    const v4 = [env.client("rustA", "v4(rust-a)"), env.client("node", "v4(node)", { transports: ["polling"] })];
+    await Promise.all(v4.map((s) => connected(s)));
+    for (const s of v2) {
+      const [rooms] = await within(3000, new Promise((ok) => s.emit("join", "r", (...a) => ok(a))), `${s.label} join`);
+      assert.ok(rooms.includes("r"), `${s.label}: ${show(rooms)}`);
+    }
+    for (const s of v4) await join(s, "r");
+
+    // fetch-sockets from a Rust node lists the v2 sockets of every node, with their v2 ids (the engine ids).
+    const [ids] = await ackOf(v4[0], 3000, "fetch-sockets");
+    for (const s of v2) assert.ok(ids.includes(s.id), `fetch-sockets from rust-a has ${s.label} ${s.id}: ${show(ids)}`);
+
+    const senders = [v2[0], v2[2], v4[0], v4[1]];
+    for (const [i, sender] of senders.entries()) {
+      const tag = `from ${sender.label}`;
+      const payload = [tag, ALL_BYTES, { i, bin: Buffer.from([i, 0xff]) }];
+      sender.emit("to-room", "r", ...payload);
+      for (const m of v2) assert.deepEqual(await v2Got(m, tag), norm(payload), `${m.label} got the to-room of ${sender.label}`);
+      for (const m of v4) {
+        const got = await m.w.waitFor("room-message", (a) => a[0] === tag, 3000, `${m.label}: room-message "${tag}"`);
+        assert.deepEqual(got, norm(payload), `${m.label} got the to-room of ${sender.label}`);
+      }
+    }
+    // Exactly once each.
+    for (const s of senders.filter((s) => !v2.includes(s))) await barrier(s, v4);
+    await sleep(200);
+    const tags = senders.map((s) => `from ${s.label}`).sort();
+    for (const m of v2) assert.deepEqual(m.got.map((a) => a[0]).sort(), tags, `room-message events of ${m.label}`);
+    for (const m of v4) assert.deepEqual(m.w.all("room-message").map((a) => a[0]).sort(), tags, `room-message events of ${m.label}`);
+    assertNoPanics(env);
+  });
+});

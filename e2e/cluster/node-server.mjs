@@ -27,7 +27,8 @@
 // `--redis URL` (REDIS_URL; without it the server runs alone with the in-memory adapter), `--redis-key KEY`
 // (REDIS_KEY, default `socket.io`), `--name NAME` (NAME, default `node`), `--cookie` (COOKIE=1: the Engine.IO `io`
 // cookie), `--admin` (ADMIN=1: `@socket.io/admin-ui`'s `instrument()` in development mode, no authentication, the
-// node's name as its server id, as the Rust server's `--admin`). Listens on 127.0.0.1 and prints `listening on http://localhost:PORT` once it is bound and its adapter
+// node's name as its server id, as the Rust server's `--admin`), `--allow-eio3` (ALLOW_EIO3=1: serve Socket.IO 2
+// clients, as the Rust server's `--allow-eio3`). Listens on 127.0.0.1 and prints `listening on http://localhost:PORT` once it is bound and its adapter
 // is subscribed to every channel it needs.
 
 import { createServer } from "node:http";
@@ -46,6 +47,7 @@ function parseArgs(argv) {
     name: process.env.NAME || "node",
     cookie: process.env.COOKIE === "1",
     admin: process.env.ADMIN === "1",
+    allowEIO3: process.env.ALLOW_EIO3 === "1",
   };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
@@ -71,6 +73,9 @@ function parseArgs(argv) {
         break;
       case "--admin":
         opts.admin = true;
+        break;
+      case "--allow-eio3":
+        opts.allowEIO3 = true;
         break;
       default:
         throw new Error(`unknown flag ${flag}`);
@@ -166,6 +171,7 @@ async function main() {
   const opts = parseArgs(process.argv.slice(2));
   const ioOptions = {};
   if (opts.cookie) ioOptions.cookie = { name: "io", path: "/", httpOnly: true, sameSite: "lax" };
+  if (opts.allowEIO3) ioOptions.allowEIO3 = true;
 
   let redisClients = [];
   let waitSubscribed = async () => {};
