@@ -27,6 +27,11 @@
 //                      (the body bytes are turned into a string as a server reads a text body: UTF-8,
 //                      with U+FFFD for invalid sequences; `packets` are those before the error packet)
 //   eio.encodePayload  {packets: [EioPacket]}               -> {encoded: {text}}
+//   eio3.decodePayload {input: base64, binary}              -> {accepted, packets, error?}
+//                      (Engine.IO v3, engine.io-parser 2: a text payload, or with `binary` a binary payload,
+//                      as the reference server reads a POST of that content type; `packets` are those before
+//                      the first error packet, leaving out packets of no known type, which the server ignores)
+//   eio3.encodePayload {packets: [EioPacket], supportsBinary} -> {encoded: Blob} (text, or a binary payload)
 //   sio.decode         {messages: [Blob]}                   -> {accepted, packets, pending, error?}
 //                      (one Decoder fed every message in order; stops at the first throw; `pending` is
 //                      whether a binary packet still waits for attachments)
@@ -45,12 +50,14 @@ import * as sio from "socket.io-parser";
 
 const require = createRequire(import.meta.url);
 const msgpack = require("socket.io-msgpack-parser");
+const eio3 = require("engine.io-parser-v2");
 
 // (read from node_modules directly: engine.io-parser's "exports" hides its package.json)
 const here = dirname(fileURLToPath(import.meta.url));
 const versionOf = (name) => JSON.parse(readFileSync(join(here, "node_modules", name, "package.json"), "utf8")).version;
 const versions = {
   "engine.io-parser": versionOf("engine.io-parser"),
+  "engine.io-parser (v3)": versionOf("engine.io-parser-v2"),
   "socket.io-parser": versionOf("socket.io-parser"),
   "socket.io-msgpack-parser": versionOf("socket.io-msgpack-parser"),
   "notepack.io": versionOf("notepack.io"),
@@ -207,6 +214,29 @@ const ops = {
     let encoded;
     eio.encodePayload(packets.map(eioPacketIn), (e) => (encoded = e));
     return { encoded: { text: encoded } };
+  },
+
+  "eio3.decodePayload": ({ input, binary }) => {
+    const bytes = Buffer.from(input, "base64");
+    const packets = [];
+    let error;
+    const onPacket = (p) => {
+      if (error !== undefined) return false;
+      if (p.type === "error") {
+        error = String(p.data);
+        return false;
+      }
+      if (p.type !== undefined) packets.push(eioPacketOut(p));
+    };
+    if (binary) eio3.decodePayloadAsBinary(bytes, onPacket);
+    else eio3.decodePayload(bytes.toString("utf8"), onPacket);
+    return error === undefined ? { accepted: true, packets } : { accepted: false, packets, error };
+  },
+
+  "eio3.encodePayload": ({ packets, supportsBinary }) => {
+    let encoded;
+    eio3.encodePayload(packets.map(eioPacketIn), supportsBinary, (e) => (encoded = e));
+    return { encoded: blobOut(encoded) };
   },
 
   "sio.decode": ({ messages }) => {

@@ -146,10 +146,11 @@ pub fn decode_text_packet(text: ByteString) -> Result<Packet, DecodeError> {
     }
 }
 
-/// A binary-form packet: its first byte is its type. `Ok(None)` for a type the reference ignores.
+/// A binary-form packet: its first byte is its type. `Ok(None)` for a type the reference ignores (an
+/// unknown one, or none at all in an empty entry of a binary payload).
 fn binary_packet(bytes: Bytes) -> Result<Option<Packet>, DecodeError> {
     let Some(&kind) = bytes.first() else {
-        return Err(DecodeError::Empty);
+        return Ok(None);
     };
     Ok(match kind {
         MESSAGE_TYPE => Some(Packet::Message(Message::Binary(bytes.slice(1..)))),
@@ -165,16 +166,16 @@ fn binary_packet(bytes: Bytes) -> Result<Option<Packet>, DecodeError> {
 /// Decodes a v3 polling body: a binary payload when the request said `application/octet-stream`
 /// (`binary`), a text payload otherwise.
 ///
-/// `max_len` bounds the body as in [`crate::payload::decode_payload`]. As the reference, the packets of a
-/// text payload before a malformed entry are delivered and then the error (the iterator ends after it);
-/// a binary payload is split whole first, so a malformed one yields only its error.
+/// `max_len` bounds the body as in [`crate::payload::decode_payload`]. As the reference, the packets before
+/// a malformed entry are delivered and then the error (the iterator ends after it); a binary payload is
+/// split into its entries whole first, so one whose lengths do not add up yields only its error.
 pub fn decode_payload(body: Bytes, binary: bool, max_len: usize) -> Result<PayloadIter, DecodeError> {
     if body.len() > max_len {
         return Err(DecodeError::PayloadTooLarge);
     }
     if binary {
-        let packets = split_binary_payload(body)?;
-        return Ok(PayloadIter(Inner::Split(packets.into_iter())));
+        let entries = split_binary_payload(body)?;
+        return Ok(PayloadIter(Inner::Split { entries: entries.into_iter(), done: false }));
     }
     let text = ByteString::try_from(body).map_err(|_| DecodeError::InvalidUtf8)?;
     if text.is_empty() {
@@ -190,7 +191,7 @@ pub struct PayloadIter(Inner);
 #[derive(Debug)]
 enum Inner {
     Text { text: ByteString, pos: usize, done: bool },
-    Split(std::vec::IntoIter<Packet>),
+    Split { entries: std::vec::IntoIter<(bool, Bytes)>, done: bool },
 }
 
 impl Iterator for PayloadIter {
@@ -198,7 +199,28 @@ impl Iterator for PayloadIter {
 
     fn next(&mut self) -> Option<Self::Item> {
         match &mut self.0 {
-            Inner::Split(packets) => packets.next().map(Ok),
+            Inner::Split { entries, done } => loop {
+                if *done {
+                    return None;
+                }
+                let (is_text, entry) = entries.next()?;
+                let packet = if is_text {
+                    ByteString::try_from(entry)
+                        .map_err(|_| DecodeError::InvalidUtf8)
+                        .and_then(decode_text_packet)
+                        .map(Some)
+                } else {
+                    binary_packet(entry)
+                };
+                match packet {
+                    Ok(Some(packet)) => return Some(Ok(packet)),
+                    Ok(None) => continue,
+                    Err(e) => {
+                        *done = true;
+                        return Some(Err(e));
+                    }
+                }
+            },
             Inner::Text { text, pos, done } => loop {
                 if *done || *pos == text.len() {
                     return None;
@@ -246,43 +268,46 @@ fn next_text_entry(text: &ByteString, pos: &mut usize) -> Result<Option<Packet>,
     decode_text_packet(text.slice_ref(&rest[start..end])).map(Some)
 }
 
-/// Splits a binary payload into its packets (all of them, before any is handled, as the reference).
-fn split_binary_payload(body: Bytes) -> Result<Vec<Packet>, DecodeError> {
-    if body.is_empty() {
-        return Err(DecodeError::Empty);
-    }
-    let mut packets = Vec::new();
-    let mut pos = 0;
-    while pos < body.len() {
-        let is_text = body[pos] == 0;
-        pos += 1;
-        let mut len: usize = 0;
-        let mut digits = 0;
+/// Splits a binary payload into its entries, `(is_text, bytes)`, all of them before any is decoded, exactly
+/// as the reference's `decodePayloadAsBinary` reads a body, its quirks included so that a malformed one
+/// gives the same packets: the length is the decimal text of the bytes before the 255 (a byte over 9 reads
+/// as its own decimal digits, which also moves where the data starts, as there); an entry longer than the
+/// rest of the body is cut at its end; an entry whose length has no leading digit is empty. A length of
+/// more than 310 digits, or one with no 255 after it, is [`DecodeError::BadLength`]. An empty body holds
+/// no entry.
+fn split_binary_payload(body: Bytes) -> Result<Vec<(bool, Bytes)>, DecodeError> {
+    use std::fmt::Write as _;
+    let mut entries = Vec::new();
+    let mut tail = 0;
+    let mut digits = String::new();
+    while tail < body.len() {
+        let is_text = body[tail] == 0;
+        digits.clear();
+        let mut i = tail + 1;
         loop {
-            let &b = body.get(pos).ok_or(DecodeError::BadLength)?;
-            pos += 1;
-            if b == LENGTH_END {
-                break;
+            match body.get(i) {
+                Some(&LENGTH_END) => break,
+                _ if digits.len() > MAX_LENGTH_DIGITS => return Err(DecodeError::BadLength),
+                Some(b) => write!(digits, "{b}").expect("writing to a String"),
+                // Past the end the reference reads `undefined`, until the length is too long.
+                None => digits.push_str("undefined"),
             }
-            digits += 1;
-            if b > 9 || digits > MAX_LENGTH_DIGITS {
-                return Err(DecodeError::BadLength);
-            }
-            len = len.saturating_mul(10).saturating_add(usize::from(b));
+            i += 1;
         }
-        if digits == 0 || len > body.len() - pos {
-            return Err(DecodeError::BadLength);
+        tail = (tail + digits.len() + 1).min(body.len());
+        let lead = digits.bytes().take_while(u8::is_ascii_digit).count();
+        if lead == 0 {
+            // `parseInt` gives NaN: an empty entry, and the position does not move past it.
+            entries.push((is_text, Bytes::new()));
+            continue;
         }
-        let entry = body.slice(pos..pos + len);
-        pos += len;
-        if is_text {
-            let text = ByteString::try_from(entry).map_err(|_| DecodeError::InvalidUtf8)?;
-            packets.push(decode_text_packet(text)?);
-        } else if let Some(packet) = binary_packet(entry)? {
-            packets.push(packet);
-        }
+        let len = digits[..lead].parse::<usize>().unwrap_or(usize::MAX);
+        let start = (tail + 1).min(body.len());
+        let end = tail.saturating_add(len).saturating_add(1).min(body.len());
+        entries.push((is_text, body.slice(start..end.max(start))));
+        tail = end;
     }
-    Ok(packets)
+    Ok(entries)
 }
 
 fn put_base64(buf: &mut BytesMut, data: &[u8]) {
@@ -386,17 +411,31 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_binary_payload_yields_only_its_error() {
-        assert_eq!(all(&[0, 1, 0xff, b'2', 0, 5, 0xff, b'4'], true), [Err(DecodeError::BadLength)]);
+    fn binary_payloads_are_split_as_the_reference_splits_them() {
+        // An entry longer than the rest of the body is cut at its end.
+        assert_eq!(
+            all(&[0, 1, 0xff, b'2', 0, 5, 0xff, b'4'], true),
+            [Ok(Packet::Ping), Ok(Packet::Message("".into()))]
+        );
+        // A length byte over 9 reads as its decimal text ("10"), which also moves where the data starts.
+        assert_eq!(all(&[0, 1, 10, 0xff, b'2'], true), [Err(DecodeError::Empty)]);
+        // No 255 after the length, or more than 310 digits: the whole body is refused.
         assert_eq!(all(&[0, 0xff, b'2'], true), [Err(DecodeError::BadLength)]);
-        assert_eq!(all(&[0, 1, 10, 0xff, b'2'], true), [Err(DecodeError::BadLength)]);
         assert_eq!(all(&[0, 1], true), [Err(DecodeError::BadLength)]);
-        assert_eq!(all(&[0, 1, 0xff, 0xc3], true), [Err(DecodeError::InvalidUtf8)]);
-        assert_eq!(all(&[], true), [Err(DecodeError::Empty)]);
         let mut many_digits = vec![0u8];
-        many_digits.extend(std::iter::repeat_n(0, 311));
+        many_digits.extend(std::iter::repeat_n(0, 312));
         many_digits.push(0xff);
         assert_eq!(all(&many_digits, true), [Err(DecodeError::BadLength)]);
+        // An empty body holds no packet.
+        assert!(all(&[], true).is_empty());
+        // A bad packet in a well-split payload comes after the good ones, as in a text payload.
+        assert_eq!(
+            all(&[0, 1, 0xff, b'2', 0, 1, 0xff, 0xc3, 0, 1, 0xff, b'3'], true),
+            [Ok(Packet::Ping), Err(DecodeError::InvalidUtf8)]
+        );
+        assert_eq!(all(&[0, 1, 0xff, 0xc3], true), [Err(DecodeError::InvalidUtf8)]);
+        // An empty binary entry has no type: ignored, as by the reference.
+        assert_eq!(all(&[1, 0, 0xff, 0, 1, 0xff, b'2'], true), [Ok(Packet::Ping)]);
         // An unknown binary type is skipped, as the reference ignores it.
         assert_eq!(all(&[1, 2, 0xff, 9, 9, 0, 1, 0xff, b'2'], true), [Ok(Packet::Ping)]);
     }
@@ -411,7 +450,7 @@ mod tests {
         assert_eq!(decode_frame(Frame::Binary(Bytes::from_static(&[4, 1, 2, 3]))), Ok(message.clone()));
         assert_eq!(decode_frame(text("b4AQID")), Ok(message));
         assert_eq!(decode_frame(Frame::Binary(Bytes::from_static(&[9, 1]))), Ok(None));
-        assert_eq!(decode_frame(Frame::Binary(Bytes::new())), Err(DecodeError::Empty));
+        assert_eq!(decode_frame(Frame::Binary(Bytes::new())), Ok(None));
         assert_eq!(decode_frame(text("2probe")), Ok(Some(Packet::PingProbe)));
     }
 

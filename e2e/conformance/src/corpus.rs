@@ -51,6 +51,7 @@ pub(crate) fn load(dir: &Path) -> (Vec<CorpusFile>, Vec<String>) {
         let family = match tname.as_str() {
             "eio_packet" => "eio.packet",
             "eio_payload" => "eio.payload",
+            "eio3_payload" => "eio3.payload",
             "sio_packet" => "sio.json",
             "sio_msgpack" => "sio.msgpack",
             _ => {
@@ -75,6 +76,9 @@ pub(crate) fn load(dir: &Path) -> (Vec<CorpusFile>, Vec<String>) {
                     r
                 }
                 "eio.payload" => vec![json!({ "op": "eio.decodePayload", "input": STANDARD.encode(&data) })],
+                "eio3.payload" => [false, true]
+                    .map(|binary| json!({ "op": "eio3.decodePayload", "input": STANDARD.encode(&data), "binary": binary }))
+                    .to_vec(),
                 "sio.json" => vec![json!({ "op": "sio.decode", "messages": sio_records(&data) })],
                 _ => vec![json!({ "op": "msgpack.decode", "input": STANDARD.encode(&data) })],
             };

@@ -15,6 +15,9 @@ pub(crate) const KNOWN: &[(&str, &str)] = &[
     ("EIO-CONTROL-DATA", "data after a close/ping/pong/upgrade/noop packet is refused"),
     ("EIO-BASE64-STRICT", "'b' binary messages (payload entries, text frames) must be canonical padded base64"),
     ("EIO-PAYLOAD-UTF8", "a polling body that is not UTF-8 is refused whole"),
+    ("EIO3-LENGTH", "a v3 payload length is decimal digits that end between characters"),
+    ("EIO3-B64-TYPE", "a v3 'b' entry must be a message ('b4')"),
+    ("EIO3-BINARY-CONTROL", "a v3 control packet in binary form is taken without its data"),
     ("SIO-NO-DATA", "EVENT, ACK and CONNECT_ERROR need a payload"),
     ("SIO-TYPE-COERCION", "the type must be a digit (JavaScript reads '' and whitespace as 0)"),
     ("SIO-ACK-ID-COERCION", "ack ids are ASCII digits only (JavaScript lets whitespace in)"),
@@ -43,6 +46,7 @@ pub(crate) fn classify(d: &Divergence) -> Option<&'static str> {
     match op {
         "eio.decodePacket" => eio_packet(d),
         "eio.decodePayload" => eio_payload(d),
+        "eio3.decodePayload" => eio3_payload(d),
         "sio.decode" => sio_decode(d, aspect),
         "sio.encode" | "msgpack.encode" => encode(d, op, aspect),
         "msgpack.decode" => msgpack_decode(d, aspect),
@@ -101,6 +105,132 @@ fn eio_payload(d: &Divergence) -> Option<&'static str> {
         return None;
     }
     eio_entry(entry, error(&d.ours))
+}
+
+/// The entries of a v3 text payload as the reference reads them, up to the one it cannot read: (the length
+/// text, the entry) each, cut by JavaScript's rules (a length in UTF-16 code units, read by `Number()`).
+fn eio3_text_entries(text: &str) -> Vec<(String, String)> {
+    let units: Vec<u16> = text.encode_utf16().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while let Some(colon) = units[i..].iter().position(|&u| u == u16::from(b':')) {
+        let length = String::from_utf16_lossy(&units[i..i + colon]);
+        let Some(n) = js_number(&length).filter(|n| n.fract() == 0.0 && *n >= 0.0) else { break };
+        let start = i + colon + 1;
+        let end = (start + n as usize).min(units.len());
+        out.push((length, String::from_utf16_lossy(&units[start..end])));
+        i = end;
+    }
+    out
+}
+
+/// JavaScript's `Number(s)` for the strings a length field can hold (decimal with sign, fraction and
+/// exponent, hexadecimal, whitespace around), `None` for NaN.
+fn js_number(s: &str) -> Option<f64> {
+    let t = s.trim_matches(js_space);
+    if t.is_empty() {
+        return Some(0.0);
+    }
+    if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        return u64::from_str_radix(hex, 16).ok().map(|v| v as f64);
+    }
+    if t.chars().all(|c| c.is_ascii_digit() || "+-.eE".contains(c)) { t.parse().ok() } else { None }
+}
+
+fn eio3_payload(d: &Divergence) -> Option<&'static str> {
+    let body = ours::unbase64(d.request["input"].as_str()?);
+    let binary = d.request["binary"].as_bool()?;
+    if accepted(&d.ours) {
+        return eio3_binary_control(d, binary);
+    }
+    let ours = d.ours["packets"].as_array()?;
+    let theirs = d.theirs["packets"].as_array()?;
+    let k = ours.len();
+    if theirs.len() < k || !ours.iter().zip(theirs).all(|(a, b)| json_eq(a, b)) {
+        return eio3_binary_control(d, binary);
+    }
+    if theirs.len() == k && !accepted(&d.theirs) {
+        return None;
+    }
+    let our_error = error(&d.ours);
+    if binary {
+        // Entries split the same way (the splitter is the reference's); the one we refuse is not UTF-8
+        // (the reference's lenient decoder takes surrogate code points), or a text packet refused as in a
+        // frame.
+        return if our_error.contains("UTF-8") {
+            Some("EIO-PAYLOAD-UTF8")
+        } else if our_error.contains("unexpected data") {
+            Some("EIO-CONTROL-DATA")
+        } else if our_error.contains("base64") {
+            Some("EIO-BASE64-STRICT")
+        } else {
+            None
+        };
+    }
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return our_error.contains("UTF-8").then_some("EIO-PAYLOAD-UTF8");
+    };
+    let entries = eio3_text_entries(text);
+    // Our k-th non-empty entry is where we stopped; find it among the reference's entries.
+    let mut seen = 0;
+    for (length, entry) in &entries {
+        if entry.is_empty() && length.trim_matches(js_space).parse::<f64>().is_ok_and(|n| n == 0.0) {
+            if !length.bytes().all(|b| b.is_ascii_digit()) {
+                return our_error.contains("length").then_some("EIO3-LENGTH");
+            }
+            continue;
+        }
+        if seen < k {
+            if !length.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            seen += 1;
+            continue;
+        }
+        // The entry we refused.
+        if our_error.contains("length") {
+            let plain = !length.is_empty() && length.bytes().all(|b| b.is_ascii_digit());
+            // A length that is not plain digits, or that ends inside a surrogate pair (the entry the
+            // reference reads then holds a lone surrogate, shown as U+FFFD).
+            return (!plain || entry.contains('\u{fffd}')).then_some("EIO3-LENGTH");
+        }
+        if let Some(rest) = entry.strip_prefix('b') {
+            if !rest.starts_with('4') && our_error.contains("base64") {
+                return Some("EIO3-B64-TYPE");
+            }
+            return our_error.contains("base64").then_some("EIO-BASE64-STRICT");
+        }
+        return eio_entry(entry, our_error);
+    }
+    None
+}
+
+/// A binary payload whose binary entries hold control packets: the reference reports their data (and an
+/// open packet, which its server ignores), we take them without it (and drop the open packet). Every
+/// difference must be that one.
+fn eio3_binary_control(d: &Divergence, binary: bool) -> Option<&'static str> {
+    let ours = d.ours["packets"].as_array()?;
+    let all_theirs = d.theirs["packets"].as_array()?;
+    let theirs: Vec<&Json> = all_theirs
+        .iter()
+        .filter(|p| p["type"] != "open" || p.get("data").is_some_and(|d| d.get("text").is_some()))
+        .collect();
+    let dropped_open = theirs.len() != all_theirs.len();
+    if !binary || ours.len() != theirs.len() || d.ours["accepted"] != d.theirs["accepted"] {
+        return None;
+    }
+    let mut any = dropped_open;
+    for (a, &b) in ours.iter().zip(&theirs) {
+        if json_eq(a, b) {
+            continue;
+        }
+        let control = a["type"] != "message" && a["type"] == b["type"] && a.get("data").is_none();
+        if !control || b["data"].get("bin").is_none() {
+            return None;
+        }
+        any = true;
+    }
+    any.then_some("EIO3-BINARY-CONTROL")
 }
 
 // ------------------------------------------------------------------ Socket.IO text

@@ -162,7 +162,7 @@ fn inline_binary(v: &Json) -> Json {
 }
 
 fn generated(runner: &mut TestRunner, rng: &mut Rng) -> Case {
-    let (family, checks) = match rng.below(10) {
+    let (family, checks) = match rng.below(12) {
         0..=1 => {
             let p = draw(runner, &generate::eio_packet(false));
             let enc = json!({ "op": "eio.encodePacket", "packet": p, "supportsBinary": true });
@@ -186,6 +186,25 @@ fn generated(runner: &mut TestRunner, rng: &mut Rng) -> Case {
             let expected = json!({ "accepted": true, "packets": ps });
             (
                 "eio.payload",
+                vec![
+                    Check { request: enc, expect: Expect::Encode(expected.clone()) },
+                    Check { request: dec, expect: Expect::SameAnd(expected) },
+                ],
+            )
+        }
+        10..=11 => {
+            let ps = draw(runner, &generate::eio_payload());
+            let supports_binary = rng.chance(0.5);
+            let enc = json!({ "op": "eio3.encodePayload", "packets": ps, "supportsBinary": supports_binary });
+            let ours = ours::run(&enc);
+            let (body, binary) = match ours["encoded"].get("bin").and_then(Json::as_str) {
+                Some(bin) => (ours::unbase64(bin), true),
+                None => (ours["encoded"]["text"].as_str().unwrap_or("").as_bytes().to_vec(), false),
+            };
+            let dec = json!({ "op": "eio3.decodePayload", "input": b64(&body), "binary": binary });
+            let expected = json!({ "accepted": true, "packets": ps });
+            (
+                "eio3.payload",
                 vec![
                     Check { request: enc, expect: Expect::Encode(expected.clone()) },
                     Check { request: dec, expect: Expect::SameAnd(expected) },
@@ -231,7 +250,7 @@ fn generated(runner: &mut TestRunner, rng: &mut Rng) -> Case {
 }
 
 fn mutated(runner: &mut TestRunner, rng: &mut Rng) -> Case {
-    let (family, label, request) = match rng.below(10) {
+    let (family, label, request) = match rng.below(12) {
         0..=1 => {
             let p = draw(runner, &generate::eio_packet(false));
             let enc = ours::run(&json!({ "op": "eio.encodePacket", "packet": p, "supportsBinary": true }));
@@ -250,6 +269,19 @@ fn mutated(runner: &mut TestRunner, rng: &mut Rng) -> Case {
             let body = enc["encoded"]["text"].as_str().unwrap_or("").as_bytes().to_vec();
             let (label, b) = mutate::eio_payload(rng, &body);
             ("eio.payload", label, json!({ "op": "eio.decodePayload", "input": b64(&b) }))
+        }
+        10..=11 => {
+            let ps = draw(runner, &generate::eio_payload());
+            let binary = rng.chance(0.5);
+            let enc = ours::run(&json!({ "op": "eio3.encodePayload", "packets": ps, "supportsBinary": binary }));
+            let body = match enc["encoded"].get("bin").and_then(Json::as_str) {
+                Some(bin) => ours::unbase64(bin),
+                None => enc["encoded"]["text"].as_str().unwrap_or("").as_bytes().to_vec(),
+            };
+            // A text payload mutated as binary (and the reverse) now and then: what a wrong content type does.
+            let read_as = if rng.chance(0.1) { !binary } else { binary };
+            let (label, b) = mutate::eio3_payload(rng, &body, read_as);
+            ("eio3.payload", label, json!({ "op": "eio3.decodePayload", "input": b64(&b), "binary": read_as }))
         }
         4..=7 => {
             let p = draw(runner, &generate::sio_packet(false));
@@ -284,6 +316,10 @@ fn decode_theirs(op: &str, theirs: &Json) -> Json {
     match op {
         "eio.encodePacket" => ours::eio_decode_packet(&theirs["encoded"]),
         "eio.encodePayload" => ours::eio_decode_payload(theirs["encoded"]["text"].as_str().unwrap_or("").as_bytes()),
+        "eio3.encodePayload" => match theirs["encoded"].get("bin").and_then(Json::as_str) {
+            Some(bin) => ours::eio3_decode_payload(&ours::unbase64(bin), true),
+            None => ours::eio3_decode_payload(theirs["encoded"]["text"].as_str().unwrap_or("").as_bytes(), false),
+        },
         "sio.encode" => ours::sio_decode(theirs["messages"].as_array().map_or(&[][..], Vec::as_slice)),
         _ => ours::msgpack_decode(&ours::unbase64(theirs["encoded"].as_str().unwrap_or(""))),
     }

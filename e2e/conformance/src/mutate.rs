@@ -87,6 +87,78 @@ pub(crate) fn eio_text(rng: &mut Rng, text: &str) -> (&'static str, String) {
     }
 }
 
+/// Mutates a v3 polling payload (text, or binary when `binary`). Returns the label and the new bytes.
+pub(crate) fn eio3_payload(rng: &mut Rng, body: &[u8], binary: bool) -> (&'static str, Vec<u8>) {
+    let mut b = body.to_vec();
+    let at = rng.below(b.len() + 1);
+    if binary {
+        return match rng.below(7) {
+            0 => ("truncate-bytes", b[..at].to_vec()),
+            1 => {
+                // A length digit changed, or one that is not a digit.
+                if let Some(i) = b.iter().position(|&x| x == 0xff).filter(|&i| i > 1) {
+                    b[1 + rng.below(i - 1)] = *rng.pick(&[0, 1, 9, 10, 12, 200]);
+                }
+                ("length-digit", b)
+            }
+            2 => {
+                b.retain(|&x| x != 0xff || rng.chance(0.5));
+                ("length-end", b)
+            }
+            3 => {
+                let entry: &[u8] = rng.pick::<&[u8]>(&[
+                    &[0, 1, 0xff, b'2'][..],
+                    &[1, 1, 0xff, 2],
+                    &[1, 0, 0xff],
+                    &[0, 0, 0xff],
+                    &[1, 2, 0xff, 9, 1],
+                    &[0, 2, 0xff, 0xc3, 0x28],
+                    &[0, 3, 0xff, b'1', b'x', b'y'],
+                    &[2, 1, 0xff, 4],
+                    &[0, 6, 0xff, b'b', b'4', b'A', b'Q', b'=', b'='],
+                ]);
+                b.extend_from_slice(entry);
+                ("entry", b)
+            }
+            4 => {
+                if !b.is_empty() {
+                    let i = rng.below(b.len());
+                    b[i] ^= 1 << rng.below(8);
+                }
+                ("bit-flip", b)
+            }
+            5 => ("empty", Vec::new()),
+            _ => {
+                b.insert(at, *rng.pick(&[0, 1, 0xff, 4, b':']));
+                ("odd-byte", b)
+            }
+        };
+    }
+    let text = String::from_utf8_lossy(body).into_owned();
+    match rng.below(8) {
+        0 => ("truncate-bytes", b[..at].to_vec()),
+        1 => {
+            let entry = *rng.pick(&[
+                "1:2", "0:", "2:2probe", ":", "1:", "01:2", " 1:2", "1e0:2", "x:2", "2:b1", "3:b4!", "5:b2AQ=",
+                "4:b4AQ", "3:1xy", "99:4",
+            ]);
+            ("entry", format!("{text}{entry}").into_bytes())
+        }
+        2 => {
+            // A length off by one either way.
+            let s = text.replacen(|c: char| c.is_ascii_digit(), rng.pick::<&str>(&["0", "1", "9", "10"]), 1);
+            ("length", s.into_bytes())
+        }
+        3 => {
+            b.insert(at, *rng.pick(&[0xff, 0xc3, 0x80, 0xed]));
+            ("invalid-utf8", b)
+        }
+        4 => ("empty", Vec::new()),
+        5 => ("unicode", insert_pick(rng, &text, &["é", "😀", "\u{feff}", "\u{2028}"]).into_bytes()),
+        _ => ("odd-char", insert_pick(rng, &text, ODD_CHARS).into_bytes()),
+    }
+}
+
 /// Mutates a polling payload body. Returns the label and the new bytes.
 pub(crate) fn eio_payload(rng: &mut Rng, body: &[u8]) -> (&'static str, Vec<u8>) {
     let text = String::from_utf8_lossy(body).into_owned();

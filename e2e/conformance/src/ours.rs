@@ -4,7 +4,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use engineio_proto::payload::{PayloadIter, encode_payload};
-use engineio_proto::{ByteString, Bytes, Frame, Message, Packet as EioPacket};
+use engineio_proto::{ByteString, Bytes, DecodeError, Frame, Message, Packet as EioPacket, v3};
 use serde_json::{Map as JsonMap, Value as Json, json};
 use socketio_proto::msgpack::MsgpackParser;
 use socketio_proto::{JsonParser, Packet, PacketType, Parser, Value};
@@ -119,18 +119,38 @@ fn frame_blob(f: &Frame) -> Json {
 
 /// `eio.decodePayload`: the packets before the first bad entry, and whether there was one.
 pub(crate) fn eio_decode_payload(body: &[u8]) -> Json {
-    let iter = match PayloadIter::new(Bytes::copy_from_slice(body), usize::MAX) {
-        Ok(it) => it,
-        Err(e) => return json!({ "accepted": false, "packets": [], "error": e.to_string() }),
-    };
+    match PayloadIter::new(Bytes::copy_from_slice(body), usize::MAX) {
+        Ok(iter) => eio_packets(iter),
+        Err(e) => json!({ "accepted": false, "packets": [], "error": e.to_string() }),
+    }
+}
+
+/// The packets of a payload before its first error, as the harness reports them.
+fn eio_packets(items: impl Iterator<Item = Result<EioPacket, DecodeError>>) -> Json {
     let mut packets = Vec::new();
-    for item in iter {
+    for item in items {
         match item {
             Ok(p) => packets.push(eio_packet_json(&p)),
             Err(e) => return json!({ "accepted": false, "packets": packets, "error": e.to_string() }),
         }
     }
     json!({ "accepted": true, "packets": packets })
+}
+
+/// `eio3.decodePayload`: a v3 text payload, or a binary payload.
+pub(crate) fn eio3_decode_payload(body: &[u8], binary: bool) -> Json {
+    match v3::decode_payload(Bytes::copy_from_slice(body), binary, usize::MAX) {
+        Ok(iter) => eio_packets(iter),
+        Err(e) => json!({ "accepted": false, "packets": [], "error": e.to_string() }),
+    }
+}
+
+/// `eio3.encodePayload`: a text payload, or a binary one when the client supports binary and there is some.
+pub(crate) fn eio3_encode_payload(packets: &[Json], supports_binary: bool) -> Json {
+    let frames: Vec<Frame> = packets.iter().map(|p| eio_packet_of_json(p).encode()).collect();
+    let (body, binary) = v3::encode_payload(&frames, supports_binary);
+    let encoded = if binary { blob_bin(&body) } else { blob_text(&String::from_utf8_lossy(&body)) };
+    json!({ "encoded": encoded })
 }
 
 /// `eio.encodePayload`.
@@ -291,6 +311,14 @@ pub(crate) fn run(request: &Json) -> Json {
         "eio.encodePacket" => eio_encode_packet(&request["packet"]),
         "eio.decodePayload" => eio_decode_payload(&unbase64(request["input"].as_str().unwrap_or(""))),
         "eio.encodePayload" => eio_encode_payload(request["packets"].as_array().unwrap_or(&empty)),
+        "eio3.decodePayload" => eio3_decode_payload(
+            &unbase64(request["input"].as_str().unwrap_or("")),
+            request["binary"].as_bool().unwrap_or(false),
+        ),
+        "eio3.encodePayload" => eio3_encode_payload(
+            request["packets"].as_array().unwrap_or(&empty),
+            request["supportsBinary"].as_bool().unwrap_or(false),
+        ),
         "sio.decode" => sio_decode(request["messages"].as_array().unwrap_or(&empty)),
         "sio.encode" => sio_encode(&request["packet"]),
         "msgpack.decode" => msgpack_decode(&unbase64(request["input"].as_str().unwrap_or(""))),
