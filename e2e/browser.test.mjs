@@ -396,8 +396,15 @@ const CLIENT_V2_JS = path.join(
 );
 
 describe("the Socket.IO 2 browser bundle in Chromium (allow_eio3)", () => {
-  for (const transports of [["polling"], ["websocket"], ["polling", "websocket"]]) {
-    it(`connects, exchanges binary and acks, and shares a room with a v4 client (${transports.join(" then ")})`, T, async (t) => {
+  for (const [label, clientOpts] of [
+    ["polling", { transports: ["polling"] }],
+    ["websocket", { transports: ["websocket"] }],
+    ["polling then websocket", { transports: ["polling", "websocket"] }],
+    // JSONP: script tags for the GETs and a hidden form for the POSTs, binary as base64.
+    ["JSONP polling", { transports: ["polling"], forceJSONP: true }],
+  ]) {
+    const transports = clientOpts.transports;
+    it(`connects, exchanges binary and acks, and shares a room with a v4 client (${label})`, T, async (t) => {
       assert.ok(existsSync(CHROMIUM_BIN), `Chromium not found at ${CHROMIUM_BIN} (apt-get install chromium, or set CHROMIUM_BIN)`);
       assert.ok(existsSync(CLIENT_V2_JS), `the Socket.IO 2 browser client is missing at ${CLIENT_V2_JS} (npm ci in e2e/)`);
       const pages = await pageServer(CLIENT_V2_JS);
@@ -418,18 +425,19 @@ describe("the Socket.IO 2 browser bundle in Chromium (allow_eio3)", () => {
       const polling = [];
       page.on("response", (res) => {
         if (res.url().includes("transport=polling")) {
-          polling.push({ method: res.request().method(), sent: res.request().headers()["content-type"], got: res.headers()["content-type"] });
+          const jsonp = new URL(res.url()).searchParams.has("j");
+          polling.push({ method: res.request().method(), jsonp, sent: res.request().headers()["content-type"], got: res.headers()["content-type"] });
         }
       });
       const frames = [];
       page.on("websocket", (ws) => ws.on("framereceived", ({ payload }) => frames.push(payload)));
       await page.goto(`${pages.origin}/`);
       const result = await page.evaluate(
-        async ({ url, transports, waitMs }) => {
+        async ({ url, clientOpts, transports, waitMs }) => {
           const within = (promise, what) =>
             Promise.race([promise, new Promise((_, fail) => setTimeout(() => fail(new Error(`timed out: ${what}`)), waitMs))]);
           // eslint-disable-next-line no-undef
-          const socket = io(url, { transports, reconnection: false, forceNew: true });
+          const socket = io(url, { ...clientOpts, reconnection: false, forceNew: true });
           window.v2socket = socket;
           window.roomMessage = new Promise((ok) => socket.on("room-message", (text, b) => ok([text, Array.from(new Uint8Array(b))])));
           await within(new Promise((ok, fail) => (socket.on("connect", ok), socket.on("connect_error", fail))), "connect");
@@ -452,7 +460,7 @@ describe("the Socket.IO 2 browser bundle in Chromium (allow_eio3)", () => {
           const rooms = await within(new Promise((ok) => socket.emit("join", "browsers", ok)), "join");
           return { echo, ack, rooms, id: socket.id, engineId: engine.id, transport: engine.transport.name };
         },
-        { url: server.url, transports, waitMs: WAIT_MS },
+        { url: server.url, clientOpts, transports, waitMs: WAIT_MS },
       );
       const why = () => `polling ${JSON.stringify(polling)} frames ${JSON.stringify(frames)}\ntest server ${server.output()}`;
       assert.deepEqual(errors, [], "the page threw");
@@ -470,7 +478,12 @@ describe("the Socket.IO 2 browser bundle in Chromium (allow_eio3)", () => {
         WAIT_MS,
       );
       assert.deepEqual(got, ["from v4", [4, 2]], why());
-      if (transports.length === 1 && transports[0] === "polling") {
+      if (clientOpts.forceJSONP) {
+        // Every GET and POST was JSONP, binary went as base64 text.
+        assert.ok(polling.length > 0 && polling.every((r) => r.jsonp), why());
+        assert.ok(polling.some((r) => r.method === "POST" && r.sent?.startsWith("application/x-www-form-urlencoded")), why());
+        assert.ok(polling.every((r) => r.got !== "application/octet-stream"), why());
+      } else if (transports.length === 1 && transports[0] === "polling") {
         // XHR2: binary went out and came back as binary payloads.
         assert.ok(polling.some((r) => r.method === "POST" && r.sent === "application/octet-stream"), why());
         assert.ok(polling.some((r) => r.method === "GET" && r.got === "application/octet-stream"), why());

@@ -175,6 +175,39 @@ describe("Engine.IO v3 clients (allow_eio3)", () => {
     assert.equal((await after.json()).code, 1);
   });
 
+  it("JSONP polling (a j parameter): responses call the callback with the payload, POSTs are forms", T, async (t) => {
+    const srv = await startServer(["--allow-eio3"]);
+    t.after(() => srv.stop());
+    /** The payload inside a JSONP response `___eio[<j>]("...");`. */
+    const unwrap = async (res, j) => {
+      assert.equal(res.status, 200);
+      const text = await res.text();
+      const head = `___eio[${j}](`;
+      assert.ok(text.startsWith(head) && text.endsWith(");"), text);
+      return JSON.parse(text.slice(head.length, -2));
+    };
+    const hs = await fetch(v3url(srv.url, { transport: "polling", j: "3", b64: "1" }));
+    const [open] = splitV3(await unwrap(hs, 3));
+    const { sid } = JSON.parse(open.slice(1));
+    // As engine.io-client 3 writes its form: a `\n` already in the data doubled, then newlines as `\n`.
+    const escape = (d) => d.replace(/\\n/g, "\\\n").replace(/\n/g, "\\n");
+    const message = '4two\nlines, a "quote", a \\n and \u2028 \u{1F600}';
+    const form = (payload) =>
+      fetch(v3url(srv.url, { transport: "polling", sid, j: "3" }), {
+        method: "POST",
+        body: new URLSearchParams({ d: escape(payload) }),
+      });
+    const posted = await form(`${message.length}:${message}9:4binary:3`);
+    assert.equal(posted.status, 200);
+    assert.equal(await posted.text(), "ok");
+    const echoed = await unwrap(await fetch(v3url(srv.url, { transport: "polling", sid, j: "3" })), 3);
+    assert.deepEqual(splitV3(echoed), [message, "b4AAEC"]);
+    // The line separator is escaped in the JavaScript itself, as JavaScript before 2019 ends a line there.
+    await form(`${message.length}:${message}`);
+    const raw = await (await fetch(v3url(srv.url, { transport: "polling", sid, j: "3" }))).text();
+    assert.ok(raw.includes("\\u2028") && !raw.includes("\u2028"), raw);
+  });
+
   for (const [label, opts, final] of [
     ["polling", { transports: ["polling"] }, "polling"],
     ["websocket", { transports: ["websocket"] }, "websocket"],

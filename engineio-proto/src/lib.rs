@@ -4,6 +4,7 @@
 pub mod endpoint;
 pub mod error;
 pub mod handshake;
+pub mod jsonp;
 pub mod packet;
 mod packet_type;
 pub mod payload;

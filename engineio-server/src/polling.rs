@@ -42,13 +42,15 @@ pub(crate) async fn polling_handshake(
         now,
         shared.config.initial_packet.clone(),
     );
-    session.set_polling_base64(base64);
+    // A JSONP client reads text only (engine.io-client sends b64 with it anyway).
+    session.set_polling_base64(base64 || socket.shared.jsonp.is_some());
     session.handle_poll(now).expect("a new session accepts its first poll");
     let (tx, reply) = oneshot::channel();
     shared.sessions.insert(&socket);
     slot.keep();
+    let jsonp = socket.shared.jsonp.clone();
     Box::new(Driver::new(shared.sessions.clone(), session, socket, None, Some(tx))).spawn(TransportKind::Polling);
-    poll_response(shared, &parts, reply.await.unwrap_or(Err(PollError::Closed)), extra)
+    poll_response(shared, &parts, jsonp.as_deref(), reply.await.unwrap_or(Err(PollError::Closed)), extra)
 }
 
 pub(crate) async fn poll(
@@ -60,19 +62,25 @@ pub(crate) async fn poll(
     polling_headers(shared, parts, &mut extra, None);
     let (tx, reply) = oneshot::channel();
     if socket.shared.mailbox.send_control(Command::Poll(tx)).is_err() {
-        return poll_response(shared, parts, Err(PollError::Closed), extra);
+        return poll_response(shared, parts, None, Err(PollError::Closed), extra);
     }
-    poll_response(shared, parts, reply.await.unwrap_or(Err(PollError::Closed)), extra)
+    poll_response(shared, parts, socket.shared.jsonp.as_deref(), reply.await.unwrap_or(Err(PollError::Closed)), extra)
 }
 
+/// The answer to a long-poll GET: the payload (a JSONP session's wrapped in its callback), or the error.
 pub(crate) fn poll_response(
     shared: &EngineShared,
     parts: &request::Parts,
+    jsonp: Option<&str>,
     reply: Result<PollBody, PollError>,
     extra: HeaderMap,
 ) -> Response<ResponseBody> {
     match reply {
         Ok(PollBody { body, binary }) => {
+            let body = match jsonp {
+                Some(index) => engineio_proto::jsonp::wrap(index, &body),
+                None => body,
+            };
             let (body, encoding) = compress(shared, parts, body);
             let content_type = if binary { "application/octet-stream" } else { "text/plain; charset=UTF-8" };
             let mut res = plain(StatusCode::OK, content_type, body, extra);
@@ -134,7 +142,12 @@ where
         }
     };
     let (tx, reply) = oneshot::channel();
-    let command = Command::PostBody(result.clone().ok(), binary, parts.clone(), tx);
+    let payload = match (&result, socket.shared.jsonp.is_some()) {
+        // A JSONP POST is a form; without its field `d` there is nothing to deliver, as in the reference.
+        (Ok(body), true) => engineio_proto::jsonp::unwrap_post(body),
+        (result, _) => result.clone().ok(),
+    };
+    let command = Command::PostBody(payload, binary, parts.clone(), tx);
     let delivered = socket.shared.mailbox.send_control(command).is_ok();
     let outcome = if delivered { reply.await.unwrap_or(Err(PollError::Closed)) } else { Err(PollError::Closed) };
     match (result, outcome) {

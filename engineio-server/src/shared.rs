@@ -52,7 +52,13 @@ pub(crate) fn new_socket(
     address: Option<std::net::IpAddr>,
 ) -> Option<Socket> {
     let sid: Arc<str> = shared.new_sid(&parts)?.into();
-    let protocol = engineio_proto::handshake::Query::parse(parts.uri.query().unwrap_or("")).protocol();
+    let query = engineio_proto::handshake::Query::parse(parts.uri.query().unwrap_or(""));
+    let protocol = query.protocol();
+    // JSONP is a polling transport of its own, chosen by the handshake (a `j` parameter), as the reference's.
+    let jsonp = (transport == TransportKind::Polling)
+        .then(|| engineio_proto::jsonp::callback_index(query.get("j")))
+        .flatten()
+        .map(String::into_boxed_str);
     Some(Socket {
         shared: Arc::new(SocketShared {
             overflowed: AtomicBool::new(false),
@@ -64,6 +70,7 @@ pub(crate) fn new_socket(
             upgraded: AtomicBool::new(false),
             initial_transport: transport,
             protocol,
+            jsonp,
             address,
         }),
     })

@@ -80,6 +80,8 @@ pub(crate) struct SocketShared {
     pub(crate) initial_transport: TransportKind,
     /// The Engine.IO revision the client speaks.
     pub(crate) protocol: Protocol,
+    /// A JSONP polling session: its callback index (the handshake's `j`), see `engineio_proto::jsonp`.
+    pub(crate) jsonp: Option<Box<str>>,
     /// The remote IP address the session's slot is counted under.
     pub(crate) address: Option<std::net::IpAddr>,
 }
