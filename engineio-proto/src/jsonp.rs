@@ -31,7 +31,7 @@ pub fn wrap(index: &str, payload: &[u8]) -> Bytes {
     // JSON allows the line and paragraph separators raw; JavaScript before 2019 does not.
     let mut rest = json.as_str();
     while let Some(i) = rest.find(['\u{2028}', '\u{2029}']) {
-        out.put_slice(rest[..i].as_bytes());
+        out.put_slice(&rest.as_bytes()[..i]);
         let c = rest[i..].chars().next().expect("found a character");
         out.put_slice(if c == '\u{2028}' { b"\\u2028" } else { b"\\u2029" });
         rest = &rest[i + c.len_utf8()..];
