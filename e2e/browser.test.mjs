@@ -303,14 +303,17 @@ async function pageServer(clientJs = CLIENT_JS) {
   return { origin: `http://127.0.0.1:${server.address().port}`, close: () => new Promise((ok) => server.close(ok)) };
 }
 
-/** Runs one exchange of binary events and acks from a page in Chromium; returns the frames seen and the echo. */
-async function binaryExchange(t, { forceBase64, transports }) {
-  assert.ok(existsSync(CHROMIUM_BIN), `Chromium not found at ${CHROMIUM_BIN} (apt-get install chromium, or set CHROMIUM_BIN)`);
-  assert.ok(existsSync(CLIENT_JS), `the Socket.IO browser client is missing at ${CLIENT_JS} (npm ci in e2e/)`);
-  const pages = await pageServer();
-  const server = await startTestServer(["--cors", pages.origin]);
+/**
+ * A blank page of another origin (the page server, serving `clientJs`) in a fresh Chromium, and the test server
+ * started with `args` plus CORS for that origin; all closed in `t.after` (after `cleanup`, if given). Resolves to
+ * {page, server, errors} (the page's uncaught errors).
+ */
+async function crossOriginPage(t, clientJs, args = [], cleanup = () => {}) {
+  const pages = await pageServer(clientJs);
+  const server = await startTestServer(["--cors", pages.origin, ...args]);
   const browser = await chromium.launch({ executablePath: CHROMIUM_BIN, headless: true, args: CHROMIUM_ARGS, timeout: WAIT_MS });
   t.after(async () => {
+    cleanup();
     await browser.close().catch(() => {});
     await server.stop();
     await pages.close();
@@ -319,12 +322,20 @@ async function binaryExchange(t, { forceBase64, transports }) {
   page.setDefaultTimeout(WAIT_MS);
   const errors = [];
   page.on("pageerror", (err) => errors.push(err.message));
+  return { page, server, errors, origin: pages.origin };
+}
+
+/** Runs one exchange of binary events and acks from a page in Chromium; returns the frames seen and the echo. */
+async function binaryExchange(t, { forceBase64, transports }) {
+  assert.ok(existsSync(CHROMIUM_BIN), `Chromium not found at ${CHROMIUM_BIN} (apt-get install chromium, or set CHROMIUM_BIN)`);
+  assert.ok(existsSync(CLIENT_JS), `the Socket.IO browser client is missing at ${CLIENT_JS} (npm ci in e2e/)`);
+  const { page, server, errors, origin } = await crossOriginPage(t, CLIENT_JS);
   const frames = { sent: [], received: [] };
   page.on("websocket", (ws) => {
     ws.on("framesent", ({ payload }) => frames.sent.push(payload));
     ws.on("framereceived", ({ payload }) => frames.received.push(payload));
   });
-  await page.goto(`${pages.origin}/`);
+  await page.goto(`${origin}/`);
   const result = await page.evaluate(
     async ({ url, forceBase64, transports, waitMs }) => {
       const within = (promise, what) =>
@@ -407,21 +418,10 @@ describe("the Socket.IO 2 browser bundle in Chromium (allow_eio3)", () => {
     it(`connects, exchanges binary and acks, and shares a room with a v4 client (${label})`, T, async (t) => {
       assert.ok(existsSync(CHROMIUM_BIN), `Chromium not found at ${CHROMIUM_BIN} (apt-get install chromium, or set CHROMIUM_BIN)`);
       assert.ok(existsSync(CLIENT_V2_JS), `the Socket.IO 2 browser client is missing at ${CLIENT_V2_JS} (npm ci in e2e/)`);
-      const pages = await pageServer(CLIENT_V2_JS);
-      const server = await startTestServer(["--cors", pages.origin, "--allow-eio3"]);
-      const browser = await chromium.launch({ executablePath: CHROMIUM_BIN, headless: true, args: CHROMIUM_ARGS, timeout: WAIT_MS });
+      let v4;
+      const { page, server, errors, origin } = await crossOriginPage(t, CLIENT_V2_JS, ["--allow-eio3"], () => v4?.close());
       const { io } = await import("socket.io-client");
-      const v4 = io(server.url, { forceNew: true, reconnection: false });
-      t.after(async () => {
-        v4.close();
-        await browser.close().catch(() => {});
-        await server.stop();
-        await pages.close();
-      });
-      const page = await browser.newPage();
-      page.setDefaultTimeout(WAIT_MS);
-      const errors = [];
-      page.on("pageerror", (err) => errors.push(err.message));
+      v4 = io(server.url, { forceNew: true, reconnection: false });
       const polling = [];
       page.on("response", (res) => {
         if (res.url().includes("transport=polling")) {
@@ -431,7 +431,7 @@ describe("the Socket.IO 2 browser bundle in Chromium (allow_eio3)", () => {
       });
       const frames = [];
       page.on("websocket", (ws) => ws.on("framereceived", ({ payload }) => frames.push(payload)));
-      await page.goto(`${pages.origin}/`);
+      await page.goto(`${origin}/`);
       const result = await page.evaluate(
         async ({ url, clientOpts, transports, waitMs }) => {
           const within = (promise, what) =>

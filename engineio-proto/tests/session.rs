@@ -4,6 +4,9 @@
 
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{at, config};
 use engineio_proto::{
     Bytes, Channel, CloseReason, DecodeError, Error, Event, Frame, Message, PollId, ProtocolError, Session,
     SessionConfig, Transmit, TransportKind, UsageError,
@@ -21,10 +24,6 @@ fn closed(reason: CloseReason) -> Event {
 /// The close event of a session closed because the client's bytes were not Engine.IO.
 fn parse_error(error: DecodeError) -> Event {
     Event::Closed { reason: CloseReason::ParseError, error: Some(error) }
-}
-
-fn at(t0: Instant, millis: u64) -> Instant {
-    t0 + Duration::from_millis(millis)
 }
 
 /// The transmits, with each long-poll answer's GET identity cleared (`PollId(0)`): the tests about
@@ -58,19 +57,6 @@ fn body_of(transmit: &Transmit) -> &[u8] {
     match transmit {
         Transmit::PollResponse { body, .. } => body,
         other => panic!("expected a PollResponse, got {other:?}"),
-    }
-}
-
-fn config() -> SessionConfig {
-    SessionConfig {
-        ping_interval: Duration::from_millis(1_000),
-        ping_timeout: Duration::from_millis(500),
-        upgrade_timeout: Duration::from_millis(300),
-        close_timeout: Duration::from_millis(2_000),
-        max_payload: 10_000,
-        allow_upgrades: true,
-        max_buffered_frames: 1_000,
-        max_buffered_bytes: 1 << 20,
     }
 }
 

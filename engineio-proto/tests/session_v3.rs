@@ -1,29 +1,27 @@
 //! The session state machine speaking Engine.IO v3 (the clients of Socket.IO 2), on a simulated clock:
 //! v3's framing on both transports and its heartbeat, where the client pings.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+mod common;
+
+use common::{at, config};
 use engineio_proto::{
-    Bytes, Channel, CloseReason, DecodeError, Event, Frame, Message, Protocol, Session, SessionConfig, Transmit,
-    TransportKind,
+    Bytes, Channel, CloseReason, DecodeError, Event, Frame, Message, Protocol, Session, Transmit, TransportKind,
 };
-
-fn at(t0: Instant, millis: u64) -> Instant {
-    t0 + Duration::from_millis(millis)
-}
-
-fn config() -> SessionConfig {
-    SessionConfig {
-        ping_interval: Duration::from_millis(1_000),
-        ping_timeout: Duration::from_millis(500),
-        upgrade_timeout: Duration::from_millis(300),
-        close_timeout: Duration::from_millis(2_000),
-        ..SessionConfig::default()
-    }
-}
 
 fn v3(transport: TransportKind, t0: Instant) -> Session {
     Session::with_protocol(Protocol::V3, "sid3".into(), config(), transport, t0, None)
+}
+
+/// A v3 session whose open packet went out (in the handshake GET's answer, on polling).
+fn opened(transport: TransportKind, t0: Instant) -> Session {
+    let mut s = v3(transport, t0);
+    if transport == TransportKind::Polling {
+        s.handle_poll(t0).unwrap();
+    }
+    transmits(&mut s);
+    s
 }
 
 /// The body and content kind of every long-poll answer, and the other transmits as they are.
@@ -50,7 +48,7 @@ fn text(s: &str) -> Frame {
 }
 
 const OPEN: &str =
-    r#"0{"sid":"sid3","upgrades":["websocket"],"pingInterval":1000,"pingTimeout":500,"maxPayload":1000000}"#;
+    r#"0{"sid":"sid3","upgrades":["websocket"],"pingInterval":1000,"pingTimeout":500,"maxPayload":10000}"#;
 
 #[test]
 fn the_open_packet_goes_out_in_a_length_prefixed_payload() {
@@ -79,8 +77,7 @@ fn the_server_never_pings_and_a_silent_client_times_out_after_interval_plus_time
 #[test]
 fn a_client_ping_is_answered_and_extends_the_deadline() {
     let t0 = Instant::now();
-    let mut s = v3(TransportKind::WebSocket, t0);
-    transmits(&mut s);
+    let mut s = opened(TransportKind::WebSocket, t0);
     s.handle_frame(at(t0, 1_000), Channel::Main, text("2")).unwrap();
     assert_eq!(transmits(&mut s), [Transmit::WebSocket(text("3"))]);
     assert_eq!(s.poll_timeout(), Some(at(t0, 2_500)));
@@ -99,8 +96,7 @@ fn a_client_ping_is_answered_and_extends_the_deadline() {
 #[test]
 fn a_pong_from_the_client_is_the_wrong_heartbeat_direction() {
     let t0 = Instant::now();
-    let mut s = v3(TransportKind::WebSocket, t0);
-    transmits(&mut s);
+    let mut s = opened(TransportKind::WebSocket, t0);
     s.handle_frame(t0, Channel::Main, text("3")).unwrap();
     assert_eq!(events(&mut s), [Event::Closed { reason: CloseReason::TransportError, error: None }]);
 }
@@ -108,9 +104,7 @@ fn a_pong_from_the_client_is_the_wrong_heartbeat_direction() {
 #[test]
 fn polling_pings_are_answered_in_the_next_payload() {
     let t0 = Instant::now();
-    let mut s = v3(TransportKind::Polling, t0);
-    s.handle_poll(t0).unwrap();
-    transmits(&mut s);
+    let mut s = opened(TransportKind::Polling, t0);
     s.handle_post_start(at(t0, 900)).unwrap();
     s.handle_post(at(t0, 900), Some(Bytes::from_static(b"1:26:4hello")), false).unwrap();
     assert_eq!(events(&mut s), [Event::Message("hello".into())]);
@@ -122,9 +116,7 @@ fn polling_pings_are_answered_in_the_next_payload() {
 #[test]
 fn binary_goes_in_a_binary_payload_unless_the_client_asked_for_base64() {
     let t0 = Instant::now();
-    let mut s = v3(TransportKind::Polling, t0);
-    s.handle_poll(t0).unwrap();
-    transmits(&mut s);
+    let mut s = opened(TransportKind::Polling, t0);
     s.send(text("42[\"a\"]")).unwrap();
     s.send(Frame::Binary(Bytes::from_static(&[1, 2]))).unwrap();
     s.handle_poll(t0).unwrap();
@@ -177,17 +169,13 @@ fn a_v4_session_refuses_binary_posts() {
 #[test]
 fn close_and_noop_answers_are_payloads_too() {
     let t0 = Instant::now();
-    let mut s = v3(TransportKind::Polling, t0);
-    s.handle_poll(t0).unwrap();
-    transmits(&mut s);
+    let mut s = opened(TransportKind::Polling, t0);
     s.handle_poll(t0).unwrap();
     s.close(t0, CloseReason::ForcedClose);
     assert_eq!(poll_bodies(&mut s), [(b"1:1".to_vec(), false)]);
 
     // The client's close packet releases the pending GET with a noop.
-    let mut s = v3(TransportKind::Polling, t0);
-    s.handle_poll(t0).unwrap();
-    transmits(&mut s);
+    let mut s = opened(TransportKind::Polling, t0);
     s.handle_poll(t0).unwrap();
     s.handle_post_start(t0).unwrap();
     s.handle_post(t0, Some(Bytes::from_static(b"1:1")), false).unwrap();
@@ -198,9 +186,7 @@ fn close_and_noop_answers_are_payloads_too() {
 #[test]
 fn the_upgrade_then_binary_frames_with_their_type_byte() {
     let t0 = Instant::now();
-    let mut s = v3(TransportKind::Polling, t0);
-    s.handle_poll(t0).unwrap();
-    transmits(&mut s);
+    let mut s = opened(TransportKind::Polling, t0);
     s.handle_poll(t0).unwrap();
     s.handle_upgrade_request(t0).unwrap();
     s.handle_frame(t0, Channel::Probe, text("2probe")).unwrap();
