@@ -26,6 +26,7 @@ import {
   startRedis,
   startRustNode,
   waitForServers,
+  withRedis,
 } from "./infra.mjs";
 
 const T = { timeout: 10_000 };
@@ -45,7 +46,7 @@ const ALL_BYTES = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
  * subscribed. Returns {redis (settable, for a restart), nodes, clients, client(key, label, opts)}; clients are
  * closed, then nodes and Redis stopped, in `t.after`.
  */
-async function cluster(t, spec) {
+async function cluster(t, spec, { sharded } = {}) {
   const clients = [];
   const nodes = {};
   let redis;
@@ -57,12 +58,12 @@ async function cluster(t, spec) {
   redis = await startRedis();
   await Promise.all(
     Object.entries(spec).map(async ([key, [kind, name, extra = []]]) => {
-      const args = ["--redis", redis.url, "--name", name, ...extra];
+      const args = ["--redis", redis.url, "--name", name, ...(sharded ? ["--sharded", sharded] : []), ...extra];
       nodes[key] = kind === "rust" ? await startRustNode(args) : await startNodeNode(args);
       nodes[key].name = name;
     }),
   );
-  await waitForServers(redis.url, Object.keys(spec).length);
+  await waitForServers(redis.url, Object.keys(spec).length, { sharded: !!sharded });
   const env = {
     get redis() {
       return redis;
@@ -139,9 +140,17 @@ async function barrier(from, sockets, ms = 3000) {
 // ---------------------------------------------------------------------------------------------------------------
 // 1. A mixed cluster: one Node server and two Rust servers on one Redis
 
-describe("1. mixed cluster (1 Node + 2 Rust nodes on one Redis)", () => {
+// The same tests for the classic adapter and for the sharded adapter (Redis 7 sharded Pub/Sub) in each of its
+// subscription modes: every node of a cluster runs the same adapter.
+for (const [label, adapter] of [
+  ["classic adapter", {}],
+  ["sharded adapter, static", { sharded: "static" }],
+  ["sharded adapter, dynamic", { sharded: "dynamic" }],
+  ["sharded adapter, dynamic-private", { sharded: "dynamic-private" }],
+]) {
+describe(`1. mixed cluster (1 Node + 2 Rust nodes on one Redis), ${label}`, () => {
   it("to-room from each node reaches the room's members on all nodes exactly once, binary intact", T, async (t) => {
-    const env = await cluster(t, MIXED);
+    const env = await cluster(t, MIXED, adapter);
     const c = await spreadClients(env);
     const members = [c.N1, c.A1, c.B1, c.B2];
     const others = [c.N2, c.A2];
@@ -182,7 +191,7 @@ describe("1. mixed cluster (1 Node + 2 Rust nodes on one Redis)", () => {
   });
 
   it("fetch-sockets from each node returns the ids of all sockets of the cluster", T, async (t) => {
-    const env = await cluster(t, MIXED);
+    const env = await cluster(t, MIXED, adapter);
     const c = await spreadClients(env);
     const all = sortedIds(Object.values(c));
     for (const asker of [c.N1, c.A1, c.B1, c.N2, c.A2, c.B2]) {
@@ -193,7 +202,7 @@ describe("1. mixed cluster (1 Node + 2 Rust nodes on one Redis)", () => {
   });
 
   it("sockets-join / sockets-leave from one node move the sockets of every node (checked by to-room)", T, async (t) => {
-    const env = await cluster(t, MIXED);
+    const env = await cluster(t, MIXED, adapter);
     const c = await spreadClients(env);
     const everyone = Object.values(c);
 
@@ -244,7 +253,7 @@ describe("1. mixed cluster (1 Node + 2 Rust nodes on one Redis)", () => {
   });
 
   it("disconnect-room from one node disconnects the room's members on all nodes", T, async (t) => {
-    const env = await cluster(t, MIXED);
+    const env = await cluster(t, MIXED, adapter);
     const c = await spreadClients(env, 3);
     const d1 = [c.N1, c.A1, c.B1];
     const d2 = [c.N2, c.A2, c.B2];
@@ -277,7 +286,7 @@ describe("1. mixed cluster (1 Node + 2 Rust nodes on one Redis)", () => {
   });
 
   it("server-side-emit with acks gathers one answer per other node", T, async (t) => {
-    const env = await cluster(t, MIXED);
+    const env = await cluster(t, MIXED, adapter);
     const c = await spreadClients(env, 1);
     const cases = [
       [c.A1, [["node"], ["rust-b"]]],
@@ -294,7 +303,7 @@ describe("1. mixed cluster (1 Node + 2 Rust nodes on one Redis)", () => {
 
   /** Members N1 A1 B1 B2 in room "q"; every client acks "question" with its id; `askers` issue in turn. */
   async function broadcastWithAck(t, pick) {
-    const env = await cluster(t, MIXED);
+    const env = await cluster(t, MIXED, adapter);
     const c = await spreadClients(env);
     const everyone = Object.values(c);
     for (const s of everyone) s.on("question", (cb) => cb(s.id));
@@ -323,6 +332,7 @@ describe("1. mixed cluster (1 Node + 2 Rust nodes on one Redis)", () => {
     broadcastWithAck(t, (c) => [c.N2]),
   );
 });
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // 2. HAProxy in front of two Rust servers
@@ -687,5 +697,80 @@ describe("5. Socket.IO 2 clients in the mixed cluster", () => {
     for (const m of v2) assert.deepEqual(m.got.map((a) => a[0]).sort(), tags, `room-message events of ${m.label}`);
     for (const m of v4) assert.deepEqual(m.w.all("room-message").map((a) => a[0]).sort(), tags, `room-message events of ${m.label}`);
     assertNoPanics(env);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// 6. The sharded adapter's room channels: in the dynamic modes a node listens on a room's channel while it has
+// members there, and a broadcast to one room reaches only those nodes; in static mode no room has a channel.
+
+/** The number of connections subscribed to the shard channel (PUBSUB SHARDNUMSUB). */
+async function shardSubscribers(env, channel) {
+  return withRedis(env.redis.url, async (client) => Number((await client.sendCommand(["PUBSUB", "SHARDNUMSUB", channel]))[1]));
+}
+
+/** Waits until `shardSubscribers` is `n`. */
+async function waitShardSubscribers(env, channel, n, ms = 3000) {
+  const deadline = Date.now() + ms;
+  let count;
+  while ((count = await shardSubscribers(env, channel)) !== n) {
+    if (Date.now() > deadline) throw new Error(`${channel} has ${count} shard subscribers after ${ms} ms, expected ${n}`);
+    await sleep(20);
+  }
+}
+
+/** How many connections one SPUBLISH to `channel` reached, asked of Redis itself. */
+async function spublishReach(env, channel) {
+  return withRedis(env.redis.url, async (client) => Number(await client.sendCommand(["SPUBLISH", channel, "{}"])));
+}
+
+describe("6. the sharded adapter's room channels", () => {
+  it("dynamic: a node listens on a room's channel while it has members there, on Node and Rust nodes alike", T, async (t) => {
+    const env = await cluster(t, MIXED, { sharded: "dynamic" });
+    const c = await spreadClients(env, 1);
+    const channel = (room) => `socket.io#/#${room}#`;
+    // A socket's own room has no channel in "dynamic".
+    assert.equal(await shardSubscribers(env, channel(c.A1.id)), 0);
+    await join(c.A1, "solo");
+    await waitShardSubscribers(env, channel("solo"), 1);
+    await join(c.N1, "solo");
+    await waitShardSubscribers(env, channel("solo"), 2);
+    await join(c.B1, "other");
+    await waitShardSubscribers(env, channel("other"), 1);
+    // A broadcast to "solo" from rust-b (no member there) reaches its two members, each once.
+    c.B1.emit("to-room", "solo", "only-members");
+    for (const m of [c.A1, c.N1]) await m.w.waitFor("room-message", (a) => a[0] === "only-members", 3000, `${m.label}`);
+    await barrier(c.B1, [c.A1, c.N1, c.B1]);
+    assert.equal(c.B1.w.count("room-message"), 0);
+    // Leaving (or disconnecting) the last member drops the node's subscription.
+    const [rooms] = await ackOf(c.A1, 3000, "leave", "solo");
+    assert.ok(!rooms.includes("solo"));
+    await waitShardSubscribers(env, channel("solo"), 1);
+    c.N1.disconnect();
+    await waitShardSubscribers(env, channel("solo"), 0);
+    assertNoPanics(env);
+  });
+
+  it("dynamic-private: a socket's own room has a channel too; static: no room has one", T, async (t) => {
+    const priv = await cluster(t, { rustA: ["rust", "rust-a"], node: ["node", "node"] }, { sharded: "dynamic-private" });
+    const a = priv.client("rustA", "A(rust-a)");
+    const n = priv.client("node", "N(node)");
+    await Promise.all([connected(a), connected(n)]);
+    await waitShardSubscribers(priv, `socket.io#/#${a.id}#`, 1);
+    await waitShardSubscribers(priv, `socket.io#/#${n.id}#`, 1);
+    // A message to one socket goes to its channel only: Redis counts one receiver.
+    assert.equal(await spublishReach(priv, `socket.io#/#${a.id}#`), 1);
+
+    const stat = await cluster(t, { rustA: ["rust", "rust-a2"], node: ["node", "node2"] }, { sharded: "static" });
+    const s = stat.client("rustA", "S(rust-a2)");
+    await connected(s);
+    await join(s, "room");
+    await sleep(100);
+    assert.equal(await shardSubscribers(stat, "socket.io#/#room#"), 0);
+    assert.equal(await shardSubscribers(stat, `socket.io#/#${s.id}#`), 0);
+    // Every node listens on the namespace's channel.
+    assert.equal(await shardSubscribers(stat, "socket.io#/#"), 2);
+    assertNoPanics(priv);
+    assertNoPanics(stat);
   });
 });

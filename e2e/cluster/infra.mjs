@@ -155,13 +155,16 @@ export async function withRedis(url, fn) {
  * Waits until `n` servers are subscribed to the request channel of namespace `nsp` (PUBSUB NUMSUB, which is how
  * the adapters count the servers), i.e. every node has joined the cluster bus. Bounded by `ms`.
  */
-export async function waitForServers(url, n, { nsp = "/", key = "socket.io", ms = 3000 } = {}) {
-  const channel = `${key}-request#${nsp}#`;
+export async function waitForServers(url, n, { nsp = "/", key = "socket.io", ms = 3000, sharded = false } = {}) {
+  // The sharded adapter counts the servers on its namespace channel, with PUBSUB SHARDNUMSUB.
+  const channel = sharded ? `${key}#${nsp}#` : `${key}-request#${nsp}#`;
   return withRedis(url, async (client) => {
     const deadline = Date.now() + ms;
     let count;
     for (;;) {
-      count = (await client.pubSubNumSub(channel))[channel];
+      count = sharded
+        ? Number((await client.sendCommand(["PUBSUB", "SHARDNUMSUB", channel]))[1])
+        : (await client.pubSubNumSub(channel))[channel];
       if (count === n) return;
       if (Date.now() > deadline) throw new Error(`${channel} has ${count} subscribers after ${ms} ms, expected ${n}`);
       await sleep(20);

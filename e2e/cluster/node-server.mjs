@@ -28,12 +28,13 @@
 // (REDIS_KEY, default `socket.io`), `--name NAME` (NAME, default `node`), `--cookie` (COOKIE=1: the Engine.IO `io`
 // cookie), `--admin` (ADMIN=1: `@socket.io/admin-ui`'s `instrument()` in development mode, no authentication, the
 // node's name as its server id, as the Rust server's `--admin`), `--allow-eio3` (ALLOW_EIO3=1: serve Socket.IO 2
-// clients, as the Rust server's `--allow-eio3`). Listens on 127.0.0.1 and prints `listening on http://localhost:PORT` once it is bound and its adapter
+// clients, as the Rust server's `--allow-eio3`), `--sharded MODE` (SHARDED=MODE: `createShardedAdapter` with that
+// `subscriptionMode` and the key as its `channelPrefix`, as the Rust server's `--sharded`). Listens on 127.0.0.1 and prints `listening on http://localhost:PORT` once it is bound and its adapter
 // is subscribed to every channel it needs.
 
 import { createServer } from "node:http";
 import { Server } from "socket.io";
-import { createAdapter } from "@socket.io/redis-adapter";
+import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
 import { createClient } from "redis";
 import { instrument } from "@socket.io/admin-ui";
 
@@ -48,6 +49,7 @@ function parseArgs(argv) {
     cookie: process.env.COOKIE === "1",
     admin: process.env.ADMIN === "1",
     allowEIO3: process.env.ALLOW_EIO3 === "1",
+    sharded: process.env.SHARDED || undefined,
   };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
@@ -76,6 +78,9 @@ function parseArgs(argv) {
         break;
       case "--allow-eio3":
         opts.allowEIO3 = true;
+        break;
+      case "--sharded":
+        opts.sharded = value();
         break;
       default:
         throw new Error(`unknown flag ${flag}`);
@@ -185,17 +190,19 @@ async function main() {
     }
     await Promise.all(redisClients.map((c) => c.connect()));
     const subId = await subClient.clientId();
-    ioOptions.adapter = createAdapter(pubClient, subClient, { key: opts.key });
+    ioOptions.adapter = opts.sharded
+      ? createShardedAdapter(pubClient, subClient, { channelPrefix: opts.key, subscriptionMode: opts.sharded })
+      : createAdapter(pubClient, subClient, { key: opts.key });
     // The adapter subscribes without waiting; announce "listening" only once Redis has every subscription of
     // every namespace (3 channels and 1 pattern each), so that a test can use the cluster at once.
     waitSubscribed = async () => {
       const count = NAMESPACES.length + (opts.admin ? 1 : 0); // the admin namespace has its own channels
-      const want = { sub: 3 * count, psub: count };
+      // Classic: 3 channels and 1 pattern per namespace; sharded: its channel and its response channel.
+      const want = opts.sharded ? { ssub: 2 * count } : { sub: 3 * count, psub: count };
       for (let i = 0; i < 200; i++) {
         const line = String(await pubClient.sendCommand(["CLIENT", "LIST", "ID", String(subId)]));
-        const sub = Number(/ sub=(\d+)/.exec(line)?.[1]);
-        const psub = Number(/ psub=(\d+)/.exec(line)?.[1]);
-        if (sub >= want.sub && psub >= want.psub) return;
+        const got = (name) => Number(new RegExp(` ${name}=(\\d+)`).exec(line)?.[1] ?? 0);
+        if (Object.entries(want).every(([name, n]) => got(name) >= n)) return;
         await after(10);
       }
       throw new Error("the Redis adapter did not subscribe within 2 s");

@@ -6,7 +6,6 @@
 //! servers fail; the subscriber reconnects with backoff and subscribes again to every namespace's channels,
 //! after which broadcasts flow again.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
@@ -19,6 +18,7 @@ use socketio_server::adapter::{
 use socketio_server::proto::{Map, Packet, Value};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::requests::{Requests, forward_acks};
 use crate::wire::{self, Channels, request_type as rt};
 
 /// Options of the Redis adapter, with `@socket.io/redis-adapter`'s defaults.
@@ -300,37 +300,12 @@ fn dispatch(shared: &Shared, channel: &str, payload: &[u8]) {
     }
 }
 
-enum Pending {
-    /// `fetch_sockets`: the sockets gathered and the number of servers that answered (self included).
-    Fetch { sockets: Vec<SocketInfo>, answered: usize, expected: usize, done: Option<oneshot::Sender<Vec<SocketInfo>>> },
-    /// `server_side_emit` with acks: one response per other server.
-    ServerSideEmit { responses: Vec<Vec<Value>>, expected: usize, done: Option<oneshot::Sender<Vec<Vec<Value>>>> },
-}
-
-struct AckRequest {
-    updates: mpsc::UnboundedSender<AckUpdate>,
-    counts_seen: usize,
-    servers: Option<usize>,
-}
-
-impl AckRequest {
-    fn check_counts(&mut self) {
-        if self.servers.is_some_and(|n| self.counts_seen >= n) {
-            let _ = self.updates.send(AckUpdate::CountsComplete);
-            self.servers = None;
-            self.counts_seen = 0;
-        }
-    }
-}
-
 /// The adapter of one namespace. Made by [`RedisCluster::factory`].
 pub struct RedisAdapter {
-    this: Weak<RedisAdapter>,
     shared: Arc<Shared>,
     local: Arc<LocalAdapter>,
     channels: Channels,
-    requests: Mutex<HashMap<String, Pending>>,
-    ack_requests: Mutex<HashMap<String, AckRequest>>,
+    requests: Arc<Requests>,
 }
 
 impl RedisAdapter {
@@ -342,14 +317,7 @@ impl RedisAdapter {
             channels.response.clone(),
             channels.specific_response.clone(),
         ]));
-        let adapter = Arc::new_cyclic(|this| RedisAdapter {
-            this: this.clone(),
-            shared: shared.clone(),
-            local,
-            channels,
-            requests: Mutex::default(),
-            ack_requests: Mutex::default(),
-        });
+        let adapter = Arc::new(RedisAdapter { shared: shared.clone(), local, channels, requests: Arc::default() });
         shared.adapters.write().expect("poisoned").push(Arc::downgrade(&adapter));
         adapter
     }
@@ -452,7 +420,7 @@ impl RedisAdapter {
             rt::BROADCAST if !own => {
                 let Some(request_id) = request_id else { return };
                 let Some(packet) = req.get("packet").and_then(wire::packet_from_value) else { return };
-                let (tx, mut rx) = mpsc::unbounded_channel();
+                let (tx, rx) = mpsc::unbounded_channel();
                 let count = self.local.broadcast_with_ack(packet, &opts, tx);
                 let res = serde_json::json!({
                     "type": rt::BROADCAST_CLIENT_COUNT, "requestId": request_id, "clientCount": count
@@ -465,27 +433,12 @@ impl RedisAdapter {
                     self.channels.response.clone()
                 };
                 let timeout = opts.flags.timeout.unwrap_or(shared.config.requests_timeout);
-                tokio::spawn(async move {
-                    let mut left = count;
-                    let forward = async {
-                        while left > 0 {
-                            match rx.recv().await {
-                                Some(AckUpdate::Response(args)) => {
-                                    left -= 1;
-                                    let mut o = Map::new();
-                                    o.insert("type".into(), Value::from(rt::BROADCAST_ACK));
-                                    o.insert("requestId".into(), Value::from(request_id.as_str()));
-                                    o.insert("packet".into(), args.into_iter().next().unwrap_or(Value::Null));
-                                    let _ =
-                                        shared.publish(response_channel.clone(), wire::to_msgpack(&Value::Object(o)));
-                                }
-                                Some(AckUpdate::Lost) => left -= 1,
-                                Some(_) => {}
-                                None => return,
-                            }
-                        }
-                    };
-                    let _ = tokio::time::timeout(timeout, forward).await;
+                forward_acks(rx, count, timeout, move |answer| {
+                    let mut o = Map::new();
+                    o.insert("type".into(), Value::from(rt::BROADCAST_ACK));
+                    o.insert("requestId".into(), Value::from(request_id.as_str()));
+                    o.insert("packet".into(), answer);
+                    let _ = shared.publish(response_channel.clone(), wire::to_msgpack(&Value::Object(o)));
                 });
             }
             _ => {}
@@ -494,82 +447,26 @@ impl RedisAdapter {
 
     fn on_response(&self, payload: &[u8]) {
         let Some(res) = wire::decode_message(payload) else { return };
-        let Some(request_id) = res.get("requestId").and_then(Value::as_str) else { return };
-        if let Some(ack) = self.ack_requests.lock().expect("poisoned").get_mut(request_id) {
+        let Some(id) = res.get("requestId").and_then(Value::as_str) else { return };
+        if self.requests.is_ack_request(id) {
             match res.get("type").and_then(Value::as_u64) {
                 Some(rt::BROADCAST_CLIENT_COUNT) => {
                     let n = res.get("clientCount").and_then(Value::as_u64).unwrap_or(0) as usize;
-                    let _ = ack.updates.send(AckUpdate::ClientCount(n));
-                    ack.counts_seen += 1;
-                    ack.check_counts();
+                    self.requests.client_count(id, Some(n));
                 }
                 Some(rt::BROADCAST_ACK) => {
-                    let arg = res.get("packet").cloned().unwrap_or(Value::Null);
-                    let _ = ack.updates.send(AckUpdate::Response(vec![arg]));
+                    self.requests.client_ack(id, res.get("packet").cloned().unwrap_or(Value::Null))
                 }
                 _ => {}
             }
             return;
         }
-        let mut requests = self.requests.lock().expect("poisoned");
-        let Some(pending) = requests.get_mut(request_id) else { return };
-        let finished = match pending {
-            Pending::Fetch { sockets, answered, expected, done } => {
-                if let Some(Value::Array(list)) = res.get("sockets") {
-                    for s in list {
-                        if let Ok(info) = s.clone().deserialize_into::<SocketInfo>() {
-                            sockets.push(info);
-                        }
-                    }
-                }
-                *answered += 1;
-                if *answered >= *expected {
-                    if let Some(d) = done.take() {
-                        let _ = d.send(std::mem::take(sockets));
-                    }
-                    true
-                } else {
-                    false
-                }
+        match res.get("sockets") {
+            Some(Value::Array(list)) => {
+                let sockets = list.iter().filter_map(|s| s.clone().deserialize_into::<SocketInfo>().ok());
+                self.requests.fetch_answer(id, sockets);
             }
-            Pending::ServerSideEmit { responses, expected, done } => {
-                responses.push(vec![res.get("data").cloned().unwrap_or(Value::Null)]);
-                if responses.len() >= *expected {
-                    if let Some(d) = done.take() {
-                        let _ = d.send(std::mem::take(responses));
-                    }
-                    true
-                } else {
-                    false
-                }
-            }
-        };
-        if finished {
-            requests.remove(request_id);
-        }
-    }
-
-    async fn wait<T>(
-        &self,
-        request_id: String,
-        rx: oneshot::Receiver<T>,
-        timeout: Duration,
-    ) -> Result<T, AdapterError> {
-        crate::telemetry::METRICS.requests.increment(1);
-        let result = tokio::time::timeout(timeout, rx).await;
-        self.requests.lock().expect("poisoned").remove(&request_id);
-        match result {
-            Ok(Ok(v)) => Ok(v),
-            _ => {
-                crate::telemetry::METRICS.request_timeouts.increment(1);
-                tracing::warn!(
-                    target: "socketio_redis::adapter",
-                    request_id = %request_id,
-                    timeout_ms = timeout.as_millis() as u64,
-                    "a request to the other servers timed out"
-                );
-                Err(AdapterError("timeout".into()))
-            }
+            _ => self.requests.emit_answer(id, res.get("data").cloned().unwrap_or(Value::Null)),
         }
     }
 }
@@ -617,40 +514,30 @@ impl Adapter for RedisAdapter {
             let packet = Packet { nsp: self.local.namespace_name().to_owned(), ..packet.clone() };
             o.insert("packet".into(), wire::packet_to_value(&packet));
             o.insert("opts".into(), wire::opts_to_value(&opts, true));
-            self.ack_requests
-                .lock()
-                .expect("poisoned")
-                .insert(id.clone(), AckRequest { updates: updates.clone(), counts_seen: 0, servers: None });
+            self.requests.ack_request(&id, updates.clone());
             remote_result = self.shared.publish(self.channels.request.clone(), wire::to_msgpack(&Value::Object(o)));
             request_id = Some(id);
         }
         let count = self.local.broadcast_with_ack(packet, &opts, updates.clone());
-        let _ = updates.send(AckUpdate::ClientCount(count));
-        let Some(id) = request_id.filter(|_| remote_result.is_ok()) else {
-            let _ = updates.send(AckUpdate::CountsComplete);
-            return remote_result;
+        let id = match request_id {
+            Some(id) if remote_result.is_ok() => id,
+            other => {
+                if let Some(id) = other {
+                    self.requests.forget(&id);
+                }
+                let _ = updates.send(AckUpdate::ClientCount(count));
+                let _ = updates.send(AckUpdate::CountsComplete);
+                return remote_result;
+            }
         };
-        if let Some(a) = self.ack_requests.lock().expect("poisoned").get_mut(&id) {
-            a.counts_seen += 1;
-        }
+        self.requests.client_count(&id, Some(count));
         // The number of servers decides when every count is in; the request is forgotten after the timeout.
         let shared = self.shared.clone();
         let channel = self.channels.request.clone();
         let timeout = opts.flags.timeout.unwrap_or(shared.config.requests_timeout);
-        let me = self.this.clone();
-        tokio::spawn(async move {
-            let servers = shared.num_sub(&channel).await.unwrap_or(1).max(1);
-            if let Some(a) = me.upgrade()
-                && let Some(req) = a.ack_requests.lock().expect("poisoned").get_mut(&id)
-            {
-                req.servers = Some(servers);
-                req.check_counts();
-            }
-            tokio::time::sleep(timeout).await;
-            if let Some(a) = me.upgrade() {
-                a.ack_requests.lock().expect("poisoned").remove(&id);
-            }
-        });
+        let servers: BoxFuture<'static, Result<usize, AdapterError>> =
+            Box::pin(async move { shared.num_sub(&channel).await });
+        self.requests.expect_counts(id, servers, timeout);
         Ok(())
     }
 
@@ -665,21 +552,18 @@ impl Adapter for RedisAdapter {
                 return Ok(local);
             }
             let request_id = wire::uid(6);
-            let (tx, rx) = oneshot::channel();
-            self.requests.lock().expect("poisoned").insert(
-                request_id.clone(),
-                Pending::Fetch { sockets: local, answered: 1, expected: servers, done: Some(tx) },
-            );
+            let rx = self.requests.fetch(&request_id, local, servers);
             let req = serde_json::json!({
                 "uid": self.shared.uid, "requestId": request_id, "type": rt::REMOTE_FETCH,
                 "opts": { "rooms": wire::rooms_json(&opts.rooms.iter().cloned().collect::<Vec<_>>()),
                           "except": wire::rooms_json(&opts.except.iter().cloned().collect::<Vec<_>>()) },
             });
             if let Err(e) = self.publish_request(req) {
-                self.requests.lock().expect("poisoned").remove(&request_id);
+                self.requests.forget(&request_id);
                 return Err(e);
             }
-            self.wait(request_id, rx, self.shared.config.requests_timeout).await
+            let timeout = self.shared.config.requests_timeout;
+            self.requests.wait(&request_id, rx, timeout, self.local.namespace_name()).await
         })
     }
 
@@ -733,19 +617,15 @@ impl Adapter for RedisAdapter {
                 return Ok(Vec::new());
             }
             let request_id = wire::uid(6);
-            let (tx, rx) = oneshot::channel();
-            self.requests.lock().expect("poisoned").insert(
-                request_id.clone(),
-                Pending::ServerSideEmit { responses: Vec::new(), expected: servers - 1, done: Some(tx) },
-            );
+            let rx = self.requests.server_side_emit(&request_id, servers - 1);
             let req = serde_json::json!({
                 "uid": self.shared.uid, "requestId": request_id, "type": rt::SERVER_SIDE_EMIT, "data": data,
             });
             if let Err(e) = self.publish_request(req) {
-                self.requests.lock().expect("poisoned").remove(&request_id);
+                self.requests.forget(&request_id);
                 return Err(e);
             }
-            self.wait(request_id, rx, timeout).await
+            self.requests.wait(&request_id, rx, timeout, self.local.namespace_name()).await
         })
     }
 

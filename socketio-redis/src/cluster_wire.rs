@@ -11,7 +11,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use socketio_server::adapter::BroadcastOptions;
-use socketio_server::proto::{Map, Packet, PacketType, Value};
+use socketio_server::proto::{Map, Packet, Value};
 
 /// The message types, numbered as on the wire.
 pub(crate) mod message_type {
@@ -152,17 +152,12 @@ pub(crate) fn has_binary(v: &Value) -> bool {
 /// A packet as a `BROADCAST` carries it: `{type, data}`, the namespace and ack id left out (the receiver
 /// sets its own), type 2 even with binary.
 pub(crate) fn packet_value(packet: &Packet) -> Value {
-    let kind = match packet.kind {
-        PacketType::BinaryEvent => PacketType::Event,
-        PacketType::BinaryAck => PacketType::Ack,
-        k => k,
-    } as u8;
-    let mut o = Map::new();
-    o.insert("type".into(), Value::from(kind));
-    if let Some(d) = &packet.data {
-        o.insert("data".into(), d.clone());
+    let mut v = crate::wire::packet_to_value(packet);
+    if let Value::Object(o) = &mut v {
+        o.shift_remove("nsp");
+        o.shift_remove("id");
     }
-    Value::Object(o)
+    v
 }
 
 /// The event packet of a `BROADCAST`, for namespace `nsp`; `None` if it is not an event with arguments.

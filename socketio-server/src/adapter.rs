@@ -385,6 +385,11 @@ impl LocalAdapter {
         self.index.read().expect("room index poisoned").sids.get(id).cloned()
     }
 
+    /// Whether a local socket is in `room`.
+    pub fn has_room(&self, room: &str) -> bool {
+        self.index.read().expect("room index poisoned").rooms.contains_key(room)
+    }
+
     /// Every room that has a local socket.
     pub fn rooms(&self) -> HashSet<Room> {
         self.index.read().expect("room index poisoned").rooms.keys().cloned().collect()

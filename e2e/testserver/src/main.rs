@@ -8,7 +8,8 @@
 //! node's name, reported by the `whoami` event and `server-side` answers), `--cors ORIGIN` (CORS with
 //! credentials for that page origin, for browser tests whose page comes from another server), `--admin`
 //! (the Admin UI's `/admin` namespace, no authentication, this node's name as its server id),
-//! `--allow-eio3` (serve Socket.IO 2 clients too: Engine.IO v3).
+//! `--allow-eio3` (serve Socket.IO 2 clients too: Engine.IO v3), `--sharded MODE` (with `--redis`: the sharded
+//! adapter, `static`, `dynamic` or `dynamic-private`, its channel prefix the `--redis-key`).
 //! Prints `listening on http://ADDR` once bound; logs (`tracing`, filter `RUST_LOG`, default `info`) go to
 //! stderr.
 //!
@@ -183,6 +184,7 @@ fn main() {
     let mut redis_key = "socket.io".to_owned();
     let mut name = "rust".to_owned();
     let mut admin = false;
+    let mut sharded: Option<socketio_redis::SubscriptionMode> = None;
     let mut args = std::env::args().skip(1);
     let ms = |v: Option<String>| Duration::from_millis(v.and_then(|v| v.parse().ok()).expect("milliseconds"));
     while let Some(flag) = args.next() {
@@ -200,6 +202,14 @@ fn main() {
             "--name" => name = args.next().expect("--name NAME"),
             "--admin" => admin = true,
             "--allow-eio3" => config.engine.allow_eio3 = true,
+            "--sharded" => {
+                sharded = Some(match args.next().as_deref() {
+                    Some("static") => socketio_redis::SubscriptionMode::Static,
+                    Some("dynamic") => socketio_redis::SubscriptionMode::Dynamic,
+                    Some("dynamic-private") => socketio_redis::SubscriptionMode::DynamicPrivate,
+                    other => panic!("--sharded static|dynamic|dynamic-private, not {other:?}"),
+                })
+            }
             "--cors" => {
                 let origin = args.next().expect("--cors ORIGIN");
                 config.engine.cors = Some(socketio_server::engineio_server::CorsOptions::with_credentials([origin]));
@@ -210,14 +220,27 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
     runtime.block_on(async move {
         let mut cluster = None;
-        if let Some(url) = &redis {
-            let mut cluster_config = socketio_redis::RedisAdapterConfig::default();
-            cluster_config.key = redis_key;
-            cluster = Some(socketio_redis::RedisCluster::connect(url, cluster_config).await.expect("connect to Redis"));
+        let mut sharded_cluster = None;
+        match (&redis, sharded) {
+            (Some(url), Some(mode)) => {
+                let mut sharded_config = socketio_redis::ShardedAdapterConfig::default();
+                sharded_config.channel_prefix = redis_key;
+                sharded_config.subscription_mode = mode;
+                let connected = socketio_redis::ShardedCluster::connect(url, sharded_config).await;
+                sharded_cluster = Some(connected.expect("connect to Redis"));
+            }
+            (Some(url), None) => {
+                let mut cluster_config = socketio_redis::RedisAdapterConfig::default();
+                cluster_config.key = redis_key;
+                cluster =
+                    Some(socketio_redis::RedisCluster::connect(url, cluster_config).await.expect("connect to Redis"));
+            }
+            (None, _) => {}
         }
-        let io = match &cluster {
-            Some(cluster) => SocketIo::with_adapter(config, cluster.factory()),
-            None => SocketIo::new(config),
+        let io = match (&cluster, &sharded_cluster) {
+            (Some(cluster), _) => SocketIo::with_adapter(config, cluster.factory()),
+            (None, Some(sharded)) => SocketIo::with_adapter(config, sharded.factory()),
+            (None, None) => SocketIo::new(config),
         };
         io.set_state(NodeName(name.clone()));
         if admin {
@@ -262,6 +285,9 @@ fn main() {
         // Listening is announced once the other nodes can reach this one's namespaces.
         if let Some(cluster) = &cluster {
             cluster.subscribed().await.expect("subscribe on Redis");
+        }
+        if let Some(sharded) = &sharded_cluster {
+            sharded.subscribed().await.expect("subscribe on Redis");
         }
         let (addr, task) = io.listen(SocketAddr::from(([127, 0, 0, 1], port))).await.expect("bind");
         println!("listening on http://{addr}");
