@@ -23,7 +23,9 @@ import {
   haproxyConfig,
   startHaproxy,
   startNodeNode,
+  shardCommand,
   startRedis,
+  startRedisCluster,
   startRustNode,
   waitForServers,
   withRedis,
@@ -46,7 +48,7 @@ const ALL_BYTES = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
  * subscribed. Returns {redis (settable, for a restart), nodes, clients, client(key, label, opts)}; clients are
  * closed, then nodes and Redis stopped, in `t.after`.
  */
-async function cluster(t, spec, { sharded } = {}) {
+async function cluster(t, spec, { sharded, redisCluster = false } = {}) {
   const clients = [];
   const nodes = {};
   let redis;
@@ -55,7 +57,7 @@ async function cluster(t, spec, { sharded } = {}) {
     await Promise.all(Object.values(nodes).map((n) => n.stop()));
     if (redis) await redis.stop();
   });
-  redis = await startRedis();
+  redis = redisCluster ? await startRedisCluster() : await startRedis();
   await Promise.all(
     Object.entries(spec).map(async ([key, [kind, name, extra = []]]) => {
       const args = ["--redis", redis.url, "--name", name, ...(sharded ? ["--sharded", sharded] : []), ...extra];
@@ -706,7 +708,8 @@ describe("5. Socket.IO 2 clients in the mixed cluster", () => {
 
 /** The number of connections subscribed to the shard channel (PUBSUB SHARDNUMSUB). */
 async function shardSubscribers(env, channel) {
-  return withRedis(env.redis.url, async (client) => Number((await client.sendCommand(["PUBSUB", "SHARDNUMSUB", channel]))[1]));
+  const args = ["PUBSUB", "SHARDNUMSUB", channel];
+  return withRedis(env.redis.url, async (client) => Number((await shardCommand(client, channel, args))[1]));
 }
 
 /** Waits until `shardSubscribers` is `n`. */
@@ -773,4 +776,53 @@ describe("6. the sharded adapter's room channels", () => {
     assertNoPanics(priv);
     assertNoPanics(stat);
   });
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// 7. The sharded adapter on a Redis Cluster of three masters (started by the test): the namespace's channel, the
+// response channels and the room channels hash to different shards, and each server subscribes to each on the node
+// that owns it (fred in Rust, node-redis' cluster client in Node).
+
+describe("7. the sharded adapter on a Redis Cluster of three masters", () => {
+  for (const mode of ["static", "dynamic"]) {
+    it(`${mode}: rooms across Node and Rust nodes, binary, fetch-sockets, joins, broadcasts with acks`, { timeout: 20_000 }, async (t) => {
+      const env = await cluster(t, MIXED, { sharded: mode, redisCluster: true });
+      const c = await spreadClients(env);
+      const members = [c.N1, c.A1, c.B2];
+      for (const m of members) await join(m, "r");
+      for (const sender of [c.N2, c.A2, c.B1]) {
+        const tag = `from ${sender.label}`;
+        const payload = [tag, ALL_BYTES, { bin: Buffer.from([1, 2]) }];
+        sender.emit("to-room", "r", ...payload);
+        for (const m of members) {
+          const got = await m.w.waitFor("room-message", (a) => a[0] === tag, 3000, `room-message "${tag}" on ${m.label}`);
+          assert.deepEqual(got, norm(payload));
+        }
+      }
+      for (const s of [c.N2, c.A2, c.B1]) await barrier(s, Object.values(c));
+      for (const m of members) assert.equal(m.w.count("room-message"), 3, `room-message events of ${m.label}`);
+      for (const o of [c.N2, c.A2, c.B1]) assert.equal(o.w.count("room-message"), 0, `room-message events of ${o.label}`);
+      // Every node's sockets, from a Rust node and from the Node node.
+      for (const asker of [c.A1, c.N1]) {
+        const [ids] = await ackOf(asker, 5000, "fetch-sockets");
+        assert.deepEqual(ids, sortedIds(Object.values(c)), `fetch-sockets from ${asker.label}`);
+      }
+      // A join made on one node moves sockets of every node.
+      await ackOf(c.B1, 5000, "sockets-join", "late");
+      // The other nodes apply the join when its message reaches them; rust-b's next broadcast comes after it.
+      await barrier(c.B1, Object.values(c));
+      c.A1.emit("to-room", "late", "everyone");
+      for (const s of Object.values(c)) await s.w.waitFor("room-message", (a) => a[0] === "everyone", 3000, `"late" on ${s.label}`);
+      // A broadcast with acks from a Rust node gathers the acks of the room's members on every node.
+      for (const s of Object.values(c)) s.on("question", (cb) => cb(s.id));
+      const [res] = await ackOf(c.A2, 8000, "broadcast-with-ack", "r", 4000);
+      assert.equal(res.err, undefined, show(res));
+      assert.deepEqual(res.responses.slice().sort(byJson), sortedIds(members).map((id) => [id]));
+      if (mode === "dynamic") {
+        // The room's channel is on the shard that owns its slot, with one subscriber per node that has members.
+        assert.equal(await shardSubscribers(env, "socket.io#/#r#"), 3);
+      }
+      assertNoPanics(env);
+    });
+  }
 });

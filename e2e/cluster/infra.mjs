@@ -16,7 +16,7 @@ import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import { createClient } from "redis";
+import { createClient, createCluster } from "redis";
 
 import { startBinary } from "../lib/server.mjs";
 
@@ -137,11 +137,23 @@ function spawnChild(bin, args, { what, ready, ms = 4000, cwd } = {}) {
 }
 
 // redis-server itself is started by the shared helper (it also restarts one at a fixed port).
-export { startRedis } from "../lib/redis.mjs";
+export { startRedis, startRedisCluster } from "../lib/redis.mjs";
 
-/** Runs `fn(client)` with a node-redis client on `url`, closed afterwards. */
+/** The node URLs of a `redis-cluster://host:port?node=host:port&…` URL. */
+export function clusterNodes(url) {
+  const u = new URL(url.replace(/^redis-cluster:/, "http:"));
+  return [`redis://${u.host}`, ...u.searchParams.getAll("node").map((n) => `redis://${n}`)];
+}
+
+/**
+ * Runs `fn(client)` with a node-redis client on `url`, closed afterwards; for a `redis-cluster://` URL a cluster
+ * client, whose `sendCommand(key, readonly, args)` goes to the node owning `key`.
+ */
 export async function withRedis(url, fn) {
-  const client = createClient({ url });
+  const client = url.startsWith("redis-cluster:")
+    ? createCluster({ rootNodes: clusterNodes(url).map((u) => ({ url: u })) })
+    : createClient({ url });
+  if (url.startsWith("redis-cluster:")) clustered.add(client);
   client.on("error", () => {});
   await client.connect();
   try {
@@ -163,13 +175,21 @@ export async function waitForServers(url, n, { nsp = "/", key = "socket.io", ms 
     let count;
     for (;;) {
       count = sharded
-        ? Number((await client.sendCommand(["PUBSUB", "SHARDNUMSUB", channel]))[1])
+        ? Number((await shardCommand(client, channel, ["PUBSUB", "SHARDNUMSUB", channel]))[1])
         : (await client.pubSubNumSub(channel))[channel];
       if (count === n) return;
       if (Date.now() > deadline) throw new Error(`${channel} has ${count} subscribers after ${ms} ms, expected ${n}`);
       await sleep(20);
     }
   });
+}
+
+/** The cluster clients made by withRedis. */
+const clustered = new WeakSet();
+
+/** Sends `args` about the shard channel `channel`: on a cluster, to the node that owns its slot. */
+export function shardCommand(client, channel, args) {
+  return clustered.has(client) ? client.sendCommand(channel, true, args) : client.sendCommand(args);
 }
 
 /** Starts the Rust test server with `args`; resolves {url, port, stop, output, kind: "rust"}. */

@@ -35,7 +35,7 @@
 import { createServer } from "node:http";
 import { Server } from "socket.io";
 import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
-import { createClient } from "redis";
+import { createClient, createCluster } from "redis";
 import { instrument } from "@socket.io/admin-ui";
 
 const NAMESPACES = ["/", "/custom"];
@@ -172,6 +172,12 @@ function register(socket, name) {
   });
 }
 
+/** The root nodes of a `redis-cluster://host:port?node=host:port&…` URL, for createCluster. */
+function clusterRoots(url) {
+  const u = new URL(url.replace(/^redis-cluster:/, "http:"));
+  return [u.host, ...u.searchParams.getAll("node")].map((host) => ({ url: `redis://${host}` }));
+}
+
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
   const ioOptions = {};
@@ -181,7 +187,12 @@ async function main() {
   let redisClients = [];
   let waitSubscribed = async () => {};
   if (opts.redis) {
-    const pubClient = createClient({ url: opts.redis });
+    // A `redis-cluster://host:port?node=host:port…` URL (as the Rust server takes): node-redis' cluster client,
+    // which sends each sharded subscription to the node that owns its channel.
+    const cluster = opts.redis.startsWith("redis-cluster:");
+    const pubClient = cluster
+      ? createCluster({ rootNodes: clusterRoots(opts.redis) })
+      : createClient({ url: opts.redis });
     const subClient = pubClient.duplicate();
     redisClients = [pubClient, subClient];
     for (const c of redisClients) {
@@ -189,13 +200,15 @@ async function main() {
       c.on("error", (err) => console.error(`redis client error: ${err.message}`));
     }
     await Promise.all(redisClients.map((c) => c.connect()));
-    const subId = await subClient.clientId();
+    const subId = cluster ? undefined : await subClient.clientId();
     ioOptions.adapter = opts.sharded
       ? createShardedAdapter(pubClient, subClient, { channelPrefix: opts.key, subscriptionMode: opts.sharded })
       : createAdapter(pubClient, subClient, { key: opts.key });
     // The adapter subscribes without waiting; announce "listening" only once Redis has every subscription of
     // every namespace (3 channels and 1 pattern each), so that a test can use the cluster at once.
     waitSubscribed = async () => {
+      // On a cluster the subscriptions spread over the nodes: the tests wait for them (PUBSUB SHARDNUMSUB).
+      if (cluster) return;
       const count = NAMESPACES.length + (opts.admin ? 1 : 0); // the admin namespace has its own channels
       // Classic: 3 channels and 1 pattern per namespace; sharded: its channel and its response channel.
       const want = opts.sharded ? { ssub: 2 * count } : { sub: 3 * count, psub: count };

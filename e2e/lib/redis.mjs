@@ -5,13 +5,15 @@
 // The binary is taken from the env variable REDIS_SERVER_BIN, else `redis-server` on the PATH (scripts/test.sh installs
 // it on machines that lack it).
 
-import { spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 
 export const REDIS_SERVER_BIN = process.env.REDIS_SERVER_BIN || "redis-server";
+/** redis-cli, which comes with redis-server (REDIS_CLI_BIN overrides it): it makes the cluster of startRedisCluster. */
+export const REDIS_CLI_BIN = process.env.REDIS_CLI_BIN || "redis-cli";
 
 const STARTUP_TIMEOUT_MS = 4000;
 const ATTEMPTS = 3;
@@ -53,9 +55,9 @@ function ping(port, ms = 500) {
   });
 }
 
-function startOnce(port) {
+function startOnce(port, extraArgs = []) {
   const dir = mkdtempSync(path.join(os.tmpdir(), "e2e-redis-"));
-  const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir];
+  const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, ...extraArgs];
   const child = spawn(REDIS_SERVER_BIN, args, { stdio: ["ignore", "pipe", "pipe"] });
   running.add(child);
   let log = "";
@@ -119,11 +121,12 @@ function startOnce(port) {
  * answers PING. A free port taken in the meantime is replaced by another; a given port still held (a server
  * restarted at the same address) is tried again after a pause.
  */
-export async function startRedis({ port } = {}) {
+export async function startRedis({ port, extraArgs = [] } = {}) {
   let lastErr;
   for (let i = 0; i < ATTEMPTS + 2; i++) {
     try {
-      return await startOnce(port ?? (await freePort()));
+      const args = typeof extraArgs === "function" ? await extraArgs() : extraArgs;
+      return await startOnce(port ?? (await freePort()), args);
     } catch (err) {
       lastErr = err;
       if (!err.addressInUse) throw err;
@@ -131,4 +134,47 @@ export async function startRedis({ port } = {}) {
     }
   }
   throw lastErr;
+}
+
+function run(bin, args, ms = 10_000) {
+  return new Promise((resolve, reject) => {
+    execFile(bin, args, { timeout: ms }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${bin} ${args.join(" ")} failed: ${err.message}\n${stdout}${stderr}`));
+      else resolve(stdout);
+    });
+  });
+}
+
+/**
+ * Starts a Redis Cluster of `masters` redis-server processes (no replicas) on free loopback ports, each with its
+ * cluster bus on a port of its own (`cluster-port`), joins them with `redis-cli --cluster create`, and resolves once
+ * every node reports `cluster_state:ok`: {url, nodes, stop}, `url` being a `redis-cluster://` URL that names every
+ * node (the form the Rust adapters take).
+ */
+export async function startRedisCluster(masters = 3) {
+  const nodes = [];
+  try {
+    for (let i = 0; i < masters; i++) {
+      const clusterArgs = async () => [
+        "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000",
+        "--cluster-port", String(await freePort()),
+      ];
+      nodes.push(await startRedis({ extraArgs: clusterArgs }));
+    }
+    const addrs = nodes.map((n) => `127.0.0.1:${n.port}`);
+    await run(REDIS_CLI_BIN, ["--cluster", "create", ...addrs, "--cluster-replicas", "0", "--cluster-yes"]);
+    const deadline = Date.now() + 10_000;
+    for (const n of nodes) {
+      while (!/cluster_state:ok/.test(await run(REDIS_CLI_BIN, ["-p", String(n.port), "cluster", "info"]))) {
+        if (Date.now() > deadline) throw new Error(`the cluster did not become ready: ${addrs.join(" ")}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  } catch (err) {
+    await Promise.all(nodes.map((n) => n.stop()));
+    throw err;
+  }
+  const [first, ...rest] = nodes;
+  const url = `redis-cluster://127.0.0.1:${first.port}?${rest.map((n) => `node=127.0.0.1:${n.port}`).join("&")}`;
+  return { url, nodes, stop: () => Promise.all(nodes.map((n) => n.stop())).then(() => {}) };
 }
