@@ -108,6 +108,16 @@ async function spreadClients(env, perNode = 2) {
   return out;
 }
 
+/**
+ * In the sharded adapter's dynamic modes a node receives a room's broadcasts once it listens on the room's channel,
+ * which it starts doing in the background when its first socket joins (as the Node adapter does: a broadcast sent
+ * before that is not received there). Waits until every node with a socket of `sockets` listens on `room`'s.
+ */
+async function roomReady(env, adapter, room, sockets) {
+  if (!adapter.sharded || adapter.sharded === "static") return;
+  await waitShardSubscribers(env, `socket.io#/#${room}#`, new Set(sockets.map((s) => s.node)).size);
+}
+
 async function join(socket, room) {
   const [rooms] = await ackOf(socket, 3000, "join", room);
   assert.ok(Array.isArray(rooms) && rooms.includes(room), `join ack of ${socket.label}: ${show(rooms)}`);
@@ -157,6 +167,7 @@ describe(`1. mixed cluster (1 Node + 2 Rust nodes on one Redis), ${label}`, () =
     const members = [c.N1, c.A1, c.B1, c.B2];
     const others = [c.N2, c.A2];
     for (const m of members) await join(m, "r");
+    await roomReady(env, adapter, "r", members);
 
     // Senders: a non-member on the Node node, a member on rust-a, a non-member on rust-b.
     const senders = [c.N2, c.A1, c.B2];
@@ -230,6 +241,7 @@ describe(`1. mixed cluster (1 Node + 2 Rust nodes on one Redis), ${label}`, () =
     const membership = async (issuer, event, room) => {
       await ackOf(issuer, 3000, event, room);
       await ackOf(issuer, 6000, "fetch-sockets");
+      if (event === "sockets-join") await roomReady(env, adapter, room, everyone);
     };
 
     // Round 1: join through rust-a, leave through the Node node.
@@ -516,14 +528,31 @@ describe("2. HAProxy in front of two Rust nodes", () => {
 // ---------------------------------------------------------------------------------------------------------------
 // 3. Redis restarted under a running cluster
 
+// The log lines each adapter writes at warn for the loss and the reconnection of its subscriber.
+const RESTART_LOGS = {
+  classic: [
+    / WARN socketio_redis::adapter: lost the redis subscriber connection; reconnecting/,
+    / WARN socketio_redis::adapter: subscriber reconnected to redis and subscribed again channels=\d+/,
+  ],
+  sharded: [
+    / WARN socketio_redis::adapter: lost the redis subscriber connection; reconnecting/,
+    / WARN socketio_redis::adapter: subscriber reconnected to redis and subscribes again server=\S+ channels=\d+/,
+  ],
+};
+
 describe("3. Redis restart", () => {
-  it("after Redis is killed and started again on the same port, to-room crosses the nodes again", T, async (t) => {
-    const env = await cluster(t, { a: ["rust", "rust-a"], b: ["rust", "rust-b"] });
+  for (const [label, adapter, logs] of [
+    ["classic adapter", {}, RESTART_LOGS.classic],
+    ["sharded adapter", { sharded: "dynamic" }, RESTART_LOGS.sharded],
+  ]) {
+  it(`${label}: after Redis is killed and started again on the same port, to-room crosses the nodes again`, T, async (t) => {
+    const env = await cluster(t, { a: ["rust", "rust-a"], b: ["rust", "rust-b"] }, adapter);
     const ca = env.client("a", "ca(rust-a)");
     const cb = env.client("b", "cb(rust-b)");
     await Promise.all([connected(ca), connected(cb)]);
     await join(ca, "r");
     await join(cb, "r");
+    await roomReady(env, adapter, "r", [ca, cb]);
     ca.emit("to-room", "r", "before");
     await cb.w.waitFor("room-message", (a) => a[0] === "before", 3000, `"before" from rust-a`);
 
@@ -556,11 +585,12 @@ describe("3. Redis restart", () => {
     // The log said so, at warn, on each Rust node (tracing's output on stderr, default filter info).
     for (const key of ["a", "b"]) {
       const out = env.nodes[key].output();
-      assert.match(out, / WARN socketio_redis::adapter: lost the redis subscriber connection; reconnecting/, `${key}: the loss`);
-      assert.match(out, / WARN socketio_redis::adapter: subscriber reconnected to redis and subscribed again channels=\d+/, `${key}: the reconnection`);
+      assert.match(out, logs[0], `${key}: the loss`);
+      assert.match(out, logs[1], `${key}: the reconnection`);
     }
     assertNoPanics(env);
   });
+  }
 });
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -790,6 +820,7 @@ describe("7. the sharded adapter on a Redis Cluster of three masters", () => {
       const c = await spreadClients(env);
       const members = [c.N1, c.A1, c.B2];
       for (const m of members) await join(m, "r");
+      await roomReady(env, { sharded: mode }, "r", members);
       for (const sender of [c.N2, c.A2, c.B1]) {
         const tag = `from ${sender.label}`;
         const payload = [tag, ALL_BYTES, { bin: Buffer.from([1, 2]) }];
@@ -811,6 +842,7 @@ describe("7. the sharded adapter on a Redis Cluster of three masters", () => {
       await ackOf(c.B1, 5000, "sockets-join", "late");
       // The other nodes apply the join when its message reaches them; rust-b's next broadcast comes after it.
       await barrier(c.B1, Object.values(c));
+      await roomReady(env, { sharded: mode }, "late", Object.values(c));
       c.A1.emit("to-room", "late", "everyone");
       for (const s of Object.values(c)) await s.w.waitFor("room-message", (a) => a[0] === "everyone", 3000, `"late" on ${s.label}`);
       // A broadcast with acks from a Rust node gathers the acks of the room's members on every node.

@@ -9,7 +9,6 @@
 //! `PUBSUB SHARDNUMSUB P#N#` (asked of the node that owns the channel's slot).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
@@ -82,7 +81,6 @@ struct ShardedBus {
     sub_tx: mpsc::UnboundedSender<SubCommand>,
     /// Who listens on each subscribed channel.
     channels: RwLock<HashMap<String, (Weak<ClusterNsAdapter>, ChannelKind)>>,
-    connected: AtomicBool,
 }
 
 impl ShardedBus {
@@ -164,7 +162,7 @@ impl Bus for ShardedBus {
     }
 
     fn is_connected(&self) -> bool {
-        self.connected.load(Ordering::Acquire) && self.subscriber.is_connected() && self.publisher.is_connected()
+        self.subscriber.is_connected() && self.publisher.is_connected()
     }
 
     fn requests_timeout(&self) -> Duration {
@@ -230,8 +228,6 @@ impl ShardedCluster {
         let subscriber = SubscriberClient::new(redis_config, None, None, Some(policy));
         publisher.init().await.map_err(|e| AdapterError(e.to_string()))?;
         subscriber.init().await.map_err(|e| AdapterError(e.to_string()))?;
-        // Subscribes again to every channel after a reconnection; runs as long as the client.
-        drop(subscriber.manage_subscriptions());
         let (publish_tx, publish_rx) = mpsc::unbounded_channel();
         let (sub_tx, sub_rx) = mpsc::unbounded_channel();
         let bus = Arc::new(ShardedBus {
@@ -241,10 +237,10 @@ impl ShardedCluster {
             publish_tx,
             sub_tx,
             channels: RwLock::default(),
-            connected: AtomicBool::new(true),
         });
         tokio::spawn(publish_loop(publisher, publish_rx));
         tokio::spawn(subscribe_loop(subscriber.clone(), sub_rx));
+        tokio::spawn(watch_connection(subscriber.clone(), Arc::downgrade(&bus)));
         tokio::spawn(receive_loop(subscriber, Arc::downgrade(&bus)));
         tracing::info!(target: "socketio_redis::adapter", "sharded adapter connected to redis");
         Ok(ShardedCluster { bus })
@@ -302,6 +298,38 @@ async fn subscribe_loop(subscriber: SubscriberClient, mut rx: mpsc::UnboundedRec
         };
         if let Err((channel, e)) = result {
             tracing::warn!(target: "socketio_redis::adapter", channel = %channel, error = %e, "ssubscribe failed");
+        }
+    }
+}
+
+/// Reports the subscriber's losses and reconnections, and subscribes it again to every channel once fred
+/// has reconnected it. (Whether the bus is up is fred's own connection state.)
+async fn watch_connection(subscriber: SubscriberClient, bus: Weak<ShardedBus>) {
+    let mut errors = subscriber.error_rx();
+    let mut reconnects = subscriber.reconnect_rx();
+    loop {
+        tokio::select! {
+            error = errors.recv() => match error {
+                Ok((error, server)) => {
+                    let server = server.map(|s| s.to_string()).unwrap_or_default();
+                    tracing::warn!(target: "socketio_redis::adapter", error = %error, server, "lost the redis subscriber connection; reconnecting");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                Err(_) => {}
+            },
+            server = reconnects.recv() => match server {
+                Ok(server) => {
+                    let Some(bus) = bus.upgrade() else { return };
+                    crate::telemetry::METRICS.reconnects.increment(1);
+                    let channels: Vec<String> = bus.channels.read().expect("poisoned").keys().cloned().collect();
+                    tracing::warn!(target: "socketio_redis::adapter", server = %server, channels = channels.len(), "subscriber reconnected to redis and subscribes again");
+                    for channel in channels {
+                        let _ = bus.sub_tx.send(SubCommand::Subscribe(channel));
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                Err(_) => {}
+            },
         }
     }
 }
