@@ -35,8 +35,8 @@ pub(crate) trait Bus: Send + Sync + 'static {
     fn room_created(&self, _nsp: &str, _room: &Room, _private: bool) {}
     /// A local room of the namespace lost its last socket.
     fn room_deleted(&self, _nsp: &str, _room: &Room) {}
-    /// The namespace's adapter is gone.
-    fn closed(&self, _nsp: &str) {}
+    /// The adapter `uid` is gone (its namespace was removed).
+    fn closed(&self, _uid: &str) {}
 }
 
 /// The adapter of one namespace (see the module documentation).
@@ -373,6 +373,6 @@ impl Adapter for ClusterNsAdapter {
     }
 
     fn close(&self) {
-        self.bus.closed(self.nsp());
+        self.bus.closed(&self.uid);
     }
 }

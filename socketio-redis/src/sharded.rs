@@ -193,10 +193,17 @@ impl Bus for ShardedBus {
         }
     }
 
-    fn closed(&self, nsp: &str) {
-        let prefix = self.main_channel(nsp);
-        let mine: Vec<String> =
-            self.channels.read().expect("poisoned").keys().filter(|c| c.starts_with(&prefix)).cloned().collect();
+    fn closed(&self, uid: &str) {
+        // The channels of that adapter (its namespace's, its responses', its rooms'), and any left by a
+        // dropped one.
+        let mine: Vec<String> = self
+            .channels
+            .read()
+            .expect("poisoned")
+            .iter()
+            .filter(|(_, (adapter, _))| adapter.upgrade().is_none_or(|a| a.uid == uid))
+            .map(|(channel, _)| channel.clone())
+            .collect();
         for channel in mine {
             self.forget(channel);
         }
