@@ -48,7 +48,7 @@ const ALL_BYTES = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
  * subscribed. Returns {redis (settable, for a restart), nodes, clients, client(key, label, opts)}; clients are
  * closed, then nodes and Redis stopped, in `t.after`.
  */
-async function cluster(t, spec, { sharded, redisCluster = false } = {}) {
+async function cluster(t, spec, { sharded, streams = false, redisCluster = false } = {}) {
   const clients = [];
   const nodes = {};
   let redis;
@@ -60,12 +60,13 @@ async function cluster(t, spec, { sharded, redisCluster = false } = {}) {
   redis = redisCluster ? await startRedisCluster() : await startRedis();
   await Promise.all(
     Object.entries(spec).map(async ([key, [kind, name, extra = []]]) => {
-      const args = ["--redis", redis.url, "--name", name, ...(sharded ? ["--sharded", sharded] : []), ...extra];
+      const adapterArgs = [...(sharded ? ["--sharded", sharded] : []), ...(streams ? ["--streams"] : [])];
+      const args = ["--redis", redis.url, "--name", name, ...adapterArgs, ...extra];
       nodes[key] = kind === "rust" ? await startRustNode(args) : await startNodeNode(args);
       nodes[key].name = name;
     }),
   );
-  await waitForServers(redis.url, Object.keys(spec).length, { sharded: !!sharded });
+  await waitForServers(redis.url, Object.keys(spec).length, { sharded: !!sharded, streams });
   const env = {
     get redis() {
       return redis;
@@ -159,6 +160,7 @@ for (const [label, adapter] of [
   ["sharded adapter, static", { sharded: "static" }],
   ["sharded adapter, dynamic", { sharded: "dynamic" }],
   ["sharded adapter, dynamic-private", { sharded: "dynamic-private" }],
+  ["streams adapter", { streams: true }],
 ]) {
 describe(`1. mixed cluster (1 Node + 2 Rust nodes on one Redis), ${label}`, () => {
   it("to-room from each node reaches the room's members on all nodes exactly once, binary intact", T, async (t) => {

@@ -167,9 +167,9 @@ export async function withRedis(url, fn) {
  * Waits until `n` servers are subscribed to the request channel of namespace `nsp` (PUBSUB NUMSUB, which is how
  * the adapters count the servers), i.e. every node has joined the cluster bus. Bounded by `ms`.
  */
-export async function waitForServers(url, n, { nsp = "/", key = "socket.io", ms = 3000, sharded = false } = {}) {
-  // The sharded adapter counts the servers on its namespace channel, with PUBSUB SHARDNUMSUB.
-  const channel = sharded ? `${key}#${nsp}#` : `${key}-request#${nsp}#`;
+export async function waitForServers(url, n, { nsp = "/", key = "socket.io", ms = 3000, sharded = false, streams = false } = {}) {
+  // The sharded and streams adapters count the servers on their namespace channel (PUBSUB SHARDNUMSUB / NUMSUB).
+  const channel = sharded || streams ? `${key}#${nsp}#` : `${key}-request#${nsp}#`;
   return withRedis(url, async (client) => {
     const deadline = Date.now() + ms;
     let count;

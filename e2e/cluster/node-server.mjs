@@ -29,12 +29,14 @@
 // cookie), `--admin` (ADMIN=1: `@socket.io/admin-ui`'s `instrument()` in development mode, no authentication, the
 // node's name as its server id, as the Rust server's `--admin`), `--allow-eio3` (ALLOW_EIO3=1: serve Socket.IO 2
 // clients, as the Rust server's `--allow-eio3`), `--sharded MODE` (SHARDED=MODE: `createShardedAdapter` with that
-// `subscriptionMode` and the key as its `channelPrefix`, as the Rust server's `--sharded`). Listens on 127.0.0.1 and prints `listening on http://localhost:PORT` once it is bound and its adapter
+// `subscriptionMode` and the key as its `channelPrefix`, as the Rust server's `--sharded`), `--streams` (STREAMS=1:
+// `@socket.io/redis-streams-adapter` with the key as its stream name and channel prefix). Listens on 127.0.0.1 and prints `listening on http://localhost:PORT` once it is bound and its adapter
 // is subscribed to every channel it needs.
 
 import { createServer } from "node:http";
 import { Server } from "socket.io";
 import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
+import { createAdapter as createStreamsAdapter } from "@socket.io/redis-streams-adapter";
 import { createClient, createCluster } from "redis";
 import { instrument } from "@socket.io/admin-ui";
 
@@ -50,6 +52,7 @@ function parseArgs(argv) {
     admin: process.env.ADMIN === "1",
     allowEIO3: process.env.ALLOW_EIO3 === "1",
     sharded: process.env.SHARDED || undefined,
+    streams: process.env.STREAMS === "1",
   };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
@@ -81,6 +84,9 @@ function parseArgs(argv) {
         break;
       case "--sharded":
         opts.sharded = value();
+        break;
+      case "--streams":
+        opts.streams = true;
         break;
       default:
         throw new Error(`unknown flag ${flag}`);
@@ -201,14 +207,17 @@ async function main() {
     }
     await Promise.all(redisClients.map((c) => c.connect()));
     const subId = cluster ? undefined : await subClient.clientId();
-    ioOptions.adapter = opts.sharded
-      ? createShardedAdapter(pubClient, subClient, { channelPrefix: opts.key, subscriptionMode: opts.sharded })
-      : createAdapter(pubClient, subClient, { key: opts.key });
+    ioOptions.adapter = opts.streams
+      ? createStreamsAdapter(pubClient, { streamName: opts.key, channelPrefix: opts.key })
+      : opts.sharded
+        ? createShardedAdapter(pubClient, subClient, { channelPrefix: opts.key, subscriptionMode: opts.sharded })
+        : createAdapter(pubClient, subClient, { key: opts.key });
     // The adapter subscribes without waiting; announce "listening" only once Redis has every subscription of
     // every namespace (3 channels and 1 pattern each), so that a test can use the cluster at once.
     waitSubscribed = async () => {
-      // On a cluster the subscriptions spread over the nodes: the tests wait for them (PUBSUB SHARDNUMSUB).
-      if (cluster) return;
+      // On a cluster the subscriptions spread over the nodes, and the streams adapter subscribes on a client of
+      // its own: the tests wait for them (PUBSUB SHARDNUMSUB / NUMSUB).
+      if (cluster || opts.streams) return;
       const count = NAMESPACES.length + (opts.admin ? 1 : 0); // the admin namespace has its own channels
       // Classic: 3 channels and 1 pattern per namespace; sharded: its channel and its response channel.
       const want = opts.sharded ? { ssub: 2 * count } : { sub: 3 * count, psub: count };

@@ -13,10 +13,9 @@ use base64::engine::general_purpose::STANDARD;
 use socketio_server::adapter::BroadcastOptions;
 use socketio_server::proto::{Map, Packet, Value};
 
-/// The message types, numbered as on the wire.
+/// The message types, numbered as on the wire. (1, 2 and 13 are the heartbeats and the close of the
+/// protocol's heartbeat variant, which neither of these Node adapters uses.)
 pub(crate) mod message_type {
-    pub(crate) const INITIAL_HEARTBEAT: u64 = 1;
-    pub(crate) const HEARTBEAT: u64 = 2;
     pub(crate) const BROADCAST: u64 = 3;
     pub(crate) const SOCKETS_JOIN: u64 = 4;
     pub(crate) const SOCKETS_LEAVE: u64 = 5;
@@ -27,7 +26,6 @@ pub(crate) mod message_type {
     pub(crate) const SERVER_SIDE_EMIT_RESPONSE: u64 = 10;
     pub(crate) const BROADCAST_CLIENT_COUNT: u64 = 11;
     pub(crate) const BROADCAST_ACK: u64 = 12;
-    pub(crate) const ADAPTER_CLOSE: u64 = 13;
 
     /// The types whose data may hold binary (packets and acknowledgements), the only ones written as
     /// msgpack by the sharded adapter and base64 msgpack in a stream.
@@ -264,7 +262,7 @@ mod tests {
         let again = Message::from_stream_fields(fields.iter().map(|(k, v)| (*k, v.as_bytes())));
         assert_eq!(again, Some(m));
         // A message without data has no data field.
-        let bare = Message { kind: message_type::HEARTBEAT, uid: "u".into(), nsp: "/".into(), data: None };
+        let bare = Message { kind: 2, uid: "u".into(), nsp: "/".into(), data: None };
         assert_eq!(bare.to_stream_fields().len(), 3);
         assert_eq!(Message::from_stream_fields([("uid", &b"u"[..]), ("nsp", b"/")]), None, "no type");
     }

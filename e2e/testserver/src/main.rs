@@ -9,7 +9,8 @@
 //! credentials for that page origin, for browser tests whose page comes from another server), `--admin`
 //! (the Admin UI's `/admin` namespace, no authentication, this node's name as its server id),
 //! `--allow-eio3` (serve Socket.IO 2 clients too: Engine.IO v3), `--sharded MODE` (with `--redis`: the sharded
-//! adapter, `static`, `dynamic` or `dynamic-private`, its channel prefix the `--redis-key`).
+//! adapter, `static`, `dynamic` or `dynamic-private`, its channel prefix the `--redis-key`), `--streams` (with
+//! `--redis`: the streams adapter, its stream and channel prefix the `--redis-key`).
 //! Prints `listening on http://ADDR` once bound; logs (`tracing`, filter `RUST_LOG`, default `info`) go to
 //! stderr.
 //!
@@ -185,6 +186,7 @@ fn main() {
     let mut name = "rust".to_owned();
     let mut admin = false;
     let mut sharded: Option<socketio_redis::SubscriptionMode> = None;
+    let mut streams = false;
     let mut args = std::env::args().skip(1);
     let ms = |v: Option<String>| Duration::from_millis(v.and_then(|v| v.parse().ok()).expect("milliseconds"));
     while let Some(flag) = args.next() {
@@ -202,6 +204,7 @@ fn main() {
             "--name" => name = args.next().expect("--name NAME"),
             "--admin" => admin = true,
             "--allow-eio3" => config.engine.allow_eio3 = true,
+            "--streams" => streams = true,
             "--sharded" => {
                 sharded = Some(match args.next().as_deref() {
                     Some("static") => socketio_redis::SubscriptionMode::Static,
@@ -221,7 +224,15 @@ fn main() {
     runtime.block_on(async move {
         let mut cluster = None;
         let mut sharded_cluster = None;
+        let mut streams_cluster = None;
         match (&redis, sharded) {
+            (Some(url), None) if streams => {
+                let mut streams_config = socketio_redis::StreamsAdapterConfig::default();
+                streams_config.stream_name = redis_key.clone();
+                streams_config.channel_prefix = redis_key;
+                let connected = socketio_redis::StreamsCluster::connect(url, streams_config).await;
+                streams_cluster = Some(connected.expect("connect to Redis"));
+            }
             (Some(url), Some(mode)) => {
                 let mut sharded_config = socketio_redis::ShardedAdapterConfig::default();
                 sharded_config.channel_prefix = redis_key;
@@ -237,10 +248,15 @@ fn main() {
             }
             (None, _) => {}
         }
-        let io = match (&cluster, &sharded_cluster) {
-            (Some(cluster), _) => SocketIo::with_adapter(config, cluster.factory()),
-            (None, Some(sharded)) => SocketIo::with_adapter(config, sharded.factory()),
-            (None, None) => SocketIo::new(config),
+        let factory = match (&cluster, &sharded_cluster, &streams_cluster) {
+            (Some(cluster), _, _) => Some(cluster.factory()),
+            (None, Some(sharded), _) => Some(sharded.factory()),
+            (None, None, Some(streams)) => Some(streams.factory()),
+            (None, None, None) => None,
+        };
+        let io = match factory {
+            Some(factory) => SocketIo::with_adapter(config, factory),
+            None => SocketIo::new(config),
         };
         io.set_state(NodeName(name.clone()));
         if admin {
@@ -288,6 +304,9 @@ fn main() {
         }
         if let Some(sharded) = &sharded_cluster {
             sharded.subscribed().await.expect("subscribe on Redis");
+        }
+        if let Some(streams) = &streams_cluster {
+            streams.subscribed().await.expect("subscribe on Redis");
         }
         let (addr, task) = io.listen(SocketAddr::from(([127, 0, 0, 1], port))).await.expect("bind");
         println!("listening on http://{addr}");

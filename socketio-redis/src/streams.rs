@@ -1,0 +1,472 @@
+//! The streams adapter: wire-compatible with `@socket.io/redis-streams-adapter` 0.3: broadcasts without
+//! acknowledgements, joins, leaves and disconnects are entries of a Redis stream (`XADD … MAXLEN ~ n`,
+//! fields `uid nsp type data`), which every server reads with a blocking `XREAD` from where it started; the
+//! requests and their answers go over Pub/Sub as msgpack (`P#nsp#` and `P#nsp#<uid>#`), and the number of
+//! servers is `PUBSUB NUMSUB P#nsp#`.
+//!
+//! Connection state recovery across servers (the stream entry id as the offset, sessions kept in Redis) is
+//! not in this version yet.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
+
+use fred::clients::{Client, SubscriberClient};
+use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
+use fred::types::config::{Config, ReconnectPolicy};
+use fred::types::{ClusterHash, CustomCommand, Value as RedisValue};
+use socketio_server::adapter::{Adapter, AdapterError, AdapterFactory, BoxFuture, LocalAdapter, Room};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::cluster_adapter::{Bus, ClusterNsAdapter};
+use crate::cluster_wire::{Message, message_type as mt};
+
+/// Options of the streams adapter, with the reference's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StreamsAdapterConfig {
+    /// The stream (default `socket.io`), or the base of their names when `stream_count` is more than 1.
+    pub stream_name: String,
+    /// How many streams the namespaces are spread over (default 1), as the reference spreads them: by a
+    /// 32-bit hash of the namespace's name.
+    pub stream_count: u32,
+    /// Prefix of the Pub/Sub channels of requests and answers (default `socket.io`).
+    pub channel_prefix: String,
+    /// The approximate length the stream is trimmed to (default 10 000).
+    pub max_len: u64,
+    /// Most entries one `XREAD` returns (default 100).
+    pub read_count: u64,
+    /// How long one `XREAD` blocks (default 5 s).
+    pub block_time: Duration,
+    /// How long requests wait for the other servers (default 5 s).
+    pub requests_timeout: Duration,
+}
+
+impl Default for StreamsAdapterConfig {
+    fn default() -> Self {
+        Self {
+            stream_name: "socket.io".into(),
+            stream_count: 1,
+            channel_prefix: "socket.io".into(),
+            max_len: 10_000,
+            read_count: 100,
+            block_time: Duration::from_secs(5),
+            requests_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl StreamsAdapterConfig {
+    /// The stream of a namespace, as the reference names it: with several streams, a Java-style 32-bit hash
+    /// of the name's UTF-16 units and JavaScript's remainder, whose sign is the hash's (so some namespaces
+    /// get a stream such as `socket.io--1`, which the reference's readers do not read either).
+    fn stream_of(&self, nsp: &str) -> String {
+        if self.stream_count <= 1 {
+            return self.stream_name.clone();
+        }
+        let hash = nsp.encode_utf16().fold(0i32, |h, u| h.wrapping_mul(31).wrapping_add(i32::from(u)));
+        format!("{}-{}", self.stream_name, hash % self.stream_count as i32)
+    }
+
+    fn streams(&self) -> Vec<String> {
+        if self.stream_count <= 1 {
+            return vec![self.stream_name.clone()];
+        }
+        (0..self.stream_count).map(|i| format!("{}-{i}", self.stream_name)).collect()
+    }
+}
+
+enum Outgoing {
+    Publish(String, Vec<u8>),
+    Add(String, Vec<(&'static str, String)>),
+}
+
+enum SubCommand {
+    Subscribe(Vec<String>),
+    Barrier(oneshot::Sender<()>),
+}
+
+struct StreamsBus {
+    config: StreamsAdapterConfig,
+    publisher: Client,
+    subscriber: SubscriberClient,
+    out_tx: mpsc::UnboundedSender<Outgoing>,
+    sub_tx: mpsc::UnboundedSender<SubCommand>,
+    /// The adapters, by namespace.
+    adapters: RwLock<HashMap<String, Weak<ClusterNsAdapter>>>,
+    /// The Pub/Sub channels and whose they are.
+    channels: RwLock<HashMap<String, Weak<ClusterNsAdapter>>>,
+}
+
+impl StreamsBus {
+    fn channel(&self, nsp: &str, uid: Option<&str>) -> String {
+        match uid {
+            Some(uid) => format!("{}#{nsp}#{uid}#", self.config.channel_prefix),
+            None => format!("{}#{nsp}#", self.config.channel_prefix),
+        }
+    }
+
+    fn send(&self, out: Outgoing) -> Result<(), AdapterError> {
+        if !self.is_connected() {
+            crate::telemetry::METRICS.publishes_failed.increment(1);
+            return Err(AdapterError("redis is unavailable".into()));
+        }
+        crate::telemetry::METRICS.publishes.increment(1);
+        self.out_tx.send(out).map_err(|_| AdapterError("the redis publisher has stopped".into()))
+    }
+
+    fn on_entry(&self, message: Message) {
+        let adapter = self.adapters.read().expect("poisoned").get(&message.nsp).and_then(Weak::upgrade);
+        if let Some(adapter) = adapter {
+            adapter.on_message(message);
+        }
+    }
+
+    fn on_pubsub(&self, channel: &str, payload: &[u8]) {
+        let Some(adapter) = self.channels.read().expect("poisoned").get(channel).and_then(Weak::upgrade) else {
+            return;
+        };
+        match Message::decode(payload) {
+            Some(message) => adapter.on_message(message),
+            None => {
+                tracing::warn!(target: "socketio_redis::adapter", bytes = payload.len(), "a message that does not decode was dropped")
+            }
+        }
+    }
+}
+
+/// Whether a message travels over Pub/Sub (requests) rather than in the stream.
+fn is_ephemeral(message: &Message) -> bool {
+    match message.kind {
+        mt::BROADCAST => message.data.as_ref().and_then(|d| d.get("requestId")).is_some(),
+        mt::FETCH_SOCKETS | mt::SERVER_SIDE_EMIT => true,
+        _ => false,
+    }
+}
+
+impl Bus for StreamsBus {
+    fn publish(&self, nsp: &str, message: &Message, _single_room: Option<&Room>) -> Result<(), AdapterError> {
+        if is_ephemeral(message) {
+            self.send(Outgoing::Publish(self.channel(nsp, None), message.encode_msgpack()))
+        } else {
+            self.send(Outgoing::Add(self.config.stream_of(nsp), message.to_stream_fields()))
+        }
+    }
+
+    fn publish_response(&self, nsp: &str, requester: &str, message: &Message) -> Result<(), AdapterError> {
+        self.send(Outgoing::Publish(self.channel(nsp, Some(requester)), message.encode_msgpack()))
+    }
+
+    fn server_count(&self, nsp: &str) -> BoxFuture<'static, Result<usize, AdapterError>> {
+        let channel = self.channel(nsp, None);
+        let publisher = self.publisher.clone();
+        Box::pin(async move {
+            let cmd = CustomCommand::new_static("PUBSUB", ClusterHash::Random, false);
+            let reply: RedisValue = publisher
+                .custom(cmd, vec![RedisValue::from("NUMSUB"), RedisValue::from(channel.as_str())])
+                .await
+                .map_err(|e| AdapterError(e.to_string()))?;
+            Ok(count_of(reply) as usize)
+        })
+    }
+
+    fn is_connected(&self) -> bool {
+        self.subscriber.is_connected() && self.publisher.is_connected()
+    }
+
+    fn requests_timeout(&self) -> Duration {
+        self.config.requests_timeout
+    }
+
+    fn closed(&self, uid: &str) {
+        self.channels.write().expect("poisoned").retain(|_, a| a.upgrade().is_some_and(|a| a.uid != uid));
+        self.adapters.write().expect("poisoned").retain(|_, a| a.upgrade().is_some_and(|a| a.uid != uid));
+    }
+}
+
+/// The count of a `PUBSUB NUMSUB` reply (`[channel, n]`, or a map).
+fn count_of(reply: RedisValue) -> u64 {
+    match reply {
+        RedisValue::Array(items) => items.get(1).and_then(RedisValue::as_u64).unwrap_or(0),
+        RedisValue::Map(map) => map.values().next().and_then(RedisValue::as_u64).unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// This server's connection to a cluster on Redis streams. Make it once, then put
+/// [`StreamsCluster::factory`] in `SocketIoConfig::adapter`.
+#[derive(Clone)]
+pub struct StreamsCluster {
+    bus: Arc<StreamsBus>,
+}
+
+impl std::fmt::Debug for StreamsCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamsCluster").field("config", &self.bus.config).finish_non_exhaustive()
+    }
+}
+
+impl StreamsCluster {
+    /// Connects to Redis at `url` (`redis://host:port`, or a `redis-cluster://` URL as for
+    /// [`crate::ShardedCluster::connect`]) and starts reading the streams from now on.
+    pub async fn connect(url: &str, config: StreamsAdapterConfig) -> Result<StreamsCluster, AdapterError> {
+        std::sync::LazyLock::force(&crate::telemetry::METRICS);
+        let redis_config = Config::from_url(url).map_err(|e| AdapterError(e.to_string()))?;
+        let policy = ReconnectPolicy::new_exponential(0, 50, 2_000, 2);
+        let publisher = Client::new(redis_config.clone(), None, None, Some(policy.clone()));
+        let reader = Client::new(redis_config.clone(), None, None, Some(policy.clone()));
+        let subscriber = SubscriberClient::new(redis_config, None, None, Some(policy));
+        for client in [&publisher, &reader] {
+            client.init().await.map_err(|e| AdapterError(e.to_string()))?;
+        }
+        subscriber.init().await.map_err(|e| AdapterError(e.to_string()))?;
+        let (out_tx, out_rx) = mpsc::unbounded_channel();
+        let (sub_tx, sub_rx) = mpsc::unbounded_channel();
+        let bus = Arc::new(StreamsBus {
+            config,
+            publisher: publisher.clone(),
+            subscriber: subscriber.clone(),
+            out_tx,
+            sub_tx,
+            adapters: RwLock::default(),
+            channels: RwLock::default(),
+        });
+        tokio::spawn(out_loop(publisher, bus.config.max_len, out_rx));
+        tokio::spawn(subscribe_loop(subscriber.clone(), sub_rx));
+        tokio::spawn(receive_loop(subscriber, Arc::downgrade(&bus)));
+        // Where reading starts: what the stream holds now is not for this server.
+        let (started_tx, started_rx) = oneshot::channel();
+        tokio::spawn(read_loop(reader, Arc::downgrade(&bus), bus.config.streams(), started_tx));
+        let _ = started_rx.await;
+        tracing::info!(target: "socketio_redis::adapter", "streams adapter connected to redis");
+        Ok(StreamsCluster { bus })
+    }
+
+    /// Resolves once every subscription asked for so far is in place (see `RedisCluster::subscribed`).
+    pub async fn subscribed(&self) -> Result<(), AdapterError> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.bus.sub_tx.send(SubCommand::Barrier(tx));
+        rx.await.map_err(|_| AdapterError("the redis subscriber has stopped".into()))
+    }
+
+    /// Whether the connections are up.
+    pub fn is_connected(&self) -> bool {
+        self.bus.is_connected()
+    }
+
+    /// The adapter factory for `SocketIoConfig::adapter`.
+    pub fn factory(&self) -> AdapterFactory {
+        let bus = self.bus.clone();
+        Arc::new(move |local: Arc<LocalAdapter>| -> Arc<dyn Adapter> {
+            let nsp = local.namespace_name().to_owned();
+            let adapter = ClusterNsAdapter::new(bus.clone(), local);
+            bus.adapters.write().expect("poisoned").insert(nsp.clone(), Arc::downgrade(&adapter));
+            let channels = vec![bus.channel(&nsp, None), bus.channel(&nsp, Some(&adapter.uid))];
+            {
+                let mut map = bus.channels.write().expect("poisoned");
+                for c in &channels {
+                    map.insert(c.clone(), Arc::downgrade(&adapter));
+                }
+            }
+            let _ = bus.sub_tx.send(SubCommand::Subscribe(channels));
+            adapter
+        })
+    }
+}
+
+/// Publishes and appends in order, one at a time.
+async fn out_loop(publisher: Client, max_len: u64, mut rx: mpsc::UnboundedReceiver<Outgoing>) {
+    while let Some(out) = rx.recv().await {
+        let result: Result<RedisValue, _> = match &out {
+            Outgoing::Publish(channel, payload) => publisher.publish(channel.as_str(), payload.clone()).await,
+            Outgoing::Add(stream, fields) => {
+                let mut args: Vec<RedisValue> = vec![
+                    RedisValue::from(stream.as_str()),
+                    RedisValue::from("MAXLEN"),
+                    RedisValue::from("~"),
+                    RedisValue::from(max_len.to_string()),
+                    RedisValue::from("*"),
+                ];
+                for (k, v) in fields {
+                    args.push(RedisValue::from(*k));
+                    args.push(RedisValue::from(v.as_str()));
+                }
+                publisher.custom(CustomCommand::new_static("XADD", ClusterHash::FirstKey, false), args).await
+            }
+        };
+        if let Err(e) = result {
+            crate::telemetry::METRICS.publishes_failed.increment(1);
+            tracing::warn!(target: "socketio_redis::adapter", error = %e, "a write to redis failed");
+        }
+    }
+}
+
+async fn subscribe_loop(subscriber: SubscriberClient, mut rx: mpsc::UnboundedReceiver<SubCommand>) {
+    let mut all: Vec<String> = Vec::new();
+    let mut reconnects = subscriber.reconnect_rx();
+    loop {
+        tokio::select! {
+            cmd = rx.recv() => match cmd {
+                Some(SubCommand::Subscribe(channels)) => {
+                    all.extend(channels.iter().cloned());
+                    if let Err(e) = subscriber.subscribe(channels).await {
+                        tracing::warn!(target: "socketio_redis::adapter", error = %e, "subscribe failed");
+                    }
+                }
+                Some(SubCommand::Barrier(done)) => {
+                    let _ = done.send(());
+                }
+                None => return,
+            },
+            server = reconnects.recv() => match server {
+                Ok(server) => {
+                    crate::telemetry::METRICS.reconnects.increment(1);
+                    tracing::warn!(target: "socketio_redis::adapter", server = %server, channels = all.len(), "subscriber reconnected to redis and subscribes again");
+                    if !all.is_empty() && let Err(e) = subscriber.subscribe(all.clone()).await {
+                        tracing::warn!(target: "socketio_redis::adapter", error = %e, "subscribe failed");
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                Err(_) => {}
+            },
+        }
+    }
+}
+
+async fn receive_loop(subscriber: SubscriberClient, bus: Weak<StreamsBus>) {
+    let mut messages = subscriber.message_rx();
+    loop {
+        match messages.recv().await {
+            Ok(message) => {
+                let Some(bus) = bus.upgrade() else { return };
+                let Some(payload) = message.value.as_bytes() else { continue };
+                let _ =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| bus.on_pubsub(&message.channel, payload)));
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(target: "socketio_redis::adapter", lost = n, "the subscriber fell behind and lost messages");
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Reads every stream from where it was when the server started, and hands each entry to the adapter of
+/// its namespace.
+async fn read_loop(reader: Client, bus: Weak<StreamsBus>, streams: Vec<String>, started: oneshot::Sender<()>) {
+    let (count, block) = match bus.upgrade() {
+        Some(b) => (b.config.read_count, b.config.block_time),
+        None => return,
+    };
+    // The last id of each stream now ("$" would miss what is added while the first read is on its way).
+    let mut offsets: Vec<String> = Vec::with_capacity(streams.len());
+    for stream in &streams {
+        let cmd = CustomCommand::new_static("XREVRANGE", ClusterHash::FirstKey, false);
+        let args = vec![RedisValue::from(stream.as_str()), "+".into(), "-".into(), "COUNT".into(), "1".into()];
+        let last: Option<RedisValue> = reader.custom(cmd, args).await.ok();
+        let id = last.and_then(|v| entries_of(v).into_iter().next().map(|(id, _)| id));
+        offsets.push(id.unwrap_or_else(|| "0-0".into()));
+    }
+    let _ = started.send(());
+    loop {
+        if bus.upgrade().is_none() {
+            return;
+        }
+        let mut args: Vec<RedisValue> = vec!["COUNT".into(), count.to_string().into(), "BLOCK".into()];
+        args.push((block.as_millis() as u64).to_string().into());
+        args.push("STREAMS".into());
+        args.extend(streams.iter().map(|s| RedisValue::from(s.as_str())));
+        args.extend(offsets.iter().map(|o| RedisValue::from(o.as_str())));
+        let cmd = CustomCommand::new_static("XREAD", ClusterHash::Offset(5), true);
+        let reply: Result<RedisValue, _> = reader.custom(cmd, args).await;
+        let reply = match reply {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(target: "socketio_redis::adapter", error = %e, "reading the stream failed; trying again");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        let Some(bus) = bus.upgrade() else { return };
+        for (stream, entries) in streams_of(reply) {
+            let Some(i) = streams.iter().position(|s| *s == stream) else { continue };
+            for (id, fields) in entries {
+                offsets[i] = id;
+                let pairs = fields.iter().map(|(k, v)| (k.as_str(), v.as_slice()));
+                match Message::from_stream_fields(pairs) {
+                    Some(message) => {
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| bus.on_entry(message)));
+                    }
+                    None => {
+                        tracing::warn!(target: "socketio_redis::adapter", stream = %stream, "a stream entry that does not decode was skipped")
+                    }
+                }
+            }
+        }
+    }
+}
+
+type Entry = (String, Vec<(String, Vec<u8>)>);
+
+/// The entries of an `XREAD` reply, by stream (an array of `[stream, entries]`, or a map).
+fn streams_of(reply: RedisValue) -> Vec<(String, Vec<Entry>)> {
+    match reply {
+        RedisValue::Array(items) => items
+            .into_iter()
+            .filter_map(|item| match item {
+                RedisValue::Array(mut pair) if pair.len() == 2 => {
+                    let entries = entries_of(pair.pop()?);
+                    Some((pair.pop()?.as_string()?, entries))
+                }
+                _ => None,
+            })
+            .collect(),
+        RedisValue::Map(map) => {
+            map.inner().into_iter().filter_map(|(k, v)| Some((k.as_str()?.to_string(), entries_of(v)))).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The entries `[id, [field, value, …]]` of a stream.
+fn entries_of(v: RedisValue) -> Vec<Entry> {
+    let RedisValue::Array(entries) = v else { return Vec::new() };
+    entries
+        .into_iter()
+        .filter_map(|e| {
+            let RedisValue::Array(mut parts) = e else { return None };
+            if parts.len() != 2 {
+                return None;
+            }
+            let fields = parts.pop()?;
+            let id = parts.pop()?.as_string()?;
+            let RedisValue::Array(flat) = fields else { return None };
+            let mut pairs = Vec::new();
+            let mut it = flat.into_iter();
+            while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                pairs.push((k.as_string()?, v.as_bytes()?.to_vec()));
+            }
+            Some((id, pairs))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespaces_map_to_streams_as_the_reference_maps_them() {
+        let mut config = StreamsAdapterConfig::default();
+        assert_eq!(config.stream_of("/"), "socket.io");
+        config.stream_count = 2;
+        // Captured from the reference: "/" hashes to 47, "/admin" to 1438238848, "/chat-room-12" to a
+        // negative number.
+        assert_eq!(config.stream_of("/"), "socket.io-1");
+        assert_eq!(config.stream_of("/admin"), "socket.io-0");
+        assert_eq!(config.stream_of("/chat-room-12"), "socket.io--1");
+        config.stream_count = 3;
+        assert_eq!(config.stream_of("/zzzzzz"), "socket.io-0");
+        assert_eq!(config.streams(), ["socket.io-0", "socket.io-1", "socket.io-2"]);
+    }
+}
