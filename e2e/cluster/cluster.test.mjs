@@ -860,3 +860,30 @@ describe("7. the sharded adapter on a Redis Cluster of three masters", () => {
     });
   }
 });
+
+// ---------------------------------------------------------------------------------------------------------------
+// 8. Bursts: every broadcast of a burst reaches the other node's member, in order (the subscriber's queue must not
+// drop what a burst brings faster than it is handed on).
+
+describe("8. a burst of broadcasts crosses the cluster whole", () => {
+  for (const [label, adapter] of [
+    ["classic adapter", {}],
+    ["sharded adapter, dynamic", { sharded: "dynamic" }],
+    ["sharded adapter, static", { sharded: "static" }],
+    ["streams adapter", { streams: true }],
+  ]) {
+    it(`${label}: 1000 to-room broadcasts sent at once arrive, each once, in order`, { timeout: 20_000 }, async (t) => {
+      const env = await cluster(t, { a: ["rust", "rust-a"], b: ["rust", "rust-b"] }, adapter);
+      const member = env.client("a", "member(rust-a)");
+      const sender = env.client("b", "sender(rust-b)");
+      await Promise.all([connected(member), connected(sender)]);
+      await join(member, "burst");
+      await roomReady(env, adapter, "burst", [member]);
+      for (let i = 0; i < 1000; i++) sender.emit("to-room", "burst", i);
+      await member.w.waitFor("room-message", (a) => a[0] === 999, 15_000, "the last of the burst");
+      await barrier(sender, [member, sender]);
+      assert.deepEqual(member.w.all("room-message").map((a) => a[0]), Array.from({ length: 1000 }, (_, i) => i));
+      assertNoPanics(env);
+    });
+  }
+});

@@ -15,6 +15,8 @@ use std::time::Duration;
 use fred::clients::{Client, SubscriberClient};
 use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
 use fred::types::config::{Config, ReconnectPolicy};
+
+use crate::cluster_adapter::subscriber_performance;
 use fred::types::{ClusterHash, CustomCommand, Value as RedisValue};
 use socketio_server::adapter::{Adapter, AdapterError, AdapterFactory, BoxFuture, LocalAdapter, Room};
 use tokio::sync::{mpsc, oneshot};
@@ -232,7 +234,7 @@ impl ShardedCluster {
         let redis_config = Config::from_url(url).map_err(|e| AdapterError(e.to_string()))?;
         let policy = ReconnectPolicy::new_exponential(0, 50, 2_000, 2);
         let publisher = Client::new(redis_config.clone(), None, None, Some(policy.clone()));
-        let subscriber = SubscriberClient::new(redis_config, None, None, Some(policy));
+        let subscriber = SubscriberClient::new(redis_config, Some(subscriber_performance()), None, Some(policy));
         publisher.init().await.map_err(|e| AdapterError(e.to_string()))?;
         subscriber.init().await.map_err(|e| AdapterError(e.to_string()))?;
         let (publish_tx, publish_rx) = mpsc::unbounded_channel();
