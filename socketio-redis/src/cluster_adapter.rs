@@ -18,13 +18,6 @@ use tokio::sync::mpsc;
 use crate::cluster_wire::{self as cw, Message, message_type as mt};
 use crate::requests::{Requests, forward_acks};
 
-/// The performance settings of a subscriber client: fred hands every message received over Pub/Sub to a
-/// broadcast channel that drops what a slow reader has not taken once it holds `broadcast_channel_capacity`
-/// messages (32 by default, which a burst of broadcasts overflows); this one holds 16 384.
-pub(crate) fn subscriber_performance() -> fred::types::config::PerformanceConfig {
-    fred::types::config::PerformanceConfig { broadcast_channel_capacity: 16_384, ..Default::default() }
-}
-
 /// What the adapter needs from a transport.
 pub(crate) trait Bus: Send + Sync + 'static {
     /// Sends a message to the namespace's other servers. `single_room` is the one room a plain broadcast

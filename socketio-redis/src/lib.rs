@@ -5,6 +5,7 @@ mod adapter;
 mod cluster_adapter;
 mod cluster_wire;
 mod emitter;
+mod fred_clients;
 mod requests;
 mod sharded;
 mod streams;

@@ -13,10 +13,8 @@ use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use fred::clients::{Client, SubscriberClient};
-use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
-use fred::types::config::{Config, ReconnectPolicy};
+use fred::interfaces::{ClientLike, PubsubInterface};
 
-use crate::cluster_adapter::subscriber_performance;
 use fred::types::{ClusterHash, CustomCommand, Value as RedisValue};
 use socketio_server::adapter::{Adapter, AdapterError, AdapterFactory, BoxFuture, LocalAdapter, Room};
 use tokio::sync::{mpsc, oneshot};
@@ -230,13 +228,7 @@ impl ShardedCluster {
     /// `redis-cluster://host:port?node=host:port&node=host:port` for a Redis Cluster (any of its nodes; the
     /// others are found).
     pub async fn connect(url: &str, config: ShardedAdapterConfig) -> Result<ShardedCluster, AdapterError> {
-        std::sync::LazyLock::force(&crate::telemetry::METRICS);
-        let redis_config = Config::from_url(url).map_err(|e| AdapterError(e.to_string()))?;
-        let policy = ReconnectPolicy::new_exponential(0, 50, 2_000, 2);
-        let publisher = Client::new(redis_config.clone(), None, None, Some(policy.clone()));
-        let subscriber = SubscriberClient::new(redis_config, Some(subscriber_performance()), None, Some(policy));
-        publisher.init().await.map_err(|e| AdapterError(e.to_string()))?;
-        subscriber.init().await.map_err(|e| AdapterError(e.to_string()))?;
+        let (publisher, subscriber, _) = crate::fred_clients::connect(url, 0).await?;
         let (publish_tx, publish_rx) = mpsc::unbounded_channel();
         let (sub_tx, sub_rx) = mpsc::unbounded_channel();
         let bus = Arc::new(ShardedBus {
@@ -249,8 +241,20 @@ impl ShardedCluster {
         });
         tokio::spawn(publish_loop(publisher, publish_rx));
         tokio::spawn(subscribe_loop(subscriber.clone(), sub_rx));
-        tokio::spawn(watch_connection(subscriber.clone(), Arc::downgrade(&bus)));
-        tokio::spawn(receive_loop(subscriber, Arc::downgrade(&bus)));
+        let weak = Arc::downgrade(&bus);
+        tokio::spawn(crate::fred_clients::watch_connection(subscriber.clone(), move || {
+            let bus = weak.upgrade()?;
+            let channels: Vec<String> = bus.channels.read().expect("poisoned").keys().cloned().collect();
+            let n = channels.len();
+            for channel in channels {
+                let _ = bus.sub_tx.send(SubCommand::Subscribe(channel));
+            }
+            Some(n)
+        }));
+        let weak = Arc::downgrade(&bus);
+        tokio::spawn(crate::fred_clients::receive_loop(subscriber, move |channel, payload| {
+            weak.upgrade().map(|bus| bus.dispatch(channel, payload)).is_some()
+        }));
         tracing::info!(target: "socketio_redis::adapter", "sharded adapter connected to redis");
         Ok(ShardedCluster { bus })
     }
@@ -307,58 +311,6 @@ async fn subscribe_loop(subscriber: SubscriberClient, mut rx: mpsc::UnboundedRec
         };
         if let Err((channel, e)) = result {
             tracing::warn!(target: "socketio_redis::adapter", channel = %channel, error = %e, "ssubscribe failed");
-        }
-    }
-}
-
-/// Reports the subscriber's losses and reconnections, and subscribes it again to every channel once fred
-/// has reconnected it. (Whether the bus is up is fred's own connection state.)
-async fn watch_connection(subscriber: SubscriberClient, bus: Weak<ShardedBus>) {
-    let mut errors = subscriber.error_rx();
-    let mut reconnects = subscriber.reconnect_rx();
-    loop {
-        tokio::select! {
-            error = errors.recv() => match error {
-                Ok((error, server)) => {
-                    let server = server.map(|s| s.to_string()).unwrap_or_default();
-                    tracing::warn!(target: "socketio_redis::adapter", error = %error, server, "lost the redis subscriber connection; reconnecting");
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                Err(_) => {}
-            },
-            server = reconnects.recv() => match server {
-                Ok(server) => {
-                    let Some(bus) = bus.upgrade() else { return };
-                    crate::telemetry::METRICS.reconnects.increment(1);
-                    let channels: Vec<String> = bus.channels.read().expect("poisoned").keys().cloned().collect();
-                    tracing::warn!(target: "socketio_redis::adapter", server = %server, channels = channels.len(), "subscriber reconnected to redis and subscribes again");
-                    for channel in channels {
-                        let _ = bus.sub_tx.send(SubCommand::Subscribe(channel));
-                    }
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                Err(_) => {}
-            },
-        }
-    }
-}
-
-/// Hands every message to the adapter of its channel.
-async fn receive_loop(subscriber: SubscriberClient, bus: Weak<ShardedBus>) {
-    let mut messages = subscriber.message_rx();
-    loop {
-        match messages.recv().await {
-            Ok(message) => {
-                let Some(bus) = bus.upgrade() else { return };
-                let Some(payload) = message.value.as_bytes() else { continue };
-                // A message that trips a bug must not cut this server off the cluster.
-                let _ =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| bus.dispatch(&message.channel, payload)));
-            }
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                tracing::warn!(target: "socketio_redis::adapter", lost = n, "the sharded subscriber fell behind and lost messages");
-            }
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         }
     }
 }

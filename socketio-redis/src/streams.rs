@@ -12,10 +12,8 @@ use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use fred::clients::{Client, SubscriberClient};
-use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
-use fred::types::config::{Config, ReconnectPolicy};
+use fred::interfaces::{ClientLike, PubsubInterface};
 
-use crate::cluster_adapter::subscriber_performance;
 use fred::types::{ClusterHash, CustomCommand, Value as RedisValue};
 use socketio_server::adapter::{Adapter, AdapterError, AdapterFactory, BoxFuture, LocalAdapter, Room};
 use tokio::sync::{mpsc, oneshot};
@@ -212,16 +210,8 @@ impl StreamsCluster {
     /// Connects to Redis at `url` (`redis://host:port`, or a `redis-cluster://` URL as for
     /// [`crate::ShardedCluster::connect`]) and starts reading the streams from now on.
     pub async fn connect(url: &str, config: StreamsAdapterConfig) -> Result<StreamsCluster, AdapterError> {
-        std::sync::LazyLock::force(&crate::telemetry::METRICS);
-        let redis_config = Config::from_url(url).map_err(|e| AdapterError(e.to_string()))?;
-        let policy = ReconnectPolicy::new_exponential(0, 50, 2_000, 2);
-        let publisher = Client::new(redis_config.clone(), None, None, Some(policy.clone()));
-        let reader = Client::new(redis_config.clone(), None, None, Some(policy.clone()));
-        let subscriber = SubscriberClient::new(redis_config, Some(subscriber_performance()), None, Some(policy));
-        for client in [&publisher, &reader] {
-            client.init().await.map_err(|e| AdapterError(e.to_string()))?;
-        }
-        subscriber.init().await.map_err(|e| AdapterError(e.to_string()))?;
+        let (publisher, subscriber, mut others) = crate::fred_clients::connect(url, 1).await?;
+        let reader = others.pop().expect("one more client");
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let (sub_tx, sub_rx) = mpsc::unbounded_channel();
         let bus = Arc::new(StreamsBus {
@@ -235,7 +225,20 @@ impl StreamsCluster {
         });
         tokio::spawn(out_loop(publisher, bus.config.max_len, out_rx));
         tokio::spawn(subscribe_loop(subscriber.clone(), sub_rx));
-        tokio::spawn(receive_loop(subscriber, Arc::downgrade(&bus)));
+        let weak = Arc::downgrade(&bus);
+        tokio::spawn(crate::fred_clients::watch_connection(subscriber.clone(), move || {
+            let bus = weak.upgrade()?;
+            let channels: Vec<String> = bus.channels.read().expect("poisoned").keys().cloned().collect();
+            let n = channels.len();
+            if n > 0 {
+                let _ = bus.sub_tx.send(SubCommand::Subscribe(channels));
+            }
+            Some(n)
+        }));
+        let weak = Arc::downgrade(&bus);
+        tokio::spawn(crate::fred_clients::receive_loop(subscriber, move |channel, payload| {
+            weak.upgrade().map(|bus| bus.on_pubsub(channel, payload)).is_some()
+        }));
         // Where reading starts: what the stream holds now is not for this server.
         let (started_tx, started_rx) = oneshot::channel();
         tokio::spawn(read_loop(reader, Arc::downgrade(&bus), bus.config.streams(), started_tx));
@@ -304,51 +307,16 @@ async fn out_loop(publisher: Client, max_len: u64, mut rx: mpsc::UnboundedReceiv
 }
 
 async fn subscribe_loop(subscriber: SubscriberClient, mut rx: mpsc::UnboundedReceiver<SubCommand>) {
-    let mut all: Vec<String> = Vec::new();
-    let mut reconnects = subscriber.reconnect_rx();
-    loop {
-        tokio::select! {
-            cmd = rx.recv() => match cmd {
-                Some(SubCommand::Subscribe(channels)) => {
-                    all.extend(channels.iter().cloned());
-                    if let Err(e) = subscriber.subscribe(channels).await {
-                        tracing::warn!(target: "socketio_redis::adapter", error = %e, "subscribe failed");
-                    }
+    while let Some(cmd) = rx.recv().await {
+        match cmd {
+            SubCommand::Subscribe(channels) => {
+                if let Err(e) = subscriber.subscribe(channels).await {
+                    tracing::warn!(target: "socketio_redis::adapter", error = %e, "subscribe failed");
                 }
-                Some(SubCommand::Barrier(done)) => {
-                    let _ = done.send(());
-                }
-                None => return,
-            },
-            server = reconnects.recv() => match server {
-                Ok(server) => {
-                    crate::telemetry::METRICS.reconnects.increment(1);
-                    tracing::warn!(target: "socketio_redis::adapter", server = %server, channels = all.len(), "subscriber reconnected to redis and subscribes again");
-                    if !all.is_empty() && let Err(e) = subscriber.subscribe(all.clone()).await {
-                        tracing::warn!(target: "socketio_redis::adapter", error = %e, "subscribe failed");
-                    }
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                Err(_) => {}
-            },
-        }
-    }
-}
-
-async fn receive_loop(subscriber: SubscriberClient, bus: Weak<StreamsBus>) {
-    let mut messages = subscriber.message_rx();
-    loop {
-        match messages.recv().await {
-            Ok(message) => {
-                let Some(bus) = bus.upgrade() else { return };
-                let Some(payload) = message.value.as_bytes() else { continue };
-                let _ =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| bus.on_pubsub(&message.channel, payload)));
             }
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                tracing::warn!(target: "socketio_redis::adapter", lost = n, "the subscriber fell behind and lost messages");
+            SubCommand::Barrier(done) => {
+                let _ = done.send(());
             }
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         }
     }
 }
