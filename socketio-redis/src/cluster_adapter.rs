@@ -99,12 +99,20 @@ impl ClusterNsAdapter {
         }
     }
 
-    /// A message from the bus (not a response).
+    /// A message from the bus (responses, which some buses deliver here too, go to [`Self::on_response`]);
+    /// its data is moved, not copied, into what it asks for.
     pub(crate) fn on_message(&self, message: Message) {
         if message.uid == self.uid || message.nsp != self.nsp() {
             return;
         }
-        let data = message.data.clone().unwrap_or(Value::Null);
+        if matches!(
+            message.kind,
+            mt::FETCH_SOCKETS_RESPONSE | mt::SERVER_SIDE_EMIT_RESPONSE | mt::BROADCAST_CLIENT_COUNT | mt::BROADCAST_ACK
+        ) {
+            return self.on_response(message);
+        }
+        let Message { kind, uid: requester, data, .. } = message;
+        let data = data.unwrap_or(Value::Null);
         let request_id = data.get("requestId").and_then(Value::as_str).map(str::to_owned);
         let opts = crate::wire::opts_from_value(data.get("opts"));
         let rooms = || -> Vec<Room> {
@@ -113,8 +121,8 @@ impl ClusterNsAdapter {
                 _ => Vec::new(),
             }
         };
-        let requester = message.uid.as_str();
-        match message.kind {
+        let requester = requester.as_str();
+        match kind {
             mt::BROADCAST => {
                 let Some(packet) = data.get("packet").and_then(|p| cw::packet_from_value(p, self.nsp())) else {
                     return;
@@ -143,10 +151,6 @@ impl ClusterNsAdapter {
                 self.respond(requester, mt::FETCH_SOCKETS_RESPONSE, fields);
             }
             mt::SERVER_SIDE_EMIT => self.answer_server_side_emit(requester, request_id, data.get("packet").cloned()),
-            mt::FETCH_SOCKETS_RESPONSE
-            | mt::SERVER_SIDE_EMIT_RESPONSE
-            | mt::BROADCAST_CLIENT_COUNT
-            | mt::BROADCAST_ACK => self.on_response(message),
             _ => {}
         }
     }

@@ -160,11 +160,8 @@ pub(crate) fn packet_value(packet: &Packet) -> Value {
 
 /// The event packet of a `BROADCAST`, for namespace `nsp`; `None` if it is not an event with arguments.
 pub(crate) fn packet_from_value(v: &Value, nsp: &str) -> Option<Packet> {
-    let mut with_nsp = v.clone();
-    if let Value::Object(o) = &mut with_nsp {
-        o.insert("nsp".into(), Value::from(nsp));
-    }
-    crate::wire::packet_from_value(&with_nsp)
+    // The classic decoder, then this namespace: no copy of the packet just to add its `nsp`.
+    crate::wire::packet_from_value(v).map(|p| Packet { nsp: nsp.to_owned(), ..p })
 }
 
 /// Broadcast options as these adapters write them: `{rooms, except, flags}`.
