@@ -887,3 +887,256 @@ describe("8. a burst of broadcasts crosses the cluster whole", () => {
     });
   }
 });
+
+// ---------------------------------------------------------------------------------------------------------------
+// 9. Connection state recovery across nodes (the streams adapter): the session a node persists in Redis and the
+// broadcasts in the stream are found by whichever node the client reconnects to, Node or Rust.
+
+const RECOVERING = {
+  node: ["node", "node", ["--recovery"]],
+  rustA: ["rust", "rust-a", ["--recovery"]],
+  rustB: ["rust", "rust-b", ["--recovery"]],
+};
+
+/** A stream entry id, the offset the streams adapter gives every broadcast. */
+const STREAM_ID = /^\d+-\d+$/;
+
+/** Options of a client that reconnects, quickly and without jitter. */
+const RECONNECTING = { reconnection: true, reconnectionDelay: 300, reconnectionDelayMax: 300, randomizationFactor: 0 };
+
+/** A command to the cluster's (single) Redis. */
+const redisCommand = (env, args) => withRedis(env.redis.url, (client) => client.sendCommand(args));
+
+/** The keys matching `pattern`, sorted. */
+const redisKeys = async (env, pattern) => (await redisCommand(env, ["KEYS", pattern])).sort();
+
+describe("9. connection state recovery across nodes, streams adapter", () => {
+  for (const [from, to, via] of [
+    ["node", "rustA", "rustB"],
+    ["rustA", "node", "rustB"],
+    ["rustA", "rustB", "node"],
+  ]) {
+    it(`a session left on ${from} is recovered on ${to}: its id, rooms, data, the broadcasts it missed in order, then live ones`, T, async (t) => {
+      const env = await cluster(t, RECOVERING, { streams: true });
+      const x = env.client(from, `x(${from})`, RECONNECTING);
+      const sender = env.client(via, `sender(${via})`);
+      await Promise.all([connected(x), connected(sender)]);
+      await join(x, "r");
+      await ackOf(x, 3000, "set-data", { user: "ada", tags: ["a", "b"], n: 1 });
+      const firstId = x.id;
+      // Every event it gets carries an offset: broadcasts, and (through the stream too) the node's own emits.
+      x.emit("message", "hello");
+      const back = await x.w.waitFor("message-back");
+      assert.equal(back[0], "hello");
+      assert.match(String(back[1]), STREAM_ID, `the offset of a socket.emit from ${from}: ${show(back)}`);
+      sender.emit("to-room", "r", "m1");
+      const m1 = await x.w.waitFor("room-message", (a) => a[0] === "m1");
+      assert.match(String(m1[1]), STREAM_ID, `the offset of a broadcast: ${show(m1)}`);
+
+      // The client's next connection goes to `to`, as behind a load balancer once `from` is out of reach; its
+      // transport closes (a recoverable reason), and two broadcasts go out while it is away.
+      x.io.uri = env.nodes[to].url;
+      x.io.engine.close();
+      await x.w.waitFor("disconnect");
+      sender.emit("to-room", "r", "m2");
+      sender.emit("to-room", "r", "m3", ALL_BYTES);
+      await barrier(sender, [sender]);
+      await x.w.waitFor("room-message", (a) => a[0] === "m3", 5000, "the missed m3");
+      await within(3000, connected(x), `${x.label} reconnected to ${to}`);
+      assert.equal(x.recovered, true, `recovered on ${to}`);
+      assert.equal(x.id, firstId, "the same socket id");
+      const [name] = await ackOf(x, 3000, "whoami");
+      assert.equal(name, env.nodes[to].name, "the client is on the other node now");
+      const [data] = await ackOf(x, 3000, "get-data");
+      assert.deepEqual(data, { user: "ada", tags: ["a", "b"], n: 1 }, "the socket's data crossed");
+      sender.emit("to-room", "r", "m4");
+      await x.w.waitFor("room-message", (a) => a[0] === "m4", 3000, "the live m4 (the socket is in its room again)");
+      await barrier(sender, [sender, x]);
+      const got = x.w.all("room-message");
+      assert.deepEqual(got.map((a) => a[0]), ["m1", "m2", "m3", "m4"], "every broadcast once, in order");
+      assert.ok(Buffer.isBuffer(got[2][1]) && got[2][1].equals(ALL_BYTES), `the missed binary: ${show(got[2])}`);
+      const offsets = got.map((a) => a[a.length - 1]);
+      for (const o of offsets) assert.match(String(o), STREAM_ID);
+      const key = (o) => o.split("-").map(BigInt);
+      for (let i = 1; i < offsets.length; i++) {
+        const [a, b] = [key(offsets[i - 1]), key(offsets[i])];
+        assert.ok(a[0] < b[0] || (a[0] === b[0] && a[1] < b[1]), `offsets increase: ${show(offsets)}`);
+      }
+      // The stored session was taken (GET + DEL), so the same offset cannot recover it twice.
+      const keys = await redisKeys(env, "sio:session:*");
+      assert.deepEqual(keys, [], "no session is left in Redis");
+      assertNoPanics(env);
+    });
+  }
+
+  it("a session that is unknown, or an offset trimmed out of the stream, gives a new session on every kind of node", T, async (t) => {
+    const env = await cluster(t, RECOVERING, { streams: true });
+    for (const key of ["node", "rustA"]) {
+      for (const auth of [
+        { pid: "no-such-pid", offset: "1-0" },
+        { pid: "no-such-pid", offset: "not an offset" },
+      ]) {
+        const s = env.client(key, `fresh(${key}, ${auth.offset})`, { auth });
+        await connected(s);
+        assert.equal(s.recovered, false, `${s.label} is not recovered`);
+        s.disconnect();
+      }
+    }
+    // A real session whose offset is no longer in the stream (trimmed): a new session, the stored one is dropped.
+    const x = env.client("rustA", "x(rust-a)", RECONNECTING);
+    await connected(x);
+    x.emit("message", "hello");
+    await x.w.waitFor("message-back");
+    const firstId = x.id;
+    x.io.uri = env.nodes.rustB.url;
+    x.io.engine.close();
+    await x.w.waitFor("disconnect");
+    await redisCommand(env, ["XTRIM", "socket.io", "MAXLEN", "0"]);
+    await within(3000, connected(x), "reconnected");
+    assert.equal(x.recovered, false, "not recovered: its offset is gone");
+    assert.notEqual(x.id, firstId, "a new socket id");
+    assertNoPanics(env);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// 10. A rolling restart: three Rust nodes behind HAProxy (docs/haproxy-rolling.cfg) on the streams adapter with
+// recovery, hundreds of clients in rooms, a steady flow of broadcasts from a fourth node (a backend publishing,
+// never restarted); each node in turn is stopped gracefully (SIGTERM) and started again on its port.
+
+/** p-th percentile (0..100) of `values`. */
+function percentile(values, p) {
+  const sorted = values.slice().sort((a, b) => a - b);
+  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] : NaN;
+}
+
+describe("10. rolling restart behind HAProxy, streams adapter with recovery", () => {
+  it("three nodes restarted one at a time: every client recovers, every broadcast arrives once and in order", { timeout: 120_000 }, async (t) => {
+    const CLIENTS = 300;
+    const ROOMS = 3;
+    const PERIOD_MS = 20;
+    const clients = [];
+    const nodes = [];
+    let redis;
+    let lb;
+    let publisher;
+    let timer;
+    t.after(async () => {
+      clearInterval(timer);
+      for (const c of clients) c.disconnect();
+      publisher?.disconnect();
+      if (lb) await lb.stop();
+      await Promise.all(nodes.map((n) => n?.stop()));
+      if (pub) await pub.stop();
+      if (redis) await redis.stop();
+    });
+    let pub;
+    redis = await startRedis();
+    const args = (name) => ["--redis", redis.url, "--streams", "--recovery", "--cookie", "--name", name];
+    for (let i = 0; i < 3; i++) nodes.push(await startRustNode(args(`s${i + 1}`)));
+    pub = await startRustNode(args("publisher"));
+    await waitForServers(redis.url, 4, { streams: true });
+    lb = await startHaproxy((port) =>
+      haproxyConfig("haproxy-rolling.cfg", { LB_PORT: port, S1_PORT: nodes[0].port, S2_PORT: nodes[1].port, S3_PORT: nodes[2].port }),
+    );
+
+    // Clients: half on WebSocket only, half starting on long-polling and upgrading (sticky by the io cookie, which
+    // the Node client keeps with withCredentials), reconnecting as the client does by default but quicker.
+    const reconnects = []; // {label, down, up, recovered, missed}
+    for (let i = 0; i < CLIENTS; i++) {
+      const opts = {
+        reconnection: true,
+        reconnectionDelay: 200,
+        reconnectionDelayMax: 1000,
+        ...(i % 2 ? { withCredentials: true } : { transports: ["websocket"] }),
+      };
+      const s = makeClient(lb.url, `c${i}`, opts);
+      s.room = `room-${i % ROOMS}`;
+      let down;
+      let missedFrom;
+      s.on("disconnect", () => {
+        down = performance.now();
+        missedFrom = s.w.count("room-message");
+      });
+      s.on("connect", () => {
+        if (down === undefined) return;
+        // Missed packets are handed to the client before its connect event (socket.io-client's receive buffer).
+        reconnects.push({ label: s.label, down, up: performance.now(), recovered: s.recovered, missed: s.w.count("room-message") - missedFrom });
+        down = undefined;
+      });
+      clients.push(s);
+    }
+    await Promise.all(clients.map((s) => connected(s, 10_000)));
+    for (const s of clients) await join(s, s.room);
+
+    // The flow: broadcast n goes to room n % ROOMS, every PERIOD_MS.
+    publisher = makeClient(pub.url, "publisher", { transports: ["websocket"] });
+    await connected(publisher);
+    let sent = 0;
+    timer = setInterval(() => {
+      publisher.emit("to-room", `room-${sent % ROOMS}`, sent);
+      sent++;
+    }, PERIOD_MS);
+
+    await sleep(1000);
+    const restarts = [];
+    for (let i = 0; i < nodes.length; i++) {
+      const started = performance.now();
+      const before = reconnects.length;
+      const stopped = await nodes[i].terminate(8000);
+      assert.ok(stopped.graceful && stopped.code === 0, `s${i + 1} closed gracefully on SIGTERM: ${show(stopped)}\n${nodes[i].output()}`);
+      nodes[i] = await startRustNode([...args(`s${i + 1}`), "--port", String(nodes[i].port)]);
+      // Every client is back (those of the stopped node reconnected elsewhere).
+      const deadline = Date.now() + 20_000;
+      while (clients.some((s) => !s.connected)) {
+        if (Date.now() > deadline) {
+          const down = clients.filter((s) => !s.connected).map((s) => s.label);
+          assert.fail(`${down.length} clients still disconnected 20 s after s${i + 1} restarted: ${down.slice(0, 10)}`);
+        }
+        await sleep(50);
+      }
+      restarts.push({ node: `s${i + 1}`, reconnected: reconnects.length - before, ms: Math.round(performance.now() - started) });
+      await sleep(1000);
+    }
+    clearInterval(timer);
+    // The end of the flow: a last broadcast per room that every member must get.
+    const lastSent = sent;
+    for (let r = 0; r < ROOMS; r++) publisher.emit("to-room", `room-${r}`, `end-${r}`);
+    await Promise.all(clients.map((s) => s.w.waitFor("room-message", (a) => a[0] === `end-${s.room.slice(5)}`, 15_000, "the end of the flow")));
+
+    // Every client of every stopped node reconnected with its state recovered, and got every broadcast of its room,
+    // once each, in order.
+    assert.ok(reconnects.length >= CLIENTS * 0.9, `most clients were moved by the restarts (${reconnects.length} reconnections)`);
+    const lost = reconnects.filter((r) => !r.recovered);
+    assert.deepEqual(lost.map((r) => r.label), [], "every reconnection recovered its state");
+    for (const s of clients) {
+      const r = Number(s.room.slice(5));
+      const want = [];
+      for (let n = r; n < lastSent; n += ROOMS) want.push(n);
+      want.push(`end-${r}`);
+      const got = s.w.all("room-message").map((a) => a[0]);
+      if (JSON.stringify(got) !== JSON.stringify(want)) {
+        const dup = got.filter((v, k) => got.indexOf(v) !== k);
+        const missing = want.filter((v) => !got.includes(v));
+        assert.fail(`${s.label} (${s.room}): ${got.length} broadcasts, ${want.length} sent; missing ${show(missing.slice(0, 10))}, twice ${show(dup.slice(0, 10))}`);
+      }
+    }
+    const times = reconnects.map((r) => r.up - r.down);
+    const missed = reconnects.map((r) => r.missed);
+    const report = {
+      clients: CLIENTS,
+      broadcasts: lastSent,
+      deliveries: clients.reduce((n, s) => n + s.w.count("room-message"), 0),
+      reconnections: reconnects.length,
+      recovered: reconnects.length - lost.length,
+      reconnectMs: { p50: Math.round(percentile(times, 50)), p99: Math.round(percentile(times, 99)), max: Math.round(Math.max(...times)) },
+      missedPerReconnection: { p50: percentile(missed, 50), max: Math.max(...missed), total: missed.reduce((a, b) => a + b, 0) },
+      restarts,
+    };
+    console.log(`rolling restart: ${JSON.stringify(report)}`);
+    for (const n of [...nodes, pub]) {
+      const p = n.output().match(/panicked at [^\n]*/g);
+      assert.equal(p, null, `no panic: ${p}`);
+    }
+  });
+});

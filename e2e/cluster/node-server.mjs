@@ -30,7 +30,8 @@
 // node's name as its server id, as the Rust server's `--admin`), `--allow-eio3` (ALLOW_EIO3=1: serve Socket.IO 2
 // clients, as the Rust server's `--allow-eio3`), `--sharded MODE` (SHARDED=MODE: `createShardedAdapter` with that
 // `subscriptionMode` and the key as its `channelPrefix`, as the Rust server's `--sharded`), `--streams` (STREAMS=1:
-// `@socket.io/redis-streams-adapter` with the key as its stream name and channel prefix). Listens on 127.0.0.1 and prints `listening on http://localhost:PORT` once it is bound and its adapter
+// `@socket.io/redis-streams-adapter` with the key as its stream name and channel prefix), `--recovery` (RECOVERY=1:
+// connection state recovery with the reference's defaults, as the Rust server's `--recovery`). Listens on 127.0.0.1 and prints `listening on http://localhost:PORT` once it is bound and its adapter
 // is subscribed to every channel it needs.
 
 import { createServer } from "node:http";
@@ -53,6 +54,7 @@ function parseArgs(argv) {
     allowEIO3: process.env.ALLOW_EIO3 === "1",
     sharded: process.env.SHARDED || undefined,
     streams: process.env.STREAMS === "1",
+    recovery: process.env.RECOVERY === "1",
   };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
@@ -87,6 +89,9 @@ function parseArgs(argv) {
         break;
       case "--streams":
         opts.streams = true;
+        break;
+      case "--recovery":
+        opts.recovery = true;
         break;
       default:
         throw new Error(`unknown flag ${flag}`);
@@ -124,6 +129,11 @@ function register(socket, name) {
     nsp.to(room).emit("room-message", ...args);
   });
   socket.on("broadcast", (...args) => socket.broadcast.emit("broadcast", ...args));
+  socket.on("set-data", (value, cb) => {
+    socket.data = value;
+    if (typeof cb === "function") cb();
+  });
+  socket.on("get-data", (cb) => typeof cb === "function" && cb(socket.data));
   socket.on("emit-all", (...args) => nsp.emit("all", ...args));
   socket.on("fetch-sockets", async (cb) => {
     let ids = [];
@@ -189,6 +199,8 @@ async function main() {
   const ioOptions = {};
   if (opts.cookie) ioOptions.cookie = { name: "io", path: "/", httpOnly: true, sameSite: "lax" };
   if (opts.allowEIO3) ioOptions.allowEIO3 = true;
+  // The reference's defaults, as the Rust server's `--recovery`.
+  if (opts.recovery) ioOptions.connectionStateRecovery = { maxDisconnectionDuration: 2 * 60 * 1000, skipMiddlewares: true };
 
   let redisClients = [];
   let waitSubscribed = async () => {};

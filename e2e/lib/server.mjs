@@ -61,7 +61,8 @@ export function startDemo(args = []) {
  * @param {string[]} args
  * @param {string} name how the server is called in error messages
  * @param {string} envVar the env variable that overrides the binary's path, for error messages
- * @returns {Promise<{url: string, port: number, stop: () => Promise<void>, output: () => string}>}
+ * @returns {Promise<{url: string, port: number, stop: () => Promise<void>, terminate: (ms?: number) => Promise<object>,
+ *   output: () => string}>}
  */
 export function startBinary(bin, args = [], name = path.basename(bin), envVar = undefined) {
   if (!existsSync(bin)) {
@@ -96,6 +97,21 @@ export function startBinary(bin, args = [], name = path.basename(bin), envVar = 
     }
   };
 
+  /** A graceful stop: SIGTERM, then the exit (SIGKILL after `ms`); resolves {code, signal, graceful}. */
+  const terminate = async (ms = 5000) => {
+    if (exited) return { ...(await exitPromise), graceful: false };
+    child.kill("SIGTERM");
+    let timer;
+    const late = new Promise((resolve) => {
+      timer = setTimeout(() => resolve(null), ms);
+    });
+    const done = await Promise.race([exitPromise, late]);
+    clearTimeout(timer);
+    if (done) return { ...done, graceful: true };
+    await stop();
+    return { ...(await exitPromise), graceful: false };
+  };
+
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       stop();
@@ -124,7 +140,7 @@ export function startBinary(bin, args = [], name = path.basename(bin), envVar = 
       const match = /listening on (http:\/\/(?:[^\s:]+|\[[^\]]+\]):(\d+))/.exec(stdout);
       if (match) {
         clearTimeout(timer);
-        resolve({ url: match[1], port: Number(match[2]), stop, output });
+        resolve({ url: match[1], port: Number(match[2]), stop, terminate, output });
       }
     });
   });

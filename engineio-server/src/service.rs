@@ -191,6 +191,12 @@ where
     match route {
         Route::NotFound => plain(StatusCode::NOT_FOUND, "text/plain", Bytes::from_static(b"Not Found"), extra),
         Route::Refuse(refusal) => refuse(&shared, &parts, refusal, None, extra),
+        Route::Handshake { .. } if *shared.stopping.borrow() => {
+            // Closing: no new session here (a request on a connection accepted before, such as one a proxy
+            // keeps open); 503, which a load balancer can retry on another server.
+            let body = Bytes::from_static(b"Server shutting down");
+            closing(plain(StatusCode::SERVICE_UNAVAILABLE, "text/plain", body, extra))
+        }
         Route::Handshake { transport, query, accept } => {
             let mut parts = detach(parts);
             parts.extensions.insert(crate::telemetry::HandshakeStarted(std::time::Instant::now()));

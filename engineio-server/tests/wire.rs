@@ -690,3 +690,19 @@ async fn graceful_close_stops_accepting_tells_clients_and_is_bounded() {
     let refused = tokio::net::TcpStream::connect(server.addr).await;
     assert!(refused.is_err(), "the listener is closed");
 }
+
+#[tokio::test]
+async fn a_closing_engine_answers_handshakes_on_open_connections_with_503() {
+    use tokio::io::AsyncWriteExt;
+    let server = start(EngineConfig::default()).await;
+    // A connection accepted before the close (as a proxy keeps them), used after it.
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(server.engine.close_within(Duration::from_millis(500)).await);
+    let head = format!("GET /engine.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr);
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let res = read_response(&mut stream).await;
+    assert_eq!(res.status, 503, "{}", res.text());
+    assert_eq!(res.header("connection"), Some("close"));
+    assert_eq!(server.engine.session_count(), 0, "no session was made");
+}

@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use socketio_server::adapter::{
-    AckUpdate, Adapter, AdapterError, BoxFuture, BroadcastOptions, LocalAdapter, Room, RoomEvent, SocketInfo,
+    AckUpdate, Adapter, AdapterError, BoxFuture, BroadcastOptions, LocalAdapter, PersistedSession, RestoredSession,
+    Room, RoomEvent, SocketInfo,
 };
 use socketio_server::proto::{Map, Packet, Value};
 use tokio::sync::mpsc;
@@ -37,6 +38,39 @@ pub(crate) trait Bus: Send + Sync + 'static {
     fn room_deleted(&self, _nsp: &str, _room: &Room) {}
     /// The adapter `uid` is gone (its namespace was removed).
     fn closed(&self, _uid: &str) {}
+    /// Whether the bus keeps sessions and the history of broadcasts for every server (connection state
+    /// recovery across servers). Such a bus delivers every broadcast it carries, this server's own
+    /// included, from its history, in its order: [`Bus::publish_delivered`].
+    fn keeps_sessions(&self) -> bool {
+        false
+    }
+    /// Publishes a broadcast that the bus then delivers here too, with its offset; `fallback` delivers it
+    /// here without one if it cannot be published.
+    fn publish_delivered(
+        &self,
+        nsp: &str,
+        message: &Message,
+        fallback: Box<dyn FnOnce() + Send>,
+    ) -> Result<(), AdapterError> {
+        let result = self.publish(nsp, message, None);
+        fallback();
+        result
+    }
+    /// Stores a disconnected socket's session for `max_age`.
+    fn persist_session(&self, _nsp: &str, _session: &PersistedSession, _max_age: Duration) {}
+    /// Takes back a stored session and what it missed since `offset`.
+    fn restore_session(
+        &self,
+        _nsp: &str,
+        _pid: String,
+        _offset: String,
+    ) -> BoxFuture<'static, Option<RestoredSession>> {
+        Box::pin(async { None })
+    }
+    /// Resolves once what was handed to the bus so far has been written.
+    fn flush(&self) -> BoxFuture<'static, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// The adapter of one namespace (see the module documentation).
@@ -99,10 +133,18 @@ impl ClusterNsAdapter {
         }
     }
 
+    /// Whether broadcasts are delivered from the bus's history, this server's own included (see
+    /// [`Bus::keeps_sessions`]).
+    fn delivered_by_bus(&self) -> bool {
+        self.local.recovery_enabled() && self.bus.keeps_sessions()
+    }
+
     /// A message from the bus (responses, which some buses deliver here too, go to [`Self::on_response`]);
-    /// its data is moved, not copied, into what it asks for.
-    pub(crate) fn on_message(&self, message: Message) {
-        if message.uid == self.uid || message.nsp != self.nsp() {
+    /// its data is moved, not copied, into what it asks for. `offset` is its place in the bus's history,
+    /// when the bus keeps one: a broadcast carries it to the clients, for connection state recovery.
+    pub(crate) fn on_message(&self, message: Message, offset: Option<&str>) {
+        let own_broadcast = message.kind == mt::BROADCAST && offset.is_some() && self.delivered_by_bus();
+        if (message.uid == self.uid && !own_broadcast) || message.nsp != self.nsp() {
             return;
         }
         if matches!(
@@ -128,6 +170,7 @@ impl ClusterNsAdapter {
                     return;
                 };
                 match request_id {
+                    None if offset.is_some() => self.local.broadcast_with_offset(packet, &opts, offset),
                     None => self.local.broadcast(packet, &opts),
                     Some(request_id) => self.answer_broadcast_with_ack(requester, request_id, packet, opts),
                 }
@@ -252,6 +295,16 @@ impl Adapter for ClusterNsAdapter {
             data.insert("opts".into(), cw::opts_value(&opts));
             self.message(mt::BROADCAST, Some(Value::Object(data)))
         });
+        if self.delivered_by_bus() {
+            // Delivered here too from the bus's history, with its offset, in the history's order.
+            let Some(message) = remote else {
+                self.local.broadcast_with_offset(packet, &opts, None);
+                return Ok(());
+            };
+            let local = self.local.clone();
+            let fallback = Box::new(move || local.broadcast_with_offset(packet, &opts, None));
+            return self.bus.publish_delivered(self.nsp(), &message, fallback);
+        }
         let single_room = (opts.rooms.len() == 1).then(|| opts.rooms.iter().next().cloned()).flatten();
         self.local.broadcast(packet, &opts);
         match remote {
@@ -374,6 +427,32 @@ impl Adapter for ClusterNsAdapter {
 
     fn server_count(&self) -> BoxFuture<'_, Result<usize, AdapterError>> {
         self.bus.server_count(self.nsp())
+    }
+
+    fn persist_session(&self, session: PersistedSession) {
+        match self.local.recovery_max_age() {
+            Some(max_age) if self.bus.keeps_sessions() => self.bus.persist_session(self.nsp(), &session, max_age),
+            _ => {
+                let PersistedSession { id, pid, rooms, data, .. } = session;
+                self.local.persist_session(id, pid, rooms, data);
+            }
+        }
+    }
+
+    fn restore_session(&self, pid: String, offset: String) -> BoxFuture<'_, Option<RestoredSession>> {
+        if self.bus.keeps_sessions() {
+            return self.bus.restore_session(self.nsp(), pid, offset);
+        }
+        let restored = self.local.restore_session(&pid, &offset);
+        Box::pin(async move { restored.map(|(session, missed)| RestoredSession::new(session, missed)) })
+    }
+
+    fn shares_sessions(&self) -> bool {
+        self.bus.keeps_sessions()
+    }
+
+    fn flush(&self) -> BoxFuture<'_, ()> {
+        self.bus.flush()
     }
 
     fn close(&self) {

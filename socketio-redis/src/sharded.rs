@@ -120,7 +120,7 @@ impl ShardedBus {
             return;
         };
         match kind {
-            ChannelKind::Messages => adapter.on_message(message),
+            ChannelKind::Messages => adapter.on_message(message, None),
             ChannelKind::Responses => adapter.on_response(message),
         }
     }

@@ -4,22 +4,32 @@
 //! requests and their answers go over Pub/Sub as msgpack (`P#nsp#` and `P#nsp#<uid>#`), and the number of
 //! servers is `PUBSUB NUMSUB P#nsp#`.
 //!
-//! Connection state recovery across servers (the stream entry id as the offset, sessions kept in Redis) is
-//! not in this version yet.
+//! Connection state recovery works across servers, in the reference's format: the offset a client holds is
+//! the id of the stream entry of the broadcast, a disconnected socket's session is kept in Redis
+//! (`SET sio:session:<pid> <base64 msgpack {sid, pid, rooms, data}> PX <max disconnection duration>`),
+//! and whichever server the client reconnects to takes it back (`MULTI GET DEL EXEC`) with the broadcasts
+//! it missed (`XRANGE` from its offset). With recovery on, every broadcast is delivered from the stream,
+//! this server's own too, in the stream's order; a restored socket holds that delivery back until it is in
+//! its rooms, so that each broadcast reaches it exactly once: among the missed ones or live.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use fred::clients::{Client, SubscriberClient};
-use fred::interfaces::{ClientLike, PubsubInterface};
+use fred::interfaces::{ClientLike, KeysInterface, PubsubInterface, TransactionInterface};
 
 use fred::types::{ClusterHash, CustomCommand, Value as RedisValue};
-use socketio_server::adapter::{Adapter, AdapterError, AdapterFactory, BoxFuture, LocalAdapter, Room};
+use socketio_server::adapter::{
+    Adapter, AdapterError, AdapterFactory, BoxFuture, LocalAdapter, PersistedSession, RestoredSession, Room,
+};
+use socketio_server::proto::{Map, Packet, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::cluster_adapter::{Bus, ClusterNsAdapter};
-use crate::cluster_wire::{Message, message_type as mt};
+use crate::cluster_wire::{self as cw, Message, message_type as mt};
 
 /// Options of the streams adapter, with the reference's defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +50,8 @@ pub struct StreamsAdapterConfig {
     pub block_time: Duration,
     /// How long requests wait for the other servers (default 5 s).
     pub requests_timeout: Duration,
+    /// Prefix of the keys of persisted sessions (default `sio:session:`).
+    pub session_key_prefix: String,
 }
 
 impl Default for StreamsAdapterConfig {
@@ -52,6 +64,7 @@ impl Default for StreamsAdapterConfig {
             read_count: 100,
             block_time: Duration::from_secs(5),
             requests_timeout: Duration::from_secs(5),
+            session_key_prefix: "sio:session:".into(),
         }
     }
 }
@@ -78,7 +91,42 @@ impl StreamsAdapterConfig {
 
 enum Outgoing {
     Publish(String, Vec<u8>),
-    Add(String, Vec<(&'static str, String)>),
+    /// An entry, and what to do if it cannot be added.
+    Add(String, Vec<(&'static str, String)>, Option<Box<dyn FnOnce() + Send>>),
+    /// `SET key value PX ms`.
+    Set(String, String, u64),
+    /// Answered once everything before it is written.
+    Barrier(oneshot::Sender<()>),
+}
+
+/// The id of the last entry of each stream that the read loop has delivered, held while it delivers.
+type Positions = Arc<tokio::sync::Mutex<HashMap<String, EntryId>>>;
+
+/// A stream entry id `ms-seq`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct EntryId(u64, u64);
+
+impl EntryId {
+    /// Parses `ms-seq` (as the reference checks a client's offset: digits, a dash, digits).
+    fn parse(id: &str) -> Option<EntryId> {
+        let (ms, seq) = id.split_once('-')?;
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if !digits(ms) || !digits(seq) {
+            return None;
+        }
+        Some(EntryId(ms.parse().ok()?, seq.parse().ok()?))
+    }
+
+    /// The smallest id after this one (XRANGE's exclusive start, written as Redis before 6.2 takes it).
+    fn next(self) -> String {
+        format!("{}-{}", self.0, self.1.saturating_add(1))
+    }
+}
+
+impl std::fmt::Display for EntryId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.0, self.1)
+    }
 }
 
 enum SubCommand {
@@ -96,6 +144,8 @@ struct StreamsBus {
     adapters: RwLock<HashMap<String, Weak<ClusterNsAdapter>>>,
     /// The Pub/Sub channels and whose they are.
     channels: RwLock<HashMap<String, Weak<ClusterNsAdapter>>>,
+    /// Where the read loop is in each stream.
+    positions: Positions,
 }
 
 impl StreamsBus {
@@ -115,10 +165,10 @@ impl StreamsBus {
         self.out_tx.send(out).map_err(|_| AdapterError("the redis publisher has stopped".into()))
     }
 
-    fn on_entry(&self, message: Message) {
+    fn on_entry(&self, message: Message, id: &str) {
         let adapter = self.adapters.read().expect("poisoned").get(&message.nsp).and_then(Weak::upgrade);
         if let Some(adapter) = adapter {
-            adapter.on_message(message);
+            adapter.on_message(message, Some(id));
         }
     }
 
@@ -127,7 +177,7 @@ impl StreamsBus {
             return;
         };
         match Message::decode(payload) {
-            Some(message) => adapter.on_message(message),
+            Some(message) => adapter.on_message(message, None),
             None => {
                 tracing::warn!(target: "socketio_redis::adapter", bytes = payload.len(), "a message that does not decode was dropped")
             }
@@ -149,8 +199,69 @@ impl Bus for StreamsBus {
         if is_ephemeral(message) {
             self.send(Outgoing::Publish(self.channel(nsp, None), message.encode_msgpack()))
         } else {
-            self.send(Outgoing::Add(self.config.stream_of(nsp), message.to_stream_fields()))
+            self.send(Outgoing::Add(self.config.stream_of(nsp), message.to_stream_fields(), None))
         }
+    }
+
+    fn keeps_sessions(&self) -> bool {
+        true
+    }
+
+    fn publish_delivered(
+        &self,
+        nsp: &str,
+        message: &Message,
+        fallback: Box<dyn FnOnce() + Send>,
+    ) -> Result<(), AdapterError> {
+        if !self.is_connected() {
+            fallback();
+            crate::telemetry::METRICS.publishes_failed.increment(1);
+            return Err(AdapterError("redis is unavailable".into()));
+        }
+        self.send(Outgoing::Add(self.config.stream_of(nsp), message.to_stream_fields(), Some(fallback)))
+    }
+
+    fn persist_session(&self, _nsp: &str, session: &PersistedSession, max_age: Duration) {
+        let mut map = Map::new();
+        map.insert("sid".into(), Value::from(&*session.id));
+        map.insert("pid".into(), Value::from(session.pid.as_str()));
+        map.insert("rooms".into(), Value::Array(session.rooms.iter().map(|r| Value::from(&**r)).collect()));
+        map.insert("data".into(), session.data.clone());
+        let encoded = STANDARD.encode(crate::wire::to_msgpack(&Value::Object(map)));
+        let key = format!("{}{}", self.config.session_key_prefix, session.pid);
+        let ms = u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX).max(1);
+        if let Err(e) = self.send(Outgoing::Set(key, encoded, ms)) {
+            tracing::warn!(target: "socketio_redis::adapter", error = %e, "a session could not be persisted");
+        }
+    }
+
+    fn restore_session(&self, nsp: &str, pid: String, offset: String) -> BoxFuture<'static, Option<RestoredSession>> {
+        let restore = Restore {
+            client: self.publisher.clone(),
+            stream: self.config.stream_of(nsp),
+            nsp: nsp.to_owned(),
+            key: format!("{}{pid}", self.config.session_key_prefix),
+            positions: self.positions.clone(),
+        };
+        Box::pin(async move {
+            match restore.run(&offset).await {
+                Ok(restored) => restored,
+                Err(e) => {
+                    tracing::warn!(target: "socketio_redis::adapter", error = %e, "a session could not be restored");
+                    None
+                }
+            }
+        })
+    }
+
+    fn flush(&self) -> BoxFuture<'static, ()> {
+        let (tx, rx) = oneshot::channel();
+        let sent = self.out_tx.send(Outgoing::Barrier(tx)).is_ok();
+        Box::pin(async move {
+            if sent {
+                let _ = rx.await;
+            }
+        })
     }
 
     fn publish_response(&self, nsp: &str, requester: &str, message: &Message) -> Result<(), AdapterError> {
@@ -182,6 +293,114 @@ impl Bus for StreamsBus {
         self.channels.write().expect("poisoned").retain(|_, a| a.upgrade().is_some_and(|a| a.uid != uid));
         self.adapters.write().expect("poisoned").retain(|_, a| a.upgrade().is_some_and(|a| a.uid != uid));
     }
+}
+
+/// One session being taken back (see the module documentation).
+struct Restore {
+    client: Client,
+    stream: String,
+    nsp: String,
+    key: String,
+    positions: Positions,
+}
+
+impl Restore {
+    async fn run(&self, offset: &str) -> Result<Option<RestoredSession>, fred::error::Error> {
+        // Not an id of the stream: a fresh session, as the reference (which keeps the stored one then).
+        let Some(from) = EntryId::parse(offset) else { return Ok(None) };
+        let trx = self.client.multi();
+        let _: () = trx.get(self.key.as_str()).await?;
+        let _: () = trx.del(self.key.as_str()).await?;
+        let (raw, there) = tokio::join!(trx.exec::<Vec<RedisValue>>(true), self.range(offset, offset, 1));
+        let raw = raw?.into_iter().next().and_then(|v| v.as_bytes().map(<[u8]>::to_vec));
+        let (Some(raw), false) = (raw, there?.is_empty()) else { return Ok(None) };
+        let Some(session) = decode_session(&raw) else {
+            tracing::warn!(target: "socketio_redis::adapter", "a stored session that does not decode was dropped");
+            return Ok(None);
+        };
+        let rooms: HashSet<&str> = session.rooms.iter().map(|r| &**r).collect();
+        // What the stream holds after the offset, read without holding the delivery back …
+        let mut missed = Vec::new();
+        let mut last = from;
+        self.collect(&mut last, None, &rooms, &mut missed).await?;
+        // … then, holding it, up to where the read loop is: what it delivers from now on reaches the socket
+        // live once it is in its rooms, what it delivered before is among the missed packets.
+        let guard = self.positions.clone().lock_owned().await;
+        match guard.get(&self.stream).copied() {
+            Some(position) if position > last => self.collect(&mut last, Some(position), &rooms, &mut missed).await?,
+            Some(position) => missed.retain(|(id, _)| *id <= position),
+            None => {}
+        }
+        let packets = missed.into_iter().map(|(_, p)| p).collect();
+        Ok(Some(RestoredSession::new(session, packets).holding(guard)))
+    }
+
+    /// XRANGE `start` `end` COUNT `count`.
+    async fn range(&self, start: &str, end: &str, count: u64) -> Result<Vec<Entry>, fred::error::Error> {
+        let cmd = CustomCommand::new_static("XRANGE", ClusterHash::FirstKey, false);
+        let args: Vec<RedisValue> =
+            vec![self.stream.as_str().into(), start.into(), end.into(), "COUNT".into(), count.to_string().into()];
+        let reply: RedisValue = self.client.custom(cmd, args).await?;
+        Ok(entries_of(reply))
+    }
+
+    /// Reads the entries after `last` up to `end` (the stream's end when `None`), keeps the broadcasts of
+    /// this namespace meant for a socket in `rooms` with their id as last argument, and moves `last`.
+    async fn collect(
+        &self,
+        last: &mut EntryId,
+        end: Option<EntryId>,
+        rooms: &HashSet<&str>,
+        missed: &mut Vec<(EntryId, Packet)>,
+    ) -> Result<(), fred::error::Error> {
+        const BATCH: u64 = 1000;
+        let end = end.map_or_else(|| "+".to_owned(), |e| e.to_string());
+        // Bounded, as the reference's: a stream written faster than it is read would never end.
+        for _ in 0..100 {
+            let entries = self.range(&last.next(), &end, BATCH).await?;
+            let n = entries.len() as u64;
+            for (id, fields) in entries {
+                let Some(entry_id) = EntryId::parse(&id) else { continue };
+                *last = entry_id;
+                let pairs = fields.iter().map(|(k, v)| (k.as_str(), v.as_slice()));
+                let Some(message) = Message::from_stream_fields(pairs) else { continue };
+                if message.kind != mt::BROADCAST || message.nsp != self.nsp {
+                    continue;
+                }
+                let Some(data) = message.data else { continue };
+                let opts = crate::wire::opts_from_value(data.get("opts"));
+                let included = opts.rooms.is_empty() || opts.rooms.iter().any(|r| rooms.contains(&**r));
+                if !included || opts.except.iter().any(|r| rooms.contains(&**r)) {
+                    continue;
+                }
+                let Some(mut packet) = data.get("packet").and_then(|p| cw::packet_from_value(p, &self.nsp)) else {
+                    continue;
+                };
+                if let Some(Value::Array(args)) = &mut packet.data {
+                    args.push(Value::from(id.as_str()));
+                }
+                missed.push((entry_id, packet));
+            }
+            if n < BATCH {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A session as the reference stores it: msgpack `{sid, pid, rooms, data}`, in base64.
+fn decode_session(raw: &[u8]) -> Option<PersistedSession> {
+    let bytes = STANDARD.decode(raw).ok()?;
+    let Value::Object(mut map) = crate::wire::decode_message(&bytes)? else { return None };
+    let sid = map.get("sid")?.as_str()?.to_owned();
+    let pid = map.get("pid")?.as_str()?.to_owned();
+    let rooms = match map.get("rooms") {
+        Some(Value::Array(rooms)) => rooms.iter().filter_map(Value::as_str).map(Room::from).collect(),
+        _ => Vec::new(),
+    };
+    let data = map.shift_remove("data").unwrap_or(Value::Null);
+    Some(PersistedSession::new(sid.into(), pid, rooms, data))
 }
 
 /// The count of a `PUBSUB NUMSUB` reply (`[channel, n]`, or a map).
@@ -222,6 +441,7 @@ impl StreamsCluster {
             sub_tx,
             adapters: RwLock::default(),
             channels: RwLock::default(),
+            positions: Positions::default(),
         });
         tokio::spawn(out_loop(publisher, bus.config.max_len, out_rx));
         tokio::spawn(subscribe_loop(subscriber.clone(), sub_rx));
@@ -282,9 +502,17 @@ impl StreamsCluster {
 /// Publishes and appends in order, one at a time.
 async fn out_loop(publisher: Client, max_len: u64, mut rx: mpsc::UnboundedReceiver<Outgoing>) {
     while let Some(out) = rx.recv().await {
-        let result: Result<RedisValue, _> = match &out {
-            Outgoing::Publish(channel, payload) => publisher.publish(channel.as_str(), payload.clone()).await,
-            Outgoing::Add(stream, fields) => {
+        let result: Result<RedisValue, _> = match out {
+            Outgoing::Publish(channel, payload) => publisher.publish(channel.as_str(), payload).await,
+            Outgoing::Set(key, value, ms) => {
+                let expiry = Some(fred::types::Expiration::PX(i64::try_from(ms).unwrap_or(i64::MAX)));
+                publisher.set(key.as_str(), value.as_str(), expiry, None, false).await
+            }
+            Outgoing::Barrier(done) => {
+                let _ = done.send(());
+                continue;
+            }
+            Outgoing::Add(stream, fields, fallback) => {
                 let mut args: Vec<RedisValue> = vec![
                     RedisValue::from(stream.as_str()),
                     RedisValue::from("MAXLEN"),
@@ -293,10 +521,18 @@ async fn out_loop(publisher: Client, max_len: u64, mut rx: mpsc::UnboundedReceiv
                     RedisValue::from("*"),
                 ];
                 for (k, v) in fields {
-                    args.push(RedisValue::from(*k));
-                    args.push(RedisValue::from(v.as_str()));
+                    args.push(RedisValue::from(k));
+                    args.push(RedisValue::from(v));
                 }
-                publisher.custom(CustomCommand::new_static("XADD", ClusterHash::FirstKey, false), args).await
+                let added: Result<RedisValue, _> =
+                    publisher.custom(CustomCommand::new_static("XADD", ClusterHash::FirstKey, false), args).await;
+                if added.is_err()
+                    && let Some(fallback) = fallback
+                {
+                    // Not in the stream, so not delivered from it: here, without an offset (as the reference).
+                    fallback();
+                }
+                added
             }
         };
         if let Err(e) = result {
@@ -324,8 +560,8 @@ async fn subscribe_loop(subscriber: SubscriberClient, mut rx: mpsc::UnboundedRec
 /// Reads every stream from where it was when the server started, and hands each entry to the adapter of
 /// its namespace.
 async fn read_loop(reader: Client, bus: Weak<StreamsBus>, streams: Vec<String>, started: oneshot::Sender<()>) {
-    let (count, block) = match bus.upgrade() {
-        Some(b) => (b.config.read_count, b.config.block_time),
+    let (count, block, positions) = match bus.upgrade() {
+        Some(b) => (b.config.read_count, b.config.block_time, b.positions.clone()),
         None => return,
     };
     // The last id of each stream now ("$" would miss what is added while the first read is on its way).
@@ -335,7 +571,11 @@ async fn read_loop(reader: Client, bus: Weak<StreamsBus>, streams: Vec<String>, 
         let args = vec![RedisValue::from(stream.as_str()), "+".into(), "-".into(), "COUNT".into(), "1".into()];
         let last: Option<RedisValue> = reader.custom(cmd, args).await.ok();
         let id = last.and_then(|v| entries_of(v).into_iter().next().map(|(id, _)| id));
-        offsets.push(id.unwrap_or_else(|| "0-0".into()));
+        let id = id.unwrap_or_else(|| "0-0".into());
+        if let Some(at) = EntryId::parse(&id) {
+            positions.lock().await.insert(stream.clone(), at);
+        }
+        offsets.push(id);
     }
     let _ = started.send(());
     loop {
@@ -358,21 +598,27 @@ async fn read_loop(reader: Client, bus: Weak<StreamsBus>, streams: Vec<String>, 
             }
         };
         let Some(bus) = bus.upgrade() else { return };
+        // Sessions being restored wait while a batch is delivered (and the batch waits for them).
+        let mut delivered = positions.lock().await;
         for (stream, entries) in streams_of(reply) {
             let Some(i) = streams.iter().position(|s| *s == stream) else { continue };
             for (id, fields) in entries {
-                offsets[i] = id;
+                if let Some(at) = EntryId::parse(&id) {
+                    delivered.insert(stream.clone(), at);
+                }
                 let pairs = fields.iter().map(|(k, v)| (k.as_str(), v.as_slice()));
                 match Message::from_stream_fields(pairs) {
                     Some(message) => {
-                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| bus.on_entry(message)));
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| bus.on_entry(message, &id)));
                     }
                     None => {
                         tracing::warn!(target: "socketio_redis::adapter", stream = %stream, "a stream entry that does not decode was skipped")
                     }
                 }
+                offsets[i] = id;
             }
         }
+        drop(delivered);
     }
 }
 

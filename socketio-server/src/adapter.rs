@@ -187,8 +187,72 @@ pub trait Adapter: Send + Sync + 'static {
         Box::pin(async { Ok(1) })
     }
 
+    /// Keeps the state of a socket that disconnected for a recoverable reason (connection state recovery).
+    /// The default keeps it in this server's memory; an adapter that shares sessions across servers
+    /// (see [`Adapter::shares_sessions`]) stores it where every server finds it.
+    fn persist_session(&self, session: PersistedSession) {
+        let PersistedSession { id, pid, rooms, data, .. } = session;
+        self.local().persist_session(id, pid, rooms, data);
+    }
+
+    /// Takes back a persisted session, with the packets it missed since `offset`; `None` if the session is
+    /// unknown or expired, or the offset is no longer known (the client then gets a new session).
+    fn restore_session(&self, pid: String, offset: String) -> BoxFuture<'_, Option<RestoredSession>> {
+        let restored = self.local().restore_session(&pid, &offset);
+        Box::pin(async move { restored.map(|(session, missed)| RestoredSession::new(session, missed)) })
+    }
+
+    /// Whether sessions and the offsets of broadcasts are shared by every server (so a client recovers on
+    /// whichever server it reconnects to). Then a socket's own emits go through the cluster too, as the
+    /// reference's do, so that they get an offset every server knows. False for the in-memory adapter.
+    fn shares_sessions(&self) -> bool {
+        false
+    }
+
+    /// Resolves once what was handed to the adapter so far (broadcasts, persisted sessions) has left this
+    /// server. [`crate::SocketIo::close`] waits for it before closing the connections.
+    fn flush(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+
     /// Called when the namespace goes away.
     fn close(&self) {}
+}
+
+/// A session taken back by [`Adapter::restore_session`].
+#[non_exhaustive]
+pub struct RestoredSession {
+    /// The session.
+    pub session: PersistedSession,
+    /// The packets it missed, each with its offset as last argument, in order.
+    pub missed: Vec<Packet>,
+    /// Held until the socket is in its rooms and can receive broadcasts: an adapter that delivers
+    /// broadcasts from a task of its own holds that delivery back meanwhile, so that every packet after the
+    /// missed ones reaches the socket live, none twice and none lost.
+    pub hold: Option<Box<dyn std::any::Any + Send>>,
+}
+
+impl RestoredSession {
+    /// A restored session and the packets it missed.
+    pub fn new(session: PersistedSession, missed: Vec<Packet>) -> Self {
+        RestoredSession { session, missed, hold: None }
+    }
+
+    /// Holds `guard` until the socket can receive broadcasts (see [`RestoredSession::hold`]).
+    pub fn holding(mut self, guard: impl std::any::Any + Send) -> Self {
+        self.hold = Some(Box::new(guard));
+        self
+    }
+}
+
+impl std::fmt::Debug for RestoredSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RestoredSession")
+            .field("session", &self.session)
+            .field("missed", &self.missed.len())
+            .field("hold", &self.hold.is_some())
+            .finish()
+    }
 }
 
 /// The default adapter: this server only.
@@ -227,6 +291,13 @@ pub struct PersistedSession {
     /// Its `data`.
     pub data: Value,
     disconnected_at: Instant,
+}
+
+impl PersistedSession {
+    /// The state of the socket `id` that disconnects now.
+    pub fn new(id: SocketId, pid: String, rooms: Vec<Room>, data: Value) -> Self {
+        PersistedSession { id, pid, rooms, data, disconnected_at: tokio::time::Instant::now().into_std() }
+    }
 }
 
 struct Recovery {
@@ -461,6 +532,33 @@ impl LocalAdapter {
         }
     }
 
+    /// Whether a broadcast carries an offset for connection state recovery: recovery is on, and it is a
+    /// plain event (no acknowledgement), not volatile.
+    pub fn takes_offset(&self, packet: &Packet, opts: &BroadcastOptions) -> bool {
+        self.recovery.is_some()
+            && matches!(packet.kind, PacketType::Event | PacketType::BinaryEvent)
+            && packet.id.is_none()
+            && !opts.flags.volatile
+    }
+
+    /// Delivers a packet to the targeted local sockets with `offset` as its last argument when it takes one
+    /// (see [`LocalAdapter::takes_offset`]), without keeping it here: for an adapter that keeps the history
+    /// of broadcasts elsewhere (a Redis stream, whose entry ids are the offsets).
+    pub fn broadcast_with_offset(&self, mut packet: Packet, opts: &BroadcastOptions, offset: Option<&str>) {
+        let Some(ns) = self.ns.upgrade() else { return };
+        packet.nsp.clone_from(&ns.name);
+        if let Some(offset) = offset
+            && self.takes_offset(&packet, opts)
+            && let Some(Value::Array(args)) = &mut packet.data
+        {
+            args.push(Value::from(offset));
+        }
+        let frames = ns.encode(&packet);
+        for socket in self.fetch_sockets(opts) {
+            let _ = socket.send_frames(frames.as_slice(), opts.flags.volatile);
+        }
+    }
+
     /// Delivers a packet that asks for acknowledgements to the targeted local sockets; each response goes
     /// to `updates`. A packet without an ack id (as other servers send them) gets one from the namespace.
     /// Returns the number of sockets it was sent to.
@@ -521,6 +619,11 @@ impl LocalAdapter {
     /// Whether connection state recovery is on.
     pub fn recovery_enabled(&self) -> bool {
         self.recovery.is_some()
+    }
+
+    /// How long a disconnected socket's state is kept, when recovery is on.
+    pub fn recovery_max_age(&self) -> Option<Duration> {
+        self.recovery.as_ref().map(|r| r.lock().expect("recovery buffer poisoned").max_age)
     }
 
     /// Keeps the state of a socket that disconnected for a recoverable reason.

@@ -268,12 +268,17 @@ async fn connect(shared: Arc<ClientShared>, nsp: String, auth: Value) {
     // Connection state recovery is for Socket.IO 3+ clients only, as in the reference.
     let config = if v2_client { None } else { server.config.connection_state_recovery };
     let restored = match (&config, socketio_proto::connection::recovery(&auth)) {
-        (Some(_), Some(r)) => ns.adapter().local().restore_session(&r.pid, &r.offset),
+        (Some(_), Some(r)) => ns.adapter().restore_session(r.pid.to_owned(), r.offset.to_owned()).await,
         _ => None,
     };
     let handshake = PendingHandshake { auth, at: std::time::SystemTime::now() };
+    // Holds the adapter's delivery back until the recovered socket can receive broadcasts (see
+    // `RestoredSession::hold`).
+    let mut hold = None;
     let (socket, missed) = match restored {
-        Some((session, missed)) => {
+        Some(restored) => {
+            let crate::adapter::RestoredSession { session, missed, hold: h, .. } = restored;
+            hold = h;
             let s = Socket::new(
                 ns.clone(),
                 shared.clone(),
@@ -302,6 +307,11 @@ async fn connect(shared: Arc<ClientShared>, nsp: String, auth: Value) {
         }
     };
     let skip = socket.recovered() && config.is_some_and(|r| r.skip_middlewares);
+    if !skip {
+        // Middlewares may take long: the delivery is not held back for them (broadcasts to the socket's
+        // rooms while they run reach it only if they were among the missed packets, as in the reference).
+        drop(hold.take());
+    }
     if !skip && let Err(e) = ns.run_middlewares(&socket).await {
         if socket.recovered() {
             ns.adapter().del_all(socket.id_arc());
@@ -339,6 +349,7 @@ async fn connect(shared: Arc<ClientShared>, nsp: String, auth: Value) {
     // broadcast from another task, or one that its own joining causes, such as an admin's room report).
     ns.add_socket(&socket);
     ns.adapter().add_all(socket.id_arc(), &[socket.id_arc().clone()]);
+    drop(hold);
     ns.run_connection_handlers(&socket);
 }
 

@@ -165,7 +165,12 @@ impl Socket {
             && let Some(pid) = &self.inner.pid
         {
             let rooms: Vec<Room> = self.rooms().into_iter().collect();
-            adapter.local().persist_session(self.inner.id.clone(), pid.clone(), rooms, self.data());
+            adapter.persist_session(crate::adapter::PersistedSession::new(
+                self.inner.id.clone(),
+                pid.clone(),
+                rooms,
+                self.data(),
+            ));
         }
         adapter.del_all(&self.inner.id);
         self.inner.ns.remove_socket(&self.inner.id);

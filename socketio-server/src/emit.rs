@@ -35,13 +35,16 @@ impl Socket {
             return Err(EmitError::Disconnected);
         }
         self.notify_outgoing(event, &args);
-        let local = self.inner.ns.adapter().local();
-        if local.recovery_enabled() && !volatile {
-            // Through the adapter, so the packet gets an offset and is buffered for recovery.
+        let adapter = self.inner.ns.adapter();
+        if adapter.local().recovery_enabled() && !volatile {
+            // Through the adapter, so the packet gets an offset and is kept for recovery: here, or in the
+            // cluster when the adapter shares sessions across servers (as the reference does).
             let packet = Packet::event(self.namespace_name(), event, args, None);
-            let opts =
+            let mut opts =
                 BroadcastOptions { rooms: HashSet::from([self.inner.id.clone()]), ..BroadcastOptions::default() };
-            local.broadcast(packet, &opts);
+            opts.flags.local = !adapter.shares_sessions();
+            // An adapter that cannot reach the cluster delivers it here and says so; the event went out.
+            let _ = adapter.broadcast(packet, opts);
             return Ok(());
         }
         self.send_args(ArgsPacket::Event { name: event, ack_id: None }, &args, volatile)

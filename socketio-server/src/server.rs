@@ -367,11 +367,26 @@ impl SocketIo {
                 s.on_close(DisconnectReason::ServerShuttingDown);
             }
         }
+        // The sessions just persisted (and the last broadcasts) leave before the connections close, so a
+        // client that reconnects elsewhere at once finds its session.
+        flush_adapters(&namespaces).await;
         self.inner.engine.close().await;
+        // Sockets that joined meanwhile (their connection was open already) closed with their connection.
+        flush_adapters(&namespaces).await;
         for ns in namespaces {
             ns.adapter().close();
         }
     }
+}
+
+/// Waits (at most 2 s) until what the namespaces' adapters were handed has left this server.
+async fn flush_adapters(namespaces: &[Namespace]) {
+    let all = async {
+        for ns in namespaces {
+            ns.adapter().flush().await;
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), all).await;
 }
 
 /// What [`SocketIo::health`] reports.

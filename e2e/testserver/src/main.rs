@@ -310,6 +310,17 @@ fn main() {
         }
         let (addr, task) = io.listen(SocketAddr::from(([127, 0, 0, 1], port))).await.expect("bind");
         println!("listening on http://{addr}");
-        task.await.expect("the server task");
+        // SIGTERM closes gracefully (sockets disconnect with "server shutting down", their sessions are
+        // persisted for recovery, queued packets flushed), as a rolling restart stops a node.
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("a SIGTERM handler");
+        tokio::select! {
+            res = task => res.expect("the server task"),
+            _ = term.recv() => {
+                io.close().await;
+                eprintln!("closed on SIGTERM");
+                std::process::exit(0);
+            }
+        }
     });
 }
