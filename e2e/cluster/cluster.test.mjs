@@ -543,12 +543,15 @@ const RESTART_LOGS = {
 };
 
 describe("3. Redis restart", () => {
-  for (const [label, adapter, logs] of [
+  for (const [label, adapter, logs, extra = []] of [
     ["classic adapter", {}, RESTART_LOGS.classic],
     ["sharded adapter", { sharded: "dynamic" }, RESTART_LOGS.sharded],
+    // The stream is gone with the restarted Redis (it keeps nothing on disk here): reading goes on in the new one.
+    ["streams adapter", { streams: true }, RESTART_LOGS.sharded],
+    ["streams adapter with recovery", { streams: true }, RESTART_LOGS.sharded, ["--recovery"]],
   ]) {
   it(`${label}: after Redis is killed and started again on the same port, to-room crosses the nodes again`, T, async (t) => {
-    const env = await cluster(t, { a: ["rust", "rust-a"], b: ["rust", "rust-b"] }, adapter);
+    const env = await cluster(t, { a: ["rust", "rust-a", extra], b: ["rust", "rust-b", extra] }, adapter);
     const ca = env.client("a", "ca(rust-a)");
     const cb = env.client("b", "cb(rust-b)");
     await Promise.all([connected(ca), connected(cb)]);
@@ -584,8 +587,11 @@ describe("3. Redis restart", () => {
       assert.equal(s.connected, true, `${s.label} stays connected through the Redis restart`);
       assert.equal(s.w.count("disconnect"), 0, `${s.label} disconnect events`);
     }
-    // The log said so, at warn, on each Rust node (tracing's output on stderr, default filter info).
+    // The log said so, at warn, on each Rust node (tracing's output on stderr, default filter info). The streams
+    // adapter's broadcasts travel on its stream reader, which may be back before its Pub/Sub subscriber: waits for it.
     for (const key of ["a", "b"]) {
+      const deadline = Date.now() + 5000;
+      while (!logs[1].test(env.nodes[key].output()) && Date.now() < deadline) await sleep(50);
       const out = env.nodes[key].output();
       assert.match(out, logs[0], `${key}: the loss`);
       assert.match(out, logs[1], `${key}: the reconnection`);
@@ -815,14 +821,15 @@ describe("6. the sharded adapter's room channels", () => {
 // response channels and the room channels hash to different shards, and each server subscribes to each on the node
 // that owns it (fred in Rust, node-redis' cluster client in Node).
 
-describe("7. the sharded adapter on a Redis Cluster of three masters", () => {
-  for (const mode of ["static", "dynamic"]) {
+describe("7. the sharded and streams adapters on a Redis Cluster of three masters", () => {
+  for (const mode of ["static", "dynamic", "streams"]) {
     it(`${mode}: rooms across Node and Rust nodes, binary, fetch-sockets, joins, broadcasts with acks`, { timeout: 20_000 }, async (t) => {
-      const env = await cluster(t, MIXED, { sharded: mode, redisCluster: true });
+      const adapter = mode === "streams" ? { streams: true } : { sharded: mode };
+      const env = await cluster(t, MIXED, { ...adapter, redisCluster: true });
       const c = await spreadClients(env);
       const members = [c.N1, c.A1, c.B2];
       for (const m of members) await join(m, "r");
-      await roomReady(env, { sharded: mode }, "r", members);
+      await roomReady(env, adapter, "r", members);
       for (const sender of [c.N2, c.A2, c.B1]) {
         const tag = `from ${sender.label}`;
         const payload = [tag, ALL_BYTES, { bin: Buffer.from([1, 2]) }];
@@ -844,7 +851,7 @@ describe("7. the sharded adapter on a Redis Cluster of three masters", () => {
       await ackOf(c.B1, 5000, "sockets-join", "late");
       // The other nodes apply the join when its message reaches them; rust-b's next broadcast comes after it.
       await barrier(c.B1, Object.values(c));
-      await roomReady(env, { sharded: mode }, "late", Object.values(c));
+      await roomReady(env, adapter, "late", Object.values(c));
       c.A1.emit("to-room", "late", "everyone");
       for (const s of Object.values(c)) await s.w.waitFor("room-message", (a) => a[0] === "everyone", 3000, `"late" on ${s.label}`);
       // A broadcast with acks from a Rust node gathers the acks of the room's members on every node.
@@ -968,6 +975,50 @@ describe("9. connection state recovery across nodes, streams adapter", () => {
       assertNoPanics(env);
     });
   }
+
+  it("on a Redis Cluster with two streams: sessions of both namespaces cross between Node and Rust nodes", { timeout: 20_000 }, async (t) => {
+    // "/" goes to stream socket.io-1 and "/custom" to socket.io-0 (the reference's hash); on a Redis Cluster they live
+    // in different slots, so each is read with an XREAD of its own.
+    const spec = Object.fromEntries(
+      Object.entries(RECOVERING).map(([k, [kind, name, extra]]) => [k, [kind, name, [...extra, "--stream-count", "2"]]]),
+    );
+    const env = await cluster(t, spec, { streams: true, redisCluster: true });
+    for (const [nsp, from, to] of [
+      ["", "node", "rustA"],
+      ["/custom", "rustA", "node"],
+      ["/custom", "rustB", "rustA"],
+    ]) {
+      const x = makeClient(`${env.nodes[from].url}${nsp}`, `x(${from}${nsp})`, { transports: ["websocket"], ...RECONNECTING });
+      const sender = makeClient(`${env.nodes.rustB.url}${nsp}`, `sender(rust-b${nsp})`, { transports: ["websocket"] });
+      env.clients.push(x, sender);
+      await Promise.all([connected(x), connected(sender)]);
+      await join(x, "r");
+      sender.emit("to-room", "r", "m1");
+      await x.w.waitFor("room-message", (a) => a[0] === "m1");
+      const firstId = x.id;
+      x.io.uri = env.nodes[to].url;
+      x.io.engine.close();
+      await x.w.waitFor("disconnect");
+      sender.emit("to-room", "r", "m2", ALL_BYTES);
+      await x.w.waitFor("room-message", (a) => a[0] === "m2", 5000, "the missed m2");
+      await within(3000, connected(x), `${x.label} reconnected to ${to}`);
+      assert.equal(x.recovered, true, `${x.label} recovered on ${to}`);
+      assert.equal(x.id, firstId);
+      sender.emit("to-room", "r", "m3");
+      await x.w.waitFor("room-message", (a) => a[0] === "m3");
+      assert.deepEqual(x.w.all("room-message").map((a) => a[0]), ["m1", "m2", "m3"], `${x.label}: every broadcast once, in order`);
+      x.disconnect();
+      sender.disconnect();
+    }
+    // Both streams were written, each on its own node's slot.
+    await withRedis(env.redis.url, async (client) => {
+      for (const stream of ["socket.io-0", "socket.io-1"]) {
+        const len = await client.sendCommand(stream, true, ["XLEN", stream]);
+        assert.ok(len > 0, `${stream} has entries (${len})`);
+      }
+    });
+    assertNoPanics(env);
+  });
 
   it("a session that is unknown, or an offset trimmed out of the stream, gives a new session on every kind of node", T, async (t) => {
     const env = await cluster(t, RECOVERING, { streams: true });

@@ -176,12 +176,26 @@ export async function waitForServers(url, n, { nsp = "/", key = "socket.io", ms 
     for (;;) {
       count = sharded
         ? Number((await shardCommand(client, channel, ["PUBSUB", "SHARDNUMSUB", channel]))[1])
-        : (await client.pubSubNumSub(channel))[channel];
+        : await numSub(client, channel);
       if (count === n) return;
       if (Date.now() > deadline) throw new Error(`${channel} has ${count} subscribers after ${ms} ms, expected ${n}`);
       await sleep(20);
     }
   });
+}
+
+/**
+ * The subscribers of the Pub/Sub channel `channel`: on a Redis Cluster each node counts its own, so the sum over the
+ * masters (as the streams adapter counts the servers).
+ */
+export async function numSub(client, channel) {
+  if (!clustered.has(client)) return (await client.pubSubNumSub(channel))[channel];
+  let total = 0;
+  for (const master of client.masters) {
+    const node = await client.nodeClient(master);
+    total += Number((await node.sendCommand(["PUBSUB", "NUMSUB", channel]))[1]);
+  }
+  return total;
 }
 
 /** The cluster clients made by withRedis. */

@@ -30,8 +30,9 @@
 // node's name as its server id, as the Rust server's `--admin`), `--allow-eio3` (ALLOW_EIO3=1: serve Socket.IO 2
 // clients, as the Rust server's `--allow-eio3`), `--sharded MODE` (SHARDED=MODE: `createShardedAdapter` with that
 // `subscriptionMode` and the key as its `channelPrefix`, as the Rust server's `--sharded`), `--streams` (STREAMS=1:
-// `@socket.io/redis-streams-adapter` with the key as its stream name and channel prefix), `--recovery` (RECOVERY=1:
-// connection state recovery with the reference's defaults, as the Rust server's `--recovery`). Listens on 127.0.0.1 and prints `listening on http://localhost:PORT` once it is bound and its adapter
+// `@socket.io/redis-streams-adapter` with the key as its stream name and channel prefix), `--stream-count N`
+// (STREAM_COUNT=N: its `streamCount`), `--recovery` (RECOVERY=1: connection state recovery with the reference's
+// defaults, as the Rust server's `--recovery`). Listens on 127.0.0.1 and prints `listening on http://localhost:PORT` once it is bound and its adapter
 // is subscribed to every channel it needs.
 
 import { createServer } from "node:http";
@@ -55,6 +56,7 @@ function parseArgs(argv) {
     sharded: process.env.SHARDED || undefined,
     streams: process.env.STREAMS === "1",
     recovery: process.env.RECOVERY === "1",
+    streamCount: Number(process.env.STREAM_COUNT ?? 1),
   };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
@@ -89,6 +91,9 @@ function parseArgs(argv) {
         break;
       case "--streams":
         opts.streams = true;
+        break;
+      case "--stream-count":
+        opts.streamCount = Number(value());
         break;
       case "--recovery":
         opts.recovery = true;
@@ -220,7 +225,7 @@ async function main() {
     await Promise.all(redisClients.map((c) => c.connect()));
     const subId = cluster ? undefined : await subClient.clientId();
     ioOptions.adapter = opts.streams
-      ? createStreamsAdapter(pubClient, { streamName: opts.key, channelPrefix: opts.key })
+      ? createStreamsAdapter(pubClient, { streamName: opts.key, channelPrefix: opts.key, streamCount: opts.streamCount })
       : opts.sharded
         ? createShardedAdapter(pubClient, subClient, { channelPrefix: opts.key, subscriptionMode: opts.sharded })
         : createAdapter(pubClient, subClient, { key: opts.key });

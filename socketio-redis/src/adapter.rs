@@ -452,7 +452,7 @@ impl RedisAdapter {
             match res.get("type").and_then(Value::as_u64) {
                 Some(rt::BROADCAST_CLIENT_COUNT) => {
                     let n = res.get("clientCount").and_then(Value::as_u64).unwrap_or(0) as usize;
-                    self.requests.client_count(id, Some(n));
+                    self.requests.client_count(id, n);
                 }
                 Some(rt::BROADCAST_ACK) => {
                     self.requests.client_ack(id, res.get("packet").cloned().unwrap_or(Value::Null))
@@ -530,7 +530,7 @@ impl Adapter for RedisAdapter {
                 return remote_result;
             }
         };
-        self.requests.client_count(&id, Some(count));
+        self.requests.client_count(&id, count);
         // The number of servers decides when every count is in; the request is forgotten after the timeout.
         let shared = self.shared.clone();
         let channel = self.channels.request.clone();

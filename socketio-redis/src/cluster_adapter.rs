@@ -251,7 +251,7 @@ impl ClusterNsAdapter {
         match message.kind {
             mt::BROADCAST_CLIENT_COUNT => {
                 let n = data.get("clientCount").and_then(Value::as_u64).unwrap_or(0) as usize;
-                self.requests.client_count(id, Some(n));
+                self.requests.client_count(id, n);
             }
             mt::BROADCAST_ACK => self.requests.client_ack(id, answer()),
             mt::FETCH_SOCKETS_RESPONSE => {
@@ -343,7 +343,7 @@ impl Adapter for ClusterNsAdapter {
                 return remote;
             }
         };
-        self.requests.client_count(&id, Some(count));
+        self.requests.client_count(&id, count);
         let timeout = opts.flags.timeout.unwrap_or(self.bus.requests_timeout());
         self.requests.expect_counts(id, self.bus.server_count(self.nsp()), timeout);
         Ok(())

@@ -137,11 +137,9 @@ impl Requests {
     }
 
     /// A server's client count for the broadcast `id` (this server's too).
-    pub(crate) fn client_count(&self, id: &str, count: Option<usize>) {
+    pub(crate) fn client_count(&self, id: &str, count: usize) {
         if let Some(ack) = self.acks.lock().expect("poisoned").get_mut(id) {
-            if let Some(count) = count {
-                let _ = ack.updates.send(AckUpdate::ClientCount(count));
-            }
+            let _ = ack.updates.send(AckUpdate::ClientCount(count));
             ack.counts_seen += 1;
             ack.check_counts();
         }

@@ -19,7 +19,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use fred::clients::{Client, SubscriberClient};
-use fred::interfaces::{ClientLike, KeysInterface, PubsubInterface, TransactionInterface};
+use fred::interfaces::{ClientLike, ClusterInterface, KeysInterface, PubsubInterface, TransactionInterface};
 
 use fred::types::{ClusterHash, CustomCommand, Value as RedisValue};
 use socketio_server::adapter::{
@@ -222,12 +222,7 @@ impl Bus for StreamsBus {
     }
 
     fn persist_session(&self, _nsp: &str, session: &PersistedSession, max_age: Duration) {
-        let mut map = Map::new();
-        map.insert("sid".into(), Value::from(&*session.id));
-        map.insert("pid".into(), Value::from(session.pid.as_str()));
-        map.insert("rooms".into(), Value::Array(session.rooms.iter().map(|r| Value::from(&**r)).collect()));
-        map.insert("data".into(), session.data.clone());
-        let encoded = STANDARD.encode(crate::wire::to_msgpack(&Value::Object(map)));
+        let encoded = encode_session(session);
         let key = format!("{}{}", self.config.session_key_prefix, session.pid);
         let ms = u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX).max(1);
         if let Err(e) = self.send(Outgoing::Set(key, encoded, ms)) {
@@ -272,12 +267,26 @@ impl Bus for StreamsBus {
         let channel = self.channel(nsp, None);
         let publisher = self.publisher.clone();
         Box::pin(async move {
-            let cmd = CustomCommand::new_static("PUBSUB", ClusterHash::Random, false);
-            let reply: RedisValue = publisher
-                .custom(cmd, vec![RedisValue::from("NUMSUB"), RedisValue::from(channel.as_str())])
-                .await
-                .map_err(|e| AdapterError(e.to_string()))?;
-            Ok(count_of(reply) as usize)
+            let args = || vec![RedisValue::from("NUMSUB"), RedisValue::from(channel.as_str())];
+            let cmd = || CustomCommand::new_static("PUBSUB", ClusterHash::Random, false);
+            let error = |e: fred::error::Error| AdapterError(e.to_string());
+            // On a Redis Cluster each node counts its own subscribers: the sum over the primaries, as the
+            // reference counts them.
+            let primaries = match publisher.is_clustered() {
+                true => publisher.cached_cluster_state().map(|s| s.unique_primary_nodes()).unwrap_or_default(),
+                false => Vec::new(),
+            };
+            if primaries.is_empty() {
+                let reply: RedisValue = publisher.custom(cmd(), args()).await.map_err(error)?;
+                return Ok(count_of(reply) as usize);
+            }
+            let mut total = 0;
+            for server in primaries {
+                let reply: RedisValue =
+                    publisher.with_cluster_node(server).custom(cmd(), args()).await.map_err(error)?;
+                total += count_of(reply);
+            }
+            Ok(total as usize)
         })
     }
 
@@ -390,6 +399,16 @@ impl Restore {
 }
 
 /// A session as the reference stores it: msgpack `{sid, pid, rooms, data}`, in base64.
+fn encode_session(session: &PersistedSession) -> String {
+    let mut map = Map::new();
+    map.insert("sid".into(), Value::from(&*session.id));
+    map.insert("pid".into(), Value::from(session.pid.as_str()));
+    map.insert("rooms".into(), Value::Array(session.rooms.iter().map(|r| Value::from(&**r)).collect()));
+    map.insert("data".into(), session.data.clone());
+    STANDARD.encode(crate::wire::to_msgpack(&Value::Object(map)))
+}
+
+/// The session of [`encode_session`]'s form (the reference's).
 fn decode_session(raw: &[u8]) -> Option<PersistedSession> {
     let bytes = STANDARD.decode(raw).ok()?;
     let Value::Object(mut map) = crate::wire::decode_message(&bytes)? else { return None };
@@ -429,8 +448,10 @@ impl StreamsCluster {
     /// Connects to Redis at `url` (`redis://host:port`, or a `redis-cluster://` URL as for
     /// [`crate::ShardedCluster::connect`]) and starts reading the streams from now on.
     pub async fn connect(url: &str, config: StreamsAdapterConfig) -> Result<StreamsCluster, AdapterError> {
-        let (publisher, subscriber, mut others) = crate::fred_clients::connect(url, 1).await?;
-        let reader = others.pop().expect("one more client");
+        // One reader per stream (a blocking XREAD holds its connection; on a Redis Cluster the streams may
+        // live on different nodes), as the reference reads them.
+        let streams = config.streams();
+        let (publisher, subscriber, readers) = crate::fred_clients::connect(url, streams.len()).await?;
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let (sub_tx, sub_rx) = mpsc::unbounded_channel();
         let bus = Arc::new(StreamsBus {
@@ -460,9 +481,11 @@ impl StreamsCluster {
             weak.upgrade().map(|bus| bus.on_pubsub(channel, payload)).is_some()
         }));
         // Where reading starts: what the stream holds now is not for this server.
-        let (started_tx, started_rx) = oneshot::channel();
-        tokio::spawn(read_loop(reader, Arc::downgrade(&bus), bus.config.streams(), started_tx));
-        let _ = started_rx.await;
+        for (reader, stream) in readers.into_iter().zip(streams) {
+            let (started_tx, started_rx) = oneshot::channel();
+            tokio::spawn(read_loop(reader, Arc::downgrade(&bus), vec![stream], started_tx));
+            let _ = started_rx.await;
+        }
         tracing::info!(target: "socketio_redis::adapter", "streams adapter connected to redis");
         Ok(StreamsCluster { bus })
     }
@@ -670,6 +693,39 @@ fn entries_of(v: RedisValue) -> Vec<Entry> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Stored by the reference (socket.io 4.8.4 with @socket.io/redis-streams-adapter 0.3.1) for a socket in
+    /// `room-1` whose data is `{user: "ada", n: 300, ok: true, bin: <01 02 ff>}`.
+    const NODE_SESSION: &str = "hKNzaWS0c2Z5ZnhiSmFhTlJ1QzhFX0FBQUGjcGlktDExZlVlRlUzYXlodEdYb2lBQUFCpXJvb21zkrRzZnlmeGJKYWFOUnVDOEVfQUFBQaZyb29tLTGkZGF0YYSkdXNlcqNhZGGhbs0BLKJva8OjYmluxAMBAv8=";
+
+    #[test]
+    fn sessions_are_stored_as_the_reference_stores_them() {
+        let session = decode_session(NODE_SESSION.as_bytes()).expect("the reference's session decodes");
+        assert_eq!(&*session.id, "sfyfxbJaaNRuC8E_AAAA");
+        assert_eq!(session.pid, "11fUeFU3ayhtGXoiAAAB");
+        assert_eq!(session.rooms, [Room::from("sfyfxbJaaNRuC8E_AAAA"), Room::from("room-1")]);
+        let data = serde_json::json!({"user": "ada", "n": 300, "ok": true});
+        let mut want = Value::from(data);
+        if let Value::Object(map) = &mut want {
+            map.insert("bin".into(), Value::Binary(vec![1, 2, 255].into()));
+        }
+        assert_eq!(session.data, want);
+        // Written back byte for byte as the reference wrote it.
+        assert_eq!(encode_session(&session), NODE_SESSION);
+        assert!(decode_session(b"not base64!").is_none());
+        assert!(decode_session(STANDARD.encode([0x93, 1, 2, 3]).as_bytes()).is_none(), "an array is no session");
+    }
+
+    #[test]
+    fn offsets_are_stream_entry_ids() {
+        assert_eq!(EntryId::parse("1700000000000-5"), Some(EntryId(1_700_000_000_000, 5)));
+        for bad in ["", "1", "1-", "-1", "1-2-3", "a-1", "1-b", " 1-2", "1-2 ", "+1-2"] {
+            assert_eq!(EntryId::parse(bad), None, "{bad:?}");
+        }
+        assert!(EntryId(1, 9) < EntryId(2, 0) && EntryId(2, 0) < EntryId(2, 1));
+        assert_eq!(EntryId(7, 3).next(), "7-4");
+        assert_eq!(EntryId(7, 3).to_string(), "7-3");
+    }
 
     #[test]
     fn namespaces_map_to_streams_as_the_reference_maps_them() {

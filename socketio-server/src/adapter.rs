@@ -7,7 +7,9 @@
 //! in-memory adapter ([`InMemoryAdapter`]) is just that. A cluster adapter (the Redis adapter) implements
 //! the methods that must also reach other servers (`broadcast`, `broadcast_with_ack`, `fetch_sockets`,
 //! `add_sockets`, `del_sockets`, `disconnect_sockets`, `server_side_emit`, `server_count`) by doing the local
-//! part through [`LocalAdapter`] and publishing the rest.
+//! part through [`LocalAdapter`] and publishing the rest. Connection state recovery goes through
+//! [`Adapter::persist_session`] and [`Adapter::restore_session`] too: this server's memory by default, or
+//! storage every server shares (the Redis streams adapter), which [`Adapter::shares_sessions`] tells.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, RwLock, Weak};

@@ -10,7 +10,8 @@
 //! (the Admin UI's `/admin` namespace, no authentication, this node's name as its server id),
 //! `--allow-eio3` (serve Socket.IO 2 clients too: Engine.IO v3), `--sharded MODE` (with `--redis`: the sharded
 //! adapter, `static`, `dynamic` or `dynamic-private`, its channel prefix the `--redis-key`), `--streams` (with
-//! `--redis`: the streams adapter, its stream and channel prefix the `--redis-key`).
+//! `--redis`: the streams adapter, its stream and channel prefix the `--redis-key`), `--stream-count N` (its
+//! namespaces spread over N streams).
 //! Prints `listening on http://ADDR` once bound; logs (`tracing`, filter `RUST_LOG`, default `info`) go to
 //! stderr.
 //!
@@ -187,6 +188,7 @@ fn main() {
     let mut admin = false;
     let mut sharded: Option<socketio_redis::SubscriptionMode> = None;
     let mut streams = false;
+    let mut stream_count = 1u32;
     let mut args = std::env::args().skip(1);
     let ms = |v: Option<String>| Duration::from_millis(v.and_then(|v| v.parse().ok()).expect("milliseconds"));
     while let Some(flag) = args.next() {
@@ -205,6 +207,7 @@ fn main() {
             "--admin" => admin = true,
             "--allow-eio3" => config.engine.allow_eio3 = true,
             "--streams" => streams = true,
+            "--stream-count" => stream_count = args.next().and_then(|v| v.parse().ok()).expect("--stream-count N"),
             "--sharded" => {
                 sharded = Some(match args.next().as_deref() {
                     Some("static") => socketio_redis::SubscriptionMode::Static,
@@ -230,6 +233,7 @@ fn main() {
                 let mut streams_config = socketio_redis::StreamsAdapterConfig::default();
                 streams_config.stream_name = redis_key.clone();
                 streams_config.channel_prefix = redis_key;
+                streams_config.stream_count = stream_count;
                 let connected = socketio_redis::StreamsCluster::connect(url, streams_config).await;
                 streams_cluster = Some(connected.expect("connect to Redis"));
             }
