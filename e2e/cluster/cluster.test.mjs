@@ -48,7 +48,7 @@ const ALL_BYTES = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
  * subscribed. Returns {redis (settable, for a restart), nodes, clients, client(key, label, opts)}; clients are
  * closed, then nodes and Redis stopped, in `t.after`.
  */
-async function cluster(t, spec, { sharded, streams = false, redisCluster = false } = {}) {
+async function cluster(t, spec, { sharded, streams = false, streamsSharded = false, redisCluster = false } = {}) {
   const clients = [];
   const nodes = {};
   let redis;
@@ -60,13 +60,18 @@ async function cluster(t, spec, { sharded, streams = false, redisCluster = false
   redis = redisCluster ? await startRedisCluster() : await startRedis();
   await Promise.all(
     Object.entries(spec).map(async ([key, [kind, name, extra = []]]) => {
-      const adapterArgs = [...(sharded ? ["--sharded", sharded] : []), ...(streams ? ["--streams"] : [])];
+      const adapterArgs = [
+        ...(sharded ? ["--sharded", sharded] : []),
+        ...(streams ? ["--streams"] : []),
+        ...(streamsSharded ? ["--use-sharded-pubsub"] : []),
+      ];
       const args = ["--redis", redis.url, "--name", name, ...adapterArgs, ...extra];
       nodes[key] = kind === "rust" ? await startRustNode(args) : await startNodeNode(args);
       nodes[key].name = name;
     }),
   );
-  await waitForServers(redis.url, Object.keys(spec).length, { sharded: !!sharded, streams });
+  // The streams adapter on sharded Pub/Sub counts the servers as the sharded adapter does (PUBSUB SHARDNUMSUB).
+  await waitForServers(redis.url, Object.keys(spec).length, { sharded: !!sharded || streamsSharded, streams });
   const env = {
     get redis() {
       return redis;
@@ -161,6 +166,7 @@ for (const [label, adapter] of [
   ["sharded adapter, dynamic", { sharded: "dynamic" }],
   ["sharded adapter, dynamic-private", { sharded: "dynamic-private" }],
   ["streams adapter", { streams: true }],
+  ["streams adapter on sharded Pub/Sub", { streams: true, streamsSharded: true }],
 ]) {
 describe(`1. mixed cluster (1 Node + 2 Rust nodes on one Redis), ${label}`, () => {
   it("to-room from each node reaches the room's members on all nodes exactly once, binary intact", T, async (t) => {
@@ -1017,6 +1023,31 @@ describe("9. connection state recovery across nodes, streams adapter", () => {
         assert.ok(len > 0, `${stream} has entries (${len})`);
       }
     });
+    assertNoPanics(env);
+  });
+
+  it("onlyPlaintext: every stream entry is JSON, binary crosses as Node writes a Buffer in JSON, from both kinds of node", T, async (t) => {
+    const env = await cluster(
+      t,
+      { node: ["node", "node", ["--only-plaintext"]], rustA: ["rust", "rust-a", ["--only-plaintext"]] },
+      { streams: true },
+    );
+    const onNode = env.client("node", "member(node)");
+    const onRust = env.client("rustA", "member(rust-a)");
+    await Promise.all([connected(onNode), connected(onRust)]);
+    await join(onNode, "r");
+    await join(onRust, "r");
+    const bytes = Buffer.from([1, 2, 255]);
+    onNode.emit("to-room", "r", "from node", bytes);
+    onRust.emit("to-room", "r", "from rust", bytes);
+    const asJson = { type: "Buffer", data: [1, 2, 255] };
+    // Each crosses to the other node as JSON (the sender's own node delivers the real bytes locally).
+    assert.deepEqual(await onRust.w.waitFor("room-message", (a) => a[0] === "from node"), ["from node", asJson]);
+    assert.deepEqual(await onNode.w.waitFor("room-message", (a) => a[0] === "from rust"), ["from rust", asJson]);
+    const entries = await redisCommand(env, ["XRANGE", "socket.io", "-", "+"]);
+    const data = entries.map(([, fields]) => fields[fields.indexOf("data") + 1]).filter((d) => d !== undefined);
+    assert.ok(data.length >= 2, show(entries));
+    for (const d of data) assert.equal(d[0], "{", `a JSON entry: ${d}`);
     assertNoPanics(env);
   });
 

@@ -31,7 +31,8 @@
 // clients, as the Rust server's `--allow-eio3`), `--sharded MODE` (SHARDED=MODE: `createShardedAdapter` with that
 // `subscriptionMode` and the key as its `channelPrefix`, as the Rust server's `--sharded`), `--streams` (STREAMS=1:
 // `@socket.io/redis-streams-adapter` with the key as its stream name and channel prefix), `--stream-count N`
-// (STREAM_COUNT=N: its `streamCount`), `--recovery` (RECOVERY=1: connection state recovery with the reference's
+// (STREAM_COUNT=N: its `streamCount`), `--use-sharded-pubsub` (USE_SHARDED_PUBSUB=1: its `useShardedPubSub`),
+// `--only-plaintext` (ONLY_PLAINTEXT=1: its `onlyPlaintext`), `--recovery` (RECOVERY=1: connection state recovery with the reference's
 // defaults, as the Rust server's `--recovery`). Listens on 127.0.0.1 and prints `listening on http://localhost:PORT` once it is bound and its adapter
 // is subscribed to every channel it needs.
 
@@ -57,6 +58,8 @@ function parseArgs(argv) {
     streams: process.env.STREAMS === "1",
     recovery: process.env.RECOVERY === "1",
     streamCount: Number(process.env.STREAM_COUNT ?? 1),
+    useShardedPubSub: process.env.USE_SHARDED_PUBSUB === "1",
+    onlyPlaintext: process.env.ONLY_PLAINTEXT === "1",
   };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
@@ -91,6 +94,12 @@ function parseArgs(argv) {
         break;
       case "--streams":
         opts.streams = true;
+        break;
+      case "--use-sharded-pubsub":
+        opts.useShardedPubSub = true;
+        break;
+      case "--only-plaintext":
+        opts.onlyPlaintext = true;
         break;
       case "--stream-count":
         opts.streamCount = Number(value());
@@ -225,7 +234,13 @@ async function main() {
     await Promise.all(redisClients.map((c) => c.connect()));
     const subId = cluster ? undefined : await subClient.clientId();
     ioOptions.adapter = opts.streams
-      ? createStreamsAdapter(pubClient, { streamName: opts.key, channelPrefix: opts.key, streamCount: opts.streamCount })
+      ? createStreamsAdapter(pubClient, {
+          streamName: opts.key,
+          channelPrefix: opts.key,
+          streamCount: opts.streamCount,
+          useShardedPubSub: opts.useShardedPubSub,
+          onlyPlaintext: opts.onlyPlaintext,
+        })
       : opts.sharded
         ? createShardedAdapter(pubClient, subClient, { channelPrefix: opts.key, subscriptionMode: opts.sharded })
         : createAdapter(pubClient, subClient, { key: opts.key });

@@ -100,10 +100,15 @@ impl Message {
 
     /// The fields of the message's stream entry, in the reference's order: `uid`, `nsp`, `type` (decimal)
     /// and `data` (JSON, or base64 msgpack when it holds binary), `data` left out when there is none.
-    pub(crate) fn to_stream_fields(&self) -> Vec<(&'static str, String)> {
+    /// With `only_plaintext`, `data` is JSON whatever it holds (binary as Node writes a `Buffer` in JSON).
+    pub(crate) fn to_stream_fields(&self, only_plaintext: bool) -> Vec<(&'static str, String)> {
         let mut fields = vec![("uid", self.uid.clone()), ("nsp", self.nsp.clone()), ("type", self.kind.to_string())];
         if let Some(d) = &self.data {
-            let data = if self.is_binary() {
+            let data = if only_plaintext {
+                let mut out = String::new();
+                d.write_json_inline(&mut out);
+                out
+            } else if self.is_binary() {
                 STANDARD.encode(crate::wire::to_msgpack(d))
             } else {
                 serde_json::to_string(&d.clone().into_json()).expect("JSON without binary always encodes")
@@ -230,7 +235,7 @@ mod tests {
     #[test]
     fn stream_entries_as_the_streams_adapter_writes_them() {
         let m = broadcast(vec![Value::from(1)]);
-        let fields = m.to_stream_fields();
+        let fields = m.to_stream_fields(false);
         let names: Vec<&str> = fields.iter().map(|(k, _)| *k).collect();
         assert_eq!(names, ["uid", "nsp", "type", "data"]);
         assert_eq!(fields[2].1, "3");
@@ -255,13 +260,26 @@ mod tests {
         assert_eq!(args[1], Value::Binary(Bytes::from_static(&[1, 2, 3])));
         // And ours with binary reads back the same way.
         let m = broadcast(vec![Value::Binary(Bytes::from_static(&[1, 2, 3]))]);
-        let fields = m.to_stream_fields();
+        let fields = m.to_stream_fields(false);
         let again = Message::from_stream_fields(fields.iter().map(|(k, v)| (*k, v.as_bytes())));
         assert_eq!(again, Some(m));
         // A message without data has no data field.
         let bare = Message { kind: 2, uid: "u".into(), nsp: "/".into(), data: None };
-        assert_eq!(bare.to_stream_fields().len(), 3);
+        assert_eq!(bare.to_stream_fields(false).len(), 3);
         assert_eq!(Message::from_stream_fields([("uid", &b"u"[..]), ("nsp", b"/")]), None, "no type");
+    }
+
+    #[test]
+    fn only_plaintext_writes_json_whatever_the_data() {
+        let text = broadcast(vec![Value::from(1)]);
+        assert_eq!(text.to_stream_fields(true), text.to_stream_fields(false));
+        // Binary as the reference writes it with `onlyPlaintext` (JSON.stringify of a Buffer).
+        let m = broadcast(vec![Value::Binary(Bytes::from_static(&[1, 255]))]);
+        let fields = m.to_stream_fields(true);
+        assert_eq!(
+            fields[3].1,
+            r#"{"packet":{"type":2,"data":["x",{"type":"Buffer","data":[1,255]}]},"opts":{"rooms":["room1"],"except":[],"flags":{}}}"#
+        );
     }
 
     #[test]

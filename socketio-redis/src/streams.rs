@@ -52,6 +52,13 @@ pub struct StreamsAdapterConfig {
     pub requests_timeout: Duration,
     /// Prefix of the keys of persisted sessions (default `sio:session:`).
     pub session_key_prefix: String,
+    /// Requests and answers over Redis 7 sharded Pub/Sub (`SPUBLISH`/`SSUBSCRIBE`, the server count from
+    /// `PUBSUB SHARDNUMSUB`) instead of plain Pub/Sub (default false), as the reference's `useShardedPubSub`.
+    pub use_sharded_pub_sub: bool,
+    /// Stream entries always in JSON, without looking for binary (default false), as the reference's
+    /// `onlyPlaintext`: for applications that never send binary (binary would be written as Node writes a
+    /// `Buffer` in JSON, `{"type":"Buffer","data":[…]}`).
+    pub only_plaintext: bool,
 }
 
 impl Default for StreamsAdapterConfig {
@@ -65,6 +72,8 @@ impl Default for StreamsAdapterConfig {
             block_time: Duration::from_secs(5),
             requests_timeout: Duration::from_secs(5),
             session_key_prefix: "sio:session:".into(),
+            use_sharded_pub_sub: false,
+            only_plaintext: false,
         }
     }
 }
@@ -165,6 +174,11 @@ impl StreamsBus {
         self.out_tx.send(out).map_err(|_| AdapterError("the redis publisher has stopped".into()))
     }
 
+    /// The fields of a message's stream entry.
+    fn fields(&self, message: &Message) -> Vec<(&'static str, String)> {
+        message.to_stream_fields(self.config.only_plaintext)
+    }
+
     fn on_entry(&self, message: Message, id: &str) {
         let adapter = self.adapters.read().expect("poisoned").get(&message.nsp).and_then(Weak::upgrade);
         if let Some(adapter) = adapter {
@@ -199,7 +213,7 @@ impl Bus for StreamsBus {
         if is_ephemeral(message) {
             self.send(Outgoing::Publish(self.channel(nsp, None), message.encode_msgpack()))
         } else {
-            self.send(Outgoing::Add(self.config.stream_of(nsp), message.to_stream_fields(), None))
+            self.send(Outgoing::Add(self.config.stream_of(nsp), self.fields(message), None))
         }
     }
 
@@ -218,7 +232,7 @@ impl Bus for StreamsBus {
             crate::telemetry::METRICS.publishes_failed.increment(1);
             return Err(AdapterError("redis is unavailable".into()));
         }
-        self.send(Outgoing::Add(self.config.stream_of(nsp), message.to_stream_fields(), Some(fallback)))
+        self.send(Outgoing::Add(self.config.stream_of(nsp), self.fields(message), Some(fallback)))
     }
 
     fn persist_session(&self, _nsp: &str, session: &PersistedSession, max_age: Duration) {
@@ -266,10 +280,19 @@ impl Bus for StreamsBus {
     fn server_count(&self, nsp: &str) -> BoxFuture<'static, Result<usize, AdapterError>> {
         let channel = self.channel(nsp, None);
         let publisher = self.publisher.clone();
+        let sharded = self.config.use_sharded_pub_sub;
         Box::pin(async move {
+            let error = |e: fred::error::Error| AdapterError(e.to_string());
+            if sharded {
+                // Only the node that owns the channel's slot counts its subscribers.
+                let slot = fred::util::redis_keyslot(channel.as_bytes());
+                let cmd = CustomCommand::new_static("PUBSUB", ClusterHash::Custom(slot), false);
+                let args = vec![RedisValue::from("SHARDNUMSUB"), RedisValue::from(channel.as_str())];
+                let reply: RedisValue = publisher.custom(cmd, args).await.map_err(error)?;
+                return Ok(count_of(reply) as usize);
+            }
             let args = || vec![RedisValue::from("NUMSUB"), RedisValue::from(channel.as_str())];
             let cmd = || CustomCommand::new_static("PUBSUB", ClusterHash::Random, false);
-            let error = |e: fred::error::Error| AdapterError(e.to_string());
             // On a Redis Cluster each node counts its own subscribers: the sum over the primaries, as the
             // reference counts them.
             let primaries = match publisher.is_clustered() {
@@ -464,8 +487,9 @@ impl StreamsCluster {
             channels: RwLock::default(),
             positions: Positions::default(),
         });
-        tokio::spawn(out_loop(publisher, bus.config.max_len, out_rx));
-        tokio::spawn(subscribe_loop(subscriber.clone(), sub_rx));
+        let sharded = bus.config.use_sharded_pub_sub;
+        tokio::spawn(out_loop(publisher, bus.config.max_len, sharded, out_rx));
+        tokio::spawn(subscribe_loop(subscriber.clone(), sharded, sub_rx));
         let weak = Arc::downgrade(&bus);
         tokio::spawn(crate::fred_clients::watch_connection(subscriber.clone(), move || {
             let bus = weak.upgrade()?;
@@ -523,9 +547,10 @@ impl StreamsCluster {
 }
 
 /// Publishes and appends in order, one at a time.
-async fn out_loop(publisher: Client, max_len: u64, mut rx: mpsc::UnboundedReceiver<Outgoing>) {
+async fn out_loop(publisher: Client, max_len: u64, sharded: bool, mut rx: mpsc::UnboundedReceiver<Outgoing>) {
     while let Some(out) = rx.recv().await {
         let result: Result<RedisValue, _> = match out {
+            Outgoing::Publish(channel, payload) if sharded => publisher.spublish(channel.as_str(), payload).await,
             Outgoing::Publish(channel, payload) => publisher.publish(channel.as_str(), payload).await,
             Outgoing::Set(key, value, ms) => {
                 let expiry = Some(fred::types::Expiration::PX(i64::try_from(ms).unwrap_or(i64::MAX)));
@@ -565,9 +590,17 @@ async fn out_loop(publisher: Client, max_len: u64, mut rx: mpsc::UnboundedReceiv
     }
 }
 
-async fn subscribe_loop(subscriber: SubscriberClient, mut rx: mpsc::UnboundedReceiver<SubCommand>) {
+async fn subscribe_loop(subscriber: SubscriberClient, sharded: bool, mut rx: mpsc::UnboundedReceiver<SubCommand>) {
     while let Some(cmd) = rx.recv().await {
         match cmd {
+            // Sharded: one channel at a time (on a Redis Cluster each goes to the node that owns its slot).
+            SubCommand::Subscribe(channels) if sharded => {
+                for channel in channels {
+                    if let Err(e) = subscriber.ssubscribe(channel.as_str()).await {
+                        tracing::warn!(target: "socketio_redis::adapter", channel = %channel, error = %e, "ssubscribe failed");
+                    }
+                }
+            }
             SubCommand::Subscribe(channels) => {
                 if let Err(e) = subscriber.subscribe(channels).await {
                     tracing::warn!(target: "socketio_redis::adapter", error = %e, "subscribe failed");

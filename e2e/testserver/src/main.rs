@@ -11,7 +11,8 @@
 //! `--allow-eio3` (serve Socket.IO 2 clients too: Engine.IO v3), `--sharded MODE` (with `--redis`: the sharded
 //! adapter, `static`, `dynamic` or `dynamic-private`, its channel prefix the `--redis-key`), `--streams` (with
 //! `--redis`: the streams adapter, its stream and channel prefix the `--redis-key`), `--stream-count N` (its
-//! namespaces spread over N streams).
+//! namespaces spread over N streams), `--use-sharded-pubsub` (its requests over sharded Pub/Sub),
+//! `--only-plaintext` (its stream entries always JSON).
 //! Prints `listening on http://ADDR` once bound; logs (`tracing`, filter `RUST_LOG`, default `info`) go to
 //! stderr.
 //!
@@ -189,6 +190,8 @@ fn main() {
     let mut sharded: Option<socketio_redis::SubscriptionMode> = None;
     let mut streams = false;
     let mut stream_count = 1u32;
+    let mut streams_sharded = false;
+    let mut only_plaintext = false;
     let mut args = std::env::args().skip(1);
     let ms = |v: Option<String>| Duration::from_millis(v.and_then(|v| v.parse().ok()).expect("milliseconds"));
     while let Some(flag) = args.next() {
@@ -207,6 +210,8 @@ fn main() {
             "--admin" => admin = true,
             "--allow-eio3" => config.engine.allow_eio3 = true,
             "--streams" => streams = true,
+            "--use-sharded-pubsub" => streams_sharded = true,
+            "--only-plaintext" => only_plaintext = true,
             "--stream-count" => stream_count = args.next().and_then(|v| v.parse().ok()).expect("--stream-count N"),
             "--sharded" => {
                 sharded = Some(match args.next().as_deref() {
@@ -234,6 +239,8 @@ fn main() {
                 streams_config.stream_name = redis_key.clone();
                 streams_config.channel_prefix = redis_key;
                 streams_config.stream_count = stream_count;
+                streams_config.use_sharded_pub_sub = streams_sharded;
+                streams_config.only_plaintext = only_plaintext;
                 let connected = socketio_redis::StreamsCluster::connect(url, streams_config).await;
                 streams_cluster = Some(connected.expect("connect to Redis"));
             }
