@@ -18,9 +18,12 @@
 #
 # Environment (defaults in brackets):
 #   ROUNDS [3]  SERVERS ["raw ours socketioxide node"]  RESULTS [<target>/compare/results-<time>.jsonl]
-#   SCENARIOS ["idle echo ack broadcast connect polling-echo idle-polling"] (a subset runs only those)
+#   SCENARIOS ["idle echo ack broadcast connect polling-echo idle-polling fanout storm"] (a subset runs only those)
 #   DURATION [5]  ECHO_CLIENTS [50]  ACK_CLIENTS [50]  BROADCAST_CLIENTS [1000]  BROADCAST_MESSAGES [200]
 #   IDLE_CLIENTS [5000]  IDLE_HOLD [2]  CONNECT_CLIENTS [50]  CONNECT_MAX [20000]  POLLING_CLIENTS [50]
+#   FANOUT_CLIENTS [15000]  FANOUT_INTERVAL_MS [20]  FANOUT_DURATION [10]  (fanout: one room, one broadcast
+#   per interval)  STORM_CLIENTS [15000]  STORM_SPREAD_MS [1000]  STORM_MISSED [3]  (storm: all cut at once,
+#   back within the spread with connection state recovery on where the server has it: ours and node)
 #   BASELINE_BIN (needed for the baseline server)  SERVER_THREADS [1]  SETTLE [1] (seconds of rest between scenarios; 3 after connect, so that closing
 #   sockets drain and TIME_WAIT ports are not all still held by the next scenario)
 # e.g.  ROUNDS=1 DURATION=3 IDLE_CLIENTS=2000 SERVERS="raw ours" ./benches/compare.sh
@@ -35,7 +38,7 @@ compare="$here/compare"
 
 ROUNDS="${ROUNDS:-3}"
 SERVERS="${SERVERS:-raw ours socketioxide node}"
-SCENARIOS="${SCENARIOS:-idle echo ack broadcast connect polling-echo idle-polling}"
+SCENARIOS="${SCENARIOS:-idle echo ack broadcast connect polling-echo idle-polling fanout storm}"
 DURATION="${DURATION:-5}"
 ECHO_CLIENTS="${ECHO_CLIENTS:-50}"
 ACK_CLIENTS="${ACK_CLIENTS:-50}"
@@ -47,6 +50,12 @@ CONNECT_CLIENTS="${CONNECT_CLIENTS:-50}"
 CONNECT_MAX="${CONNECT_MAX:-20000}"
 POLLING_CLIENTS="${POLLING_CLIENTS:-50}"
 SERVER_THREADS="${SERVER_THREADS:-1}"
+FANOUT_CLIENTS="${FANOUT_CLIENTS:-15000}"
+FANOUT_INTERVAL_MS="${FANOUT_INTERVAL_MS:-20}"
+FANOUT_DURATION="${FANOUT_DURATION:-10}"
+STORM_CLIENTS="${STORM_CLIENTS:-15000}"
+STORM_SPREAD_MS="${STORM_SPREAD_MS:-1000}"
+STORM_MISSED="${STORM_MISSED:-3}"
 SETTLE="${SETTLE:-1}"
 
 read -r -a servers <<<"$SERVERS"
@@ -63,7 +72,7 @@ wants() { [[ " ${servers[*]} " == *" $1 "* ]]; }
 read -r -a scenario_list <<<"$SCENARIOS"
 for s in "${scenario_list[@]}"; do
   case "$s" in
-    idle | echo | ack | broadcast | connect | polling-echo | idle-polling) ;;
+    idle | echo | ack | broadcast | connect | polling-echo | idle-polling | fanout | storm) ;;
     *) echo "unknown scenario '$s' in SCENARIOS" >&2; exit 2 ;;
   esac
 done
@@ -109,9 +118,10 @@ else
 fi
 
 # The run's settings, first line of the results file, for the summary's header.
-printf '{"meta":{"rounds":%s,"servers":"%s","duration_s":%s,"echo_clients":%s,"ack_clients":%s,"broadcast_clients":%s,"broadcast_messages":%s,"idle_clients":%s,"idle_hold_s":%s,"connect_clients":%s,"connect_max":%s,"polling_clients":%s,"server_threads":%s,"pinned":%s,"nproc":%s,"started":"%s"}}\n' \
+printf '{"meta":{"rounds":%s,"servers":"%s","duration_s":%s,"echo_clients":%s,"ack_clients":%s,"broadcast_clients":%s,"broadcast_messages":%s,"idle_clients":%s,"idle_hold_s":%s,"connect_clients":%s,"connect_max":%s,"polling_clients":%s,"fanout_clients":%s,"fanout_interval_ms":%s,"storm_clients":%s,"storm_spread_ms":%s,"server_threads":%s,"pinned":%s,"nproc":%s,"started":"%s"}}\n' \
   "$ROUNDS" "${servers[*]}" "$DURATION" "$ECHO_CLIENTS" "$ACK_CLIENTS" "$BROADCAST_CLIENTS" "$BROADCAST_MESSAGES" \
-  "$IDLE_CLIENTS" "$IDLE_HOLD" "$CONNECT_CLIENTS" "$CONNECT_MAX" "$POLLING_CLIENTS" "$SERVER_THREADS" \
+  "$IDLE_CLIENTS" "$IDLE_HOLD" "$CONNECT_CLIENTS" "$CONNECT_MAX" "$POLLING_CLIENTS" "$FANOUT_CLIENTS" \
+  "$FANOUT_INTERVAL_MS" "$STORM_CLIENTS" "$STORM_SPREAD_MS" "$SERVER_THREADS" \
   "$([ ${#pin_server[@]} -gt 0 ] && echo true || echo false)" "$(nproc)" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
   >>"$RESULTS"
 
@@ -138,16 +148,18 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# start_server NAME: starts it pinned, sets server_pid and url; returns 1 if it does not come up.
+# start_server NAME [SCENARIO]: starts it pinned, sets server_pid and url; returns 1 if it does not come up.
+# For the storm, the servers that have connection state recovery (ours, node) get it.
 start_server() {
-  local cmd
+  local cmd recovery=()
+  [ "${2:-}" = storm ] && recovery=(--recovery)
   case "$1" in
     raw) cmd=("$cmp_bin/raw-server" --port 0 --threads "$SERVER_THREADS") ;;
-    ours) cmd=("$bin/bench-server" --port 0 --threads "$SERVER_THREADS") ;;
-    ours-info) cmd=(env RUST_LOG=info "$bin/bench-server" --port 0 --threads "$SERVER_THREADS") ;;
-    baseline) cmd=("$BASELINE_BIN" --port 0 --threads "$SERVER_THREADS") ;;
+    ours) cmd=("$bin/bench-server" --port 0 --threads "$SERVER_THREADS" "${recovery[@]}") ;;
+    ours-info) cmd=(env RUST_LOG=info "$bin/bench-server" --port 0 --threads "$SERVER_THREADS" "${recovery[@]}") ;;
+    baseline) cmd=("$BASELINE_BIN" --port 0 --threads "$SERVER_THREADS" "${recovery[@]}") ;;
     socketioxide) cmd=("$cmp_bin/socketioxide-server" --port 0 --threads "$SERVER_THREADS") ;;
-    node) cmd=(node "$compare/node/server.mjs" --port 0) ;;
+    node) cmd=(node "$compare/node/server.mjs" --port 0 "${recovery[@]}") ;;
   esac
   : >"$server_log"
   # taskset execs the server, so $! is the server's own pid (its RSS is what idle measures).
@@ -216,7 +228,7 @@ run() {
 # (so no scenario sees what another left behind: idle and idle-polling measure RSS on a clean server).
 run_scenario() {
   local server="$1" round="$2" s="$3"
-  if ! start_server "$server"; then
+  if ! start_server "$server" "$s"; then
     record_failure "$server" "$round" "$s" "server did not start"
     return 0
   fi
@@ -235,17 +247,25 @@ run_scenario() {
     idle-polling)
       run "$server" "$round" idle-polling --clients "$IDLE_CLIENTS" --duration "$IDLE_HOLD" --server-pid "$server_pid"
       ;;
+    fanout)
+      run "$server" "$round" fanout --clients "$FANOUT_CLIENTS" --interval-ms "$FANOUT_INTERVAL_MS" \
+        --duration "$FANOUT_DURATION"
+      ;;
+    storm)
+      run "$server" "$round" storm --clients "$STORM_CLIENTS" --spread-ms "$STORM_SPREAD_MS" \
+        --messages "$STORM_MISSED" --duration 20 --server-pid "$server_pid"
+      ;;
   esac
   stop_server
-  # After connect, closing sockets drain and TIME_WAIT ports are released before the next run.
-  if [ "$s" = connect ]; then sleep $((SETTLE + 2)); else sleep "$SETTLE"; fi
+  # After connect and the storm, closing sockets drain and TIME_WAIT ports are released before the next run.
+  case "$s" in connect | storm) sleep $((SETTLE + 2)) ;; *) sleep "$SETTLE" ;; esac
 }
 
 n=${#servers[@]}
 started=$SECONDS
 for round in $(seq 1 "$ROUNDS"); do
   k=0
-  for s in idle echo ack broadcast connect polling-echo idle-polling; do
+  for s in idle echo ack broadcast connect polling-echo idle-polling fanout storm; do
     scenario_wanted "$s" || continue
     # Every server runs this scenario now, one after the other, so the figures compared within a round are
     # taken seconds apart rather than minutes (this shared machine's speed drifts). The order rotates with

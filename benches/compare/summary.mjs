@@ -43,6 +43,8 @@ const SCENARIOS = [
   { name: "idle", unit: "server RSS bytes/connection", absolute: true, metric: "bytes_per_conn" },
   { name: "polling-echo", unit: "round trips/s", absolute: true, noRaw: true },
   { name: "idle-polling", unit: "server RSS bytes/session", absolute: true, noRaw: true, metric: "bytes_per_conn" },
+  { name: "fanout", unit: "deliveries/s" },
+  { name: "storm", unit: "sessions back/s (all back within)" },
 ];
 const rounds = [...new Set(records.map((r) => r.round))].sort((a, b) => a - b);
 
@@ -130,7 +132,9 @@ lines.push(
     `echo/ack ${m.echo_clients ?? "?"}/${m.ack_clients ?? "?"} clients × ${m.duration_s ?? "?"} s; ` +
     `broadcast ${m.broadcast_clients ?? "?"} clients × ${m.broadcast_messages ?? "?"} messages; ` +
     `idle ${m.idle_clients ?? "?"} connections; connect ${m.connect_clients ?? "?"} at a time ` +
-    `(at most ${m.connect_max ?? "?"}); polling-echo ${m.polling_clients ?? "?"} clients. Medians over rounds.`,
+    `(at most ${m.connect_max ?? "?"}); polling-echo ${m.polling_clients ?? "?"} clients; fanout ` +
+    `${m.fanout_clients ?? "?"} clients, one message per ${m.fanout_interval_ms ?? "?"} ms; storm ${m.storm_clients ?? "?"} ` +
+    `clients back within ${m.storm_spread_ms ?? "?"} ms. Medians over rounds.`,
 );
 lines.push("");
 lines.push("Throughput: raw's absolute figure; for the others the ratio to raw in the same round (own figure in brackets).");
@@ -182,6 +186,36 @@ perServerTable((good) => {
   );
   return perOp === null ? "n/a" : fmtMicros(perOp);
 });
+// The reconnect storm's own figures.
+if (servers.some((s) => runs(s, "storm").length > 0)) {
+  lines.push("");
+  lines.push(
+    "Reconnect storm: every connection cut at once, all back within the spread with their pid and offset (recovery " +
+      "on where the server has it). Medians over rounds; errors summed.",
+  );
+  lines.push("");
+  lines.push("| | " + servers.join(" | ") + " |");
+  lines.push(`|---|${servers.map(() => "---:").join("|")}|`);
+  const row = (label, cell) => {
+    const cells = servers.map((s) => {
+      const good = runs(s, "storm").filter(ok);
+      return good.length === 0 ? "–" : cell(good);
+    });
+    lines.push(`| ${label} | ${cells.join(" | ")} |`);
+  };
+  const med = (good, f) => median(good.map(f));
+  row("all back after", (g) => fmtMicros(med(g, (r) => r.all_back_ms * 1000)));
+  row("sessions back", (g) => fmtInt(med(g, (r) => r.ops)));
+  row("refused or timed out", (g) => fmtInt(g.reduce((n, r) => n + (r.errors || 0), 0)));
+  row("connect p50 / p99", (g) => `${fmtMicros(med(g, (r) => r.p50_us))} / ${fmtMicros(med(g, (r) => r.p99_us))}`);
+  row("recovered", (g) => fmtInt(med(g, (r) => r.recovered)));
+  row("missed packets delivered / expected", (g) => `${fmtInt(med(g, (r) => r.missed_delivered))} / ${fmtInt(med(g, (r) => r.missed_expected))}`);
+  row("server RSS before → peak", (g) => {
+    const before = med(g, (r) => r.rss_before_kb);
+    const peak = med(g, (r) => r.rss_peak_kb);
+    return before === null || peak === null ? "n/a" : `${fmtInt(before / 1024)} → ${fmtInt(peak / 1024)} MiB`;
+  });
+}
 const failures = records.filter((r) => r.failed);
 if (failures.length > 0) {
   lines.push("");

@@ -108,8 +108,12 @@ impl Engine {
     }
 
     /// Binds `addr` and serves the endpoint; returns the bound address and the accept loop's task.
+    ///
+    /// The listen backlog is 8192 (the kernel caps it at `net.core.somaxconn`): when thousands
+    /// of clients reconnect at once, connections the accept loop has not taken yet wait there instead of
+    /// being dropped (a dropped SYN costs the client a one-second retransmission).
     pub async fn listen(&self, addr: SocketAddr) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-        let listener = TcpListener::bind(addr).await?;
+        let listener = bind(addr)?;
         let local = listener.local_addr()?;
         let service = self.service();
         Ok((local, tokio::spawn(async move { serve_listener(listener, service).await })))
@@ -118,8 +122,19 @@ impl Engine {
     /// Serves the endpoint on `addr` until the process ends: the standalone server for users without a
     /// web framework.
     pub async fn serve(&self, addr: SocketAddr) -> std::io::Result<()> {
-        let listener = TcpListener::bind(addr).await?;
+        let listener = bind(addr)?;
         serve_listener(listener, self.service()).await;
         Ok(())
     }
+}
+
+/// The listen backlog of [`Engine::listen`] and [`Engine::serve`] (tokio's `TcpListener::bind` uses 1024).
+const LISTEN_BACKLOG: u32 = 8192;
+
+/// A listener on `addr` with address reuse and a [`LISTEN_BACKLOG`]-deep accept queue.
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }

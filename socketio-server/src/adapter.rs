@@ -307,6 +307,9 @@ struct Recovery {
     /// Recent broadcasts: (offset, packet with the offset appended, targets, when).
     packets: VecDeque<(String, Packet, BroadcastOptions, Instant)>,
     sessions: HashMap<String, PersistedSession>,
+    /// The sessions' pids in the order they were persisted, to expire them from the front: a reconnect
+    /// storm persists thousands at once, and scanning every session on each one made that quadratic.
+    expiry: VecDeque<(Instant, String)>,
 }
 
 /// The in-memory core of a namespace's adapter. See the module documentation.
@@ -354,8 +357,14 @@ impl LocalAdapter {
             ns,
             name: name.to_owned(),
             index: RwLock::default(),
-            recovery: recovery
-                .map(|max_age| Mutex::new(Recovery { max_age, packets: VecDeque::new(), sessions: HashMap::new() })),
+            recovery: recovery.map(|max_age| {
+                Mutex::new(Recovery {
+                    max_age,
+                    packets: VecDeque::new(),
+                    sessions: HashMap::new(),
+                    expiry: VecDeque::new(),
+                })
+            }),
             room_listeners: RwLock::default(),
             has_room_listeners: std::sync::atomic::AtomicBool::new(false),
         }
@@ -634,7 +643,17 @@ impl LocalAdapter {
         let mut r = recovery.lock().expect("recovery buffer poisoned");
         let now = tokio::time::Instant::now().into_std();
         let max_age = r.max_age;
-        r.sessions.retain(|_, s| now.duration_since(s.disconnected_at) <= max_age);
+        let r = &mut *r;
+        while let Some((at, _)) = r.expiry.front()
+            && now.duration_since(*at) > max_age
+        {
+            let (at, old) = r.expiry.pop_front().expect("a front entry");
+            // Unless it was taken back and persisted again since.
+            if r.sessions.get(&old).is_some_and(|s| s.disconnected_at == at) {
+                r.sessions.remove(&old);
+            }
+        }
+        r.expiry.push_back((now, pid.clone()));
         r.sessions.insert(pid.clone(), PersistedSession { id, pid, rooms, data, disconnected_at: now });
     }
 

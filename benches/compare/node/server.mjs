@@ -7,7 +7,8 @@
 // - "ack" (...args) → acknowledge with the same arguments;
 // - "broadcast" (...args) → io.to("all").emit("broadcast", ...args) (the sender included).
 //
-// Flags: --port N (default 3000, 0 picks one), --host ADDR (default 127.0.0.1); --threads N is accepted
+// Flags: --port N (default 3000, 0 picks one), --host ADDR (default 127.0.0.1), --recovery (connection state
+// recovery with its defaults, for the reconnect storm); --threads N is accepted
 // for symmetry with the other servers and ignored (Node runs the server on one thread).
 // Prints "listening on http://ADDR" once bound, then serves until killed.
 
@@ -15,12 +16,13 @@ import { createServer } from "node:http";
 import { Server } from "socket.io";
 
 function usage() {
-  process.stderr.write("usage: node server.mjs [--port N] [--host ADDR] [--threads N]\n");
+  process.stderr.write("usage: node server.mjs [--port N] [--host ADDR] [--threads N] [--recovery]\n");
   process.exit(2);
 }
 
 let port = 3000;
 let host = "127.0.0.1";
+let recovery = false;
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i++) {
   const value = () => {
@@ -39,6 +41,9 @@ for (let i = 0; i < argv.length; i++) {
     case "--threads":
       value();
       break;
+    case "--recovery":
+      recovery = true;
+      break;
     case "-h":
     case "--help":
       usage();
@@ -50,7 +55,7 @@ for (let i = 0; i < argv.length; i++) {
 }
 
 const httpServer = createServer();
-const io = new Server(httpServer);
+const io = new Server(httpServer, recovery ? { connectionStateRecovery: {} } : {});
 
 io.on("connection", (socket) => {
   socket.join("all");

@@ -10,7 +10,8 @@
 //! server can be pinned to one core with `taskset`), `--host ADDR` (default 127.0.0.1),
 //! `--ping-interval MS` / `--ping-timeout MS` (Engine.IO heartbeat, default 25000 / 20000),
 //! `--per-message-deflate` (accept WebSocket compression, threshold 1024 bytes; off by default),
-//! `--deflate-no-context-takeover` (the same, the server asking for no context takeover both ways), `--heap-stats`
+//! `--deflate-no-context-takeover` (the same, the server asking for no context takeover both ways),
+//! `--recovery` (connection state recovery with its defaults, for the reconnect storm), `--heap-stats`
 //! (built with the `heap-stats` feature: live heap bytes and allocations on stderr every second).
 //! Prints `listening on http://ADDR` once bound, then serves until killed.
 
@@ -51,7 +52,7 @@ fn spawn_heap_stats() {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: bench-server [--port N] [--threads N] [--host ADDR] [--ping-interval MS] [--ping-timeout MS] [--per-message-deflate] [--deflate-no-context-takeover] [--heap-stats]"
+        "usage: bench-server [--port N] [--threads N] [--host ADDR] [--ping-interval MS] [--ping-timeout MS] [--per-message-deflate] [--deflate-no-context-takeover] [--recovery] [--heap-stats]"
     );
     std::process::exit(2);
 }
@@ -88,6 +89,7 @@ fn main() {
                     c
                 })
             }
+            "--recovery" => config.connection_state_recovery = Some(socketio_server::RecoveryConfig::default()),
             "--heap-stats" => spawn_heap_stats(),
             "-h" | "--help" => usage(),
             other => {

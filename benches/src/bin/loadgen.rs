@@ -2,9 +2,9 @@
 //! WebSocket, over hyper-util's client for long-polling); it does not use the server crates.
 //!
 //! ```text
-//! loadgen --url http://127.0.0.1:3000 --scenario echo|ack|broadcast|idle|idle-polling|connect|polling-echo|soak
+//! loadgen --url http://127.0.0.1:3000 --scenario echo|ack|broadcast|fanout|idle|idle-polling|connect|storm|polling-echo|soak
 //!         [--clients N] [--duration SECS] [--messages N] [--server-pid PID]
-//!         [--size BYTES] [--window N] [--connect-concurrency N] [--threads N]
+//!         [--size BYTES] [--window N] [--connect-concurrency N] [--threads N] [--interval-ms MS] [--spread-ms MS]
 //! ```
 //!
 //! Scenarios (against `bench-server`'s behaviour):
@@ -25,6 +25,10 @@
 //!   `--duration` s or `--messages` handshakes in all (default 20000); latency = open + CONNECT.
 //! - `polling-echo` (50 clients): long-polling clients doing echo round trips (POST the event, GET until
 //!   the echo comes back).
+//! - `fanout` (15000 clients): the broadcast scenario at a steady rate instead of a window: one client
+//!   sends a `broadcast` every `--interval-ms` (20) for `--duration` (10 s) to the room of all the
+//!   others; ops = deliveries, latency = from the send to each delivery; adds `asked_per_s`.
+//! - `storm` (15000 clients): a reconnect storm with connection state recovery (see [`storm`]).
 //!
 //! Every scenario stops by itself (at most `--duration` plus a grace period) and prints one JSON line:
 //! `{"scenario","clients","duration_s","ops","ops_per_s","p50_us","p90_us","p99_us","max_us","errors"}`
@@ -74,13 +78,17 @@ struct Opts {
     threads: usize,
     /// idle: the size of one echo each connection exchanges before it goes idle (0: none).
     burst: usize,
+    /// fanout: one broadcast every this long (instead of broadcast's window).
+    interval: Option<Duration>,
+    /// storm: the reconnections are spread over this long.
+    spread: Duration,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: loadgen --url http://HOST:PORT --scenario echo|ack|broadcast|idle|idle-polling|connect|polling-echo|soak \
+        "usage: loadgen --url http://HOST:PORT --scenario echo|ack|broadcast|fanout|idle|idle-polling|connect|storm|polling-echo|soak \
          [--clients N] [--duration SECS] [--messages N] [--server-pid PID] [--size BYTES] [--window N] \
-         [--connect-concurrency N] [--threads N] [--burst BYTES]"
+         [--connect-concurrency N] [--threads N] [--burst BYTES] [--interval-ms MS] [--spread-ms MS]"
     );
     std::process::exit(2);
 }
@@ -97,6 +105,8 @@ fn parse_opts() -> Opts {
     let mut connect_concurrency = 100usize;
     let mut threads = 1usize;
     let mut burst = 0usize;
+    let mut interval_ms = 20u64;
+    let mut spread_ms = 1000u64;
     let mut args = std::env::args().skip(1);
     fn num<T: std::str::FromStr>(v: Option<String>) -> T {
         v.and_then(|v| v.parse().ok()).unwrap_or_else(|| usage())
@@ -114,6 +124,8 @@ fn parse_opts() -> Opts {
             "--connect-concurrency" => connect_concurrency = num(args.next()),
             "--threads" => threads = num(args.next()),
             "--burst" => burst = num(args.next()),
+            "--interval-ms" => interval_ms = num(args.next()),
+            "--spread-ms" => spread_ms = num(args.next()),
             "-h" | "--help" => usage(),
             other => {
                 eprintln!("unknown flag {other}");
@@ -128,6 +140,8 @@ fn parse_opts() -> Opts {
         "idle" | "idle-polling" => (5000, 2.0, 0),
         "connect" => (50, 5.0, 20_000),
         "soak" => (1000, 60.0, 10),
+        "fanout" => (15_000, 10.0, 0),
+        "storm" => (15_000, 10.0, 3),
         _ => {
             eprintln!("unknown scenario {scenario}");
             usage();
@@ -140,6 +154,7 @@ fn parse_opts() -> Opts {
         None => (rest.to_owned(), "/socket.io/".to_owned()),
     };
     let path = if path.ends_with('/') { path } else { format!("{path}/") };
+    let interval = (scenario == "fanout").then(|| Duration::from_millis(interval_ms.max(1)));
     Opts {
         authority,
         path,
@@ -153,6 +168,8 @@ fn parse_opts() -> Opts {
         connect_concurrency: connect_concurrency.max(1),
         threads: threads.max(1),
         burst,
+        interval,
+        spread: Duration::from_millis(spread_ms),
     }
 }
 
@@ -228,6 +245,8 @@ fn report(opts: &Opts, elapsed: Duration, t: &Tally, extra: serde_json::Value) {
         "p99_us": q(0.99),
         "max_us": if h.is_empty() { 0 } else { h.max() },
         "errors": t.errors,
+        // This load generator's own CPU time over the whole run (is it, rather than the server, the limit?).
+        "loadgen_cpu_s": cpu_s(None).map(|c| (c * 100.0).round() / 100.0),
     });
     if let (Some(obj), serde_json::Value::Object(more)) = (line.as_object_mut(), extra) {
         obj.extend(more);
@@ -281,6 +300,12 @@ async fn recv_app(ws: &mut Ws) -> Res<Utf8Bytes> {
 /// Opens a WebSocket session and joins the main namespace: TCP + upgrade, `0{...}`, sends `40`, waits for
 /// `40{"sid":...}`.
 async fn ws_connect(url: &str, authority: &str) -> Res<Ws> {
+    ws_connect_with(url, authority, "40").await.map(|(ws, _, _)| ws)
+}
+
+/// [`ws_connect`] with the CONNECT packet `connect` (e.g. `40{"pid":…,"offset":…}`); also returns the
+/// CONNECT reply and the Socket.IO packets that came before it (a recovered session's missed packets).
+async fn ws_connect_with(url: &str, authority: &str, connect: &str) -> Res<(Ws, Utf8Bytes, Vec<Utf8Bytes>)> {
     let tcp = TcpStream::connect(authority).await.map_err(|e| format!("tcp connect: {e}"))?;
     let _ = tcp.set_nodelay(true);
     // tungstenite zero-fills the free part of its read buffer before every read: its default 128 KiB made
@@ -292,15 +317,17 @@ async fn ws_connect(url: &str, authority: &str) -> Res<Ws> {
     if !open.starts_with("0{") {
         return Err(format!("expected an open packet, got {open:?}"));
     }
-    ws.send(Message::text("40")).await.map_err(|e| format!("send CONNECT: {e}"))?;
+    ws.send(Message::text(connect)).await.map_err(|e| format!("send CONNECT: {e}"))?;
+    let mut before = Vec::new();
     loop {
         let t = recv_app(&mut ws).await?;
         if t.starts_with("40{") {
-            return Ok(ws);
+            return Ok((ws, t, before));
         }
         if t.starts_with("44") {
             return Err(format!("CONNECT refused: {t}"));
         }
+        before.push(t);
     }
 }
 
@@ -399,7 +426,12 @@ async fn request_reply(opts: &Opts, ack: bool) {
 /// Broadcast: `clients` sessions in room "all"; one of them sends `messages` events, `window` in flight.
 async fn broadcast(opts: &Opts) {
     let n = opts.clients;
-    let messages = opts.messages.max(1);
+    let messages = match opts.interval {
+        // fanout: one message per interval over the duration.
+        Some(every) if opts.messages == 0 => (opts.duration.as_secs_f64() / every.as_secs_f64()).ceil() as usize,
+        _ => opts.messages,
+    }
+    .max(1);
     let setup_deadline = Instant::now() + Duration::from_secs(120);
     let (conns, setup) = open_many(opts, n, setup_deadline).await;
     let n = conns.len();
@@ -472,11 +504,24 @@ async fn broadcast(opts: &Opts) {
     let data_len = opts.size;
     let hard = Instant::now() + opts.duration + GRACE;
     let first_send = base.elapsed();
+    let send_start = Instant::now();
     let mut sent = 0usize;
     'send: for i in 0..messages {
-        while i >= complete.load(Ordering::Acquire) + opts.window {
-            if timeout_at(hard, progress.notified()).await.is_err() {
-                break 'send;
+        match opts.interval {
+            // fanout: at a steady rate, whatever is still being delivered.
+            Some(every) => {
+                let at = send_start + every * u32::try_from(i).unwrap_or(u32::MAX);
+                if at > send_start + opts.duration {
+                    break 'send;
+                }
+                tokio::time::sleep_until(at).await;
+            }
+            None => {
+                while i >= complete.load(Ordering::Acquire) + opts.window {
+                    if timeout_at(hard, progress.notified()).await.is_err() {
+                        break 'send;
+                    }
+                }
             }
         }
         let head = format!("{i}:");
@@ -503,7 +548,215 @@ async fn broadcast(opts: &Opts) {
     }
     let last = Duration::from_nanos(last_delivery.load(Ordering::Acquire));
     let elapsed = last.saturating_sub(first_send);
-    report(opts, elapsed, &total, json!({"messages": sent, "expected": sent * n}));
+    let mut extra = json!({"messages": sent, "expected": sent * n});
+    if let Some(every) = opts.interval {
+        // What was asked: every connection gets one message per interval.
+        extra["interval_ms"] = json!(every.as_millis() as u64);
+        extra["asked_per_s"] = json!((n as f64 / every.as_secs_f64()).round());
+    }
+    report(opts, elapsed, &total, extra);
+}
+
+/// A session's `pid` and last offset, when the server gave them.
+type PidOffset = (Option<String>, Option<String>);
+
+/// The `pid` of a CONNECT reply `40{"sid":"…","pid":"…"}` (present when the server recovers sessions).
+fn pid_of(reply: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(reply.get(2..)?).ok()?;
+    v.get("pid")?.as_str().map(str::to_owned)
+}
+
+/// The offset a recovering server appends to an event: its last argument, when it is a string after the
+/// event's own arguments (`42["broadcast","<data>","<offset>"]`).
+fn offset_of(event: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(event.get(2..)?).ok()?;
+    let args = v.as_array()?;
+    (args.len() >= 3).then(|| args.last()?.as_str().map(str::to_owned)).flatten()
+}
+
+/// Reconnect storm: `--clients` sessions connected (each with its `pid` when the server gives one), one
+/// broadcast so that each holds an offset, then every connection dropped at once; `--messages` broadcasts
+/// go out while they are away (from one more session, which stays); then all reconnect within
+/// `--spread-ms`, each presenting its `pid` and `offset`. Ops = sessions back; latency = open + CONNECT of
+/// each reconnection; errors = reconnections refused or timed out. Adds `all_back_ms` (from the first
+/// reconnection's start to the last one's CONNECT reply), `recovered` (replies with the same `pid`),
+/// `missed_delivered` (broadcasts received before the CONNECT reply), `missed_expected`, and with
+/// `--server-pid` the server's RSS before and its peak during the storm.
+async fn storm(opts: &Opts) {
+    let n = opts.clients;
+    let url: Arc<str> = ws_url(opts).into();
+    let authority: Arc<str> = opts.authority.clone().into();
+    let rss_before = opts.server_pid.and_then(read_rss_kb);
+    let setup_deadline = Instant::now() + Duration::from_secs(120);
+    // The sessions to cut, each with its pid, and the publisher.
+    let sem = Arc::new(Semaphore::new(opts.connect_concurrency));
+    let mut opening = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (sem, url, authority) = (sem.clone(), url.clone(), authority.clone());
+        opening.push(tokio::spawn(async move {
+            let _permit = sem.acquire_owned().await.ok()?;
+            match timeout_at(setup_deadline, ws_connect_with(&url, &authority, "40")).await {
+                Ok(Ok((ws, reply, _))) => Some((ws, pid_of(&reply))),
+                Ok(Err(e)) => {
+                    eprintln!("connect: {e}");
+                    None
+                }
+                Err(_) => None,
+            }
+        }));
+    }
+    let mut sessions = Vec::with_capacity(n);
+    for t in opening {
+        if let Some(s) = t.await.ok().flatten() {
+            sessions.push(s);
+        }
+    }
+    let Ok(mut publisher) = ws_connect(&url, &authority).await else {
+        report(opts, Duration::ZERO, &Tally { errors: n as u64, ..Tally::new() }, json!({}));
+        return;
+    };
+    let setup_errors = (n - sessions.len()) as u64;
+    // One broadcast reaches everyone: each session takes its offset from it.
+    let broadcast = |text: &str| Message::text(format!(r#"42["broadcast","{text}"]"#));
+    let _ = publisher.send(broadcast("warm")).await;
+    let warm_deadline = Instant::now() + Duration::from_secs(60);
+    let mut warming = Vec::with_capacity(sessions.len());
+    for (mut ws, pid) in sessions {
+        warming.push(tokio::spawn(async move {
+            let offset = loop {
+                match timeout_at(warm_deadline, recv_app(&mut ws)).await {
+                    Ok(Ok(t)) if t.starts_with(r#"42["broadcast","warm""#) => break offset_of(&t),
+                    Ok(Ok(_)) => continue,
+                    _ => return None,
+                }
+            };
+            Some((ws, pid, offset))
+        }));
+    }
+    let mut warm = Vec::with_capacity(warming.len());
+    for t in warming {
+        if let Some(s) = t.await.ok().flatten() {
+            warm.push(s);
+        }
+    }
+    let warm_errors = (n as u64 - setup_errors) - warm.len() as u64;
+    while !recv_app(&mut publisher).await.map(|t| t.starts_with(r#"42["broadcast","warm""#)).unwrap_or(true) {}
+    // The cut: every connection dropped at once (no close frame).
+    let (cut, recovering): (Vec<Ws>, Vec<PidOffset>) =
+        warm.into_iter().map(|(ws, pid, offset)| (ws, (pid, offset))).unzip();
+    drop(cut);
+    // What they miss: sent once the server has handled the cut (its echo to the publisher is in order).
+    for k in 0..opts.messages {
+        let _ = publisher.send(broadcast(&format!("missed-{k}"))).await;
+    }
+    let mut echoed = 0;
+    while echoed < opts.messages {
+        match timeout_at(Instant::now() + Duration::from_secs(10), recv_app(&mut publisher)).await {
+            Ok(Ok(t)) if t.starts_with(r#"42["broadcast","missed-"#) => echoed += 1,
+            Ok(Ok(_)) => {}
+            _ => break,
+        }
+    }
+    // The storm: every session back within the spread, with its pid and offset.
+    let peak = Arc::new(AtomicU64::new(rss_before.unwrap_or(0)));
+    let (sampling_tx, mut sampling_rx) = watch::channel(false);
+    let sampler = opts.server_pid.map(|pid| {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Some(kb) = read_rss_kb(pid) {
+                    peak.fetch_max(kb, Ordering::Relaxed);
+                }
+                tokio::select! {
+                    _ = sampling_rx.changed() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+                }
+            }
+        })
+    });
+    let count = recovering.len();
+    let cpu_before = (cpu_s(opts.server_pid), cpu_s(None));
+    let start = Instant::now();
+    let deadline = start + opts.spread + opts.duration;
+    let mut tasks = Vec::with_capacity(count);
+    for (i, (pid, offset)) in recovering.into_iter().enumerate() {
+        let (url, authority) = (url.clone(), authority.clone());
+        let at = start + opts.spread.mul_f64(i as f64 / count.max(1) as f64);
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep_until(at).await;
+            let connect = match (&pid, &offset) {
+                (Some(pid), Some(offset)) => format!(r#"40{{"pid":"{pid}","offset":"{offset}"}}"#),
+                _ => "40".to_owned(),
+            };
+            let t0 = Instant::now();
+            match timeout_at(deadline, ws_connect_with(&url, &authority, &connect)).await {
+                Ok(Ok((ws, reply, before))) => {
+                    let recovered = pid.is_some() && pid_of(&reply) == pid;
+                    let missed = before.iter().filter(|t| t.starts_with(r#"42["broadcast","missed-"#)).count();
+                    Ok((ws, t0.elapsed(), Instant::now(), recovered, missed))
+                }
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err("timed out".to_owned()),
+            }
+        }));
+    }
+    let mut tally = Tally::new();
+    tally.errors = setup_errors + warm_errors;
+    let (mut recovered, mut missed, mut last) = (0u64, 0u64, start);
+    let mut back = Vec::with_capacity(count);
+    for t in tasks {
+        match t.await {
+            Ok(Ok((ws, latency, done, r, m))) => {
+                tally.hist.saturating_record(micros(latency));
+                tally.ops += 1;
+                recovered += u64::from(r);
+                missed += m as u64;
+                last = last.max(done);
+                back.push(ws);
+            }
+            Ok(Err(e)) => {
+                eprintln!("reconnect: {e}");
+                tally.errors += 1;
+            }
+            Err(_) => tally.errors += 1,
+        }
+    }
+    let all_back = last.duration_since(start);
+    // Which side was busy during the storm: the server's and this load generator's CPU time in it.
+    let cpu_in_storm = |before: Option<f64>, after: Option<f64>| match (before, after) {
+        (Some(b), Some(a)) => json!(((a - b) * 100.0).round() / 100.0),
+        _ => serde_json::Value::Null,
+    };
+    let server_cpu = cpu_in_storm(cpu_before.0, cpu_s(opts.server_pid));
+    let loadgen_cpu = cpu_in_storm(cpu_before.1, cpu_s(None));
+    let _ = sampling_tx.send(true);
+    if let Some(s) = sampler {
+        let _ = s.await;
+    }
+    for mut ws in back {
+        let _ = tokio::time::timeout(Duration::from_millis(100), ws.close(None)).await;
+    }
+    report(
+        opts,
+        all_back,
+        &tally,
+        json!({"all_back_ms": all_back.as_millis() as u64, "recovered": recovered, "missed_delivered": missed,
+               "missed_expected": count * opts.messages, "spread_ms": opts.spread.as_millis() as u64,
+               "rss_before_kb": rss_before, "rss_peak_kb": opts.server_pid.map(|_| peak.load(Ordering::Relaxed)),
+               "storm_server_cpu_s": server_cpu, "storm_loadgen_cpu_s": loadgen_cpu}),
+    );
+}
+
+/// The CPU time (user + system, every thread) of process `pid`, or of this one, in seconds (from
+/// `/proc/…/stat`, in clock ticks of 1/100 s, Linux's `USER_HZ`).
+fn cpu_s(pid: Option<u32>) -> Option<f64> {
+    let path = pid.map_or_else(|| "/proc/self/stat".to_owned(), |p| format!("/proc/{p}/stat"));
+    let stat = std::fs::read_to_string(path).ok()?;
+    // The fields after the command name, which ends with the last ")": utime and stime are the 12th and 13th.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let ticks = fields.next()?.parse::<u64>().ok()? + fields.next()?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
 }
 
 fn read_rss_kb(pid: u32) -> Option<u64> {
@@ -913,7 +1166,8 @@ fn main() {
         match opts.scenario.as_str() {
             "echo" => request_reply(&opts, false).await,
             "ack" => request_reply(&opts, true).await,
-            "broadcast" => broadcast(&opts).await,
+            "broadcast" | "fanout" => broadcast(&opts).await,
+            "storm" => storm(&opts).await,
             "idle" => idle(&opts, false).await,
             "idle-polling" => idle(&opts, true).await,
             "connect" => connect_rate(&opts).await,
