@@ -186,6 +186,22 @@ perServerTable((good) => {
   );
   return perOp === null ? "n/a" : fmtMicros(perOp);
 });
+lines.push("");
+lines.push(
+  "Load generator CPU time per operation (its own, over the whole run, setup included), and in brackets that CPU time " +
+    "divided by the measured phase's length: near 1 s/s (or above, when the setup was long) the load generator, not " +
+    "the server, may have set the pace.",
+);
+lines.push("");
+perServerTable((good) => {
+  const perOp = median(
+    good.map((r) => (typeof r.loadgen_cpu_s === "number" && r.ops > 0 ? (r.loadgen_cpu_s * 1e6) / r.ops : null)),
+  );
+  const busy = median(
+    good.map((r) => (typeof r.loadgen_cpu_s === "number" && r.duration_s > 0 ? r.loadgen_cpu_s / r.duration_s : null)),
+  );
+  return perOp === null ? "n/a" : `${fmtMicros(perOp)}${busy === null ? "" : ` (${busy.toFixed(2)} s/s)`}`;
+});
 // The reconnect storm's own figures.
 if (servers.some((s) => runs(s, "storm").length > 0)) {
   lines.push("");
@@ -210,6 +226,11 @@ if (servers.some((s) => runs(s, "storm").length > 0)) {
   row("connect p50 / p99", (g) => `${fmtMicros(med(g, (r) => r.p50_us))} / ${fmtMicros(med(g, (r) => r.p99_us))}`);
   row("recovered", (g) => fmtInt(med(g, (r) => r.recovered)));
   row("missed packets delivered / expected", (g) => `${fmtInt(med(g, (r) => r.missed_delivered))} / ${fmtInt(med(g, (r) => r.missed_expected))}`);
+  row("server / loadgen CPU during the storm", (g) => {
+    const server = med(g, (r) => r.storm_server_cpu_s);
+    const load = med(g, (r) => r.storm_loadgen_cpu_s);
+    return server === null || load === null ? "n/a" : `${server.toFixed(2)} s / ${load.toFixed(2)} s`;
+  });
   row("server RSS before → peak", (g) => {
     const before = med(g, (r) => r.rss_before_kb);
     const peak = med(g, (r) => r.rss_peak_kb);
