@@ -24,6 +24,7 @@
 #   FANOUT_CLIENTS [15000]  FANOUT_INTERVAL_MS [20]  FANOUT_DURATION [10]  (fanout: one room, one broadcast
 #   per interval)  STORM_CLIENTS [15000]  STORM_SPREAD_MS [1000]  STORM_MISSED [3]  (storm: all cut at once,
 #   back within the spread with connection state recovery on where the server has it: ours and node)
+#   PIN [1] (0: neither the server nor loadgen is pinned, for runs with SERVER_THREADS=2 on two cores)
 #   BASELINE_BIN (needed for the baseline server)  SERVER_THREADS [1]  SETTLE [1] (seconds of rest between scenarios; 3 after connect, so that closing
 #   sockets drain and TIME_WAIT ports are not all still held by the next scenario)
 # e.g.  ROUNDS=1 DURATION=3 IDLE_CLIENTS=2000 SERVERS="raw ours" ./benches/compare.sh
@@ -110,7 +111,9 @@ mkdir -p "$(dirname "$RESULTS")"
 
 pin_server=()
 pin_load=()
-if command -v taskset >/dev/null 2>&1; then
+if [ "${PIN:-1}" = 0 ]; then
+  echo "PIN=0: server and loadgen are not pinned (both may use every core)" >&2
+elif command -v taskset >/dev/null 2>&1; then
   pin_server=(taskset -c 0)
   if [ "$(nproc)" -ge 2 ]; then pin_load=(taskset -c 1); else pin_load=(taskset -c 0); fi
 else

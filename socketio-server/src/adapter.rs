@@ -482,6 +482,46 @@ impl LocalAdapter {
         self.fetch_sockets(opts).iter().map(Socket::info).collect()
     }
 
+    /// Calls `send` for each local socket targeted by `opts`, once each, under the room index's and the
+    /// socket map's read locks: a broadcast does not collect (and count references to) its recipients
+    /// first. `send` must not join, leave or disconnect sockets (it queues frames, which never does).
+    fn for_each_target(&self, ns: &NamespaceInner, opts: &BroadcastOptions, mut send: impl FnMut(&Socket)) {
+        let idx = self.index.read().expect("room index poisoned");
+        let excluded = |id: &SocketId| {
+            !opts.except.is_empty()
+                && idx.sids.get(id).is_some_and(|rooms| rooms.iter().any(|r| opts.except.contains(r)))
+        };
+        let sockets = ns.sockets.read().expect("socket map poisoned");
+        if opts.rooms.is_empty() {
+            sockets.iter().filter(|(id, _)| !excluded(id)).for_each(|(_, s)| send(s));
+            return;
+        }
+        if opts.rooms.len() == 1 {
+            // One room: its members are distinct already.
+            let Some(members) = opts.rooms.iter().next().and_then(|room| idx.rooms.get(room)) else { return };
+            for id in members {
+                if !excluded(id)
+                    && let Some(s) = sockets.get(id)
+                {
+                    send(s);
+                }
+            }
+            return;
+        }
+        let mut seen: HashSet<&SocketId> = HashSet::new();
+        for room in &opts.rooms {
+            let Some(members) = idx.rooms.get(room) else { continue };
+            for id in members {
+                if seen.insert(id)
+                    && !excluded(id)
+                    && let Some(s) = sockets.get(id)
+                {
+                    send(s);
+                }
+            }
+        }
+    }
+
     /// The local sockets targeted by `opts`, each once.
     pub fn fetch_sockets(&self, opts: &BroadcastOptions) -> Vec<Socket> {
         let Some(ns) = self.ns.upgrade() else { return Vec::new() };
@@ -538,9 +578,9 @@ impl LocalAdapter {
             }
         }
         let frames = ns.encode(&packet);
-        for socket in self.fetch_sockets(opts) {
+        self.for_each_target(&ns, opts, |socket| {
             let _ = socket.send_frames(frames.as_slice(), opts.flags.volatile);
-        }
+        });
     }
 
     /// Whether a broadcast carries an offset for connection state recovery: recovery is on, and it is a
@@ -565,9 +605,9 @@ impl LocalAdapter {
             args.push(Value::from(offset));
         }
         let frames = ns.encode(&packet);
-        for socket in self.fetch_sockets(opts) {
+        self.for_each_target(&ns, opts, |socket| {
             let _ = socket.send_frames(frames.as_slice(), opts.flags.volatile);
-        }
+        });
     }
 
     /// Delivers a packet that asks for acknowledgements to the targeted local sockets; each response goes
@@ -679,5 +719,52 @@ impl LocalAdapter {
             .map(|(_, p, _, _)| p.clone())
             .collect();
         Some((session, missed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    impl LocalAdapter {
+        fn keeps_session(&self, pid: &str) -> bool {
+            self.recovery.as_ref().is_some_and(|r| r.lock().expect("poisoned").sessions.contains_key(pid))
+        }
+    }
+
+    fn persist(adapter: &LocalAdapter, pid: &str) {
+        adapter.persist_session(SocketId::from(format!("id-{pid}")), pid.to_owned(), Vec::new(), Value::Null);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sessions_expire_in_the_order_they_were_kept_and_a_kept_again_one_stays() {
+        let max_age = Duration::from_secs(120);
+        let adapter = LocalAdapter::new(Weak::new(), "/", Some(max_age));
+        persist(&adapter, "a");
+        tokio::time::advance(Duration::from_secs(60)).await;
+        persist(&adapter, "b");
+        // "a" is taken back (its offset is unknown here: the session is used up all the same) and kept again.
+        assert!(adapter.restore_session("a", "unknown").is_none());
+        assert!(!adapter.keeps_session("a"));
+        persist(&adapter, "a");
+        // Past "a"'s first expiry: that stale entry must not drop the session kept again since.
+        tokio::time::advance(Duration::from_secs(61)).await;
+        persist(&adapter, "c");
+        assert!(adapter.keeps_session("a"), "kept again 61 s ago");
+        assert!(adapter.keeps_session("b"));
+        // Past the expiry of "b" and of "a" kept again (both at 60 s), not of "c".
+        tokio::time::advance(Duration::from_secs(60)).await;
+        persist(&adapter, "d");
+        assert!(!adapter.keeps_session("b") && !adapter.keeps_session("a"), "expired");
+        assert!(adapter.keeps_session("c") && adapter.keeps_session("d"));
+        // Many at once (a reconnect storm) stay linear: each is expired once, from the front.
+        for i in 0..10_000 {
+            persist(&adapter, &format!("s{i}"));
+        }
+        tokio::time::advance(Duration::from_secs(121)).await;
+        persist(&adapter, "last");
+        let r = adapter.recovery.as_ref().unwrap().lock().unwrap();
+        assert_eq!(r.sessions.len(), 1, "only the last one is left");
+        assert_eq!(r.expiry.len(), 1);
     }
 }
