@@ -525,35 +525,8 @@ impl LocalAdapter {
     /// The local sockets targeted by `opts`, each once.
     pub fn fetch_sockets(&self, opts: &BroadcastOptions) -> Vec<Socket> {
         let Some(ns) = self.ns.upgrade() else { return Vec::new() };
-        let idx = self.index.read().expect("room index poisoned");
-        let excluded = |id: &SocketId| {
-            !opts.except.is_empty()
-                && idx.sids.get(id).is_some_and(|rooms| rooms.iter().any(|r| opts.except.contains(r)))
-        };
-        let sockets = ns.sockets.read().expect("socket map poisoned");
-        if opts.rooms.is_empty() {
-            return sockets.iter().filter(|(id, _)| !excluded(id)).map(|(_, s)| s.clone()).collect();
-        }
-        if opts.rooms.len() == 1 {
-            // One room: its members are distinct already.
-            let Some(members) = opts.rooms.iter().next().and_then(|room| idx.rooms.get(room)) else {
-                return Vec::new();
-            };
-            return members.iter().filter(|id| !excluded(id)).filter_map(|id| sockets.get(id).cloned()).collect();
-        }
-        let mut seen: HashSet<&SocketId> = HashSet::new();
         let mut out = Vec::new();
-        for room in &opts.rooms {
-            let Some(members) = idx.rooms.get(room) else { continue };
-            for id in members {
-                if seen.insert(id)
-                    && !excluded(id)
-                    && let Some(s) = sockets.get(id)
-                {
-                    out.push(s.clone());
-                }
-            }
-        }
+        self.for_each_target(&ns, opts, |s| out.push(s.clone()));
         out
     }
 
