@@ -8,6 +8,7 @@ pub mod jsonp;
 pub mod packet;
 mod packet_type;
 pub mod payload;
+mod queue;
 pub mod session;
 pub mod v3;
 pub mod websocket;

@@ -44,6 +44,7 @@ use crate::error::{DecodeError, Error, ProtocolError, UsageError};
 use crate::handshake::{OpenPacket, Protocol, TransportKind};
 use crate::packet::{Frame, Message, Packet};
 use crate::payload::{PayloadIter, encode_payload};
+use crate::queue::{Queue, Spare};
 use crate::v3;
 
 /// The timing and size settings of a session.
@@ -217,8 +218,25 @@ pub struct Session {
     polling_binary: bool,
     next_ping: Option<Instant>,
     pong_deadline: Option<Instant>,
-    transmits: VecDeque<Transmit>,
-    events: VecDeque<Event>,
+    transmits: Queue<Transmit>,
+    events: Queue<Event>,
+}
+
+thread_local! {
+    static SPARE_TRANSMITS: std::cell::RefCell<VecDeque<Transmit>> = const { std::cell::RefCell::new(VecDeque::new()) };
+    static SPARE_EVENTS: std::cell::RefCell<VecDeque<Event>> = const { std::cell::RefCell::new(VecDeque::new()) };
+}
+
+impl Spare for Transmit {
+    fn spare() -> &'static std::thread::LocalKey<std::cell::RefCell<VecDeque<Self>>> {
+        &SPARE_TRANSMITS
+    }
+}
+
+impl Spare for Event {
+    fn spare() -> &'static std::thread::LocalKey<std::cell::RefCell<VecDeque<Self>>> {
+        &SPARE_EVENTS
+    }
 }
 
 impl Session {
@@ -278,8 +296,8 @@ impl Session {
             ws_base64: false,
             protocol,
             polling_binary: true,
-            transmits: VecDeque::new(),
-            events: VecDeque::new(),
+            transmits: Queue::new(),
+            events: Queue::new(),
         };
         // The open and initial packets are queued whatever `max_buffered_frames` says.
         let first =
@@ -845,5 +863,22 @@ impl Session {
         self.pong_deadline = None;
         self.post_in_flight = false;
         self.events.push_back(Event::Closed { reason, error });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_idle_websocket_session_holds_no_queue_buffer() {
+        let t0 = Instant::now();
+        let mut s = Session::new("sid".into(), SessionConfig::default(), TransportKind::WebSocket, t0, None);
+        s.handle_frame(t0, Channel::Main, Frame::Text("4hello".into())).unwrap();
+        s.send(Frame::Text("4back".into())).unwrap();
+        assert!(s.transmits.capacity() > 0 && s.events.capacity() > 0);
+        while s.poll_transmit().is_some() {}
+        while s.poll_event().is_some() {}
+        assert_eq!((s.transmits.capacity(), s.events.capacity()), (0, 0));
     }
 }

@@ -158,7 +158,7 @@ impl Driver {
         while let Some(cmd) = self.inbox.pop_front() {
             self.command(cmd);
         }
-        crate::mailbox::shrink(&mut self.inbox);
+        crate::mailbox::recycle(&mut self.inbox);
     }
 
     /// Points the timer at the next deadline (the session's or its connection's), if it moved.
@@ -374,9 +374,12 @@ impl Driver {
                     }
                 }
                 Transmit::CloseWebSocket => {
-                    if let Some(ws) = self.ws.take() {
+                    // Moved into the boxed future before the wait, so this future does not keep room for a
+                    // WebSocket in every session's task.
+                    let closing = self.ws.take().map(|ws| Box::pin(close_ws(ws, None)));
+                    if let Some(closing) = closing {
                         fed = false;
-                        Box::pin(close_ws(ws, None)).await;
+                        closing.await;
                     }
                 }
             }

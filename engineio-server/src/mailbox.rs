@@ -1,7 +1,9 @@
 //! A session's mailbox: the commands other tasks send to the session task (frames to send, long-poll
 //! requests, upgrades, close). A mutex-guarded queue with one waker, because only the session task ever
 //! receives: it takes the whole queue at once (one lock for any number of commands) into a second queue it
-//! keeps, so neither queue allocates per command once warm, and an idle session holds no buffer at all.
+//! keeps. A queue holds a buffer only while commands wait in it: drained, it hands the buffer to a spare
+//! kept per thread, which the next queue to need room on that thread takes, so a busy thread does not
+//! allocate per command and an idle session holds no buffer at all.
 //!
 //! While the session task calls its handler ([`Mailbox::deliver_inline`]), what the handler sends to this
 //! same session from that thread (a reply, most often) goes straight into the task's own queue, through a
@@ -175,7 +177,7 @@ impl Mailbox {
                 return Err(TrySendError::Full);
             }
             state.data += 1;
-            state.queue.push_back(command);
+            push(&mut state.queue, command);
             self.pending.store(true, Ordering::Release);
         }
         self.waker.wake();
@@ -193,7 +195,7 @@ impl Mailbox {
             if state.closed {
                 return Err(command);
             }
-            state.queue.push_back(command);
+            push(&mut state.queue, command);
             self.pending.store(true, Ordering::Release);
         }
         self.waker.wake();
@@ -218,7 +220,7 @@ impl Mailbox {
                 return Some(command);
             }
             slot.data += usize::from(data);
-            slot.queue.push_back(command);
+            push(&mut slot.queue, command);
             None
         });
         // A refused command is dropped here, outside the slot's borrow.
@@ -296,11 +298,40 @@ impl Mailbox {
     }
 }
 
-/// Drops a drained queue's buffer when a burst made it large.
-pub(crate) fn shrink(queue: &mut VecDeque<Command>) {
-    if queue.capacity() > KEEP_CAPACITY {
-        *queue = VecDeque::new();
+thread_local! {
+    /// One drained queue's buffer per thread, lent to the next queue that needs room: a session holds a
+    /// queue buffer only while commands wait in it, so idle sessions hold none, and a busy thread does not
+    /// allocate per command either (its sessions take turns with the same buffer).
+    static SPARE: RefCell<VecDeque<Command>> = const { RefCell::new(VecDeque::new()) };
+}
+
+/// Queues `command`, taking this thread's spare buffer if `queue` has no room of its own.
+fn push(queue: &mut VecDeque<Command>, command: Command) {
+    if queue.capacity() == 0 {
+        let _ = SPARE.try_with(|spare| {
+            if let Ok(mut spare) = spare.try_borrow_mut() {
+                std::mem::swap(queue, &mut *spare);
+            }
+        });
     }
+    queue.push_back(command);
+}
+
+/// Gives a drained queue's buffer back: to this thread's spare if that has none, else to the allocator
+/// (as is a buffer a burst made large).
+pub(crate) fn recycle(queue: &mut VecDeque<Command>) {
+    debug_assert!(queue.is_empty());
+    let queue = std::mem::take(queue);
+    if queue.capacity() == 0 || queue.capacity() > KEEP_CAPACITY {
+        return;
+    }
+    let _ = SPARE.try_with(|spare| {
+        if let Ok(mut spare) = spare.try_borrow_mut()
+            && spare.capacity() == 0
+        {
+            *spare = queue;
+        }
+    });
 }
 
 #[cfg(test)]
@@ -332,6 +363,29 @@ mod tests {
         inbox.clear();
         assert!(mb.try_send(data()).is_ok());
         assert!(!mb.is_closed());
+    }
+
+    #[test]
+    fn a_drained_queue_lends_its_buffer_to_the_next_one_on_this_thread() {
+        let mut first = VecDeque::new();
+        push(&mut first, data());
+        let room = first.capacity();
+        assert!(room > 0);
+        first.clear();
+        recycle(&mut first);
+        assert_eq!(first.capacity(), 0, "a drained queue keeps no buffer");
+        let mut second = VecDeque::new();
+        push(&mut second, data());
+        assert_eq!(second.capacity(), room, "the spare buffer is reused");
+        second.clear();
+        recycle(&mut second);
+        // A buffer a burst made large goes back to the allocator.
+        let mut big = VecDeque::with_capacity(KEEP_CAPACITY * 2);
+        recycle(&mut big);
+        assert_eq!(big.capacity(), 0);
+        let mut third = VecDeque::new();
+        push(&mut third, data());
+        assert_eq!(third.capacity(), room, "the spare is still the small one");
     }
 
     #[test]
@@ -369,7 +423,7 @@ mod tests {
         assert!(mb.take_into(&mut inbox));
         assert_eq!(inbox.len(), 500);
         inbox.clear();
-        shrink(&mut inbox);
+        recycle(&mut inbox);
         assert_eq!(inbox.capacity(), 0);
         assert!(mb.try_send(data()).is_ok());
         let mut second = VecDeque::new();

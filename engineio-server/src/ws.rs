@@ -4,8 +4,9 @@
 //! Buffers are sized for idle connections and given back: while no bytes are held, reads go onto the
 //! stack and only what arrived is copied to the heap (a wake-up with nothing to read allocates nothing,
 //! and an idle connection keeps no read buffer); a frame larger than one read gets a buffer of its own
-//! size, which leaves as the message's payload; the write buffer is dropped after a flush when it grew
-//! past [`WRITE_KEEP`] bytes. Pings are answered and a peer's close frame is echoed on the next flush.
+//! size, which leaves as the message's payload; the write buffer is given back after each flush (to a
+//! spare kept per thread, which the next connection to write on that thread takes, or to the allocator
+//! when it grew past [`WRITE_KEEP`] bytes), so an idle connection keeps no write buffer either. Pings are answered and a peer's close frame is echoed on the next flush.
 //!
 //! With permessage-deflate negotiated, the decoder accepts RSV1 and compressed messages are inflated here,
 //! whole, by [`PerMessageDeflate`] (which also deflates outgoing messages over its threshold): one framing
@@ -31,6 +32,11 @@ const READ_MIN: usize = 256;
 
 /// A write buffer larger than this after a flush is dropped rather than kept for the next frames.
 pub(crate) const WRITE_KEEP: usize = 2048;
+
+thread_local! {
+    /// One flushed write buffer per thread, lent to the next WebSocket of this thread that writes.
+    static SPARE_WRITE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 /// Why reading stopped with an error.
 #[derive(Debug)]
@@ -144,13 +150,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Queues the answer a control frame asks for: a pong, or the echo of a close.
     fn answer(&mut self, msg: &WsMessage) {
         match msg {
-            WsMessage::Ping(payload) if !self.close_sent => encode_frame(&mut self.write, Opcode::Pong, payload),
+            WsMessage::Ping(payload) if !self.close_sent => encode_frame(self.room(), Opcode::Pong, payload),
             WsMessage::Close(frame) => {
                 self.done = true;
                 self.read = BytesMut::new();
                 if !self.close_sent {
                     self.close_sent = true;
-                    encode_close(&mut self.write, frame.as_ref().map(|f| (f.code, "")));
+                    encode_close(self.room(), frame.as_ref().map(|f| (f.code, "")));
                 }
             }
             _ => {}
@@ -166,6 +172,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             Frame::Text(t) => (Opcode::Text, t.as_bytes().as_ref()),
             Frame::Binary(b) => (Opcode::Binary, b.as_ref()),
         };
+        self.room();
         match &mut self.deflate {
             Some(deflate) => deflate.encode(&mut self.write, opcode, payload),
             None => encode_frame(&mut self.write, opcode, payload),
@@ -186,10 +193,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             }
         }
         self.written = 0;
-        if self.write.capacity() > WRITE_KEEP {
-            self.write = Vec::new();
-        } else {
-            self.write.clear();
+        let mut write = std::mem::take(&mut self.write);
+        if write.capacity() > 0 && write.capacity() <= WRITE_KEEP {
+            write.clear();
+            let _ = SPARE_WRITE.try_with(|spare| {
+                if let Ok(mut spare) = spare.try_borrow_mut()
+                    && spare.capacity() == 0
+                {
+                    *spare = write;
+                }
+            });
         }
         Pin::new(&mut self.io).poll_flush(cx)
     }
@@ -210,10 +223,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     pub(crate) async fn close(&mut self, status: Option<(u16, &str)>) -> io::Result<()> {
         if !self.close_sent {
             self.close_sent = true;
-            encode_close(&mut self.write, status);
+            encode_close(self.room(), status);
         }
         self.flush().await?;
         tokio::io::AsyncWriteExt::shutdown(&mut self.io).await
+    }
+
+    /// The write buffer, with this thread's spare buffer taken if it has no room of its own.
+    fn room(&mut self) -> &mut Vec<u8> {
+        if self.write.capacity() == 0 {
+            let _ = SPARE_WRITE.try_with(|spare| {
+                if let Ok(mut spare) = spare.try_borrow_mut() {
+                    std::mem::swap(&mut self.write, &mut *spare);
+                }
+            });
+        }
+        &mut self.write
     }
 
     /// Bytes allocated by the read and write buffers (for tests of the memory kept per connection).
@@ -285,6 +310,28 @@ pub(crate) mod tests {
         // And it still works.
         peer.write_all(&client_frame(1, b"42[\"x\"]")).await.unwrap();
         assert_eq!(ws.next().await.unwrap().unwrap(), WsMessage::Text("42[\"x\"]".into()));
+    }
+
+    #[tokio::test]
+    async fn a_flushed_write_buffer_is_lent_to_the_next_connection_to_write() {
+        let (mut a, mut peer_a) = pair(100);
+        let (mut b, mut peer_b) = pair(100);
+        a.feed(&Frame::Text("2".into()));
+        let room = a.buffer_capacity();
+        assert!(room > 0);
+        a.flush().await.unwrap();
+        let mut got = [0u8; 3];
+        peer_a.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, &[0x81, 1, b'2']);
+        assert_eq!(a.buffer_capacity(), 0, "a flushed connection keeps no write buffer");
+        b.feed(&Frame::Text("3".into()));
+        assert_eq!(b.buffer_capacity(), room, "the next one to write takes the spare");
+        b.flush().await.unwrap();
+        peer_b.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, &[0x81, 1, b'3']);
+        a.send(&Frame::Text("4".into())).await.unwrap();
+        peer_a.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, &[0x81, 1, b'4'], "and the first still writes");
     }
 
     #[tokio::test]
