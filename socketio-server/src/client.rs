@@ -201,7 +201,7 @@ impl engineio_server::Connection for Client {
 
     fn on_upgrade(&mut self) {
         for s in self.shared.all_sockets() {
-            let listeners = s.inner.listeners.read().expect("poisoned").upgrade.clone();
+            let listeners = s.inner.listeners.read().expect("poisoned").rare().upgrade.clone();
             for l in listeners {
                 crate::run::contain(|| l(&s));
             }

@@ -73,13 +73,13 @@ impl Socket {
     pub(crate) fn dispatch(&self, event: Event) {
         let middlewares = {
             let l = self.inner.listeners.read().expect("poisoned");
-            if l.packet_middlewares.is_empty() {
+            if l.rare().packet_middlewares.is_empty() {
                 // One look at the listeners for the common case.
                 let (any, handler) = Self::listeners_for(&l, &event.name);
                 drop(l);
                 return self.run_listeners(event, any, handler);
             }
-            l.packet_middlewares.clone()
+            l.rare().packet_middlewares.clone()
         };
         let socket = self.clone();
         let span = self.span().clone();
@@ -104,7 +104,7 @@ impl Socket {
                                 event = %event_name,
                                 "a per-packet middleware refused the event"
                             );
-                            let handlers = socket.inner.listeners.read().expect("poisoned").error.clone();
+                            let handlers = socket.inner.listeners.read().expect("poisoned").rare().error.clone();
                             for h in handlers {
                                 contain(|| h(socket.clone(), err.clone()));
                             }
@@ -126,7 +126,7 @@ impl Socket {
     }
 
     pub(crate) fn listeners_for(l: &Listeners, name: &str) -> (Vec<AnyListener>, Option<EventHandler>) {
-        let any: Vec<AnyListener> = l.any_incoming.iter().map(|(_, a)| a.clone()).collect();
+        let any: Vec<AnyListener> = l.rare().any_incoming.iter().map(|(_, a)| a.clone()).collect();
         (any, l.events.get(name).cloned())
     }
 
@@ -155,7 +155,7 @@ impl Socket {
         );
         let (disconnecting, disconnect) = {
             let l = self.inner.listeners.read().expect("poisoned");
-            (l.disconnecting.clone(), l.disconnect.clone())
+            (l.rare().disconnecting.clone(), l.disconnect.clone())
         };
         for h in disconnecting {
             run_handler(self.span(), || h(self.clone(), reason));

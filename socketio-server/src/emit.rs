@@ -143,7 +143,7 @@ impl Socket {
             return;
         }
         let listeners: Vec<AnyListener> =
-            self.inner.listeners.read().expect("poisoned").any_outgoing.iter().map(|(_, l)| l.clone()).collect();
+            self.inner.listeners.read().expect("poisoned").rare().any_outgoing.iter().map(|(_, l)| l.clone()).collect();
         for l in listeners {
             contain(|| l(self, event, args));
         }

@@ -24,14 +24,42 @@ pub(crate) static NEXT_LISTENER: AtomicU64 = AtomicU64::new(1);
 pub(crate) struct Listeners {
     /// Looked up for every event, so hashed with foldhash rather than SipHash.
     pub(crate) events: HashMap<String, EventHandler, foldhash::fast::RandomState>,
+    pub(crate) disconnect: Vec<DisconnectHandler>,
+    /// The kinds most sockets never use, boxed: a socket holds them only once one is added.
+    rare: Option<Box<RareListeners>>,
+}
+
+#[derive(Default)]
+pub(crate) struct RareListeners {
     pub(crate) any_incoming: Vec<(ListenerId, AnyListener)>,
     pub(crate) any_outgoing: Vec<(ListenerId, AnyListener)>,
     pub(crate) packet_middlewares: Vec<PacketMiddleware>,
     pub(crate) error: Vec<ErrorHandler>,
     pub(crate) disconnecting: Vec<DisconnectHandler>,
-    pub(crate) disconnect: Vec<DisconnectHandler>,
     pub(crate) upgrade: Vec<UpgradeListener>,
     pub(crate) data_change: Vec<UpgradeListener>,
+}
+
+static NO_RARE_LISTENERS: RareListeners = RareListeners {
+    any_incoming: Vec::new(),
+    any_outgoing: Vec::new(),
+    packet_middlewares: Vec::new(),
+    error: Vec::new(),
+    disconnecting: Vec::new(),
+    upgrade: Vec::new(),
+    data_change: Vec::new(),
+};
+
+impl Listeners {
+    /// The rarely used kinds (all empty until one is added).
+    pub(crate) fn rare(&self) -> &RareListeners {
+        self.rare.as_deref().unwrap_or(&NO_RARE_LISTENERS)
+    }
+
+    /// The rarely used kinds, made on first use.
+    pub(crate) fn rare_mut(&mut self) -> &mut RareListeners {
+        self.rare.get_or_insert_default()
+    }
 }
 
 /// Told when a socket's connection moves to WebSocket (see [`Socket::on_upgrade`]) or its `data` is
@@ -60,14 +88,14 @@ impl Socket {
     /// Adds a catch-all listener for incoming events, called before the event's handler.
     pub fn on_any(&self, listener: impl Fn(&Socket, &str, &[Value]) + Send + Sync + 'static) -> ListenerId {
         let id = ListenerId(NEXT_LISTENER.fetch_add(1, Ordering::Relaxed));
-        self.listeners().any_incoming.push((id, Arc::new(listener)));
+        self.listeners().rare_mut().any_incoming.push((id, Arc::new(listener)));
         id
     }
 
     /// Adds a catch-all listener for incoming events, before the others.
     pub fn prepend_any(&self, listener: impl Fn(&Socket, &str, &[Value]) + Send + Sync + 'static) -> ListenerId {
         let id = ListenerId(NEXT_LISTENER.fetch_add(1, Ordering::Relaxed));
-        self.listeners().any_incoming.insert(0, (id, Arc::new(listener)));
+        self.listeners().rare_mut().any_incoming.insert(0, (id, Arc::new(listener)));
         id
     }
 
@@ -75,15 +103,15 @@ impl Socket {
     pub fn off_any(&self, id: Option<ListenerId>) {
         let mut l = self.listeners();
         match id {
-            Some(id) => l.any_incoming.retain(|(i, _)| *i != id),
-            None => l.any_incoming.clear(),
+            Some(id) => l.rare_mut().any_incoming.retain(|(i, _)| *i != id),
+            None => l.rare_mut().any_incoming.clear(),
         }
     }
 
     /// Adds a catch-all listener for outgoing events (emits from this socket).
     pub fn on_any_outgoing(&self, listener: impl Fn(&Socket, &str, &[Value]) + Send + Sync + 'static) -> ListenerId {
         let id = ListenerId(NEXT_LISTENER.fetch_add(1, Ordering::Relaxed));
-        self.listeners().any_outgoing.push((id, Arc::new(listener)));
+        self.listeners().rare_mut().any_outgoing.push((id, Arc::new(listener)));
         self.inner.has_outgoing.store(true, Ordering::Release);
         id
     }
@@ -94,7 +122,7 @@ impl Socket {
         listener: impl Fn(&Socket, &str, &[Value]) + Send + Sync + 'static,
     ) -> ListenerId {
         let id = ListenerId(NEXT_LISTENER.fetch_add(1, Ordering::Relaxed));
-        self.listeners().any_outgoing.insert(0, (id, Arc::new(listener)));
+        self.listeners().rare_mut().any_outgoing.insert(0, (id, Arc::new(listener)));
         self.inner.has_outgoing.store(true, Ordering::Release);
         id
     }
@@ -103,10 +131,10 @@ impl Socket {
     pub fn off_any_outgoing(&self, id: Option<ListenerId>) {
         let mut l = self.listeners();
         match id {
-            Some(id) => l.any_outgoing.retain(|(i, _)| *i != id),
-            None => l.any_outgoing.clear(),
+            Some(id) => l.rare_mut().any_outgoing.retain(|(i, _)| *i != id),
+            None => l.rare_mut().any_outgoing.clear(),
         }
-        self.inner.has_outgoing.store(!l.any_outgoing.is_empty(), Ordering::Release);
+        self.inner.has_outgoing.store(!l.rare().any_outgoing.is_empty(), Ordering::Release);
     }
 
     /// Adds a per-packet middleware: it sees every incoming event before its handler and may change it;
@@ -116,12 +144,12 @@ impl Socket {
         F: FnOnce(Socket, Event) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Result<Event, Value>> + Send + 'static,
     {
-        self.listeners().packet_middlewares.push(Arc::new(move |s, e| Box::pin((middleware.clone())(s, e))));
+        self.listeners().rare_mut().packet_middlewares.push(Arc::new(move |s, e| Box::pin((middleware.clone())(s, e))));
     }
 
     /// Handles errors reported by per-packet middlewares.
     pub fn on_error(&self, handler: impl Fn(Socket, Value) + Send + Sync + 'static) {
-        self.listeners().error.push(Arc::new(handler));
+        self.listeners().rare_mut().error.push(Arc::new(handler));
     }
 
     /// Runs when the socket is about to disconnect; its rooms are still readable.
@@ -131,19 +159,19 @@ impl Socket {
         Fut: Future + Send + 'static,
         Fut::Output: HandlerResult,
     {
-        self.listeners().disconnecting.push(disconnect_handler(handler, "disconnecting"));
+        self.listeners().rare_mut().disconnecting.push(disconnect_handler(handler, "disconnecting"));
     }
 
     /// Runs when the socket's connection moves from long-polling to WebSocket (the reference's
     /// `socket.conn.on("upgrade")`).
     pub fn on_upgrade(&self, listener: impl Fn(&Socket) + Send + Sync + 'static) {
-        self.listeners().upgrade.push(Arc::new(listener));
+        self.listeners().rare_mut().upgrade.push(Arc::new(listener));
     }
 
     /// Runs after each [`Socket::set_data`] (or [`Socket::set_data_as`]) on this socket, with the new
     /// `data` readable; the reference's admin UI learns of changes to `socket.data` the same way.
     pub fn on_data_change(&self, listener: impl Fn(&Socket) + Send + Sync + 'static) {
-        self.listeners().data_change.push(Arc::new(listener));
+        self.listeners().rare_mut().data_change.push(Arc::new(listener));
     }
 
     /// Runs when the socket has disconnected.

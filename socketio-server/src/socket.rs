@@ -175,7 +175,7 @@ impl Socket {
     /// Replaces `data`, then runs the [`Socket::on_data_change`] listeners.
     pub fn set_data(&self, data: impl Into<Value>) {
         *self.inner.data.lock().expect("poisoned") = data.into();
-        let listeners = self.inner.listeners.read().expect("poisoned").data_change.clone();
+        let listeners = self.inner.listeners.read().expect("poisoned").rare().data_change.clone();
         for l in listeners {
             crate::run::contain(|| l(self));
         }
