@@ -87,7 +87,7 @@ impl Driver {
     /// Spawns the session's task, in the session's span when a subscriber wants it; without one the task
     /// carries no span wrapper.
     pub(crate) fn spawn(self: Box<Self>, transport: engineio_proto::TransportKind) {
-        let remote = self.socket.request().extensions.get::<crate::RemoteAddr>().map(|a| a.0);
+        let remote = self.socket.request_extensions().get::<crate::RemoteAddr>().map(|a| a.0);
         let span = crate::telemetry::session_span(self.socket.sid(), transport, remote);
         if span.is_disabled() {
             tokio::spawn(self.run());
@@ -101,10 +101,10 @@ impl Driver {
         let m = &crate::telemetry::METRICS;
         m.handshakes.increment(1);
         m.sessions(transport).increment(1.0);
-        if let Some(started) = self.socket.request().extensions.get::<crate::telemetry::HandshakeStarted>() {
+        if let Some(started) = self.socket.request_extensions().get::<crate::telemetry::HandshakeStarted>() {
             m.handshake_seconds.record(started.0.elapsed().as_secs_f64());
         }
-        let remote = self.socket.request().extensions.get::<crate::RemoteAddr>().map(|a| a.0);
+        let remote = self.socket.request_extensions().get::<crate::RemoteAddr>().map(|a| a.0);
         tracing::info!(
             target: "engineio_server::session",
             sid = self.socket.sid(),

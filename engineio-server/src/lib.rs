@@ -7,6 +7,7 @@ pub mod cookie;
 pub mod cors;
 mod driver;
 mod engine;
+mod kept;
 pub mod layer;
 mod mailbox;
 mod polling;

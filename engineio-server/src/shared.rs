@@ -65,7 +65,7 @@ pub(crate) fn new_socket(
             queued_bytes: std::sync::atomic::AtomicUsize::new(0),
             max_queued_bytes: shared.config.max_queued_bytes,
             sid,
-            request: parts,
+            request: Box::new(crate::kept::KeptRequest::new(&parts)),
             mailbox: Mailbox::new(shared.config.max_queued_commands),
             upgraded: AtomicBool::new(false),
             initial_transport: transport,

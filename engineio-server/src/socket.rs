@@ -73,7 +73,8 @@ pub(crate) struct SocketShared {
     pub(crate) queued_bytes: std::sync::atomic::AtomicUsize,
     pub(crate) max_queued_bytes: usize,
     pub(crate) sid: Arc<str>,
-    pub(crate) request: Arc<request::Parts>,
+    /// Boxed: in jemalloc's 256-byte class by itself, which keeps this struct in the 192-byte one.
+    pub(crate) request: Box<crate::kept::KeptRequest>,
     /// Commands for the session task; it is woken through this when `overflowed` is set, too.
     pub(crate) mailbox: Mailbox,
     pub(crate) upgraded: AtomicBool,
@@ -105,13 +106,21 @@ impl Socket {
     }
 
     /// The handshake request (method, URI, headers, and extensions set by middlewares).
+    ///
+    /// A session keeps its headers packed, not as a `HeaderMap`: the first call rebuilds the request, which
+    /// is kept from then on. [`Socket::request_extensions`] reads the extensions without that.
     pub fn request(&self) -> &request::Parts {
-        &self.shared.request
+        self.shared.request.parts()
     }
 
     /// The handshake request, shared.
     pub fn request_arc(&self) -> Arc<request::Parts> {
-        self.shared.request.clone()
+        self.shared.request.parts().clone()
+    }
+
+    /// The handshake request's extensions (those set by middlewares included).
+    pub fn request_extensions(&self) -> &http::Extensions {
+        self.shared.request.extensions()
     }
 
     /// The current transport.

@@ -181,7 +181,7 @@ impl SessionBridge {
         ns.use_middleware(move |socket: Socket| {
             let bridge = bridge.clone();
             async move {
-                let session = socket.request().extensions.get::<Session>().cloned();
+                let session = socket.request_extensions().get::<Session>().cloned();
                 let config = &bridge.inner.config;
                 match (session, config.anonymous) {
                     (Some(s), _) => {

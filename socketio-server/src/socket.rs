@@ -141,9 +141,16 @@ impl Socket {
         })
     }
 
-    /// The HTTP request that opened the connection (with the extensions set by engine middlewares).
+    /// The HTTP request that opened the connection (with the extensions set by engine middlewares). The
+    /// connection keeps its headers packed: the first call rebuilds the request (see
+    /// [`engineio_server::Socket::request`]); [`Socket::request_extensions`] reads the extensions without that.
     pub fn request(&self) -> &http::request::Parts {
         self.inner.client.engine_socket.request()
+    }
+
+    /// The extensions of the HTTP request that opened the connection (those set by middlewares included).
+    pub fn request_extensions(&self) -> &http::Extensions {
+        self.inner.client.engine_socket.request_extensions()
     }
 
     /// The Engine.IO session id of the underlying connection.
