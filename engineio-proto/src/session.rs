@@ -35,6 +35,7 @@
 //! in one payload, so a runtime that handles all ready inputs before draining gets fewer, fuller responses.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -196,7 +197,8 @@ enum Upgrade {
 pub struct Session {
     /// Boxed rather than a `String`: one word less in every session.
     sid: Box<str>,
-    config: SessionConfig,
+    /// Shared by every session of a server (a copy in each would cost 96 bytes per session).
+    config: Arc<SessionConfig>,
     transport: TransportKind,
     state: State,
     upgrade: Upgrade,
@@ -246,7 +248,7 @@ impl Session {
     /// whose response carries the open packet.
     pub fn new(
         sid: String,
-        config: SessionConfig,
+        config: impl Into<Arc<SessionConfig>>,
         transport: TransportKind,
         now: Instant,
         initial: Option<Message>,
@@ -259,11 +261,12 @@ impl Session {
     pub fn with_protocol(
         protocol: Protocol,
         sid: String,
-        config: SessionConfig,
+        config: impl Into<Arc<SessionConfig>>,
         transport: TransportKind,
         now: Instant,
         initial: Option<Message>,
     ) -> Self {
+        let config = config.into();
         let upgrades = if transport == TransportKind::Polling && config.allow_upgrades {
             vec![TransportKind::WebSocket.as_str()]
         } else {

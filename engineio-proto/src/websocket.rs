@@ -338,7 +338,8 @@ pub struct Decoder {
     /// permessage-deflate was negotiated: RSV1 may start a data message.
     compression: bool,
     /// The frames of an unfinished message.
-    partial: Option<Partial>,
+    /// Boxed: fragmented messages are rare, and every connection keeps a decoder.
+    partial: Option<Box<Partial>>,
     /// Bytes the frame at the start of the buffer needs in all (header and payload), once its header has
     /// been seen; what the runtime should make room for before it reads.
     needed: usize,
@@ -421,7 +422,7 @@ impl Decoder {
                 Opcode::Text | Opcode::Binary => {
                     let first = Partial { text: prefix.opcode == Opcode::Text, compressed: prefix.rsv1, data: payload };
                     if !prefix.fin {
-                        self.partial = Some(first);
+                        self.partial = Some(Box::new(first));
                         continue;
                     }
                     first
@@ -432,7 +433,7 @@ impl Decoder {
                     if !prefix.fin {
                         continue;
                     }
-                    self.partial.take().expect("checked above")
+                    *self.partial.take().expect("checked above")
                 }
             };
             return message.finish().map(Some);

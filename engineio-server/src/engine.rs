@@ -39,6 +39,7 @@ impl Engine {
         let sessions = Arc::new(Sessions::new(handler, config.max_sessions, config.max_sessions_per_address));
         Engine {
             shared: Arc::new(EngineShared {
+                session_config: Arc::new(config.session_config()),
                 config,
                 endpoint,
                 sessions,

@@ -37,7 +37,7 @@ pub(crate) async fn polling_handshake(
     let mut session = Session::with_protocol(
         socket.protocol(),
         socket.sid().to_owned(),
-        shared.config.session_config(),
+        shared.session_config.clone(),
         TransportKind::Polling,
         now,
         shared.config.initial_packet.clone(),

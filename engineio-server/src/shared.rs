@@ -22,6 +22,8 @@ pub struct RemoteAddr(pub SocketAddr);
 
 pub(crate) struct EngineShared {
     pub(crate) config: EngineConfig,
+    /// What every session's state machine is given: made once, shared.
+    pub(crate) session_config: Arc<engineio_proto::SessionConfig>,
     pub(crate) endpoint: engineio_proto::endpoint::Endpoint,
     /// The handler, the session table and the slots, shared with every session task.
     pub(crate) sessions: Arc<Sessions>,

@@ -106,7 +106,7 @@ pub(crate) fn upgraded_session(
             let mut session = Session::with_protocol(
                 socket.protocol(),
                 socket.sid().to_owned(),
-                shared.config.session_config(),
+                shared.session_config.clone(),
                 TransportKind::WebSocket,
                 crate::clock::now(),
                 shared.config.initial_packet.clone(),
