@@ -277,8 +277,58 @@ impl Adapter for InMemoryAdapter {
 
 #[derive(Default)]
 struct Index {
-    rooms: HashMap<Room, HashSet<SocketId>>,
+    rooms: HashMap<Room, Members>,
     sids: HashMap<SocketId, HashSet<Room>>,
+}
+
+/// A room's local members. Most rooms have one: every socket is in a room of its own id, kept inline
+/// rather than in a hash set of its own (about 100 bytes per socket).
+enum Members {
+    One(SocketId),
+    Many(HashSet<SocketId>),
+}
+
+impl Members {
+    /// Adds `id`; whether it was not a member.
+    fn insert(&mut self, id: &SocketId) -> bool {
+        match self {
+            Members::One(one) if one == id => false,
+            Members::One(one) => {
+                let set = HashSet::from([one.clone(), id.clone()]);
+                *self = Members::Many(set);
+                true
+            }
+            Members::Many(set) if set.is_empty() => {
+                *self = Members::One(id.clone());
+                true
+            }
+            Members::Many(set) => set.insert(id.clone()),
+        }
+    }
+
+    /// Removes `id`; whether it was a member.
+    fn remove(&mut self, id: &SocketId) -> bool {
+        match self {
+            Members::One(one) if one == id => {
+                *self = Members::Many(HashSet::new());
+                true
+            }
+            Members::One(_) => false,
+            Members::Many(set) => set.remove(id),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        matches!(self, Members::Many(set) if set.is_empty())
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &SocketId> {
+        let (one, many) = match self {
+            Members::One(id) => (Some(id), None),
+            Members::Many(set) => (None, Some(set.iter())),
+        };
+        one.into_iter().chain(many.into_iter().flatten())
+    }
 }
 
 /// The state of a disconnected socket, kept for connection state recovery.
@@ -409,7 +459,14 @@ impl LocalAdapter {
         {
             let mut idx = self.index.write().expect("room index poisoned");
             for room in rooms {
-                if idx.rooms.entry(room.clone()).or_default().insert(id.clone()) && self.listening() {
+                let added = match idx.rooms.entry(room.clone()) {
+                    std::collections::hash_map::Entry::Occupied(members) => members.into_mut().insert(id),
+                    std::collections::hash_map::Entry::Vacant(vacant) => {
+                        vacant.insert(Members::One(id.clone()));
+                        true
+                    }
+                };
+                if added && self.listening() {
                     joined.push(room.clone());
                 }
             }
@@ -499,7 +556,7 @@ impl LocalAdapter {
         if opts.rooms.len() == 1 {
             // One room: its members are distinct already.
             let Some(members) = opts.rooms.iter().next().and_then(|room| idx.rooms.get(room)) else { return };
-            for id in members {
+            for id in members.iter() {
                 if !excluded(id)
                     && let Some(s) = sockets.get(id)
                 {
@@ -511,7 +568,7 @@ impl LocalAdapter {
         let mut seen: HashSet<&SocketId> = HashSet::new();
         for room in &opts.rooms {
             let Some(members) = idx.rooms.get(room) else { continue };
-            for id in members {
+            for id in members.iter() {
                 if seen.insert(id)
                     && !excluded(id)
                     && let Some(s) = sockets.get(id)
@@ -698,6 +755,32 @@ impl LocalAdapter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rooms_members_go_from_one_inline_to_a_set_and_back_to_empty() {
+        let (a, b): (SocketId, SocketId) = ("a".into(), "b".into());
+        let sorted = |m: &Members| {
+            let mut v: Vec<String> = m.iter().map(|id| id.to_string()).collect();
+            v.sort();
+            v
+        };
+        let mut m = Members::One(a.clone());
+        assert!(!m.insert(&a), "already a member");
+        assert!(matches!(m, Members::One(_)));
+        assert!(m.insert(&b));
+        assert_eq!(sorted(&m), ["a", "b"]);
+        assert!(!m.insert(&b));
+        assert!(m.remove(&a));
+        assert!(!m.remove(&a));
+        assert_eq!(sorted(&m), ["b"]);
+        assert!(m.remove(&b));
+        assert!(m.is_empty());
+        assert_eq!(m.iter().count(), 0);
+        assert!(m.insert(&a), "an emptied room takes members again");
+        assert!(matches!(m, Members::One(_)));
+        assert!(!Members::One(b.clone()).remove(&a));
+        assert!(Members::One(b.clone()).remove(&b));
+    }
 
     impl LocalAdapter {
         fn keeps_session(&self, pid: &str) -> bool {

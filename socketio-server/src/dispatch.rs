@@ -64,7 +64,7 @@ impl Socket {
             return;
         }
         tracing::debug!(target: "socketio_server::event", parent: self.span(), id, args = args.len(), "ack in");
-        let callback = self.inner.acks.lock().expect("poisoned").remove(&id);
+        let callback = self.inner.acks.lock().expect("poisoned").as_mut().and_then(|acks| acks.remove(&id));
         if let Some(cb) = callback {
             cb(Ok(args));
         }
@@ -127,7 +127,7 @@ impl Socket {
 
     pub(crate) fn listeners_for(l: &Listeners, name: &str) -> (Vec<AnyListener>, Option<EventHandler>) {
         let any: Vec<AnyListener> = l.rare().any_incoming.iter().map(|(_, a)| a.clone()).collect();
-        (any, l.events.get(name).cloned())
+        (any, l.event(name).cloned())
     }
 
     pub(crate) fn run_listeners(&self, event: Event, any: Vec<AnyListener>, handler: Option<EventHandler>) {
@@ -167,7 +167,7 @@ impl Socket {
             let rooms: Vec<Room> = self.rooms().into_iter().collect();
             adapter.persist_session(crate::adapter::PersistedSession::new(
                 self.inner.id.clone(),
-                pid.clone(),
+                pid.to_string(),
                 rooms,
                 self.data(),
             ));
@@ -175,7 +175,14 @@ impl Socket {
         adapter.del_all(&self.inner.id);
         self.inner.ns.remove_socket(&self.inner.id);
         self.inner.client.remove_socket(self.namespace_name(), self.id());
-        let pending: Vec<AckCallback> = self.inner.acks.lock().expect("poisoned").drain().map(|(_, cb)| cb).collect();
+        let pending: Vec<AckCallback> = self
+            .inner
+            .acks
+            .lock()
+            .expect("poisoned")
+            .take()
+            .map(|acks| acks.into_values().collect())
+            .unwrap_or_default();
         for cb in pending {
             cb(Err(AckError::Disconnected));
         }

@@ -131,11 +131,13 @@ impl Socket {
     }
 
     pub(crate) fn register_ack(&self, id: u64, callback: AckCallback) {
-        self.inner.acks.lock().expect("poisoned").insert(id, callback);
+        self.inner.acks.lock().expect("poisoned").get_or_insert_default().insert(id, callback);
     }
 
     pub(crate) fn cancel_ack(&self, id: u64) {
-        self.inner.acks.lock().expect("poisoned").remove(&id);
+        if let Some(acks) = self.inner.acks.lock().expect("poisoned").as_mut() {
+            acks.remove(&id);
+        }
     }
 
     pub(crate) fn notify_outgoing(&self, event: &str, args: &[Value]) {

@@ -1,7 +1,6 @@
 //! A socket's listeners: event handlers, catch-all listeners both ways, packet middlewares, error and
 //! disconnect handlers.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,8 +21,9 @@ pub(crate) static NEXT_LISTENER: AtomicU64 = AtomicU64::new(1);
 
 #[derive(Default)]
 pub(crate) struct Listeners {
-    /// Looked up for every event, so hashed with foldhash rather than SipHash.
-    pub(crate) events: HashMap<String, EventHandler, foldhash::fast::RandomState>,
+    /// The event handlers, sorted by name: looked up for every event by binary search. A socket has a few
+    /// (a hash map would cost it twice the memory, and hashing a short name is no faster).
+    events: Vec<(Box<str>, EventHandler)>,
     pub(crate) disconnect: Vec<DisconnectHandler>,
     /// The kinds most sockets never use, boxed: a socket holds them only once one is added.
     rare: Option<Box<RareListeners>>,
@@ -51,6 +51,27 @@ static NO_RARE_LISTENERS: RareListeners = RareListeners {
 };
 
 impl Listeners {
+    /// The handler of `event`, if any.
+    pub(crate) fn event(&self, event: &str) -> Option<&EventHandler> {
+        let i = self.events.binary_search_by(|(name, _)| (**name).cmp(event)).ok()?;
+        Some(&self.events[i].1)
+    }
+
+    /// Sets the handler of `event`, replacing any.
+    fn set_event(&mut self, event: &str, handler: EventHandler) {
+        match self.events.binary_search_by(|(name, _)| (**name).cmp(event)) {
+            Ok(i) => self.events[i].1 = handler,
+            Err(i) => self.events.insert(i, (event.into(), handler)),
+        }
+    }
+
+    /// Removes the handler of `event`.
+    fn remove_event(&mut self, event: &str) {
+        if let Ok(i) = self.events.binary_search_by(|(name, _)| (**name).cmp(event)) {
+            self.events.remove(i);
+        }
+    }
+
     /// The rarely used kinds (all empty until one is added).
     pub(crate) fn rare(&self) -> &RareListeners {
         self.rare.as_deref().unwrap_or(&NO_RARE_LISTENERS)
@@ -77,12 +98,12 @@ impl Socket {
         T: 'static,
     {
         let h: EventHandler = Arc::new(move |s: Socket, e: Event| handler.clone().call(s, e));
-        self.listeners().events.insert(event.to_owned(), h);
+        self.listeners().set_event(event, h);
     }
 
     /// Removes an event's handler.
     pub fn off(&self, event: &str) {
-        self.listeners().events.remove(event);
+        self.listeners().remove_event(event);
     }
 
     /// Adds a catch-all listener for incoming events, called before the event's handler.
@@ -200,4 +221,37 @@ where
         let on_error = on_error::<Fut::Output>(&s, || what.into());
         report((handler.clone())(s, r), on_error)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handler() -> EventHandler {
+        Arc::new(|_: Socket, _: Event| Box::pin(async {}))
+    }
+
+    #[test]
+    fn event_handlers_are_found_replaced_and_removed_by_name() {
+        let mut l = Listeners::default();
+        let names = ["message", "chat", "zeta", "a", "chat:typing", "ünïcode", ""];
+        let handlers: Vec<EventHandler> = names.iter().map(|_| handler()).collect();
+        for (name, h) in names.iter().zip(&handlers) {
+            l.set_event(name, h.clone());
+        }
+        for (name, h) in names.iter().zip(&handlers) {
+            assert!(Arc::ptr_eq(l.event(name).expect(name), h), "{name}");
+        }
+        assert!(l.event("nope").is_none());
+        assert!(l.event("cha").is_none());
+        let replacement = handler();
+        l.set_event("chat", replacement.clone());
+        assert!(Arc::ptr_eq(l.event("chat").unwrap(), &replacement));
+        assert_eq!(l.events.len(), names.len(), "replaced, not added");
+        l.remove_event("chat");
+        l.remove_event("never added");
+        assert!(l.event("chat").is_none());
+        assert!(l.event("chat:typing").is_some() && l.event("message").is_some());
+        assert_eq!(l.events.len(), names.len() - 1);
+    }
 }
