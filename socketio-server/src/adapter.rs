@@ -275,17 +275,23 @@ impl Adapter for InMemoryAdapter {
     }
 }
 
+/// Both maps have an entry per socket (every socket is in a room of its own id), so their entries are
+/// kept small: at 15,000 sockets each map has 32,768 slots, and every byte of an entry costs two per socket.
 #[derive(Default)]
 struct Index {
     rooms: HashMap<Room, Members>,
-    sids: HashMap<SocketId, HashSet<Room>>,
+    /// Each socket's rooms, in the order joined: a socket is in a few, so a vector (a hash set would cost
+    /// twice the memory, and its 48 bytes in every slot of this map).
+    sids: HashMap<SocketId, Vec<Room>>,
 }
 
 /// A room's local members. Most rooms have one: every socket is in a room of its own id, kept inline
-/// rather than in a hash set of its own (about 100 bytes per socket).
+/// rather than in a hash set of its own (about 100 bytes per socket); a larger room's set is boxed, which
+/// keeps the map's slots small.
 enum Members {
     One(SocketId),
-    Many(HashSet<SocketId>),
+    #[allow(clippy::box_collection, reason = "one pointer in every slot of the room map instead of six words")]
+    Many(Box<HashSet<SocketId>>),
 }
 
 impl Members {
@@ -295,7 +301,7 @@ impl Members {
             Members::One(one) if one == id => false,
             Members::One(one) => {
                 let set = HashSet::from([one.clone(), id.clone()]);
-                *self = Members::Many(set);
+                *self = Members::Many(Box::new(set));
                 true
             }
             Members::Many(set) if set.is_empty() => {
@@ -310,7 +316,7 @@ impl Members {
     fn remove(&mut self, id: &SocketId) -> bool {
         match self {
             Members::One(one) if one == id => {
-                *self = Members::Many(HashSet::new());
+                *self = Members::Many(Box::default());
                 true
             }
             Members::One(_) => false,
@@ -470,7 +476,12 @@ impl LocalAdapter {
                     joined.push(room.clone());
                 }
             }
-            idx.sids.entry(id.clone()).or_default().extend(rooms.iter().cloned());
+            let joined_rooms = idx.sids.entry(id.clone()).or_default();
+            for room in rooms {
+                if !joined_rooms.contains(room) {
+                    joined_rooms.push(room.clone());
+                }
+            }
         }
         if !joined.is_empty() {
             self.notify_rooms(id, &joined, &[]);
@@ -489,7 +500,7 @@ impl LocalAdapter {
                 }
             }
             if let Some(rooms) = idx.sids.get_mut(id) {
-                rooms.remove(room);
+                rooms.retain(|r| r != room);
             }
         }
         if left && self.listening() {
@@ -521,7 +532,7 @@ impl LocalAdapter {
 
     /// The rooms of a local socket.
     pub fn socket_rooms(&self, id: &SocketId) -> Option<HashSet<Room>> {
-        self.index.read().expect("room index poisoned").sids.get(id).cloned()
+        self.index.read().expect("room index poisoned").sids.get(id).map(|rooms| rooms.iter().cloned().collect())
     }
 
     /// Whether a local socket is in `room`.
@@ -755,6 +766,32 @@ impl LocalAdapter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_socket_joins_each_room_once_and_leaves_it() {
+        let adapter = LocalAdapter::new(Weak::new(), "/", None);
+        let (a, b): (SocketId, SocketId) = ("a".into(), "b".into());
+        let room = |r: &str| Room::from(r);
+        adapter.add_all(&a, &[room("a"), room("all"), room("all")]);
+        adapter.add_all(&a, &[room("x"), room("a")]);
+        adapter.add_all(&b, &[room("b"), room("all")]);
+        let rooms_of = |id: &SocketId| {
+            let mut v: Vec<String> = adapter.socket_rooms(id).unwrap().iter().map(|r| r.to_string()).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(rooms_of(&a), ["a", "all", "x"]);
+        assert_eq!(adapter.index.read().unwrap().sids[&a].len(), 3, "no room twice");
+        adapter.del(&a, &room("all"));
+        assert_eq!(rooms_of(&a), ["a", "x"]);
+        assert!(adapter.has_room("all"), "b is still in it");
+        adapter.del(&b, &room("all"));
+        assert!(!adapter.has_room("all"), "an emptied room is gone");
+        adapter.del_all(&a);
+        assert!(adapter.socket_rooms(&a).is_none());
+        assert!(!adapter.has_room("a") && !adapter.has_room("x"));
+        assert!(adapter.has_room("b"));
+    }
 
     #[test]
     fn a_rooms_members_go_from_one_inline_to_a_set_and_back_to_empty() {
