@@ -829,7 +829,7 @@ describe("6. the sharded adapter's room channels", () => {
 
 describe("7. the sharded and streams adapters on a Redis Cluster of three masters", () => {
   for (const mode of ["static", "dynamic", "streams"]) {
-    it(`${mode}: rooms across Node and Rust nodes, binary, fetch-sockets, joins, broadcasts with acks`, { timeout: 20_000 }, async (t) => {
+    it(`${mode}: rooms across Node and Rust nodes, binary, fetch-sockets, joins, broadcasts with acks`, { timeout: 60_000 }, async (t) => {
       const adapter = mode === "streams" ? { streams: true } : { sharded: mode };
       const env = await cluster(t, MIXED, { ...adapter, redisCluster: true });
       const c = await spreadClients(env);
@@ -982,7 +982,7 @@ describe("9. connection state recovery across nodes, streams adapter", () => {
     });
   }
 
-  it("on a Redis Cluster with two streams: sessions of both namespaces cross between Node and Rust nodes", { timeout: 20_000 }, async (t) => {
+  it("on a Redis Cluster with two streams: sessions of both namespaces cross between Node and Rust nodes", { timeout: 60_000 }, async (t) => {
     // "/" goes to stream socket.io-1 and "/custom" to socket.io-0 (the reference's hash); on a Redis Cluster they live
     // in different slots, so each is read with an XREAD of its own.
     const spec = Object.fromEntries(

@@ -162,8 +162,10 @@ export async function startRedisCluster(masters = 3) {
       nodes.push(await startRedis({ extraArgs: clusterArgs }));
     }
     const addrs = nodes.map((n) => `127.0.0.1:${n.port}`);
-    await run(REDIS_CLI_BIN, ["--cluster", "create", ...addrs, "--cluster-replicas", "0", "--cluster-yes"]);
-    const deadline = Date.now() + 10_000;
+    // Joining takes a few gossip rounds, usually a second or two; a machine busy with other work can stretch
+    // that well past it, so the wait is generous (a cluster that never joins still fails here).
+    await run(REDIS_CLI_BIN, ["--cluster", "create", ...addrs, "--cluster-replicas", "0", "--cluster-yes"], 60_000);
+    const deadline = Date.now() + 30_000;
     for (const n of nodes) {
       while (!/cluster_state:ok/.test(await run(REDIS_CLI_BIN, ["-p", String(n.port), "cluster", "info"]))) {
         if (Date.now() > deadline) throw new Error(`the cluster did not become ready: ${addrs.join(" ")}`);
