@@ -10,6 +10,7 @@ mod packet_type;
 pub mod payload;
 mod queue;
 pub mod session;
+pub mod spare;
 pub mod v3;
 pub mod websocket;
 

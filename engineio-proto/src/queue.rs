@@ -1,21 +1,17 @@
-//! The session's outgoing and incoming queues: a FIFO that holds a buffer only while items wait in it.
-//!
-//! A drained queue hands its buffer to a spare kept per thread (one per item type), and the next queue of
-//! that thread that needs room takes it: sessions driven from one thread take turns with the same buffer,
-//! so a busy session does not allocate per message, and an idle one (most of a large server's) holds
-//! none. A thread-local is plain memory, no I/O: the session stays usable from any runtime or none.
+//! The session's outgoing and incoming queues: a FIFO that holds a buffer only while items wait in it,
+//! lent per thread by [`crate::spare`] (one spare per item type).
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::thread::LocalKey;
+
+use crate::spare::SpareKey;
 
 /// A buffer larger than this (in items) goes back to the allocator when drained, not to the spare: a
 /// burst does not pin memory.
 const KEEP: usize = 64;
 
-/// An item type with a per-thread spare buffer (a `thread_local!` of its own).
+/// An item type with a per-thread spare queue buffer (a `thread_local!` of its own).
 pub(crate) trait Spare: Sized + 'static {
-    fn spare() -> &'static LocalKey<RefCell<VecDeque<Self>>>;
+    fn spare() -> &'static SpareKey<VecDeque<Self>>;
 }
 
 /// A FIFO that gives its buffer back once drained (see the module documentation).
@@ -27,13 +23,7 @@ impl<T: Spare> Queue<T> {
     }
 
     pub(crate) fn push_back(&mut self, item: T) {
-        if self.0.capacity() == 0 {
-            let _ = T::spare().try_with(|spare| {
-                if let Ok(mut spare) = spare.try_borrow_mut() {
-                    std::mem::swap(&mut self.0, &mut *spare);
-                }
-            });
-        }
+        crate::spare::take(&mut self.0, T::spare());
         self.0.push_back(item);
     }
 
@@ -46,17 +36,8 @@ impl<T: Spare> Queue<T> {
     /// The next item; the buffer is given back when there is none.
     pub(crate) fn pop_front(&mut self) -> Option<T> {
         let item = self.0.pop_front();
-        if item.is_none() && self.0.capacity() > 0 {
-            let buffer = std::mem::take(&mut self.0);
-            if buffer.capacity() <= KEEP {
-                let _ = T::spare().try_with(|spare| {
-                    if let Ok(mut spare) = spare.try_borrow_mut()
-                        && spare.capacity() == 0
-                    {
-                        *spare = buffer;
-                    }
-                });
-            }
+        if item.is_none() {
+            crate::spare::give_back(&mut self.0, T::spare(), KEEP);
         }
         item
     }

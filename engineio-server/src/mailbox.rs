@@ -307,13 +307,7 @@ thread_local! {
 
 /// Queues `command`, taking this thread's spare buffer if `queue` has no room of its own.
 fn push(queue: &mut VecDeque<Command>, command: Command) {
-    if queue.capacity() == 0 {
-        let _ = SPARE.try_with(|spare| {
-            if let Ok(mut spare) = spare.try_borrow_mut() {
-                std::mem::swap(queue, &mut *spare);
-            }
-        });
-    }
+    engineio_proto::spare::take(queue, &SPARE);
     queue.push_back(command);
 }
 
@@ -321,17 +315,7 @@ fn push(queue: &mut VecDeque<Command>, command: Command) {
 /// (as is a buffer a burst made large).
 pub(crate) fn recycle(queue: &mut VecDeque<Command>) {
     debug_assert!(queue.is_empty());
-    let queue = std::mem::take(queue);
-    if queue.capacity() == 0 || queue.capacity() > KEEP_CAPACITY {
-        return;
-    }
-    let _ = SPARE.try_with(|spare| {
-        if let Ok(mut spare) = spare.try_borrow_mut()
-            && spare.capacity() == 0
-        {
-            *spare = queue;
-        }
-    });
+    engineio_proto::spare::give_back(queue, &SPARE, KEEP_CAPACITY);
 }
 
 #[cfg(test)]

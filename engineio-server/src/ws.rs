@@ -6,7 +6,8 @@
 //! and an idle connection keeps no read buffer); a frame larger than one read gets a buffer of its own
 //! size, which leaves as the message's payload; the write buffer is given back after each flush (to a
 //! spare kept per thread, which the next connection to write on that thread takes, or to the allocator
-//! when it grew past [`WRITE_KEEP`] bytes), so an idle connection keeps no write buffer either. Pings are answered and a peer's close frame is echoed on the next flush.
+//! when it grew past [`WRITE_KEEP`] bytes; see `engineio_proto::spare`), so an idle connection keeps no
+//! write buffer either. Pings are answered and a peer's close frame is echoed on the next flush.
 //!
 //! With permessage-deflate negotiated, the decoder accepts RSV1 and compressed messages are inflated here,
 //! whole, by [`PerMessageDeflate`] (which also deflates outgoing messages over its threshold): one framing
@@ -193,17 +194,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             }
         }
         self.written = 0;
-        let mut write = std::mem::take(&mut self.write);
-        if write.capacity() > 0 && write.capacity() <= WRITE_KEEP {
-            write.clear();
-            let _ = SPARE_WRITE.try_with(|spare| {
-                if let Ok(mut spare) = spare.try_borrow_mut()
-                    && spare.capacity() == 0
-                {
-                    *spare = write;
-                }
-            });
-        }
+        engineio_proto::spare::give_back(&mut self.write, &SPARE_WRITE, WRITE_KEEP);
         Pin::new(&mut self.io).poll_flush(cx)
     }
 
@@ -231,13 +222,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// The write buffer, with this thread's spare buffer taken if it has no room of its own.
     fn room(&mut self) -> &mut Vec<u8> {
-        if self.write.capacity() == 0 {
-            let _ = SPARE_WRITE.try_with(|spare| {
-                if let Ok(mut spare) = spare.try_borrow_mut() {
-                    std::mem::swap(&mut self.write, &mut *spare);
-                }
-            });
-        }
+        engineio_proto::spare::take(&mut self.write, &SPARE_WRITE);
         &mut self.write
     }
 

@@ -287,8 +287,9 @@ struct Index {
 
 /// A room's local members. Most rooms have one: every socket is in a room of its own id, kept inline
 /// rather than in a hash set of its own (about 100 bytes per socket); a larger room's set is boxed, which
-/// keeps the map's slots small.
+/// keeps the map's slots small. A room left empty is removed from the map by its caller.
 enum Members {
+    Empty,
     One(SocketId),
     #[allow(clippy::box_collection, reason = "one pointer in every slot of the room map instead of six words")]
     Many(Box<HashSet<SocketId>>),
@@ -298,14 +299,14 @@ impl Members {
     /// Adds `id`; whether it was not a member.
     fn insert(&mut self, id: &SocketId) -> bool {
         match self {
+            Members::Empty => {
+                *self = Members::One(id.clone());
+                true
+            }
             Members::One(one) if one == id => false,
             Members::One(one) => {
                 let set = HashSet::from([one.clone(), id.clone()]);
                 *self = Members::Many(Box::new(set));
-                true
-            }
-            Members::Many(set) if set.is_empty() => {
-                *self = Members::One(id.clone());
                 true
             }
             Members::Many(set) => set.insert(id.clone()),
@@ -314,22 +315,30 @@ impl Members {
 
     /// Removes `id`; whether it was a member.
     fn remove(&mut self, id: &SocketId) -> bool {
-        match self {
-            Members::One(one) if one == id => {
-                *self = Members::Many(Box::default());
-                true
+        let (removed, now_empty) = match self {
+            Members::Empty => (false, true),
+            Members::One(one) => {
+                let removed = one == id;
+                (removed, removed)
             }
-            Members::One(_) => false,
-            Members::Many(set) => set.remove(id),
+            Members::Many(set) => {
+                let removed = set.remove(id);
+                (removed, set.is_empty())
+            }
+        };
+        if now_empty {
+            *self = Members::Empty;
         }
+        removed
     }
 
     fn is_empty(&self) -> bool {
-        matches!(self, Members::Many(set) if set.is_empty())
+        matches!(self, Members::Empty)
     }
 
     fn iter(&self) -> impl Iterator<Item = &SocketId> {
         let (one, many) = match self {
+            Members::Empty => (None, None),
             Members::One(id) => (Some(id), None),
             Members::Many(set) => (None, Some(set.iter())),
         };
@@ -465,14 +474,7 @@ impl LocalAdapter {
         {
             let mut idx = self.index.write().expect("room index poisoned");
             for room in rooms {
-                let added = match idx.rooms.entry(room.clone()) {
-                    std::collections::hash_map::Entry::Occupied(members) => members.into_mut().insert(id),
-                    std::collections::hash_map::Entry::Vacant(vacant) => {
-                        vacant.insert(Members::One(id.clone()));
-                        true
-                    }
-                };
-                if added && self.listening() {
+                if idx.rooms.entry(room.clone()).or_insert(Members::Empty).insert(id) && self.listening() {
                     joined.push(room.clone());
                 }
             }
@@ -602,26 +604,22 @@ impl LocalAdapter {
     pub fn broadcast(&self, mut packet: Packet, opts: &BroadcastOptions) {
         let Some(ns) = self.ns.upgrade() else { return };
         packet.nsp.clone_from(&ns.name);
-        if let Some(recovery) = &self.recovery {
-            let plain_event = matches!(packet.kind, PacketType::Event | PacketType::BinaryEvent);
-            if plain_event && packet.id.is_none() && !opts.flags.volatile {
-                let offset = random_id();
-                if let Some(Value::Array(args)) = &mut packet.data {
-                    args.push(Value::from(offset.as_str()));
-                }
-                let mut r = recovery.lock().expect("recovery buffer poisoned");
-                let now = tokio::time::Instant::now().into_std();
-                let max_age = r.max_age;
-                while r.packets.front().is_some_and(|p| now.duration_since(p.3) > max_age) {
-                    r.packets.pop_front();
-                }
-                r.packets.push_back((offset, packet.clone(), opts.clone(), now));
+        if let Some(recovery) = &self.recovery
+            && self.takes_offset(&packet, opts)
+        {
+            let offset = random_id();
+            if let Some(Value::Array(args)) = &mut packet.data {
+                args.push(Value::from(offset.as_str()));
             }
+            let mut r = recovery.lock().expect("recovery buffer poisoned");
+            let now = tokio::time::Instant::now().into_std();
+            let max_age = r.max_age;
+            while r.packets.front().is_some_and(|p| now.duration_since(p.3) > max_age) {
+                r.packets.pop_front();
+            }
+            r.packets.push_back((offset, packet.clone(), opts.clone(), now));
         }
-        let frames = ns.encode(&packet);
-        self.for_each_target(&ns, opts, |socket| {
-            let _ = socket.send_frames(frames.as_slice(), opts.flags.volatile);
-        });
+        self.deliver(&ns, &packet, opts);
     }
 
     /// Whether a broadcast carries an offset for connection state recovery: recovery is on, and it is a
@@ -645,8 +643,13 @@ impl LocalAdapter {
         {
             args.push(Value::from(offset));
         }
-        let frames = ns.encode(&packet);
-        self.for_each_target(&ns, opts, |socket| {
+        self.deliver(&ns, &packet, opts);
+    }
+
+    /// Encodes `packet` once and queues it to every local socket `opts` targets.
+    fn deliver(&self, ns: &NamespaceInner, packet: &Packet, opts: &BroadcastOptions) {
+        let frames = ns.encode(packet);
+        self.for_each_target(ns, opts, |socket| {
             let _ = socket.send_frames(frames.as_slice(), opts.flags.volatile);
         });
     }
@@ -813,10 +816,14 @@ mod tests {
         assert!(m.remove(&b));
         assert!(m.is_empty());
         assert_eq!(m.iter().count(), 0);
+        assert!(!m.remove(&b));
         assert!(m.insert(&a), "an emptied room takes members again");
         assert!(matches!(m, Members::One(_)));
-        assert!(!Members::One(b.clone()).remove(&a));
-        assert!(Members::One(b.clone()).remove(&b));
+        let mut one = Members::One(b.clone());
+        assert!(!one.remove(&a));
+        assert!(!one.is_empty());
+        assert!(one.remove(&b));
+        assert!(one.is_empty(), "emptied without a set made for it");
     }
 
     impl LocalAdapter {
