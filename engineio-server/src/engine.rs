@@ -7,7 +7,8 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::config::EngineConfig;
-use crate::service::{EngineService, serve_listener};
+use crate::http1::serve_listener;
+use crate::service::EngineService;
 use crate::sessions::Sessions;
 use crate::shared::EngineShared;
 use crate::socket::{Handler, Socket};

@@ -7,6 +7,7 @@ pub mod cookie;
 pub mod cors;
 mod driver;
 mod engine;
+mod http1;
 mod kept;
 pub mod layer;
 mod mailbox;
@@ -27,8 +28,9 @@ pub use engine::Engine;
 pub use engineio_proto::{self as proto, CloseReason, Frame, Message, TransportKind};
 /// The `http` crate, whose types (`request::Parts`, `HeaderMap`, ...) are in this API.
 pub use http;
+pub use http1::serve_listener;
 pub use layer::EngineLayer;
 pub use response::ResponseBody;
-pub use service::{EngineService, serve_listener};
+pub use service::EngineService;
 pub use shared::RemoteAddr;
 pub use socket::{Connection, Handler, SendError, Socket};

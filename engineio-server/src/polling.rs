@@ -53,18 +53,21 @@ pub(crate) async fn polling_handshake(
     poll_response(shared, &parts, jsonp.as_deref(), reply.await.unwrap_or(Err(PollError::Closed)), extra)
 }
 
+/// A long-poll GET, answered when its session has something to send. It owns what it needs (a boxed head):
+/// a connection holds this future for as long as the poll lasts.
 pub(crate) async fn poll(
-    shared: &Arc<EngineShared>,
-    parts: &request::Parts,
-    socket: &Socket,
+    shared: Arc<EngineShared>,
+    parts: Box<request::Parts>,
+    socket: Socket,
     mut extra: HeaderMap,
 ) -> Response<ResponseBody> {
-    polling_headers(shared, parts, &mut extra, None);
+    polling_headers(&shared, &parts, &mut extra, None);
     let (tx, reply) = oneshot::channel();
     if socket.shared.mailbox.send_control(Command::Poll(tx)).is_err() {
-        return poll_response(shared, parts, None, Err(PollError::Closed), extra);
+        return poll_response(&shared, &parts, None, Err(PollError::Closed), extra);
     }
-    poll_response(shared, parts, socket.shared.jsonp.as_deref(), reply.await.unwrap_or(Err(PollError::Closed)), extra)
+    let reply = reply.await.unwrap_or(Err(PollError::Closed));
+    poll_response(&shared, &parts, socket.shared.jsonp.as_deref(), reply, extra)
 }
 
 /// The answer to a long-poll GET: the payload (a JSONP session's wrapped in its callback), or the error.

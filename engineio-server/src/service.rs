@@ -1,4 +1,4 @@
-//! The HTTP entry: the hyper and tower `Service`s and the standalone accept loop; routing a request to a
+//! The HTTP entry: the hyper and tower `Service`s; routing a request to a
 //! handshake, a long-poll, a POST or a WebSocket after the reference server's checks and hooks; and the
 //! building of responses (refusals with their code and status, CORS, cookies, the `headers` hooks).
 
@@ -13,41 +13,12 @@ use engineio_proto::{ErrorCode, TransportKind};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Request, Response, StatusCode, request};
 use http_body::Body;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
 
 use crate::config::{BoxError, BoxFuture};
 use crate::polling::{poll, polling_handshake, post};
 use crate::response::{ResponseBody, closing, detach, plain, refuse};
 use crate::shared::{EngineShared, RemoteAddr, Slot};
 use crate::upgrade::{Accepted, accept_websocket};
-
-/// Serves an `EngineService` on an already bound listener, one task per connection.
-pub async fn serve_listener(listener: TcpListener, service: EngineService) {
-    let mut stopping = service.shared.stopping.subscribe();
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = stopping.wait_for(|stop| *stop) => return,
-        };
-        let (stream, remote) = match accepted {
-            Ok(x) => x,
-            Err(_) => {
-                // Out of file descriptors or similar: back off briefly instead of spinning.
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let svc = EngineService { shared: service.shared.clone(), remote: Some(remote) };
-        tokio::spawn(async move {
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .with_upgrades()
-                .await;
-        });
-    }
-}
 
 /// The Engine.IO endpoint as a hyper and tower `Service`.
 #[derive(Clone)]
@@ -62,11 +33,17 @@ impl std::fmt::Debug for EngineService {
     }
 }
 
+/// What handling a request gives: its response, or a wait for it that holds little (a long-poll GET: the
+/// request's handling, several hundred bytes of state, is over by then and freed; a connection may hold
+/// the wait for as long as the poll lasts).
+pub(crate) enum Answer {
+    Ready(Response<ResponseBody>),
+    Wait(BoxFuture<'static, Response<ResponseBody>>),
+}
+
 impl EngineService {
-    pub(crate) fn call_inner<B>(
-        &self,
-        mut req: Request<B>,
-    ) -> BoxFuture<'static, Result<Response<ResponseBody>, Infallible>>
+    /// Handles a request up to its response or to a wait for it ([`Answer`]).
+    pub(crate) fn answer<B>(&self, mut req: Request<B>) -> BoxFuture<'static, Answer>
     where
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
@@ -87,11 +64,38 @@ impl EngineService {
             // a panic in it answers 500 instead of dropping the connection without a word.
             use futures_util::FutureExt as _;
             let handled = std::panic::AssertUnwindSafe(handle(shared, req)).catch_unwind().await;
-            Ok(handled.unwrap_or_else(|_| {
-                closing(plain(StatusCode::INTERNAL_SERVER_ERROR, "", Bytes::new(), HeaderMap::new()))
-            }))
+            handled.unwrap_or_else(|_| Answer::Ready(internal_error()))
         })
     }
+
+    pub(crate) fn call_inner<B>(
+        &self,
+        req: Request<B>,
+    ) -> BoxFuture<'static, Result<Response<ResponseBody>, Infallible>>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let answer = self.answer(req);
+        Box::pin(async move {
+            Ok(match answer.await {
+                Answer::Ready(res) => res,
+                Answer::Wait(wait) => wait.await,
+            })
+        })
+    }
+}
+
+fn internal_error() -> Response<ResponseBody> {
+    closing(plain(StatusCode::INTERNAL_SERVER_ERROR, "", Bytes::new(), HeaderMap::new()))
+}
+
+/// A wait for a response, boxed on its own, a panic in it answered 500.
+fn wait_for(fut: impl Future<Output = Response<ResponseBody>> + Send + 'static) -> Answer {
+    use futures_util::FutureExt as _;
+    Answer::Wait(Box::pin(
+        std::panic::AssertUnwindSafe(fut).catch_unwind().map(|r| r.unwrap_or_else(|_| internal_error())),
+    ))
 }
 
 impl<B> hyper::service::Service<Request<B>> for EngineService
@@ -149,7 +153,7 @@ fn is_websocket_upgrade(method: &http::Method, headers: &HeaderMap) -> bool {
         && has_token(values(header::CONNECTION), "upgrade")
 }
 
-pub(crate) async fn handle<B>(shared: Arc<EngineShared>, mut req: Request<B>) -> Response<ResponseBody>
+pub(crate) async fn handle<B>(shared: Arc<EngineShared>, mut req: Request<B>) -> Answer
 where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
@@ -159,9 +163,14 @@ where
     if !shared.endpoint.matches(req.uri().path()) {
         if upgrade && config.destroy_upgrade {
             tokio::time::sleep(config.destroy_upgrade_timeout).await;
-            return closing(plain(StatusCode::BAD_REQUEST, "text/html", Bytes::new(), HeaderMap::new()));
+            return Answer::Ready(closing(plain(StatusCode::BAD_REQUEST, "text/html", Bytes::new(), HeaderMap::new())));
         }
-        return plain(StatusCode::NOT_FOUND, "text/plain", Bytes::from_static(b"Not Found"), HeaderMap::new());
+        return Answer::Ready(plain(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            Bytes::from_static(b"Not Found"),
+            HeaderMap::new(),
+        ));
     }
     let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
@@ -170,25 +179,25 @@ where
     if let Some(cors) = &config.cors {
         if !cors.origin_allowed(parts.headers.get(header::ORIGIN)) {
             let refusal = Refusal::new(ErrorCode::BadRequest, upgrade);
-            return refuse(&shared, &parts, refusal, Some("origin not allowed"), extra);
+            return Answer::Ready(refuse(&shared, &parts, refusal, Some("origin not allowed"), extra));
         }
         if parts.method == http::Method::OPTIONS && !upgrade {
             cors.apply_preflight(&parts, &mut extra);
-            return plain(StatusCode::NO_CONTENT, "", Bytes::new(), extra);
+            return Answer::Ready(plain(StatusCode::NO_CONTENT, "", Bytes::new(), extra));
         }
         cors.apply(&parts, &mut extra);
     }
     for m in &config.middlewares {
         if let Err(e) = m.handle(&mut parts, &mut extra).await {
             let refusal = Refusal::new(ErrorCode::BadRequest, upgrade);
-            return refuse(&shared, &parts, refusal, Some(&e.to_string()), extra);
+            return Answer::Ready(refuse(&shared, &parts, refusal, Some(&e.to_string()), extra));
         }
     }
 
     let route = shared.endpoint.route(&request_head(&parts, upgrade), |sid| {
         shared.sessions.lookup(sid).map(|s| (s.transport(), s.protocol()))
     });
-    match route {
+    Answer::Ready(match route {
         Route::NotFound => plain(StatusCode::NOT_FOUND, "text/plain", Bytes::from_static(b"Not Found"), extra),
         Route::Refuse(refusal) => refuse(&shared, &parts, refusal, None, extra),
         Route::Handshake { .. } if *shared.stopping.borrow() => {
@@ -205,12 +214,12 @@ where
                 && let Err(message) = allow(parts.clone()).await
             {
                 let refusal = Refusal::with_message(ErrorCode::Forbidden, message, upgrade);
-                return refuse(&shared, &parts, refusal, None, extra);
+                return Answer::Ready(refuse(&shared, &parts, refusal, None, extra));
             }
             let address = parts.extensions.get::<RemoteAddr>().map(|a| a.0.ip());
             if let Err(message) = shared.sessions.reserve(address) {
                 let refusal = Refusal::with_message(ErrorCode::Forbidden, message, upgrade);
-                return refuse(&shared, &parts, refusal, None, extra);
+                return Answer::Ready(refuse(&shared, &parts, refusal, None, extra));
             }
             let slot = Slot { shared: shared.clone(), address, kept: false };
             match (transport, accept, on_upgrade) {
@@ -230,14 +239,14 @@ where
         },
         Route::Poll { sid } | Route::Post { sid } | Route::OtherMethod { sid } => {
             let Some(socket) = shared.sessions.lookup(&sid) else {
-                return refuse(&shared, &parts, Refusal::new(ErrorCode::UnknownSid, false), None, extra);
+                return Answer::Ready(refuse(&shared, &parts, Refusal::new(ErrorCode::UnknownSid, false), None, extra));
             };
             match parts.method {
-                http::Method::GET => poll(&shared, &parts, &socket, extra).await,
+                http::Method::GET => return wait_for(poll(shared, Box::new(parts), socket, extra)),
                 http::Method::POST => post(&shared, &Arc::new(parts), &socket, body, extra).await,
                 // As the reference's polling transport: 500, and the session goes on.
                 _ => plain(StatusCode::INTERNAL_SERVER_ERROR, "", Bytes::new(), extra),
             }
         }
-    }
+    })
 }

@@ -1,0 +1,566 @@
+//! The standalone listener: its accept loop, and its HTTP/1.1 connections, served on a small codec of our
+//! own so that a connection waiting for its next request, or for the answer to a long-poll, holds no
+//! buffer. Hyper keeps an 8 KiB write buffer from a connection's start and an 8 KiB read buffer whenever it
+//! waits to read: most of what an idle long-polling session cost, as a client holds two connections (the
+//! pending GET's, and the one its POSTs go on).
+//!
+//! The common requests of the protocol are parsed ([`httparse`]) and answered here: an HTTP/1.1 request
+//! without upgrade, `Expect` or chunked body, whose whole body has arrived (a long-poll GET, a small POST, a
+//! CORS preflight). Anything else (a WebSocket upgrade, HTTP/1.0, `HEAD`, a chunked, large or slow body, a
+//! head that does not parse) goes to hyper, which serves the rest of that connection: every corner of
+//! HTTP/1.1 keeps hyper's handling. The next request is looked at (peeked) before it is read, so a
+//! WebSocket upgrade reaches hyper on the bare socket; bytes already read go with it otherwise.
+//!
+//! Mounted in an application (axum, tower), the endpoint is served by the application's server instead.
+//!
+//! As hyper does by default, a connection that ends (EOF) while its request is being answered drops the
+//! answer: a long-poll whose client went away ends as aborted, as the reference's does.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http::header::{self, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::config::BoxFuture;
+use crate::response::ResponseBody;
+use crate::service::{Answer, EngineService};
+
+/// Headers a request may carry before it goes to hyper (which allows 100).
+const MAX_HEADERS: usize = 48;
+/// Bytes of a head (or of pipelined requests) read ahead before the connection goes to hyper.
+const MAX_HEAD: usize = 16 * 1024;
+/// One read's chunk, on the stack of a synchronous call (never in the connection's future).
+const READ_CHUNK: usize = 4096;
+/// A response body up to this size goes out in the same write as its head.
+const COALESCE: usize = 16 * 1024;
+
+/// Serves an `EngineService` on an already bound listener, one task per connection (HTTP/1.1: the common
+/// requests on the crate's own codec, which holds no buffer between them, the rest on hyper).
+pub async fn serve_listener(listener: TcpListener, service: EngineService) {
+    let mut stopping = service.shared.stopping.subscribe();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stopping.wait_for(|stop| *stop) => return,
+        };
+        let (stream, remote) = match accepted {
+            Ok(x) => x,
+            Err(_) => {
+                // Out of file descriptors or similar: back off briefly instead of spinning.
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let svc = EngineService { shared: service.shared.clone(), remote: Some(remote) };
+        tokio::spawn(serve(stream, svc));
+    }
+}
+
+/// Serves one accepted connection until it closes: the connection's task is this future, or hyper's
+/// when the connection goes to hyper.
+pub(crate) fn serve(stream: TcpStream, svc: EngineService) -> impl Future<Output = ()> + Send + 'static {
+    let max_body = svc.shared.config.max_http_buffer_size;
+    Connection {
+        stream: Some(stream),
+        svc,
+        buf: Vec::new(),
+        max_body,
+        keep_alive: true,
+        peeked_for_hyper: false,
+        state: State::Head,
+    }
+}
+
+/// One connection, a future written by hand so that it holds only what its current step needs (an
+/// `async fn` would keep room for every step's locals at once).
+struct Connection {
+    /// `None` once done.
+    stream: Option<TcpStream>,
+    svc: EngineService,
+    /// Bytes read and not yet consumed; empty (unallocated) between requests.
+    buf: Vec<u8>,
+    max_body: usize,
+    /// Whether the connection stays open after the current response.
+    keep_alive: bool,
+    /// The last look at the socket saw a request for hyper.
+    peeked_for_hyper: bool,
+    state: State,
+}
+
+enum State {
+    /// Waiting for (the rest of) a request's head.
+    Head,
+    /// The request's handling.
+    Answer(BoxFuture<'static, Answer>),
+    /// The wait for its response (a long-poll).
+    Wait(BoxFuture<'static, Response<ResponseBody>>),
+    /// Writing the response: its head (with a small body) then a large body.
+    Write { out: Vec<u8>, body: Bytes, at: usize },
+    /// Closing after a response that ends the connection.
+    Shutdown,
+}
+
+/// How a connection's own service ends.
+enum End {
+    Closed,
+    /// Hyper serves the rest (with `buf` read first).
+    Hyper,
+}
+
+impl Future for Connection {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let Some(mut stream) = this.stream.take() else { return Poll::Ready(()) };
+        match this.drive(&mut stream, cx) {
+            Poll::Pending => {
+                this.stream = Some(stream);
+                Poll::Pending
+            }
+            Poll::Ready(End::Closed) => Poll::Ready(()),
+            Poll::Ready(End::Hyper) => {
+                let (svc, buf) = (this.svc.clone(), std::mem::take(&mut this.buf));
+                if buf.is_empty() {
+                    tokio::spawn(hand_to_hyper(stream, svc));
+                } else {
+                    tokio::spawn(hand_to_hyper(Rewind { read: Bytes::from(buf), stream }, svc));
+                }
+                Poll::Ready(())
+            }
+        }
+    }
+}
+
+impl Connection {
+    fn drive(&mut self, stream: &mut TcpStream, cx: &mut Context<'_>) -> Poll<End> {
+        loop {
+            match &mut self.state {
+                State::Head => {
+                    if self.buf.is_empty() {
+                        // A look at the next request before taking it off the socket: one for hyper (a
+                        // WebSocket upgrade) goes to it untouched, on the bare socket.
+                        match ready!(self.poll_peek(stream, cx)) {
+                            Ok(0) | Err(_) => return Poll::Ready(End::Closed),
+                            Ok(_) if self.peeked_for_hyper => return Poll::Ready(End::Hyper),
+                            Ok(_) => {}
+                        }
+                    }
+                    if !self.buf.is_empty() {
+                        match parse_head(&self.buf, self.max_body) {
+                            Parsed::Ready(head) => match self.start(stream, head) {
+                                Some(end) => return Poll::Ready(end),
+                                None => continue,
+                            },
+                            Parsed::Partial if self.buf.len() <= MAX_HEAD => {}
+                            Parsed::Partial | Parsed::Hyper => return Poll::Ready(End::Hyper),
+                        }
+                    }
+                    match ready!(self.poll_read(stream, cx)) {
+                        Ok(0) | Err(_) => return Poll::Ready(End::Closed),
+                        Ok(_) => {}
+                    }
+                }
+                State::Answer(answer) => match answer.as_mut().poll(cx) {
+                    Poll::Ready(Answer::Ready(response)) => self.state = self.write(response),
+                    Poll::Ready(Answer::Wait(wait)) => self.state = State::Wait(wait),
+                    Poll::Pending => return self.watch(stream, cx),
+                },
+                State::Wait(wait) => match wait.as_mut().poll(cx) {
+                    Poll::Ready(response) => self.state = self.write(response),
+                    Poll::Pending => return self.watch(stream, cx),
+                },
+                State::Write { out, body, at } => {
+                    while *at < out.len() + body.len() {
+                        let rest = if *at < out.len() { &out[*at..] } else { &body[*at - out.len()..] };
+                        match ready!(Pin::new(&mut *stream).poll_write(cx, rest)) {
+                            Ok(n) if n > 0 => *at += n,
+                            _ => return Poll::Ready(End::Closed),
+                        }
+                    }
+                    self.state = if self.keep_alive { State::Head } else { State::Shutdown };
+                }
+                State::Shutdown => {
+                    let _ = ready!(Pin::new(&mut *stream).poll_shutdown(cx));
+                    return Poll::Ready(End::Closed);
+                }
+            }
+        }
+    }
+
+    /// Starts answering a parsed request; `Some` when the connection ends instead (its body is not all
+    /// here: hyper streams it).
+    fn start(&mut self, stream: &TcpStream, head: Head) -> Option<End> {
+        let end = head.len + head.content_length;
+        while self.buf.len() < end {
+            match read_into(stream, &mut self.buf) {
+                Ok(0) => return Some(End::Closed),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(End::Hyper),
+                Err(_) => return Some(End::Closed),
+            }
+        }
+        let body = Bytes::copy_from_slice(&self.buf[head.len..end]);
+        consume(&mut self.buf, end);
+        self.keep_alive = !head.close;
+        self.state = State::Answer(self.svc.answer(head.into_request(body)));
+        None
+    }
+
+    /// Looks at what has arrived without taking it (waiting for it): `peeked_for_hyper` tells whether it is
+    /// a whole head that goes to hyper.
+    fn poll_peek(&mut self, stream: &TcpStream, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let mut chunk = [0u8; READ_CHUNK];
+        let mut peeked = ReadBuf::new(&mut chunk);
+        let n = ready!(stream.poll_peek(cx, &mut peeked))?;
+        self.peeked_for_hyper = matches!(parse_head(peeked.filled(), self.max_body), Parsed::Hyper);
+        Poll::Ready(Ok(n))
+    }
+
+    /// Reads what has arrived onto `buf`, waiting for it.
+    fn poll_read(&mut self, stream: &TcpStream, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(stream.poll_read_ready(cx))?;
+            match read_into(stream, &mut self.buf) {
+                // The readiness was stale: it is cleared, the next poll registers the waker.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+
+    /// While a request is answered: watches the connection. It ending (EOF or error) ends the service
+    /// (the answer is dropped: its client is gone); bytes arriving meanwhile (a pipelined request) are
+    /// kept, up to a bound.
+    fn watch(&mut self, stream: &TcpStream, cx: &mut Context<'_>) -> Poll<End> {
+        while self.buf.len() <= MAX_HEAD {
+            match ready!(self.poll_read(stream, cx)) {
+                Ok(0) | Err(_) => return Poll::Ready(End::Closed),
+                Ok(_) => {}
+            }
+        }
+        Poll::Pending
+    }
+
+    /// The step that writes `response`.
+    fn write(&mut self, response: Response<ResponseBody>) -> State {
+        let (parts, body) = response.into_parts();
+        // A `Full` body is one frame, ready at once.
+        let body = futures_util::FutureExt::now_or_never(body.collect()).and_then(Result::ok).map(|c| c.to_bytes());
+        let mut body = body.unwrap_or_default();
+        self.keep_alive &= !closes(&parts.headers);
+        let no_body = parts.status.is_informational()
+            || parts.status == StatusCode::NO_CONTENT
+            || parts.status == StatusCode::NOT_MODIFIED;
+        if no_body {
+            body = Bytes::new();
+        }
+        let mut out = head_bytes(&parts, (!no_body).then_some(body.len()), self.keep_alive);
+        if body.len() <= COALESCE {
+            out.extend_from_slice(&body);
+            body = Bytes::new();
+        }
+        State::Write { out, body, at: 0 }
+    }
+}
+
+/// Reads what the socket has (without waiting) onto the end of `buf`.
+fn read_into(stream: &TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
+    let mut chunk = [0u8; READ_CHUNK];
+    let n = stream.try_read(&mut chunk)?;
+    buf.extend_from_slice(&chunk[..n]);
+    Ok(n)
+}
+
+/// Drops the first `n` bytes of `buf`; an emptied buffer gives its memory back.
+fn consume(buf: &mut Vec<u8>, n: usize) {
+    if n >= buf.len() {
+        *buf = Vec::new();
+    } else {
+        buf.drain(..n);
+    }
+}
+
+/// A request head this codec answers.
+#[derive(Debug)]
+struct Head {
+    method: Method,
+    uri: Uri,
+    headers: http::HeaderMap,
+    /// Bytes of the head, blank line included.
+    len: usize,
+    content_length: usize,
+    /// `Connection: close`.
+    close: bool,
+}
+
+impl Head {
+    fn into_request(self, body: Bytes) -> Request<Full<Bytes>> {
+        let mut req = Request::new(Full::new(body));
+        *req.method_mut() = self.method;
+        *req.uri_mut() = self.uri;
+        *req.version_mut() = Version::HTTP_11;
+        *req.headers_mut() = self.headers;
+        req
+    }
+}
+
+/// Only ever a local (never kept in a future), so its size does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+enum Parsed {
+    Ready(Head),
+    /// More bytes are needed.
+    Partial,
+    /// Not one this codec answers: hyper takes the connection.
+    Hyper,
+}
+
+/// Parses the head at the start of `buf`. A body longer than `max_body` goes to hyper (which streams it to
+/// the endpoint, which answers 413 without reading it all).
+fn parse_head(buf: &[u8], max_body: usize) -> Parsed {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut slots);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(_) => return Parsed::Hyper,
+    };
+    if req.version != Some(1) {
+        return Parsed::Hyper;
+    }
+    let method = match req.method.map(|m| Method::from_bytes(m.as_bytes())) {
+        Some(Ok(m)) if m != Method::HEAD && m != Method::CONNECT => m,
+        _ => return Parsed::Hyper,
+    };
+    let Some(Ok(uri)) = req.path.map(Uri::try_from) else { return Parsed::Hyper };
+    let mut headers = http::HeaderMap::with_capacity(req.headers.len());
+    let mut content_length: Option<usize> = None;
+    let mut close = false;
+    for h in req.headers.iter() {
+        let (Ok(name), Ok(value)) = (HeaderName::from_bytes(h.name.as_bytes()), HeaderValue::from_bytes(h.value))
+        else {
+            return Parsed::Hyper;
+        };
+        if name == header::TRANSFER_ENCODING || name == header::EXPECT || name == header::UPGRADE {
+            return Parsed::Hyper;
+        }
+        if name == header::CONNECTION {
+            let Ok(tokens) = value.to_str() else { return Parsed::Hyper };
+            for token in tokens.split(',').map(str::trim) {
+                if token.eq_ignore_ascii_case("upgrade") {
+                    return Parsed::Hyper;
+                }
+                close |= token.eq_ignore_ascii_case("close");
+            }
+        }
+        if name == header::CONTENT_LENGTH {
+            let n = match std::str::from_utf8(h.value)
+                .ok()
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+            {
+                Some(v) => match v.parse::<usize>() {
+                    Ok(n) => n,
+                    Err(_) => return Parsed::Hyper,
+                },
+                None => return Parsed::Hyper,
+            };
+            if content_length.is_some_and(|c| c != n) || n > max_body {
+                return Parsed::Hyper;
+            }
+            content_length = Some(n);
+        }
+        headers.append(name, value);
+    }
+    Parsed::Ready(Head { method, uri, headers, len, content_length: content_length.unwrap_or(0), close })
+}
+
+fn closes(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close"))))
+}
+
+/// The status line and headers, as hyper writes them: lowercase names, `date`, the body's
+/// `content-length` (none on a response without a body), and `connection: close` when the connection
+/// ends after it.
+fn head_bytes(parts: &http::response::Parts, content_length: Option<usize>, keep_alive: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(parts.status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(parts.status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in &parts.headers {
+        if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !keep_alive && !closes(&parts.headers) {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    if !parts.headers.contains_key(header::DATE) {
+        out.extend_from_slice(b"date: ");
+        out.extend_from_slice(httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(n) = content_length {
+        out.extend_from_slice(b"content-length: ");
+        out.extend_from_slice(n.to_string().as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// Hyper serves the rest of the connection.
+async fn hand_to_hyper<I>(io: I, svc: EngineService)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), svc).with_upgrades().await;
+}
+
+/// A connection whose first bytes were already read: they are read again, then the socket.
+#[derive(Debug)]
+pub(crate) struct Rewind {
+    read: Bytes,
+    stream: TcpStream,
+}
+
+impl AsyncRead for Rewind {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.read.is_empty() {
+            let n = this.read.len().min(buf.remaining());
+            buf.put_slice(&this.read.split_to(n));
+            if this.read.is_empty() {
+                this.read = Bytes::new();
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Rewind {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ready(raw: &str) -> Head {
+        match parse_head(raw.as_bytes(), 1000) {
+            Parsed::Ready(h) => h,
+            other => panic!("{raw:?}: {other:?}"),
+        }
+    }
+
+    fn hyper(raw: &str) {
+        assert!(matches!(parse_head(raw.as_bytes(), 1000), Parsed::Hyper), "{raw:?} should go to hyper");
+    }
+
+    /// What an idle connection's task holds: its cell (header, this future, trailer) in jemalloc's 384-byte
+    /// class (hyper's connection holds two 8 KiB buffers besides).
+    #[test]
+    fn an_idle_connection_is_small() {
+        fn future_size<F: FnOnce(TcpStream, EngineService) -> Fut, Fut>(_: F) -> usize {
+            std::mem::size_of::<Fut>()
+        }
+        assert!(future_size(serve) <= 192, "{}", future_size(serve));
+    }
+
+    #[test]
+    fn parses_a_long_poll_and_a_post() {
+        let get =
+            "GET /engine.io/?EIO=4&transport=polling&sid=abc HTTP/1.1\r\nHost: x\r\nCookie: a=1\r\nCookie: b=2\r\n\r\n";
+        let h = ready(get);
+        assert_eq!((h.method.clone(), h.len, h.content_length, h.close), (Method::GET, get.len(), 0, false));
+        assert_eq!(h.uri.query(), Some("EIO=4&transport=polling&sid=abc"));
+        assert_eq!(h.headers.get_all("cookie").iter().count(), 2, "repeated headers are all kept, in order");
+        let post = "POST /engine.io/?EIO=4 HTTP/1.1\r\nContent-Length: 5\r\nConnection: keep-alive, close\r\n\r\n4ping";
+        let h = ready(post);
+        assert_eq!((h.method, h.len, h.content_length, h.close), (Method::POST, post.len() - 5, 5, true));
+    }
+
+    #[test]
+    fn waits_for_the_rest_of_a_head() {
+        assert!(matches!(parse_head(b"GET / HTTP/1.1\r\nHost: x\r\n", 1000), Parsed::Partial));
+        assert!(matches!(parse_head(b"GE", 1000), Parsed::Partial));
+    }
+
+    #[test]
+    fn leaves_everything_else_to_hyper() {
+        hyper("GET / HTTP/1.0\r\n\r\n");
+        hyper("HEAD / HTTP/1.1\r\n\r\n");
+        hyper("GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+        hyper("GET / HTTP/1.1\r\nConnection: keep-alive, Upgrade\r\n\r\n");
+        hyper("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+        hyper("POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n");
+        hyper("POST / HTTP/1.1\r\nContent-Length: 1001\r\n\r\n");
+        hyper("POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n");
+        hyper("POST / HTTP/1.1\r\nContent-Length: +3\r\n\r\n");
+        hyper("POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n");
+        hyper("GET /\x01 HTTP/1.1\r\n\r\n");
+        hyper("GET / HTTP/1.1\r\nBad Header: 1\r\n\r\n");
+        let many: String = (0..MAX_HEADERS + 1).map(|i| format!("X-{i}: 1\r\n")).collect();
+        hyper(&format!("GET / HTTP/1.1\r\n{many}\r\n"));
+        // The same length twice is one length.
+        assert_eq!(ready("POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n").content_length, 3);
+    }
+
+    #[test]
+    fn writes_heads_as_hyper_does() {
+        let mut res = Response::new(());
+        res.headers_mut().insert("content-type", HeaderValue::from_static("text/plain"));
+        res.headers_mut().append("set-cookie", HeaderValue::from_static("a=1"));
+        res.headers_mut().append("set-cookie", HeaderValue::from_static("b=2"));
+        res.headers_mut().insert("content-length", HeaderValue::from_static("99"));
+        let (parts, ()) = res.into_parts();
+        let head = String::from_utf8(head_bytes(&parts, Some(2), true)).unwrap();
+        assert!(
+            head.starts_with("HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nset-cookie: a=1\r\nset-cookie: b=2\r\n")
+        );
+        assert!(head.contains("\r\ndate: ") && head.ends_with("content-length: 2\r\n\r\n"), "{head}");
+        assert!(!head.contains("99") && !head.contains("connection"));
+        let head = String::from_utf8(head_bytes(&parts, None, false)).unwrap();
+        assert!(head.contains("connection: close\r\n") && !head.contains("content-length"), "{head}");
+    }
+}
