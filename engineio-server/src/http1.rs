@@ -68,15 +68,7 @@ pub async fn serve_listener(listener: TcpListener, service: EngineService) {
 /// when the connection goes to hyper.
 pub(crate) fn serve(stream: TcpStream, svc: EngineService) -> impl Future<Output = ()> + Send + 'static {
     let max_body = svc.shared.config.max_http_buffer_size;
-    Connection {
-        stream: Some(stream),
-        svc,
-        buf: Vec::new(),
-        max_body,
-        keep_alive: true,
-        peeked_for_hyper: false,
-        state: State::Head,
-    }
+    Connection { stream: Some(stream), svc, buf: Vec::new(), max_body, keep_alive: true, state: State::Head }
 }
 
 /// One connection, a future written by hand so that it holds only what its current step needs (an
@@ -90,8 +82,6 @@ struct Connection {
     max_body: usize,
     /// Whether the connection stays open after the current response.
     keep_alive: bool,
-    /// The last look at the socket saw a request for hyper.
-    peeked_for_hyper: bool,
     state: State,
 }
 
@@ -148,10 +138,8 @@ impl Connection {
                     if self.buf.is_empty() {
                         // A look at the next request before taking it off the socket: one for hyper (a
                         // WebSocket upgrade) goes to it untouched, on the bare socket.
-                        match ready!(self.poll_peek(stream, cx)) {
-                            Ok(0) | Err(_) => return Poll::Ready(End::Closed),
-                            Ok(_) if self.peeked_for_hyper => return Poll::Ready(End::Hyper),
-                            Ok(_) => {}
+                        if let Some(end) = ready!(self.poll_peek(stream, cx)) {
+                            return Poll::Ready(end);
                         }
                     }
                     if !self.buf.is_empty() {
@@ -215,14 +203,16 @@ impl Connection {
         None
     }
 
-    /// Looks at what has arrived without taking it (waiting for it): `peeked_for_hyper` tells whether it is
-    /// a whole head that goes to hyper.
-    fn poll_peek(&mut self, stream: &TcpStream, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+    /// Looks at what has arrived without taking it (waiting for it): `Some` when the connection ends here
+    /// (closed, or a whole head that goes to hyper), `None` when it is for this codec to read.
+    fn poll_peek(&self, stream: &TcpStream, cx: &mut Context<'_>) -> Poll<Option<End>> {
         let mut chunk = [0u8; READ_CHUNK];
         let mut peeked = ReadBuf::new(&mut chunk);
-        let n = ready!(stream.poll_peek(cx, &mut peeked))?;
-        self.peeked_for_hyper = matches!(parse_head(peeked.filled(), self.max_body), Parsed::Hyper);
-        Poll::Ready(Ok(n))
+        Poll::Ready(match ready!(stream.poll_peek(cx, &mut peeked)) {
+            Ok(0) | Err(_) => Some(End::Closed),
+            Ok(_) if matches!(parse_head(peeked.filled(), self.max_body), Parsed::Hyper) => Some(End::Hyper),
+            Ok(_) => None,
+        })
     }
 
     /// Reads what has arrived onto `buf`, waiting for it.
@@ -256,14 +246,15 @@ impl Connection {
         // A `Full` body is one frame, ready at once.
         let body = futures_util::FutureExt::now_or_never(body.collect()).and_then(Result::ok).map(|c| c.to_bytes());
         let mut body = body.unwrap_or_default();
-        self.keep_alive &= !closes(&parts.headers);
+        let closing = closes(&parts.headers);
+        self.keep_alive &= !closing;
         let no_body = parts.status.is_informational()
             || parts.status == StatusCode::NO_CONTENT
             || parts.status == StatusCode::NOT_MODIFIED;
         if no_body {
             body = Bytes::new();
         }
-        let mut out = head_bytes(&parts, (!no_body).then_some(body.len()), self.keep_alive);
+        let mut out = head_bytes(&parts, (!no_body).then_some(body.len()), !self.keep_alive && !closing);
         if body.len() <= COALESCE {
             out.extend_from_slice(&body);
             body = Bytes::new();
@@ -391,9 +382,9 @@ fn closes(headers: &http::HeaderMap) -> bool {
 }
 
 /// The status line and headers, as hyper writes them: lowercase names, `date`, the body's
-/// `content-length` (none on a response without a body), and `connection: close` when the connection
-/// ends after it.
-fn head_bytes(parts: &http::response::Parts, content_length: Option<usize>, keep_alive: bool) -> Vec<u8> {
+/// `content-length` (none on a response without a body), and `connection: close` when `add_close` (the
+/// connection ends after it and the response does not say so already).
+fn head_bytes(parts: &http::response::Parts, content_length: Option<usize>, add_close: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(parts.status.as_str().as_bytes());
@@ -409,7 +400,7 @@ fn head_bytes(parts: &http::response::Parts, content_length: Option<usize>, keep
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    if !keep_alive && !closes(&parts.headers) {
+    if add_close {
         out.extend_from_slice(b"connection: close\r\n");
     }
     if !parts.headers.contains_key(header::DATE) {
@@ -554,13 +545,13 @@ mod tests {
         res.headers_mut().append("set-cookie", HeaderValue::from_static("b=2"));
         res.headers_mut().insert("content-length", HeaderValue::from_static("99"));
         let (parts, ()) = res.into_parts();
-        let head = String::from_utf8(head_bytes(&parts, Some(2), true)).unwrap();
+        let head = String::from_utf8(head_bytes(&parts, Some(2), false)).unwrap();
         assert!(
             head.starts_with("HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nset-cookie: a=1\r\nset-cookie: b=2\r\n")
         );
         assert!(head.contains("\r\ndate: ") && head.ends_with("content-length: 2\r\n\r\n"), "{head}");
         assert!(!head.contains("99") && !head.contains("connection"));
-        let head = String::from_utf8(head_bytes(&parts, None, false)).unwrap();
+        let head = String::from_utf8(head_bytes(&parts, None, true)).unwrap();
         assert!(head.contains("connection: close\r\n") && !head.contains("content-length"), "{head}");
     }
 }
