@@ -55,11 +55,15 @@ def test_metrics_move_as_clients_connect_send_and_leave(demo_url):
         for i in range(5):
             c.emit("note", {"i": i, "text": "x" * 100})
 
+    # Each counter is read on its own while the server counts, so a scrape taken as the last events arrive
+    # can show the Socket.IO counters ahead of the Engine.IO ones: wait for both layers' counts.
     during = until(
         demo_url,
         lambda s: value(s, "socketio_sockets", namespace="/") == value(before, "socketio_sockets", namespace="/") + 3
-        and value(s, "socketio_events_in_total") >= value(before, "socketio_events_in_total") + 15,
-        "three sockets and fifteen events counted",
+        and value(s, "socketio_events_in_total") >= value(before, "socketio_events_in_total") + 15
+        and value(s, "engineio_packets_in_total") >= value(before, "engineio_packets_in_total") + 18
+        and value(s, "engineio_bytes_in_total") >= value(before, "engineio_bytes_in_total") + 15 * 100,
+        "three sockets, fifteen events and eighteen messages counted",
     )
     assert value(during, "engineio_handshakes_total") == value(before, "engineio_handshakes_total") + 3
     sessions = value(during, "engineio_sessions", transport="polling") + value(during, "engineio_sessions", transport="websocket")
