@@ -297,6 +297,38 @@ async fn recv_app(ws: &mut Ws) -> Res<Utf8Bytes> {
     }
 }
 
+/// Loopback source addresses the connections take turns with (127.0.0.1 to 127.0.0.N).
+const LOOPBACK_SOURCES: u32 = 16;
+
+/// Connects to `authority`. To a loopback server, the connections come from `LOOPBACK_SOURCES` source
+/// addresses in turn: with every connection from 127.0.0.1, Linux's choice of an ephemeral port for
+/// `connect` walks the ports already connected to the same destination, and past about 14,000 of them (the
+/// even half of the default range, which `connect` tries first) each new connection costs a long search
+/// in the kernel of this process; the reconnect storm of 15,000 spent most of this load generator's time
+/// there. Real clients come from many addresses.
+async fn tcp_connect(authority: &str) -> Res<TcpStream> {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let addr: std::net::SocketAddr = match authority.parse() {
+        Ok(a) => a,
+        Err(_) => tokio::net::lookup_host(authority)
+            .await
+            .map_err(|e| format!("resolve {authority}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("resolve {authority}: no address"))?,
+    };
+    let std::net::IpAddr::V4(ip) = addr.ip() else {
+        return TcpStream::connect(addr).await.map_err(|e| format!("tcp connect: {e}"));
+    };
+    if !ip.is_loopback() {
+        return TcpStream::connect(addr).await.map_err(|e| format!("tcp connect: {e}"));
+    }
+    let n = u32::try_from(NEXT.fetch_add(1, Ordering::Relaxed) % LOOPBACK_SOURCES as usize).unwrap_or(0);
+    let source = std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::LOCALHOST) + n);
+    let socket = tokio::net::TcpSocket::new_v4().map_err(|e| format!("tcp socket: {e}"))?;
+    socket.bind((source, 0).into()).map_err(|e| format!("bind {source}: {e}"))?;
+    socket.connect(addr).await.map_err(|e| format!("tcp connect: {e}"))
+}
+
 /// Opens a WebSocket session and joins the main namespace: TCP + upgrade, `0{...}`, sends `40`, waits for
 /// `40{"sid":...}`.
 async fn ws_connect(url: &str, authority: &str) -> Res<Ws> {
@@ -306,7 +338,7 @@ async fn ws_connect(url: &str, authority: &str) -> Res<Ws> {
 /// [`ws_connect`] with the CONNECT packet `connect` (e.g. `40{"pid":…,"offset":…}`); also returns the
 /// CONNECT reply and the Socket.IO packets that came before it (a recovered session's missed packets).
 async fn ws_connect_with(url: &str, authority: &str, connect: &str) -> Res<(Ws, Utf8Bytes, Vec<Utf8Bytes>)> {
-    let tcp = TcpStream::connect(authority).await.map_err(|e| format!("tcp connect: {e}"))?;
+    let tcp = tcp_connect(authority).await?;
     let _ = tcp.set_nodelay(true);
     // tungstenite zero-fills the free part of its read buffer before every read: its default 128 KiB made
     // that memset most of this load generator's CPU time. The packets here are small.
