@@ -121,9 +121,6 @@ impl Driver {
         self.flush().await;
         while !self.session.is_closed() {
             let input = self.next_input().await;
-            // This task is awake now and looks at the mailbox again before it sleeps: what is sent
-            // meanwhile (often by the handler it is about to call) need not wake it a second time.
-            self.socket.shared.mailbox.unregister();
             // One clock read per wake-up, for every input carried out until the task sleeps again.
             self.now = crate::clock::now();
             let now = self.now;
@@ -212,9 +209,6 @@ impl Driver {
 
     fn command(&mut self, cmd: Command) {
         let bytes = cmd.frame_bytes();
-        if bytes > 0 {
-            self.socket.shared.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
-        }
         let now = self.now;
         match cmd {
             Command::Send(frame) => {

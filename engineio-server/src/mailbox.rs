@@ -9,7 +9,7 @@
 //! same session from that thread (a reply, most often) goes straight into the task's own queue, through a
 //! thread-local slot: no lock, no wake-up, and in order with everything else the handler sends.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -99,10 +99,14 @@ struct Inline {
     mailbox: usize,
     queue: VecDeque<Command>,
     data: usize,
+    bytes: usize,
 }
 
 thread_local! {
-    static INLINE: RefCell<Inline> = const { RefCell::new(Inline { mailbox: 0, queue: VecDeque::new(), data: 0 }) };
+    static INLINE: RefCell<Inline> = const { RefCell::new(Inline { mailbox: 0, queue: VecDeque::new(), data: 0, bytes: 0 }) };
+    /// `INLINE`'s mailbox alone, in a slot with nothing to drop: every send looks at it (a broadcast, once per
+    /// recipient), and reading it is one load, where `INLINE` needs its lazy registration checked first.
+    static INLINE_KEY: Cell<usize> = const { Cell::new(0) };
 }
 
 /// Puts the thread-local slot back as it was when a handler call ends, even by a panic (a stale slot would
@@ -115,6 +119,7 @@ struct InlineGuard<'a> {
 impl Drop for InlineGuard<'_> {
     fn drop(&mut self) {
         if let Some(previous) = self.previous.take() {
+            INLINE_KEY.set(previous.mailbox);
             let mine = INLINE.with(|slot| std::mem::replace(&mut *slot.borrow_mut(), previous));
             *self.inbox = mine.queue;
         }
@@ -131,6 +136,8 @@ pub(crate) struct Mailbox {
     /// The most data commands (frames) that may wait; control commands are not bounded here (each comes
     /// from an HTTP request or a close, which are bounded elsewhere).
     capacity: usize,
+    /// The most bytes of frames that may wait (`max_queued_bytes`).
+    max_bytes: usize,
 }
 
 #[derive(Default)]
@@ -138,6 +145,10 @@ struct State {
     queue: VecDeque<Command>,
     /// Data commands in `queue`.
     data: usize,
+    /// Bytes of the frames in `queue`: counted here, under the lock every send takes anyway, rather than in
+    /// a counter of their own (two atomic operations more per frame, one by the sender and one by the
+    /// session task, on every recipient of a broadcast).
+    bytes: usize,
     closed: bool,
 }
 
@@ -148,12 +159,14 @@ pub(crate) enum TrySendError {
 }
 
 impl Mailbox {
-    pub(crate) fn new(capacity: usize) -> Self {
+    /// A mailbox for at most `capacity` data commands and `max_bytes` bytes of frames.
+    pub(crate) fn new(capacity: usize, max_bytes: usize) -> Self {
         Mailbox {
             state: Mutex::default(),
             pending: AtomicBool::new(false),
             waker: AtomicWaker::new(),
             capacity: capacity.max(1),
+            max_bytes,
         }
     }
 
@@ -162,9 +175,10 @@ impl Mailbox {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Queues a data command (frames), unless `capacity` of them already wait.
+    /// Queues a data command (frames), unless `capacity` of them, or `max_bytes` with its own, already wait.
     pub(crate) fn try_send(&self, command: Command) -> Result<(), TrySendError> {
-        let command = match self.send_inline(command, true) {
+        let bytes = command.frame_bytes();
+        let command = match self.send_inline(command, Some(bytes)) {
             Ok(sent) => return sent,
             Err(command) => command,
         };
@@ -173,10 +187,11 @@ impl Mailbox {
             if state.closed {
                 return Err(TrySendError::Closed);
             }
-            if state.data >= self.capacity {
+            if state.data >= self.capacity || state.bytes + bytes > self.max_bytes {
                 return Err(TrySendError::Full);
             }
             state.data += 1;
+            state.bytes += bytes;
             push(&mut state.queue, command);
             self.pending.store(true, Ordering::Release);
         }
@@ -186,7 +201,7 @@ impl Mailbox {
 
     /// Queues a control command (a request, an upgrade, a close); fails only once the session has ended.
     pub(crate) fn send_control(&self, command: Command) -> Result<(), Command> {
-        let command = match self.send_inline(command, false) {
+        let command = match self.send_inline(command, None) {
             Ok(_) => return Ok(()),
             Err(command) => command,
         };
@@ -208,18 +223,22 @@ impl Mailbox {
     }
 
     /// Queues `command` in the session task's own queue if that task is calling its handler on this
-    /// thread right now (`data`: counted against the bound); gives it back otherwise.
-    fn send_inline(&self, command: Command, data: bool) -> Result<Result<(), TrySendError>, Command> {
+    /// thread right now (`data`: a data command of that many bytes, counted against the bounds); gives it
+    /// back otherwise.
+    fn send_inline(&self, command: Command, data: Option<usize>) -> Result<Result<(), TrySendError>, Command> {
         let key = self.key();
-        if !INLINE.try_with(|slot| slot.borrow().mailbox == key).unwrap_or(false) {
+        if INLINE_KEY.get() != key {
             return Err(command);
         }
         let full = INLINE.with(|slot| {
             let mut slot = slot.borrow_mut();
-            if data && slot.data >= self.capacity {
-                return Some(command);
+            if let Some(bytes) = data {
+                if slot.data >= self.capacity || slot.bytes + bytes > self.max_bytes {
+                    return Some(command);
+                }
+                slot.data += 1;
+                slot.bytes += bytes;
             }
-            slot.data += usize::from(data);
             push(&mut slot.queue, command);
             None
         });
@@ -230,8 +249,9 @@ impl Mailbox {
     /// Calls `f` (the session's handler) with this mailbox's sends from this thread going straight to
     /// the back of `inbox`.
     pub(crate) fn deliver_inline<R>(&self, inbox: &mut VecDeque<Command>, f: impl FnOnce() -> R) -> R {
-        let lent = Inline { mailbox: self.key(), queue: std::mem::take(inbox), data: 0 };
+        let lent = Inline { mailbox: self.key(), queue: std::mem::take(inbox), data: 0, bytes: 0 };
         let previous = INLINE.with(|slot| std::mem::replace(&mut *slot.borrow_mut(), lent));
+        INLINE_KEY.set(self.key());
         let _guard = InlineGuard { inbox, previous: Some(previous) };
         f()
     }
@@ -243,12 +263,6 @@ impl Mailbox {
     /// Whether the session task has stopped receiving.
     pub(crate) fn is_closed(&self) -> bool {
         self.lock().closed
-    }
-
-    /// Forgets the session task's waker while the task runs: sends until it waits again wake nobody (it
-    /// takes the queue before it waits, see [`Mailbox::poll_take`]).
-    pub(crate) fn unregister(&self) {
-        drop(self.waker.take());
     }
 
     /// Registers the session task's waker, for a wait on something this mailbox wakes for.
@@ -273,6 +287,7 @@ impl Mailbox {
             into.extend(state.queue.drain(..));
         }
         state.data = 0;
+        state.bytes = 0;
         if state.queue.capacity() > KEEP_CAPACITY {
             state.queue = VecDeque::new();
         }
@@ -294,6 +309,7 @@ impl Mailbox {
         let mut state = self.lock();
         state.closed = true;
         state.data = 0;
+        state.bytes = 0;
         std::mem::take(&mut state.queue)
     }
 }
@@ -333,7 +349,7 @@ mod tests {
 
     #[test]
     fn data_is_bounded_control_is_not() {
-        let mb = Mailbox::new(2);
+        let mb = Mailbox::new(2, usize::MAX);
         assert!(mb.try_send(data()).is_ok());
         assert!(mb.try_send(data()).is_ok());
         assert!(matches!(mb.try_send(data()), Err(TrySendError::Full)));
@@ -347,6 +363,34 @@ mod tests {
         inbox.clear();
         assert!(mb.try_send(data()).is_ok());
         assert!(!mb.is_closed());
+    }
+
+    #[test]
+    fn bytes_are_bounded_too_and_freed_by_a_take() {
+        let frame = |n: usize| Command::Send(Frame::Binary(Bytes::from(vec![0u8; n])));
+        let mb = Mailbox::new(100, 10);
+        assert!(mb.try_send(frame(6)).is_ok());
+        assert!(matches!(mb.try_send(frame(5)), Err(TrySendError::Full)));
+        assert!(mb.try_send(frame(4)).is_ok(), "up to the bound exactly");
+        assert!(matches!(mb.try_send(frame(1)), Err(TrySendError::Full)));
+        // Control commands carry no frames and are not refused.
+        assert!(mb.send_control(Command::Close).is_ok());
+        let mut inbox = VecDeque::new();
+        assert!(mb.take_into(&mut inbox));
+        assert_eq!(inbox.len(), 3);
+        assert!(mb.try_send(frame(10)).is_ok(), "the take freed the bytes");
+        // A handler's sends to its own session count against the same bound.
+        let mut own = VecDeque::new();
+        let other = Mailbox::new(100, 10);
+        other.deliver_inline(&mut own, || {
+            assert!(other.try_send(frame(8)).is_ok());
+            assert!(matches!(other.try_send(frame(3)), Err(TrySendError::Full)));
+            assert!(other.try_send(frame(2)).is_ok());
+        });
+        assert_eq!(own.len(), 2);
+        // A closed mailbox forgets its count.
+        drop(mb.close());
+        assert!(matches!(mb.try_send(frame(1)), Err(TrySendError::Closed)));
     }
 
     #[test]
@@ -374,7 +418,7 @@ mod tests {
 
     #[test]
     fn take_waits_then_wakes_on_a_send() {
-        let mb = Mailbox::new(8);
+        let mb = Mailbox::new(8, usize::MAX);
         let mut inbox = VecDeque::new();
         let cx = Context::from_waker(Waker::noop());
         assert!(mb.poll_take(&cx, &mut inbox).is_pending());
@@ -387,7 +431,7 @@ mod tests {
 
     #[test]
     fn close_returns_what_waited_and_refuses_more() {
-        let mb = Mailbox::new(8);
+        let mb = Mailbox::new(8, usize::MAX);
         assert!(mb.try_send(data()).is_ok());
         assert!(mb.send_control(Command::Close).is_ok());
         let left = mb.close();
@@ -399,7 +443,7 @@ mod tests {
 
     #[test]
     fn a_burst_does_not_pin_a_large_queue() {
-        let mb = Mailbox::new(1000);
+        let mb = Mailbox::new(1000, usize::MAX);
         for _ in 0..500 {
             assert!(mb.try_send(data()).is_ok());
         }
@@ -417,8 +461,8 @@ mod tests {
 
     #[test]
     fn sends_during_a_handler_call_go_straight_to_the_inbox_in_order() {
-        let mb = Mailbox::new(2);
-        let other = Mailbox::new(8);
+        let mb = Mailbox::new(2, usize::MAX);
+        let other = Mailbox::new(8, usize::MAX);
         let mut inbox = VecDeque::new();
         mb.deliver_inline(&mut inbox, || {
             assert!(mb.try_send(data()).is_ok());
@@ -442,7 +486,7 @@ mod tests {
 
     #[test]
     fn a_panicking_handler_leaves_no_inline_slot_behind() {
-        let mb = Mailbox::new(8);
+        let mb = Mailbox::new(8, usize::MAX);
         let mut inbox = VecDeque::new();
         let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             mb.deliver_inline(&mut inbox, || {
@@ -459,8 +503,8 @@ mod tests {
 
     #[test]
     fn nested_handler_calls_restore_the_outer_one() {
-        let outer = Mailbox::new(8);
-        let inner = Mailbox::new(8);
+        let outer = Mailbox::new(8, usize::MAX);
+        let inner = Mailbox::new(8, usize::MAX);
         let (mut outer_inbox, mut inner_inbox) = (VecDeque::new(), VecDeque::new());
         outer.deliver_inline(&mut outer_inbox, || {
             inner.deliver_inline(&mut inner_inbox, || {

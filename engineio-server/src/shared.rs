@@ -64,11 +64,9 @@ pub(crate) fn new_socket(
     Some(Socket {
         shared: Arc::new(SocketShared {
             overflowed: AtomicBool::new(false),
-            queued_bytes: std::sync::atomic::AtomicUsize::new(0),
-            max_queued_bytes: shared.config.max_queued_bytes,
             sid,
             request: Box::new(crate::kept::KeptRequest::new(&parts)),
-            mailbox: Mailbox::new(shared.config.max_queued_commands),
+            mailbox: Mailbox::new(shared.config.max_queued_commands, shared.config.max_queued_bytes),
             upgraded: AtomicBool::new(false),
             initial_transport: transport,
             protocol,

@@ -69,9 +69,6 @@ pub enum SendError {
 pub(crate) struct SocketShared {
     /// Set when a send found the mailbox full: the session task ends the session ("buffer full").
     pub(crate) overflowed: AtomicBool,
-    /// Bytes of the frames waiting in the mailbox (`max_queued_bytes`).
-    pub(crate) queued_bytes: std::sync::atomic::AtomicUsize,
-    pub(crate) max_queued_bytes: usize,
     pub(crate) sid: Arc<str>,
     /// Boxed: in jemalloc's 256-byte class by itself, which keeps this struct in the 192-byte one.
     pub(crate) request: Box<crate::kept::KeptRequest>,
@@ -153,23 +150,17 @@ impl Socket {
         self.queue(Command::SendMany(frames))
     }
 
+    /// Queues a data command; a full mailbox (too many frames or bytes waiting: a client that does not
+    /// keep up) ends the session ("buffer full").
     fn queue(&self, command: Command) -> Result<(), SendError> {
-        let bytes = command.frame_bytes();
-        let overflow = || {
-            crate::telemetry::METRICS.sends_refused.increment(1);
-            self.shared.overflowed.store(true, Ordering::Release);
-            self.shared.mailbox.wake();
-            SendError::Full
-        };
-        if !self.reserve_bytes(bytes) {
-            return Err(overflow());
-        }
-        self.shared.mailbox.try_send(command).map_err(|e| {
-            self.shared.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
-            match e {
-                TrySendError::Full => overflow(),
-                TrySendError::Closed => SendError::Closed,
+        self.shared.mailbox.try_send(command).map_err(|e| match e {
+            TrySendError::Full => {
+                crate::telemetry::METRICS.sends_refused.increment(1);
+                self.shared.overflowed.store(true, Ordering::Release);
+                self.shared.mailbox.wake();
+                SendError::Full
             }
+            TrySendError::Closed => SendError::Closed,
         })
     }
 
@@ -177,32 +168,13 @@ impl Socket {
     /// otherwise they are dropped. This is Socket.IO's `volatile`: a full queue drops them too, without
     /// ending the session.
     pub fn send_volatile(&self, frames: Vec<Frame>) -> Result<(), SendError> {
-        let bytes = frames.iter().map(Frame::len).sum();
-        if !self.reserve_bytes(bytes) {
-            crate::telemetry::METRICS.sends_refused.increment(1);
-            return Err(SendError::Full);
-        }
-        self.shared.mailbox.try_send(Command::SendVolatile(frames)).map_err(|e| {
-            self.shared.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
-            match e {
-                TrySendError::Full => {
-                    crate::telemetry::METRICS.sends_refused.increment(1);
-                    SendError::Full
-                }
-                TrySendError::Closed => SendError::Closed,
+        self.shared.mailbox.try_send(Command::SendVolatile(frames)).map_err(|e| match e {
+            TrySendError::Full => {
+                crate::telemetry::METRICS.sends_refused.increment(1);
+                SendError::Full
             }
+            TrySendError::Closed => SendError::Closed,
         })
-    }
-
-    /// Counts `bytes` as queued, unless that passes `max_queued_bytes`.
-    fn reserve_bytes(&self, bytes: usize) -> bool {
-        let shared = &self.shared;
-        let before = shared.queued_bytes.fetch_add(bytes, Ordering::AcqRel);
-        if before + bytes > shared.max_queued_bytes {
-            shared.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
-            return false;
-        }
-        true
     }
 
     /// Queues a message.
