@@ -187,11 +187,11 @@ impl Mailbox {
             if state.closed {
                 return Err(TrySendError::Closed);
             }
-            if state.data >= self.capacity || state.bytes + bytes > self.max_bytes {
+            if state.data >= self.capacity || state.bytes.saturating_add(bytes) > self.max_bytes {
                 return Err(TrySendError::Full);
             }
             state.data += 1;
-            state.bytes += bytes;
+            state.bytes = state.bytes.saturating_add(bytes);
             push(&mut state.queue, command);
             self.pending.store(true, Ordering::Release);
         }
@@ -233,11 +233,11 @@ impl Mailbox {
         let full = INLINE.with(|slot| {
             let mut slot = slot.borrow_mut();
             if let Some(bytes) = data {
-                if slot.data >= self.capacity || slot.bytes + bytes > self.max_bytes {
+                if slot.data >= self.capacity || slot.bytes.saturating_add(bytes) > self.max_bytes {
                     return Some(command);
                 }
                 slot.data += 1;
-                slot.bytes += bytes;
+                slot.bytes = slot.bytes.saturating_add(bytes);
             }
             push(&mut slot.queue, command);
             None
