@@ -3,6 +3,7 @@
 
 mod support;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,17 +15,25 @@ use tokio::sync::mpsc;
 struct Flood {
     closed: mpsc::UnboundedSender<CloseReason>,
     refused: Arc<Mutex<Vec<SendError>>>,
+    /// Sends accepted before the refusal.
+    accepted: Arc<AtomicUsize>,
 }
 
 struct FloodConnection {
     socket: Socket,
     closed: mpsc::UnboundedSender<CloseReason>,
     refused: Arc<Mutex<Vec<SendError>>>,
+    accepted: Arc<AtomicUsize>,
 }
 
 impl Handler for Flood {
     fn on_open(&self, socket: &Socket) -> Box<dyn Connection> {
-        Box::new(FloodConnection { socket: socket.clone(), closed: self.closed.clone(), refused: self.refused.clone() })
+        Box::new(FloodConnection {
+            socket: socket.clone(),
+            closed: self.closed.clone(),
+            refused: self.refused.clone(),
+            accepted: self.accepted.clone(),
+        })
     }
 }
 
@@ -36,6 +45,7 @@ impl Connection for FloodConnection {
         }
         let socket = self.socket.clone();
         let refused = self.refused.clone();
+        let accepted = self.accepted.clone();
         tokio::spawn(async move {
             let chunk = "x".repeat(1024);
             for _ in 0..2_000_000 {
@@ -43,6 +53,7 @@ impl Connection for FloodConnection {
                     refused.lock().unwrap().push(e);
                     return;
                 }
+                accepted.fetch_add(1, Ordering::Relaxed);
                 tokio::task::yield_now().await;
             }
         });
@@ -62,7 +73,7 @@ async fn a_client_that_stops_reading_is_disconnected_with_buffer_full() {
         c.max_queued_commands = 256;
         c
     };
-    let server = start_with(config, Flood { closed: tx, refused: refused.clone() }).await;
+    let server = start_with(config, Flood { closed: tx, refused: refused.clone(), accepted: Arc::default() }).await;
 
     // A healthy client, to check it is not affected.
     let (mut healthy, _) = ws_connect(server.addr, "/engine.io/?EIO=4&transport=websocket", &[]).await.unwrap();
@@ -94,7 +105,7 @@ async fn a_polling_client_that_stops_polling_is_disconnected_with_buffer_full() 
         c.max_buffered_frames = 100;
         c
     };
-    let server = start_with(config, Flood { closed: tx, refused }).await;
+    let server = start_with(config, Flood { closed: tx, refused, accepted: Arc::default() }).await;
     let (sid, _) = support::handshake(server.addr).await;
     support::post(server.addr, &support::poll_path(&sid), b"4flood").await;
     let reason = tokio::time::timeout(Duration::from_secs(10), closed.recv()).await.expect("ends in time").unwrap();
@@ -114,11 +125,16 @@ async fn the_mailbox_is_bounded_in_bytes_too() {
         c.max_queued_commands = 1_000_000;
         c
     };
-    let server = start_with(config, Flood { closed: tx, refused: refused.clone() }).await;
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let server = start_with(config, Flood { closed: tx, refused: refused.clone(), accepted: accepted.clone() }).await;
     let (mut slow, _) = ws_connect(server.addr, "/engine.io/?EIO=4&transport=websocket", &[]).await.unwrap();
     ws_text(&mut slow).await;
     ws_send(&mut slow, "4flood").await;
     let reason = tokio::time::timeout(Duration::from_secs(20), closed.recv()).await.expect("ends in time").unwrap();
     assert_eq!(reason, CloseReason::BufferFull);
     assert_eq!(*refused.lock().unwrap(), vec![SendError::Full]);
+    // What was accepted is what the socket buffers, the session's own bounds (8 MiB) and 64 KiB of mailbox
+    // hold: megabytes, not the gigabyte the command bound alone would let in.
+    let accepted = accepted.load(Ordering::Relaxed);
+    assert!(accepted < 100_000, "{accepted} sends of 1 KiB accepted");
 }
