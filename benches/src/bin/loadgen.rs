@@ -43,8 +43,7 @@ use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
@@ -983,7 +982,33 @@ async fn connect_rate(opts: &Opts) {
 // ---------------------------------------------------------------------------------------------------------
 // Long-polling transport
 
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
+type HttpClient = Client<Connector, Full<Bytes>>;
+
+/// The long-polling client's connector: TCP with `TCP_NODELAY`, from the load generator's loopback source
+/// addresses like the WebSocket connections (see [`tcp_connect`]; 15,000 polling sessions keep 30,000
+/// connections open).
+#[derive(Clone, Copy)]
+struct Connector;
+
+impl tower_service::Service<hyper::Uri> for Connector {
+    type Response = TokioIo<TcpStream>;
+    type Error = std::io::Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<TokioIo<TcpStream>>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: hyper::Uri) -> Self::Future {
+        Box::pin(async move {
+            let host = uri.host().ok_or_else(|| std::io::Error::other(format!("no host in {uri}")))?;
+            let authority = format!("{host}:{}", uri.port_u16().unwrap_or(80));
+            let tcp = tcp_connect(&authority).await.map_err(std::io::Error::other)?;
+            tcp.set_nodelay(true)?;
+            Ok(TokioIo::new(tcp))
+        })
+    }
+}
 
 struct Polling {
     client: HttpClient,
@@ -1053,9 +1078,7 @@ impl Polling {
 
 /// An HTTP/1.1 client with keep-alive, as the long-polling scenarios share.
 fn polling_client() -> HttpClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(60)).build(connector)
+    Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(60)).build(Connector)
 }
 
 /// Polling echo: each long-polling client POSTs `42["echo",...]` and GETs until the echo comes back.
