@@ -324,7 +324,8 @@ async fn tcp_connect(authority: &str) -> Res<TcpStream> {
     let n = u32::try_from(NEXT.fetch_add(1, Ordering::Relaxed) % LOOPBACK_SOURCES as usize).unwrap_or(0);
     let source = std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::LOCALHOST) + n);
     let socket = tokio::net::TcpSocket::new_v4().map_err(|e| format!("tcp socket: {e}"))?;
-    socket.bind((source, 0).into()).map_err(|e| format!("bind {source}: {e}"))?;
+    // Where only 127.0.0.1 is configured (macOS), the kernel picks the source as before.
+    let _ = socket.bind((source, 0).into());
     socket.connect(addr).await.map_err(|e| format!("tcp connect: {e}"))
 }
 
