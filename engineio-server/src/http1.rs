@@ -137,9 +137,15 @@ impl Connection {
                 State::Head => {
                     if self.buf.is_empty() {
                         // A look at the next request before taking it off the socket: one for hyper (a
-                        // WebSocket upgrade) goes to it untouched, on the bare socket.
-                        if let Some(end) = ready!(self.poll_peek(stream, cx)) {
-                            return Poll::Ready(end);
+                        // WebSocket upgrade) goes to it untouched, on the bare socket; a whole head for this
+                        // codec is taken off and answered without being parsed a second time.
+                        match ready!(self.poll_peek(stream, cx)) {
+                            Peek::End(end) => return Poll::Ready(end),
+                            Peek::Head(head) => match self.take_head(stream, head) {
+                                Some(end) => return Poll::Ready(end),
+                                None => continue,
+                            },
+                            Peek::More => {}
                         }
                     }
                     if !self.buf.is_empty() {
@@ -203,16 +209,33 @@ impl Connection {
         None
     }
 
-    /// Looks at what has arrived without taking it (waiting for it): `Some` when the connection ends here
-    /// (closed, or a whole head that goes to hyper), `None` when it is for this codec to read.
-    fn poll_peek(&self, stream: &TcpStream, cx: &mut Context<'_>) -> Poll<Option<End>> {
+    /// Looks at what has arrived without taking it (waiting for it).
+    fn poll_peek(&self, stream: &TcpStream, cx: &mut Context<'_>) -> Poll<Peek> {
         let mut chunk = [0u8; READ_CHUNK];
         let mut peeked = ReadBuf::new(&mut chunk);
         Poll::Ready(match ready!(stream.poll_peek(cx, &mut peeked)) {
-            Ok(0) | Err(_) => Some(End::Closed),
-            Ok(_) if matches!(parse_head(peeked.filled(), self.max_body), Parsed::Hyper) => Some(End::Hyper),
-            Ok(_) => None,
+            Ok(0) | Err(_) => Peek::End(End::Closed),
+            Ok(_) => match parse_head(peeked.filled(), self.max_body) {
+                Parsed::Hyper => Peek::End(End::Hyper),
+                Parsed::Ready(head) => Peek::Head(head),
+                Parsed::Partial => Peek::More,
+            },
         })
+    }
+
+    /// Takes off the socket the head a peek parsed (its bytes are there: the peek saw them), then answers
+    /// it as [`Connection::start`] does; `Some` when the connection ends instead.
+    fn take_head(&mut self, stream: &TcpStream, head: Head) -> Option<End> {
+        while self.buf.len() < head.len {
+            match read_into(stream, &mut self.buf) {
+                Ok(0) => return Some(End::Closed),
+                Ok(_) => {}
+                // Not expected after a peek; as for a slow body, hyper takes what was read and the rest.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(End::Hyper),
+                Err(_) => return Some(End::Closed),
+            }
+        }
+        self.start(stream, head)
     }
 
     /// Reads what has arrived onto `buf`, waiting for it.
@@ -302,6 +325,16 @@ impl Head {
         *req.headers_mut() = self.headers;
         req
     }
+}
+
+/// What a peek at the next request found. Only ever a local, as [`Parsed`].
+#[allow(clippy::large_enum_variant)]
+enum Peek {
+    End(End),
+    /// A whole head for this codec, not yet taken off the socket.
+    Head(Head),
+    /// Not a whole head yet: read it.
+    More,
 }
 
 /// Only ever a local (never kept in a future), so its size does not matter.
