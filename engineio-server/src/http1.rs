@@ -438,7 +438,7 @@ fn head_bytes(parts: &http::response::Parts, content_length: Option<usize>, add_
     }
     if !parts.headers.contains_key(header::DATE) {
         out.extend_from_slice(b"date: ");
-        out.extend_from_slice(httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes());
+        push_date(&mut out);
         out.extend_from_slice(b"\r\n");
     }
     if let Some(n) = content_length {
@@ -448,6 +448,25 @@ fn head_bytes(parts: &http::response::Parts, content_length: Option<usize>, add_
     }
     out.extend_from_slice(b"\r\n");
     out
+}
+
+thread_local! {
+    /// The `date` header's value and the second it was written for: formatted once a second per thread,
+    /// as hyper caches it, not once per response.
+    static DATE: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((0, String::new())) };
+}
+
+/// Appends the current `date` value (IMF-fixdate).
+fn push_date(out: &mut Vec<u8>) {
+    let now = std::time::SystemTime::now();
+    let second = now.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    DATE.with(|date| {
+        let mut date = date.borrow_mut();
+        if date.0 != second || date.1.is_empty() {
+            *date = (second, httpdate::fmt_http_date(now));
+        }
+        out.extend_from_slice(date.1.as_bytes());
+    });
 }
 
 /// Hyper serves the rest of the connection.
@@ -568,6 +587,17 @@ mod tests {
         hyper(&format!("GET / HTTP/1.1\r\n{many}\r\n"));
         // The same length twice is one length.
         assert_eq!(ready("POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n").content_length, 3);
+    }
+
+    #[test]
+    fn the_date_is_the_current_one() {
+        // A value cached for an earlier second is not reused.
+        DATE.with(|d| *d.borrow_mut() = (1, "Thu, 01 Jan 1970 00:00:01 GMT".to_owned()));
+        let mut out = Vec::new();
+        push_date(&mut out);
+        let date = httpdate::parse_http_date(std::str::from_utf8(&out).unwrap()).expect("an HTTP date");
+        let off = std::time::SystemTime::now().duration_since(date).unwrap_or_default();
+        assert!(off < std::time::Duration::from_secs(2), "{off:?}");
     }
 
     #[test]
