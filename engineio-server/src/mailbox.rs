@@ -182,7 +182,7 @@ impl Mailbox {
             Ok(sent) => return sent,
             Err(command) => command,
         };
-        {
+        let first = {
             let mut state = self.lock();
             if state.closed {
                 return Err(TrySendError::Closed);
@@ -192,10 +192,11 @@ impl Mailbox {
             }
             state.data += 1;
             state.bytes = state.bytes.saturating_add(bytes);
-            push(&mut state.queue, command);
-            self.pending.store(true, Ordering::Release);
+            self.push_locked(&mut state, command)
+        };
+        if first {
+            self.waker.wake();
         }
-        self.waker.wake();
         Ok(())
     }
 
@@ -205,16 +206,31 @@ impl Mailbox {
             Ok(_) => return Ok(()),
             Err(command) => command,
         };
-        {
+        let first = {
             let mut state = self.lock();
             if state.closed {
                 return Err(command);
             }
-            push(&mut state.queue, command);
+            self.push_locked(&mut state, command)
+        };
+        if first {
+            self.waker.wake();
+        }
+        Ok(())
+    }
+
+    /// Queues `command` under the lock; whether the queue was empty. Only the send that finds it empty
+    /// wakes the session task: the task takes the whole queue at once, so a command queued behind others
+    /// is taken with the first of them, whose sender wakes the task once this lock is released. (The
+    /// waker would not wake the task twice anyway; what this saves is the wake's two atomic operations on
+    /// every frame after the first, on each recipient of a burst of broadcasts.)
+    fn push_locked(&self, state: &mut State, command: Command) -> bool {
+        let first = state.queue.is_empty();
+        push(&mut state.queue, command);
+        if first {
             self.pending.store(true, Ordering::Release);
         }
-        self.waker.wake();
-        Ok(())
+        first
     }
 
     /// Wakes the session task without a command (an overflow flag was set).
@@ -427,6 +443,47 @@ mod tests {
         assert!(mb.poll_take(&cx, &mut inbox).is_ready());
         assert_eq!(inbox.len(), 1);
         assert!(!mb.take_into(&mut VecDeque::new()));
+    }
+
+    /// A waker that counts its wake-ups.
+    struct Counter(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Counter {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn every_command_after_a_take_wakes_the_waiting_task() {
+        let mb = Mailbox::new(64, usize::MAX);
+        let counter = std::sync::Arc::new(Counter(std::sync::atomic::AtomicUsize::new(0)));
+        let waker = Waker::from(counter.clone());
+        let cx = Context::from_waker(&waker);
+        let woken = || counter.0.load(Ordering::SeqCst);
+        let mut inbox = VecDeque::new();
+        for round in 1..=3 {
+            assert!(mb.poll_take(&cx, &mut inbox).is_pending());
+            assert!(mb.try_send(data()).is_ok());
+            assert_eq!(woken(), round, "the first command wakes the waiting task");
+            for _ in 0..10 {
+                assert!(mb.try_send(data()).is_ok());
+            }
+            assert!(mb.send_control(Command::Close).is_ok());
+            assert_eq!(woken(), round, "commands queued behind it do not wake it again");
+            assert!(mb.poll_take(&cx, &mut inbox).is_ready());
+            assert_eq!(inbox.len(), 12);
+            inbox.clear();
+        }
+        // A control command to an empty queue wakes it too, and so does one queued after the task took
+        // everything without waiting (its waker still registered from an earlier wait).
+        assert!(mb.poll_take(&cx, &mut inbox).is_pending());
+        assert!(mb.send_control(Command::Close).is_ok());
+        assert_eq!(woken(), 4);
+        assert!(mb.take_into(&mut inbox));
+        mb.register(&cx);
+        assert!(mb.try_send(data()).is_ok());
+        assert_eq!(woken(), 5);
     }
 
     #[test]
