@@ -205,6 +205,15 @@ pub struct EngineConfig {
     /// Most open sessions per remote IP address (known when served by `Engine::serve`/`listen`, or when the
     /// request carries a [`crate::RemoteAddr`] extension). Default: no limit.
     pub max_sessions_per_address: Option<usize>,
+    /// How long the standalone listener ([`crate::Engine::listen`], `serve`) keeps an HTTP connection open
+    /// with nothing of its next request received; then closes it (default 5 000 ms, the reference's
+    /// `keepAliveTimeout`; `None`: never). A pending long-poll is not idle. Unused when the endpoint is
+    /// mounted in an application, whose server has its own.
+    pub keep_alive_timeout: Option<Duration>,
+    /// How long the standalone listener waits for the whole head of a request once it began (and for a new
+    /// connection's first request); then answers 408 and closes (default 60 000 ms, the reference's
+    /// `headersTimeout`; `None`: no limit).
+    pub headers_timeout: Option<Duration>,
 }
 
 impl Default for EngineConfig {
@@ -238,6 +247,8 @@ impl Default for EngineConfig {
             max_queued_bytes: 8 << 20,
             max_sessions: None,
             max_sessions_per_address: None,
+            keep_alive_timeout: Some(Duration::from_millis(5_000)),
+            headers_timeout: Some(Duration::from_millis(60_000)),
         }
     }
 }

@@ -11,6 +11,10 @@
 //! HTTP/1.1 keeps hyper's handling. The next request is looked at (peeked) before it is read, so a
 //! WebSocket upgrade reaches hyper on the bare socket; bytes already read go with it otherwise.
 //!
+//! As the reference's Node server, the wait for a request's head is limited: a kept-alive connection with
+//! nothing of its next request is closed after `keep_alive_timeout` (5 s), and a head not whole
+//! `headers_timeout` (60 s) after its first byte gets 408 (hyper's `header_read_timeout` where hyper serves).
+//!
 //! Mounted in an application (axum, tower), the endpoint is served by the application's server instead.
 //!
 //! As hyper does by default, a connection that ends (EOF) while its request is being answered drops the
@@ -68,7 +72,17 @@ pub async fn serve_listener(listener: TcpListener, service: EngineService) {
 /// when the connection goes to hyper.
 pub(crate) fn serve(stream: TcpStream, svc: EngineService) -> impl Future<Output = ()> + Send + 'static {
     let max_body = svc.shared.config.max_http_buffer_size;
-    Connection { stream: Some(stream), svc, buf: Vec::new(), max_body, keep_alive: true, state: State::Head }
+    Connection {
+        stream: Some(stream),
+        svc,
+        buf: Vec::new(),
+        max_body,
+        keep_alive: true,
+        state: State::Head,
+        timer: None,
+        limit: Limit::New,
+        armed: false,
+    }
 }
 
 /// One connection, a future written by hand so that it holds only what its current step needs (an
@@ -83,6 +97,25 @@ struct Connection {
     /// Whether the connection stays open after the current response.
     keep_alive: bool,
     state: State,
+    /// The timer of the wait for a request's head, made the first time that wait blocks (a connection whose
+    /// head is all there at once, a WebSocket's, never has one) and then reset for each wait.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The limit the wait for the next head runs under.
+    limit: Limit,
+    /// Whether `timer` is set for the current wait.
+    armed: bool,
+}
+
+/// What the wait for a request's head is limited by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Limit {
+    /// A new connection, nothing received yet: `headers_timeout` from its start, then it is closed.
+    New,
+    /// Between requests, nothing of the next one received: `keep_alive_timeout`, then it is closed.
+    Idle,
+    /// Part of a head received: `headers_timeout` from its first byte (from the connection's start for
+    /// its first request), then 408 and closed.
+    Head,
 }
 
 enum State {
@@ -139,13 +172,17 @@ impl Connection {
                         // A look at the next request before taking it off the socket: one for hyper (a
                         // WebSocket upgrade) goes to it untouched, on the bare socket; a whole head for this
                         // codec is taken off and answered without being parsed a second time.
-                        match ready!(self.poll_peek(stream, cx)) {
-                            Peek::End(end) => return Poll::Ready(end),
-                            Peek::Head(head) => match self.take_head(stream, head) {
+                        match self.poll_peek(stream, cx) {
+                            Poll::Ready(Peek::End(end)) => return Poll::Ready(end),
+                            Poll::Ready(Peek::Head(head)) => match self.take_head(stream, head) {
                                 Some(end) => return Poll::Ready(end),
                                 None => continue,
                             },
-                            Peek::More => {}
+                            Poll::Ready(Peek::More) => self.head_begun(),
+                            Poll::Pending => match ready!(self.poll_head_timer(cx)) {
+                                Some(end) => return Poll::Ready(end),
+                                None => continue,
+                            },
                         }
                     }
                     if !self.buf.is_empty() {
@@ -154,13 +191,17 @@ impl Connection {
                                 Some(end) => return Poll::Ready(end),
                                 None => continue,
                             },
-                            Parsed::Partial if self.buf.len() <= MAX_HEAD => {}
+                            Parsed::Partial if self.buf.len() <= MAX_HEAD => self.head_begun(),
                             Parsed::Partial | Parsed::Hyper => return Poll::Ready(End::Hyper),
                         }
                     }
-                    match ready!(self.poll_read(stream, cx)) {
-                        Ok(0) | Err(_) => return Poll::Ready(End::Closed),
-                        Ok(_) => {}
+                    match self.poll_read(stream, cx) {
+                        Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(End::Closed),
+                        Poll::Ready(Ok(_)) => {}
+                        Poll::Pending => match ready!(self.poll_head_timer(cx)) {
+                            Some(end) => return Poll::Ready(end),
+                            None => continue,
+                        },
                     }
                 }
                 State::Answer(answer) => match answer.as_mut().poll(cx) {
@@ -181,6 +222,7 @@ impl Connection {
                         }
                     }
                     self.state = if self.keep_alive { State::Head } else { State::Shutdown };
+                    (self.limit, self.armed) = (Limit::Idle, false);
                 }
                 State::Shutdown => {
                     let _ = ready!(Pin::new(&mut *stream).poll_shutdown(cx));
@@ -207,6 +249,48 @@ impl Connection {
         self.keep_alive = !head.close;
         self.state = State::Answer(self.svc.answer(head.into_request(body)));
         None
+    }
+
+    /// Part of a head has arrived: the wait for the rest runs under `headers_timeout`.
+    fn head_begun(&mut self) {
+        match self.limit {
+            Limit::Idle => (self.limit, self.armed) = (Limit::Head, false),
+            // A new connection's first head: still from the connection's start.
+            Limit::New => self.limit = Limit::Head,
+            Limit::Head => {}
+        }
+    }
+
+    /// Waits for the limit of the wait for a head (setting the timer for it first), while that wait
+    /// blocks. When it passes: a connection with part of a head gets 408 (`None`: that response is now
+    /// the state, written next), any other is closed, as the reference's server does.
+    fn poll_head_timer(&mut self, cx: &mut Context<'_>) -> Poll<Option<End>> {
+        let config = &self.svc.shared.config;
+        let limit = match self.limit {
+            Limit::Idle => config.keep_alive_timeout,
+            Limit::New | Limit::Head => config.headers_timeout,
+        };
+        let Some(limit) = limit else { return Poll::Pending };
+        if !self.armed {
+            let at = tokio::time::Instant::now() + limit;
+            match &mut self.timer {
+                Some(timer) => timer.as_mut().reset(at),
+                None => self.timer = Some(Box::pin(tokio::time::sleep_until(at))),
+            }
+            self.armed = true;
+        }
+        if let Some(timer) = &mut self.timer {
+            ready!(timer.as_mut().poll(cx));
+        }
+        self.armed = false;
+        if self.limit != Limit::Head {
+            return Poll::Ready(Some(End::Closed));
+        }
+        self.buf = Vec::new();
+        self.keep_alive = false;
+        let out = b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n".to_vec();
+        self.state = State::Write { out, body: Bytes::new(), at: 0 };
+        Poll::Ready(None)
     }
 
     /// Looks at what has arrived without taking it (waiting for it).
@@ -474,7 +558,10 @@ async fn hand_to_hyper<I>(io: I, svc: EngineService)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), svc).with_upgrades().await;
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    // The same limit on a head as this codec's (hyper's own idle keep-alive connections included).
+    builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(svc.shared.config.headers_timeout);
+    let _ = builder.serve_connection(TokioIo::new(io), svc).with_upgrades().await;
 }
 
 /// A connection whose first bytes were already read: they are read again, then the socket.

@@ -30,6 +30,11 @@ impl Client {
 
     /// Reads one response (its body by `content-length`, none when absent).
     async fn response(&mut self) -> RawResponse {
+        self.response_within(Duration::from_secs(5)).await
+    }
+
+    /// The same, waiting up to `within` for it.
+    async fn response_within(&mut self, within: Duration) -> RawResponse {
         loop {
             if let Some(end) = self.read.windows(4).position(|w| w == b"\r\n\r\n") {
                 let head = parse_response(&self.read[..end + 4]);
@@ -41,10 +46,8 @@ impl Client {
                 }
             }
             let mut chunk = [0u8; 4096];
-            let n = tokio::time::timeout(Duration::from_secs(5), self.stream.read(&mut chunk))
-                .await
-                .expect("a response within 5 s")
-                .unwrap();
+            let n =
+                tokio::time::timeout(within, self.stream.read(&mut chunk)).await.expect("a response in time").unwrap();
             assert!(n > 0, "the connection closed before a whole response: {:?}", String::from_utf8_lossy(&self.read));
             self.read.extend_from_slice(&chunk[..n]);
         }
@@ -272,4 +275,107 @@ async fn closing_and_bodiless_responses() {
         open_sid(&c.response().await);
     })
     .await;
+}
+
+/// Reads until the server ends the connection; `None` if it is still open after `within` (simulated time).
+async fn read_to_end(c: &mut Client, within: Duration) -> Option<Vec<u8>> {
+    let mut got = std::mem::take(&mut c.read);
+    let until = tokio::time::Instant::now() + within;
+    loop {
+        let mut chunk = [0u8; 256];
+        match tokio::time::timeout_at(until, c.stream.read(&mut chunk)).await {
+            Err(_) => return None,
+            Ok(Ok(0) | Err(_)) => return Some(got),
+            Ok(Ok(n)) => got.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// As the reference's server (`keepAliveTimeout`, 5 s): a kept-alive connection with nothing of a next
+/// request is closed after `keep_alive_timeout`, counted again after each response; a pending long-poll is
+/// not idle; `None` keeps it open. (Simulated clock: the runtime's time is paused.)
+#[tokio::test(start_paused = true)]
+async fn an_idle_kept_alive_connection_is_closed_after_keep_alive_timeout() {
+    let server = start(EngineConfig::default()).await;
+    let mut c = Client::connect(server.addr).await;
+    c.send(get_head("/engine.io/?EIO=4&transport=polling").as_bytes()).await;
+    let sid = open_sid(&c.response().await);
+    let path = poll_path(&sid);
+    // Each request just before the limit starts it again.
+    for round in 0..3 {
+        tokio::time::sleep(Duration::from_millis(4_900)).await;
+        c.send(format!("{}4r{round}", post_head(&path, 3)).as_bytes()).await;
+        assert_eq!(c.response().await.text(), "ok", "round {round}");
+    }
+    // A long-poll held until the next ping (25 s) is not idle time.
+    c.send(get_head(&path).as_bytes()).await;
+    assert_eq!(c.response().await.text(), "4r0\u{1e}4r1\u{1e}4r2");
+    c.send(get_head(&path).as_bytes()).await;
+    assert_eq!(c.response_within(Duration::from_secs(15)).await.text(), "2", "the ping, 25 s after the handshake");
+    // Then 5 s of nothing closes it, with nothing written.
+    assert_eq!(read_to_end(&mut c, Duration::from_millis(4_900)).await, None, "still open before 5 s");
+    assert_eq!(read_to_end(&mut c, Duration::from_millis(200)).await, Some(Vec::new()), "closed at 5 s");
+
+    let server = start({
+        let mut config = EngineConfig::default();
+        config.keep_alive_timeout = None;
+        config
+    })
+    .await;
+    let mut c = Client::connect(server.addr).await;
+    c.send(get_head("/engine.io/?EIO=4&transport=polling").as_bytes()).await;
+    open_sid(&c.response().await);
+    assert_eq!(read_to_end(&mut c, Duration::from_secs(600)).await, None, "no limit: still open");
+}
+
+/// As the reference's server (`headersTimeout`, 60 s): a head that does not arrive whole within
+/// `headers_timeout` of its first byte is answered 408 and its connection closed, on the crate's codec and
+/// on a connection it handed to hyper; a new connection that sends nothing is closed at the same limit
+/// without an answer.
+#[tokio::test(start_paused = true)]
+async fn a_head_that_does_not_arrive_in_time_gets_408() {
+    let server = start(EngineConfig::default()).await;
+    // Its first request.
+    let mut c = Client::connect(server.addr).await;
+    c.send(b"GET /engine.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: loc").await;
+    assert_eq!(read_to_end(&mut c, Duration::from_secs(59)).await, None, "still waiting before 60 s");
+    let got = read_to_end(&mut c, Duration::from_secs(2)).await.expect("closed at 60 s");
+    assert_eq!(parse_response(&got).status, 408, "{:?}", String::from_utf8_lossy(&got));
+
+    // A later request, 30 s of idle (without a keep-alive limit) not counted.
+    let server = start({
+        let mut config = EngineConfig::default();
+        config.keep_alive_timeout = None;
+        config
+    })
+    .await;
+    let mut c = Client::connect(server.addr).await;
+    c.send(get_head("/engine.io/?EIO=4&transport=polling").as_bytes()).await;
+    open_sid(&c.response().await);
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    c.send(b"GET /engine.io/?EIO=4&transport=polling HTTP/1.1\r\n").await;
+    assert_eq!(read_to_end(&mut c, Duration::from_secs(59)).await, None, "60 s from the head's first byte");
+    let got = read_to_end(&mut c, Duration::from_secs(2)).await.expect("closed at 60 s");
+    assert_eq!(parse_response(&got).status, 408);
+
+    // Nothing at all.
+    let mut c = Client::connect(server.addr).await;
+    assert_eq!(read_to_end(&mut c, Duration::from_secs(59)).await, None);
+    assert_eq!(read_to_end(&mut c, Duration::from_secs(2)).await, Some(Vec::new()), "closed without an answer");
+
+    // On a connection hyper serves (it had a chunked POST), its next head likewise.
+    let (sid, _) = handshake(server.addr).await;
+    let path = poll_path(&sid);
+    let mut c = Client::connect(server.addr).await;
+    c.send(
+        format!("POST {path} HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n4x\r\n0\r\n\r\n")
+            .as_bytes(),
+    )
+    .await;
+    assert_eq!(c.response().await.text(), "ok");
+    c.send(get_head(&path).as_bytes()).await;
+    assert_eq!(c.response().await.text(), "4x");
+    c.send(b"GET /engine.io/?EIO=4 HTTP/1.1\r\nHost: loc").await;
+    assert_eq!(read_to_end(&mut c, Duration::from_secs(59)).await, None);
+    assert!(read_to_end(&mut c, Duration::from_secs(2)).await.is_some(), "hyper closed it at 60 s");
 }
