@@ -246,13 +246,11 @@ impl Driver {
                 let _ = tx.send(self.session.handle_post_start(now).map_err(Into::into));
             }
             Command::PostBody(body, binary, request, tx) => {
-                let result = self.session.handle_post(now, body, binary);
-                if result.is_ok() && self.connection.is_some() {
-                    // The POST's messages are delivered now, while its request is the current one.
-                    self.data_request(Some(request));
-                    self.deliver_events();
-                    self.data_request(None);
-                }
+                let _ = tx.send(self.post_body(body, binary, request).map_err(Into::into));
+            }
+            Command::Post(body, binary, request, tx) => {
+                let result =
+                    self.session.handle_post_start(now).and_then(|()| self.post_body(Some(body), binary, request));
                 let _ = tx.send(result.map_err(Into::into));
             }
             Command::Upgrade { ws, base64 } => match self.session.handle_upgrade_request(now) {
@@ -265,6 +263,22 @@ impl Driver {
                 }
             },
         }
+    }
+
+    /// A POST's body to the session; its messages are delivered now, while its request is the current one.
+    fn post_body(
+        &mut self,
+        body: Option<bytes::Bytes>,
+        binary: bool,
+        request: Arc<http::request::Parts>,
+    ) -> Result<(), engineio_proto::Error> {
+        let result = self.session.handle_post(self.now, body, binary);
+        if result.is_ok() && self.connection.is_some() {
+            self.data_request(Some(request));
+            self.deliver_events();
+            self.data_request(None);
+        }
+        result
     }
 
     fn ws_input(&mut self, channel: Channel, msg: Option<Result<WsMessage, ReadError>>) {
@@ -497,7 +511,7 @@ impl Driver {
                 Command::Poll(tx) => {
                     let _ = tx.send(Err(PollError::Closed));
                 }
-                Command::PostStart(tx) | Command::PostBody(_, _, _, tx) => {
+                Command::PostStart(tx) | Command::PostBody(_, _, _, tx) | Command::Post(_, _, _, tx) => {
                     let _ = tx.send(Err(PollError::Closed));
                 }
                 Command::CloseNotify(tx) => self.close_waiters.get_or_insert_default().push(tx),

@@ -84,6 +84,9 @@ pub(crate) enum Command {
     PostStart(oneshot::Sender<Result<(), PollError>>),
     /// A POST's body (`None`: it could not be read), whether it is a v3 binary payload, and its request.
     PostBody(Option<Bytes>, bool, std::sync::Arc<http::request::Parts>, oneshot::Sender<Result<(), PollError>>),
+    /// `PostStart` and `PostBody` at once, for a POST whose body had all arrived with its head (the common
+    /// case): one trip to the session task instead of two.
+    Post(Bytes, bool, std::sync::Arc<http::request::Parts>, oneshot::Sender<Result<(), PollError>>),
     /// A WebSocket asking to take over the session.
     Upgrade {
         /// The upgraded connection.

@@ -126,6 +126,33 @@ where
     if binary && socket.protocol() == Protocol::V4 {
         return plain(StatusCode::BAD_REQUEST, "", Bytes::new(), extra);
     }
+    let max = shared.config.max_http_buffer_size;
+    let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let too_large = declared.is_some_and(|len| len > max as u64);
+    let mut collecting = std::pin::pin!(Limited::new(body, max).collect());
+    // A body that arrived with its head (the crate's codec reads it before answering) goes to the session
+    // with the POST's start, in one command. (A JSONP form is unwrapped below.)
+    let early = if too_large || socket.shared.jsonp.is_some() {
+        None
+    } else {
+        futures_util::FutureExt::now_or_never(collecting.as_mut())
+    };
+    let early = match early {
+        Some(Ok(collected)) => {
+            let (tx, reply) = oneshot::channel();
+            let command = Command::Post(collected.to_bytes(), binary, parts.clone(), tx);
+            let outcome = match socket.shared.mailbox.send_control(command) {
+                Ok(()) => reply.await.unwrap_or(Err(PollError::Closed)),
+                Err(_) => Err(PollError::Closed),
+            };
+            return match outcome {
+                Ok(()) => plain(StatusCode::OK, "text/html", Bytes::from_static(b"ok"), extra),
+                Err(e) => poll_error(shared, parts, e, extra),
+            };
+        }
+        // Over the limit once read, or broken: answered as below, after the POST's start.
+        failed => failed,
+    };
     let (tx, reply) = oneshot::channel();
     if socket.shared.mailbox.send_control(Command::PostStart(tx)).is_err() {
         return poll_error(shared, parts, PollError::Closed, extra);
@@ -133,12 +160,14 @@ where
     if let Err(e) = reply.await.unwrap_or(Err(PollError::Closed)) {
         return poll_error(shared, parts, e, extra);
     }
-    let max = shared.config.max_http_buffer_size;
-    let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    let result = if declared.is_some_and(|len| len > max as u64) {
+    let result = if too_large {
         Err(BodyError::TooLarge)
     } else {
-        match Limited::new(body, max).collect().await {
+        let collected = match early {
+            Some(done) => done,
+            None => collecting.await,
+        };
+        match collected {
             Ok(collected) => Ok(collected.to_bytes()),
             Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(BodyError::TooLarge),
             Err(_) => Err(BodyError::Broken),

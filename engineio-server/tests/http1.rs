@@ -379,3 +379,31 @@ async fn a_head_that_does_not_arrive_in_time_gets_408() {
     assert_eq!(read_to_end(&mut c, Duration::from_secs(59)).await, None);
     assert!(read_to_end(&mut c, Duration::from_secs(2)).await.is_some(), "hyper closed it at 60 s");
 }
+
+/// As the reference ("data request overlap from client"): a POST that arrives while another one's body is
+/// still arriving is answered 400 and ends the session; a POST whose body came with its head (sent to the
+/// session with its start, in one step) is not an overlap with the next one.
+#[tokio::test]
+async fn a_post_overlapping_another_is_refused() {
+    bounded(async {
+        let server = start(EngineConfig::default()).await;
+        let (sid, _) = handshake(server.addr).await;
+        let path = poll_path(&sid);
+        // Whole POSTs in turn, on two connections.
+        let (mut a, mut b) = (Client::connect(server.addr).await, Client::connect(server.addr).await);
+        for i in 0..3 {
+            let c = if i == 1 { &mut b } else { &mut a };
+            c.send(format!("{}4m{i}", post_head(&path, 3)).as_bytes()).await;
+            assert_eq!(c.response().await.text(), "ok");
+        }
+        // One whose body is still coming, then another.
+        a.send(format!("{}4sl", post_head(&path, 6)).as_bytes()).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        b.send(format!("{}4b", post_head(&path, 2)).as_bytes()).await;
+        assert_eq!(b.response().await.status, 400);
+        // The session is closed.
+        let res = get(server.addr, &path).await;
+        assert_eq!(res.status, 400, "{}", res.text());
+    })
+    .await;
+}
