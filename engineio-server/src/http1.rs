@@ -8,8 +8,9 @@
 //! without upgrade, `Expect` or chunked body, whose whole body has arrived (a long-poll GET, a small POST, a
 //! CORS preflight). Anything else (a WebSocket upgrade, HTTP/1.0, `HEAD`, a chunked, large or slow body, a
 //! head that does not parse) goes to hyper, which serves the rest of that connection: every corner of
-//! HTTP/1.1 keeps hyper's handling. The next request is looked at (peeked) before it is read, so a
-//! WebSocket upgrade reaches hyper on the bare socket; bytes already read go with it otherwise.
+//! HTTP/1.1 keeps hyper's handling. A connection's first request is looked at (peeked) before it is read,
+//! so a WebSocket upgrade reaches hyper on the bare socket; bytes already read go with it otherwise (a
+//! later request of a kept-alive connection is read at once).
 //!
 //! As the reference's Node server, the wait for a request's head is limited: a kept-alive connection with
 //! nothing of its next request is closed after `keep_alive_timeout` (5 s), and a head not whole
@@ -168,13 +169,16 @@ impl Connection {
         loop {
             match &mut self.state {
                 State::Head => {
-                    if self.buf.is_empty() {
-                        // A look at the next request before taking it off the socket: one for hyper (a
-                        // WebSocket upgrade) goes to it untouched, on the bare socket; a whole head for this
-                        // codec is taken off and answered without being parsed a second time.
+                    if self.buf.is_empty() && self.limit == Limit::New {
+                        // A look at a connection's first request before taking it off the socket: one for
+                        // hyper (a WebSocket upgrade, whose client opens a connection for it) goes to it
+                        // untouched, on the bare socket; a whole head for this codec is taken off and
+                        // answered without being parsed a second time. The later requests of a kept-alive
+                        // connection (long-polls and POSTs) are read at once, one `recv` each instead of
+                        // two; one of them for hyper gets what was read first (`Rewind`).
                         match self.poll_peek(stream, cx) {
                             Poll::Ready(Peek::End(end)) => return Poll::Ready(end),
-                            Poll::Ready(Peek::Head(head)) => match self.take_head(stream, head) {
+                            Poll::Ready(Peek::Head(head)) => match self.take_head(stream, cx, head) {
                                 Some(end) => return Poll::Ready(end),
                                 None => continue,
                             },
@@ -187,7 +191,7 @@ impl Connection {
                     }
                     if !self.buf.is_empty() {
                         match parse_head(&self.buf, self.max_body) {
-                            Parsed::Ready(head) => match self.start(stream, head) {
+                            Parsed::Ready(head) => match self.start(stream, cx, head) {
                                 Some(end) => return Poll::Ready(end),
                                 None => continue,
                             },
@@ -234,10 +238,10 @@ impl Connection {
 
     /// Starts answering a parsed request; `Some` when the connection ends instead (its body is not all
     /// here: hyper streams it).
-    fn start(&mut self, stream: &TcpStream, head: Head) -> Option<End> {
+    fn start(&mut self, stream: &mut TcpStream, cx: &mut Context<'_>, head: Head) -> Option<End> {
         let end = head.len + head.content_length;
         while self.buf.len() < end {
-            match read_into(stream, &mut self.buf) {
+            match read_into(stream, cx, &mut self.buf) {
                 Ok(0) => return Some(End::Closed),
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(End::Hyper),
@@ -309,9 +313,9 @@ impl Connection {
 
     /// Takes off the socket the head a peek parsed (its bytes are there: the peek saw them), then answers
     /// it as [`Connection::start`] does; `Some` when the connection ends instead.
-    fn take_head(&mut self, stream: &TcpStream, head: Head) -> Option<End> {
+    fn take_head(&mut self, stream: &mut TcpStream, cx: &mut Context<'_>, head: Head) -> Option<End> {
         while self.buf.len() < head.len {
-            match read_into(stream, &mut self.buf) {
+            match read_into(stream, cx, &mut self.buf) {
                 Ok(0) => return Some(End::Closed),
                 Ok(_) => {}
                 // Not expected after a peek; as for a slow body, hyper takes what was read and the rest.
@@ -319,25 +323,21 @@ impl Connection {
                 Err(_) => return Some(End::Closed),
             }
         }
-        self.start(stream, head)
+        self.start(stream, cx, head)
     }
 
     /// Reads what has arrived onto `buf`, waiting for it.
-    fn poll_read(&mut self, stream: &TcpStream, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        loop {
-            ready!(stream.poll_read_ready(cx))?;
-            match read_into(stream, &mut self.buf) {
-                // The readiness was stale: it is cleared, the next poll registers the waker.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                r => return Poll::Ready(r),
-            }
+    fn poll_read(&mut self, stream: &mut TcpStream, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        match read_into(stream, cx, &mut self.buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
+            r => Poll::Ready(r),
         }
     }
 
     /// While a request is answered: watches the connection. It ending (EOF or error) ends the service
     /// (the answer is dropped: its client is gone); bytes arriving meanwhile (a pipelined request) are
     /// kept, up to a bound.
-    fn watch(&mut self, stream: &TcpStream, cx: &mut Context<'_>) -> Poll<End> {
+    fn watch(&mut self, stream: &mut TcpStream, cx: &mut Context<'_>) -> Poll<End> {
         while self.buf.len() <= MAX_HEAD {
             match ready!(self.poll_read(stream, cx)) {
                 Ok(0) | Err(_) => return Poll::Ready(End::Closed),
@@ -370,12 +370,21 @@ impl Connection {
     }
 }
 
-/// Reads what the socket has (without waiting) onto the end of `buf`.
-fn read_into(stream: &TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
+/// Reads what the socket has onto the end of `buf`; `WouldBlock` when it has nothing (the task is then
+/// woken when it has). Through tokio's `poll_read`, which marks the socket not readable after a read
+/// shorter than the chunk (the socket's buffer is drained): the next wait for a request, or the watch
+/// while one is answered, then costs no `recv` that would only find nothing.
+fn read_into(stream: &mut TcpStream, cx: &mut Context<'_>, buf: &mut Vec<u8>) -> io::Result<usize> {
     let mut chunk = [0u8; READ_CHUNK];
-    let n = stream.try_read(&mut chunk)?;
-    buf.extend_from_slice(&chunk[..n]);
-    Ok(n)
+    let mut read = ReadBuf::new(&mut chunk);
+    match Pin::new(stream).poll_read(cx, &mut read) {
+        Poll::Ready(Ok(())) => {
+            buf.extend_from_slice(read.filled());
+            Ok(read.filled().len())
+        }
+        Poll::Ready(Err(e)) => Err(e),
+        Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+    }
 }
 
 /// Drops the first `n` bytes of `buf`; an emptied buffer gives its memory back.
