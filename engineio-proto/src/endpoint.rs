@@ -234,9 +234,15 @@ impl Endpoint {
         }
         let upgrade = req.websocket.is_some() && req.method == Method::Get;
         let refuse = |code| Route::Refuse(Refusal::new(code, upgrade));
-        let query = Query::parse(req.query);
-        let facts =
-            RequestFacts { query: &query, is_get: req.method == Method::Get, is_upgrade: upgrade, origin: req.origin };
+        // Engine.IO's parameters decide the route; the others are kept for a handshake or an upgrade only.
+        let protocol = Query::parse_protocol(req.query);
+        let facts = RequestFacts {
+            query: &protocol,
+            is_get: req.method == Method::Get,
+            is_upgrade: upgrade,
+            origin: req.origin,
+        };
+        let query = || Query::parse(req.query);
         let kind = match verify(facts, &self.transports, self.allow_eio3, session) {
             Ok(kind) => kind,
             Err(code) => return refuse(code),
@@ -248,12 +254,14 @@ impl Endpoint {
         };
         match kind {
             RequestKind::Handshake(TransportKind::WebSocket) => match accept() {
-                Some(accept) => Route::Handshake { transport: TransportKind::WebSocket, query, accept: Some(accept) },
+                Some(accept) => {
+                    Route::Handshake { transport: TransportKind::WebSocket, query: query(), accept: Some(accept) }
+                }
                 None => refuse(ErrorCode::BadRequest),
             },
-            RequestKind::Handshake(transport) => Route::Handshake { transport, query, accept: None },
+            RequestKind::Handshake(transport) => Route::Handshake { transport, query: query(), accept: None },
             RequestKind::Upgrade { sid } => match accept() {
-                Some(accept) => Route::Upgrade { sid, query, accept },
+                Some(accept) => Route::Upgrade { sid, query: query(), accept },
                 None => refuse(ErrorCode::BadRequest),
             },
             RequestKind::Polling { sid } => match req.method {

@@ -24,7 +24,8 @@
 //! - `connect` (50 at a time): WebSocket open + CONNECT (until `40{"sid"...}`) + close, repeated for
 //!   `--duration` s or `--messages` handshakes in all (default 20000); latency = open + CONNECT.
 //! - `polling-echo` (50 clients): long-polling clients doing echo round trips (POST the event, GET until
-//!   the echo comes back).
+//!   the echo comes back), each on one kept-alive connection spoken by hand (not hyper's client, which
+//!   cost more per round trip than the servers did).
 //! - `fanout` (15000 clients): the broadcast scenario at a steady rate instead of a window: one client
 //!   sends a `broadcast` every `--interval-ms` (20) for `--duration` (10 s) to the room of all the
 //!   others; ops = deliveries, latency = from the send to each delivery; adds `asked_per_s`.
@@ -1077,6 +1078,141 @@ impl Polling {
     }
 }
 
+/// A long-polling session on one kept-alive connection, its HTTP/1.1 spoken by hand (`content-length`
+/// bodies only), for polling echo: hyper's client (its pool, request and header maps, a `Uri` parsed per
+/// request) cost this load generator about 13 µs per round trip, more than the servers (about 11 µs), so
+/// the round trips per second measured it rather than them. Here a request is one `write` and its response
+/// usually one `read`.
+struct RawPolling {
+    stream: TcpStream,
+    /// `Host` header value.
+    host: String,
+    /// The request target of the session's requests (path and query, `sid` included once known).
+    target: String,
+    /// Bytes read past the last response.
+    read: Vec<u8>,
+    /// The request being written (kept to reuse its buffer).
+    out: Vec<u8>,
+}
+
+impl RawPolling {
+    async fn connect(authority: &str, path: &str) -> Res<Self> {
+        let stream = tcp_connect(authority).await?;
+        let _ = stream.set_nodelay(true);
+        Ok(RawPolling {
+            stream,
+            host: authority.to_owned(),
+            target: format!("{path}?EIO=4&transport=polling"),
+            read: Vec::new(),
+            out: Vec::new(),
+        })
+    }
+
+    /// One request on the connection and its response's body; an error unless 200.
+    async fn request(&mut self, body: Option<&str>) -> Res<Vec<u8>> {
+        use std::io::Write as _;
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        self.out.clear();
+        let method = if body.is_some() { "POST" } else { "GET" };
+        let _ = write!(self.out, "{method} {} HTTP/1.1\r\nHost: {}\r\n", self.target, self.host);
+        if let Some(body) = body {
+            let _ = write!(
+                self.out,
+                "Content-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+        } else {
+            self.out.extend_from_slice(b"\r\n");
+        }
+        self.stream.write_all(&self.out).await.map_err(|e| format!("write: {e}"))?;
+        loop {
+            if let Some((status, head_len, len)) = parse_response_head(&self.read)? {
+                if self.read.len() >= head_len + len {
+                    let body = self.read[head_len..head_len + len].to_vec();
+                    self.read.drain(..head_len + len);
+                    if status != 200 {
+                        return Err(format!("http {status}: {}", String::from_utf8_lossy(&body)));
+                    }
+                    return Ok(body);
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            let n = self.stream.read(&mut chunk).await.map_err(|e| format!("read: {e}"))?;
+            if n == 0 {
+                return Err("the server closed the connection".into());
+            }
+            self.read.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Polling handshake + CONNECT.
+    async fn open(&mut self) -> Res<()> {
+        let body = self.request(None).await?;
+        let text = std::str::from_utf8(&body).map_err(|_| "open packet is not UTF-8".to_owned())?;
+        let open = text.split('\u{1e}').next().unwrap_or_default();
+        let handshake: serde_json::Value = open
+            .strip_prefix('0')
+            .and_then(|j| serde_json::from_str(j).ok())
+            .ok_or_else(|| format!("expected an open packet, got {text:?}"))?;
+        let sid = handshake["sid"].as_str().ok_or("open packet without sid")?;
+        self.target = format!("{}&sid={sid}", self.target);
+        self.post("40").await?;
+        loop {
+            for p in self.get().await? {
+                if p.starts_with("40{") {
+                    return Ok(());
+                }
+                if p.starts_with("44") {
+                    return Err(format!("CONNECT refused: {p}"));
+                }
+            }
+        }
+    }
+
+    async fn post(&mut self, payload: &str) -> Res<()> {
+        self.request(Some(payload)).await.map(|_| ())
+    }
+
+    /// One long-poll: the payload's packets. Pings are answered here (and returned too).
+    async fn get(&mut self) -> Res<Vec<String>> {
+        let body = self.request(None).await?;
+        let text = String::from_utf8(body).map_err(|_| "payload is not UTF-8".to_owned())?;
+        let packets: Vec<String> = text.split('\u{1e}').map(str::to_owned).collect();
+        for p in &packets {
+            match p.as_bytes().first() {
+                Some(b'2') => self.post("3").await?,
+                Some(b'1') => return Err("server closed the session".into()),
+                _ => {}
+            }
+        }
+        Ok(packets)
+    }
+}
+
+/// A response head at the start of `buf`: its status, its length and its body's `content-length`; `None`
+/// while it is not all there. A response without `content-length` (chunked) is an error here.
+fn parse_response_head(buf: &[u8]) -> Res<Option<(u16, usize, usize)>> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut res = httparse::Response::new(&mut headers);
+    let head_len = match res.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(format!("response head: {e}")),
+    };
+    let status = res.code.unwrap_or(0);
+    let len = res
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+        .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse::<usize>().ok());
+    match len {
+        Some(len) => Ok(Some((status, head_len, len))),
+        // A 204 or 304 has no body.
+        None if status == 204 || status == 304 => Ok(Some((status, head_len, 0))),
+        None => Err(format!("http {status}: a response without content-length")),
+    }
+}
+
 /// An HTTP/1.1 client with keep-alive, as the long-polling scenarios share.
 fn polling_client() -> HttpClient {
     Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(60)).build(Connector)
@@ -1084,18 +1220,20 @@ fn polling_client() -> HttpClient {
 
 /// Polling echo: each long-polling client POSTs `42["echo",...]` and GETs until the echo comes back.
 async fn polling_echo(opts: &Opts) {
-    let client = polling_client();
-    let base = format!("http://{}{}", opts.authority, opts.path);
     let setup_deadline = Instant::now() + opts.duration + GRACE;
     let sem = Arc::new(Semaphore::new(opts.connect_concurrency));
     let mut opens = Vec::new();
     for _ in 0..opts.clients {
-        let p = Polling { client: client.clone(), base: base.clone() };
-        let sem = sem.clone();
+        let (sem, authority, path) = (sem.clone(), opts.authority.clone(), opts.path.clone());
         opens.push(tokio::spawn(async move {
             let _permit = sem.acquire_owned().await.ok()?;
-            match timeout_at(setup_deadline, p.open()).await {
-                Ok(Ok(uri)) => Some((p, uri)),
+            let open = async {
+                let mut p = RawPolling::connect(&authority, &path).await?;
+                p.open().await?;
+                Ok::<_, String>(p)
+            };
+            match timeout_at(setup_deadline, open).await {
+                Ok(Ok(p)) => Some(p),
                 Ok(Err(e)) => {
                     eprintln!("polling open: {e}");
                     None
@@ -1117,7 +1255,7 @@ async fn polling_echo(opts: &Opts) {
     let end = start + opts.duration;
     let hard = end + GRACE;
     let mut tasks = Vec::new();
-    for (p, uri) in sessions {
+    for mut p in sessions {
         let msg = format!(r#"42["echo","{data}"]"#);
         tasks.push(tokio::spawn(async move {
             let mut tally = Tally::new();
@@ -1125,9 +1263,9 @@ async fn polling_echo(opts: &Opts) {
             tokio::pin!(deadline);
             while Instant::now() < end {
                 let round = async {
-                    p.post(&uri, msg.clone()).await?;
+                    p.post(&msg).await?;
                     loop {
-                        if p.get(&uri).await?.iter().any(|pk| pk.starts_with(r#"42["echo","#)) {
+                        if p.get().await?.iter().any(|pk| pk.starts_with(r#"42["echo","#)) {
                             return Ok::<(), String>(());
                         }
                     }
@@ -1137,7 +1275,7 @@ async fn polling_echo(opts: &Opts) {
                 }
             }
             // Leave: Socket.IO DISCONNECT then Engine.IO close.
-            let _ = timeout_at(hard, p.post(&uri, "41\u{1e}1".into())).await;
+            let _ = timeout_at(hard, p.post("41\u{1e}1")).await;
             tally
         }));
     }
