@@ -1126,15 +1126,15 @@ impl RawPolling {
         }
         self.stream.write_all(&self.out).await.map_err(|e| format!("write: {e}"))?;
         loop {
-            if let Some((status, head_len, len)) = parse_response_head(&self.read)? {
-                if self.read.len() >= head_len + len {
-                    let body = self.read[head_len..head_len + len].to_vec();
-                    self.read.drain(..head_len + len);
-                    if status != 200 {
-                        return Err(format!("http {status}: {}", String::from_utf8_lossy(&body)));
-                    }
-                    return Ok(body);
+            if let Some((status, head_len, len)) = parse_response_head(&self.read)?
+                && self.read.len() >= head_len + len
+            {
+                let body = self.read[head_len..head_len + len].to_vec();
+                self.read.drain(..head_len + len);
+                if status != 200 {
+                    return Err(format!("http {status}: {}", String::from_utf8_lossy(&body)));
                 }
+                return Ok(body);
             }
             let mut chunk = [0u8; 4096];
             let n = self.stream.read(&mut chunk).await.map_err(|e| format!("read: {e}"))?;
