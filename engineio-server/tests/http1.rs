@@ -291,6 +291,20 @@ async fn read_to_end(c: &mut Client, within: Duration) -> Option<Vec<u8>> {
     }
 }
 
+/// A server with `keep_alive_timeout: None`, and a connection that made a handshake on it.
+async fn handshake_without_keep_alive_limit() -> (TestServer, Client) {
+    let server = start({
+        let mut config = EngineConfig::default();
+        config.keep_alive_timeout = None;
+        config
+    })
+    .await;
+    let mut c = Client::connect(server.addr).await;
+    c.send(get_head("/engine.io/?EIO=4&transport=polling").as_bytes()).await;
+    open_sid(&c.response().await);
+    (server, c)
+}
+
 /// As the reference's server (`keepAliveTimeout`, 5 s): a kept-alive connection with nothing of a next
 /// request is closed after `keep_alive_timeout`, counted again after each response; a pending long-poll is
 /// not idle; `None` keeps it open. (Simulated clock: the runtime's time is paused.)
@@ -316,15 +330,7 @@ async fn an_idle_kept_alive_connection_is_closed_after_keep_alive_timeout() {
     assert_eq!(read_to_end(&mut c, Duration::from_millis(4_900)).await, None, "still open before 5 s");
     assert_eq!(read_to_end(&mut c, Duration::from_millis(200)).await, Some(Vec::new()), "closed at 5 s");
 
-    let server = start({
-        let mut config = EngineConfig::default();
-        config.keep_alive_timeout = None;
-        config
-    })
-    .await;
-    let mut c = Client::connect(server.addr).await;
-    c.send(get_head("/engine.io/?EIO=4&transport=polling").as_bytes()).await;
-    open_sid(&c.response().await);
+    let (_server, mut c) = handshake_without_keep_alive_limit().await;
     assert_eq!(read_to_end(&mut c, Duration::from_secs(600)).await, None, "no limit: still open");
 }
 
@@ -343,15 +349,7 @@ async fn a_head_that_does_not_arrive_in_time_gets_408() {
     assert_eq!(parse_response(&got).status, 408, "{:?}", String::from_utf8_lossy(&got));
 
     // A later request, 30 s of idle (without a keep-alive limit) not counted.
-    let server = start({
-        let mut config = EngineConfig::default();
-        config.keep_alive_timeout = None;
-        config
-    })
-    .await;
-    let mut c = Client::connect(server.addr).await;
-    c.send(get_head("/engine.io/?EIO=4&transport=polling").as_bytes()).await;
-    open_sid(&c.response().await);
+    let (server, mut c) = handshake_without_keep_alive_limit().await;
     tokio::time::sleep(Duration::from_secs(30)).await;
     c.send(b"GET /engine.io/?EIO=4&transport=polling HTTP/1.1\r\n").await;
     assert_eq!(read_to_end(&mut c, Duration::from_secs(59)).await, None, "60 s from the head's first byte");

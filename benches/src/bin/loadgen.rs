@@ -1012,6 +1012,17 @@ impl tower_service::Service<hyper::Uri> for Connector {
     }
 }
 
+/// The `sid` of the open packet that starts a polling handshake's response.
+fn open_packet_sid(body: &[u8]) -> Res<String> {
+    let text = std::str::from_utf8(body).map_err(|_| "open packet is not UTF-8".to_owned())?;
+    let open = text.split('\u{1e}').next().unwrap_or_default();
+    let handshake: serde_json::Value = open
+        .strip_prefix('0')
+        .and_then(|j| serde_json::from_str(j).ok())
+        .ok_or_else(|| format!("expected an open packet, got {text:?}"))?;
+    handshake["sid"].as_str().map(str::to_owned).ok_or_else(|| "open packet without sid".to_owned())
+}
+
 struct Polling {
     client: HttpClient,
     base: String,
@@ -1037,13 +1048,7 @@ impl Polling {
     /// Polling handshake + CONNECT; returns the session's URI.
     async fn open(&self) -> Res<String> {
         let body = self.request(hyper::Method::GET, &format!("{}?EIO=4&transport=polling", self.base), None).await?;
-        let text = std::str::from_utf8(&body).map_err(|_| "open packet is not UTF-8".to_owned())?;
-        let open = text.split('\u{1e}').next().unwrap_or_default();
-        let handshake: serde_json::Value = open
-            .strip_prefix('0')
-            .and_then(|j| serde_json::from_str(j).ok())
-            .ok_or_else(|| format!("expected an open packet, got {text:?}"))?;
-        let sid = handshake["sid"].as_str().ok_or("open packet without sid")?;
+        let sid = open_packet_sid(&body)?;
         let uri = format!("{}?EIO=4&transport=polling&sid={sid}", self.base);
         self.post(&uri, "40".into()).await?;
         loop {
@@ -1148,13 +1153,7 @@ impl RawPolling {
     /// Polling handshake + CONNECT.
     async fn open(&mut self) -> Res<()> {
         let body = self.request(None).await?;
-        let text = std::str::from_utf8(&body).map_err(|_| "open packet is not UTF-8".to_owned())?;
-        let open = text.split('\u{1e}').next().unwrap_or_default();
-        let handshake: serde_json::Value = open
-            .strip_prefix('0')
-            .and_then(|j| serde_json::from_str(j).ok())
-            .ok_or_else(|| format!("expected an open packet, got {text:?}"))?;
-        let sid = handshake["sid"].as_str().ok_or("open packet without sid")?;
+        let sid = open_packet_sid(&body)?;
         self.target = format!("{}&sid={sid}", self.target);
         self.post("40").await?;
         loop {
