@@ -240,13 +240,8 @@ impl Connection {
     /// here: hyper streams it).
     fn start(&mut self, stream: &mut TcpStream, cx: &mut Context<'_>, head: Head) -> Option<End> {
         let end = head.len + head.content_length;
-        while self.buf.len() < end {
-            match read_into(stream, cx, &mut self.buf) {
-                Ok(0) => return Some(End::Closed),
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(End::Hyper),
-                Err(_) => return Some(End::Closed),
-            }
+        if let Some(ended) = self.read_to(stream, cx, end) {
+            return Some(ended);
         }
         let body = Bytes::copy_from_slice(&self.buf[head.len..end]);
         consume(&mut self.buf, end);
@@ -314,16 +309,25 @@ impl Connection {
     /// Takes off the socket the head a peek parsed (its bytes are there: the peek saw them), then answers
     /// it as [`Connection::start`] does; `Some` when the connection ends instead.
     fn take_head(&mut self, stream: &mut TcpStream, cx: &mut Context<'_>, head: Head) -> Option<End> {
-        while self.buf.len() < head.len {
+        // All there after the peek; were it not, hyper would take what was read and the rest.
+        if let Some(ended) = self.read_to(stream, cx, head.len) {
+            return Some(ended);
+        }
+        self.start(stream, cx, head)
+    }
+
+    /// Reads until `buf` holds `len` bytes, with what has arrived; `Some` when the connection ends
+    /// instead: closed, or (the rest not here yet: a slow body) handed to hyper, which streams it.
+    fn read_to(&mut self, stream: &mut TcpStream, cx: &mut Context<'_>, len: usize) -> Option<End> {
+        while self.buf.len() < len {
             match read_into(stream, cx, &mut self.buf) {
                 Ok(0) => return Some(End::Closed),
                 Ok(_) => {}
-                // Not expected after a peek; as for a slow body, hyper takes what was read and the rest.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(End::Hyper),
                 Err(_) => return Some(End::Closed),
             }
         }
-        self.start(stream, cx, head)
+        None
     }
 
     /// Reads what has arrived onto `buf`, waiting for it.
@@ -568,7 +572,7 @@ where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut builder = hyper::server::conn::http1::Builder::new();
-    // The same limit on a head as this codec's (hyper's own idle keep-alive connections included).
+    // The same limit on a head as this codec's.
     builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(svc.shared.config.headers_timeout);
     let _ = builder.serve_connection(TokioIo::new(io), svc).with_upgrades().await;
 }
