@@ -12,7 +12,8 @@
 # Each round takes the scenarios one by one; for each, every server in turn (the order rotates) is started
 # fresh, pinned to core 0 with one worker thread, runs it with loadgen pinned to core 1, and is stopped. So
 # the figures compared within a round are taken seconds apart. Every loadgen JSON line is saved
-# to RESULTS, tagged with the server, the round and the server's CPU time during that run (server_cpu_s); at
+# to RESULTS, tagged with the server, the round, the server's CPU time during that run (server_cpu_s) and
+# how each core spent that time (cores: user, sys, softirq, idle in percent, from /proc/stat); at
 # the end benches/compare/summary.mjs prints markdown tables of medians over the rounds (throughput as ratios
 # to raw measured in the same round, latencies, and server CPU time per operation).
 #
@@ -188,6 +189,27 @@ cpu_ticks() {
   sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $12 + $13 }' || true
 }
 
+# core_ticks: each core's user (with nice), system, irq + softirq and idle (with iowait) ticks from
+# /proc/stat, one line per core ("cpuN user sys softirq idle"); nothing where there is no /proc/stat.
+core_ticks() {
+  awk '/^cpu[0-9]/ { print $1, $2 + $3, $4, $7 + $8, $5 + $6 }' /proc/stat 2>/dev/null || true
+}
+
+# cores_json BEFORE AFTER: each core's share of the time between two core_ticks in percent, as JSON
+# ({"cpu0":{"user":..,"sys":..,"softirq":..,"idle":..},..}); the kernel's network receive work on loopback
+# (softirq) is done on whichever core sends, and counts in no process's CPU time.
+cores_json() {
+  awk -v before="$1" 'BEGIN {
+      n = split(before, lines, "\n")
+      for (i = 1; i <= n; i++) { split(lines[i], f, " "); u[f[1]] = f[2]; s[f[1]] = f[3]; q[f[1]] = f[4]; d[f[1]] = f[5] }
+    }
+    { du = $2 - u[$1]; ds = $3 - s[$1]; dq = $4 - q[$1]; di = $5 - d[$1]; t = du + ds + dq + di
+      if (t <= 0) next
+      out = out sep sprintf("\"%s\":{\"user\":%.0f,\"sys\":%.0f,\"softirq\":%.0f,\"idle\":%.0f}", $1, 100*du/t, 100*ds/t, 100*dq/t, 100*di/t)
+      sep = "," }
+    END { printf "{%s}", out }' <<<"$2"
+}
+
 # record SERVER ROUND SCENARIO REASON: a failed scenario in the results.
 record_failure() {
   local reason="${4//\"/\'}"
@@ -203,10 +225,12 @@ run() {
     record_failure "$server" "$round" "$scenario" "server not running"
     return 0
   fi
-  local out rc=0 line cpu0 cpu1 cpu=null
+  local out rc=0 line cpu0 cpu1 cpu=null cores0 cores="{}"
   cpu0="$(cpu_ticks "$server_pid")"
+  cores0="$(core_ticks)"
   out="$(timeout 300 "${pin_load[@]}" "$bin/loadgen" --url "$url" --scenario "$scenario" "$@" 2>"$load_err")" || rc=$?
   cpu1="$(cpu_ticks "$server_pid")"
+  [ -n "$cores0" ] && cores="$(cores_json "$cores0" "$(core_ticks)")"
   if [ -n "$cpu0" ] && [ -n "$cpu1" ]; then
     cpu="$(awk -v a="$cpu0" -v b="$cpu1" -v hz="$clk_tck" 'BEGIN { printf "%.2f", (b - a) / hz }')"
   fi
@@ -214,7 +238,7 @@ run() {
   if [ "$rc" -ne 0 ] || [ -z "$line" ]; then
     record_failure "$server" "$round" "$scenario" "loadgen exit $rc: $(head -c 200 "$load_err" | tr '\n' ' ')"
   else
-    echo "{\"server\":\"$server\",\"round\":$round,\"server_cpu_s\":$cpu,${line#\{}" | tee -a "$RESULTS" >&2
+    echo "{\"server\":\"$server\",\"round\":$round,\"server_cpu_s\":$cpu,\"cores\":$cores,${line#\{}" | tee -a "$RESULTS" >&2
     # Show what went wrong when a scenario counted errors (the first few distinct messages).
     case "$line" in
       *'"errors":0'[,}]*) ;;
