@@ -202,6 +202,31 @@ perServerTable((good) => {
   );
   return perOp === null ? "n/a" : `${fmtMicros(perOp)}${busy === null ? "" : ` (${busy.toFixed(2)} s/s)`}`;
 });
+// How each core spent the runs that recorded it (compare.sh's `cores`, from /proc/stat).
+if (records.some((r) => r.cores && Object.keys(r.cores).length > 0)) {
+  lines.push("");
+  lines.push(
+    "Each core's time during the run, user / sys / softirq / idle in per cent (medians; cpu0 · cpu1, and in a " +
+      "pinned run the server is on cpu0, the load generator on cpu1). Over loopback the receiving side's work " +
+      "runs on the sending core as softirq, which no process's CPU time counts.",
+  );
+  lines.push("");
+  perServerTable((good) => {
+    const withCores = good.filter((r) => r.cores && Object.keys(r.cores).length > 0);
+    if (withCores.length === 0) return "n/a";
+    const names = Object.keys(withCores[0].cores).sort();
+    return names
+      .map((c) =>
+        ["user", "sys", "softirq", "idle"]
+          .map((k) => {
+            const m = median(withCores.map((r) => (r.cores[c] ? r.cores[c][k] : null)));
+            return m === null ? "?" : Math.round(m);
+          })
+          .join("/"),
+      )
+      .join(" · ");
+  });
+}
 // The reconnect storm's own figures.
 if (servers.some((s) => runs(s, "storm").length > 0)) {
   lines.push("");
