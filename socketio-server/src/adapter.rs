@@ -288,16 +288,30 @@ struct Index {
 /// A room's local members. Most rooms have one: every socket is in a room of its own id, kept inline
 /// rather than in a hash set of its own (about 100 bytes per socket); a larger room's set is boxed, which
 /// keeps the map's slots small. A room left empty is removed from the map by its caller.
+///
+/// A larger room keeps each member's socket with its id once the socket is in its namespace's map (the
+/// handle is `None` before that, and again after it left the map): a broadcast to the room walks the set
+/// without finding each socket by id. A member without a handle gets no broadcast, as one missing from the
+/// namespace's map does not: nothing reaches a socket before its CONNECT is answered.
 enum Members {
     Empty,
     One(SocketId),
     #[allow(clippy::box_collection, reason = "one pointer in every slot of the room map instead of six words")]
-    Many(Box<HashSet<SocketId>>),
+    Many(Box<HashMap<SocketId, Option<Socket>>>),
+}
+
+/// A member of a room, as a broadcast finds it.
+enum Member<'a> {
+    /// The only member: found by id in the namespace's map.
+    Lookup(&'a SocketId),
+    /// A member of a larger room, with its socket once it is in the namespace's map.
+    Known(&'a SocketId, Option<&'a Socket>),
 }
 
 impl Members {
-    /// Adds `id`; whether it was not a member.
-    fn insert(&mut self, id: &SocketId) -> bool {
+    /// Adds `id`, taking the socket of a member of a larger room from `find` (`None`: not in the
+    /// namespace's map yet); whether it was not a member.
+    fn insert(&mut self, id: &SocketId, find: impl Fn(&SocketId) -> Option<Socket>) -> bool {
         match self {
             Members::Empty => {
                 *self = Members::One(id.clone());
@@ -305,11 +319,26 @@ impl Members {
             }
             Members::One(one) if one == id => false,
             Members::One(one) => {
-                let set = HashSet::from([one.clone(), id.clone()]);
+                let set = HashMap::from([(one.clone(), find(one)), (id.clone(), find(id))]);
                 *self = Members::Many(Box::new(set));
                 true
             }
-            Members::Many(set) => set.insert(id.clone()),
+            Members::Many(set) => match set.entry(id.clone()) {
+                std::collections::hash_map::Entry::Occupied(_) => false,
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(find(id));
+                    true
+                }
+            },
+        }
+    }
+
+    /// Sets (or, with `None`, clears) the socket kept for member `id` of a larger room.
+    fn set_socket(&mut self, id: &SocketId, socket: Option<&Socket>) {
+        if let Members::Many(set) = self
+            && let Some(handle) = set.get_mut(id)
+        {
+            *handle = socket.cloned();
         }
     }
 
@@ -322,7 +351,7 @@ impl Members {
                 (removed, removed)
             }
             Members::Many(set) => {
-                let removed = set.remove(id);
+                let removed = set.remove(id).is_some();
                 (removed, set.is_empty())
             }
         };
@@ -336,13 +365,29 @@ impl Members {
         matches!(self, Members::Empty)
     }
 
-    fn iter(&self) -> impl Iterator<Item = &SocketId> {
+    fn iter(&self) -> impl Iterator<Item = Member<'_>> {
         let (one, many) = match self {
             Members::Empty => (None, None),
-            Members::One(id) => (Some(id), None),
-            Members::Many(set) => (None, Some(set.iter())),
+            Members::One(id) => (Some(Member::Lookup(id)), None),
+            Members::Many(set) => (None, Some(set.iter().map(|(id, s)| Member::Known(id, s.as_ref())))),
         };
         one.into_iter().chain(many.into_iter().flatten())
+    }
+}
+
+impl<'a> Member<'a> {
+    fn id(&self) -> &'a SocketId {
+        match self {
+            Member::Lookup(id) | Member::Known(id, _) => id,
+        }
+    }
+
+    /// The member's socket, if it is in the namespace's map (`sockets`).
+    fn socket<S: std::hash::BuildHasher>(&self, sockets: &'a HashMap<SocketId, Socket, S>) -> Option<&'a Socket> {
+        match self {
+            Member::Lookup(id) => sockets.get(*id),
+            Member::Known(_, socket) => *socket,
+        }
     }
 }
 
@@ -472,9 +517,13 @@ impl LocalAdapter {
     pub fn add_all(&self, id: &SocketId, rooms: &[Room]) {
         let mut joined = Vec::new();
         {
+            let ns = self.ns.upgrade();
+            // Lock order as in a broadcast: the room index, then the namespace's map.
             let mut idx = self.index.write().expect("room index poisoned");
+            let sockets = ns.as_ref().map(|ns| ns.sockets.read().expect("socket map poisoned"));
+            let find = |id: &SocketId| sockets.as_ref().and_then(|m| m.get(id).cloned());
             for room in rooms {
-                if idx.rooms.entry(room.clone()).or_insert(Members::Empty).insert(id) && self.listening() {
+                if idx.rooms.entry(room.clone()).or_insert(Members::Empty).insert(id, find) && self.listening() {
                     joined.push(room.clone());
                 }
             }
@@ -532,6 +581,20 @@ impl LocalAdapter {
         }
     }
 
+    /// Keeps `socket` with its id in the larger rooms it is in (`Some`, when it enters its namespace's map),
+    /// or forgets it there (`None`, once it has left that map), so that broadcasts to those rooms reach it
+    /// from then on, or no longer.
+    pub(crate) fn set_socket(&self, id: &SocketId, socket: Option<&Socket>) {
+        let mut guard = self.index.write().expect("room index poisoned");
+        let idx = &mut *guard;
+        let Some(rooms) = idx.sids.get(id) else { return };
+        for room in rooms {
+            if let Some(members) = idx.rooms.get_mut(room) {
+                members.set_socket(id, socket);
+            }
+        }
+    }
+
     /// The rooms of a local socket.
     pub fn socket_rooms(&self, id: &SocketId) -> Option<HashSet<Room>> {
         self.index.read().expect("room index poisoned").sids.get(id).map(|rooms| rooms.iter().cloned().collect())
@@ -569,9 +632,9 @@ impl LocalAdapter {
         if opts.rooms.len() == 1 {
             // One room: its members are distinct already.
             let Some(members) = opts.rooms.iter().next().and_then(|room| idx.rooms.get(room)) else { return };
-            for id in members.iter() {
-                if !excluded(id)
-                    && let Some(s) = sockets.get(id)
+            for m in members.iter() {
+                if let Some(s) = m.socket(&sockets)
+                    && !excluded(m.id())
                 {
                     send(s);
                 }
@@ -581,10 +644,10 @@ impl LocalAdapter {
         let mut seen: HashSet<&SocketId> = HashSet::new();
         for room in &opts.rooms {
             let Some(members) = idx.rooms.get(room) else { continue };
-            for id in members.iter() {
-                if seen.insert(id)
-                    && !excluded(id)
-                    && let Some(s) = sockets.get(id)
+            for m in members.iter() {
+                if seen.insert(m.id())
+                    && !excluded(m.id())
+                    && let Some(s) = m.socket(&sockets)
                 {
                     send(s);
                 }
@@ -800,16 +863,17 @@ mod tests {
     fn a_rooms_members_go_from_one_inline_to_a_set_and_back_to_empty() {
         let (a, b): (SocketId, SocketId) = ("a".into(), "b".into());
         let sorted = |m: &Members| {
-            let mut v: Vec<String> = m.iter().map(|id| id.to_string()).collect();
+            let mut v: Vec<String> = m.iter().map(|m| m.id().to_string()).collect();
             v.sort();
             v
         };
         let mut m = Members::One(a.clone());
-        assert!(!m.insert(&a), "already a member");
+        let none = |_: &SocketId| None;
+        assert!(!m.insert(&a, none), "already a member");
         assert!(matches!(m, Members::One(_)));
-        assert!(m.insert(&b));
+        assert!(m.insert(&b, none));
         assert_eq!(sorted(&m), ["a", "b"]);
-        assert!(!m.insert(&b));
+        assert!(!m.insert(&b, none));
         assert!(m.remove(&a));
         assert!(!m.remove(&a));
         assert_eq!(sorted(&m), ["b"]);
@@ -817,7 +881,7 @@ mod tests {
         assert!(m.is_empty());
         assert_eq!(m.iter().count(), 0);
         assert!(!m.remove(&b));
-        assert!(m.insert(&a), "an emptied room takes members again");
+        assert!(m.insert(&a, none), "an emptied room takes members again");
         assert!(matches!(m, Members::One(_)));
         let mut one = Members::One(b.clone());
         assert!(!one.remove(&a));

@@ -350,6 +350,8 @@ impl Namespace {
     pub(crate) fn add_socket(&self, socket: &Socket) {
         self.inner.sockets.write().expect("poisoned").insert(socket.id_arc().clone(), socket.clone());
         self.inner.sockets_gauge.increment(1.0);
+        // Rooms it joined before (in a middleware, or restored by recovery) reach it from now on.
+        self.inner.adapter.local().set_socket(socket.id_arc(), Some(socket));
     }
 
     pub(crate) fn remove_socket(&self, id: &SocketId) {
@@ -360,6 +362,8 @@ impl Namespace {
             }
             sockets.is_empty()
         };
+        // Rooms it is still in (it left them all first when it disconnected) no longer hold it.
+        self.inner.adapter.local().set_socket(id, None);
         if empty {
             self.cleanup_if_child();
         }

@@ -188,3 +188,41 @@ async fn a_socket_that_stops_reading_broadcasts_is_disconnected_not_silently_ski
     assert_eq!(got[0].1, DisconnectReason::BufferFull);
     assert_eq!(io.of("/").sockets().len(), 1, "the reading socket stays");
 }
+
+/// A larger room keeps its members' sockets: one that joined in a middleware gets none of the room's
+/// broadcasts before its CONNECT reply, and every one after it; one that left gets none.
+#[tokio::test]
+async fn a_room_joined_in_a_middleware_reaches_the_socket_only_once_it_is_connected() {
+    let io = SocketIo::default();
+    // The first socket's middleware goes through; the second one's waits for a permit.
+    let gate = Arc::new(tokio::sync::Semaphore::new(1));
+    let joined = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (g, j) = (gate.clone(), joined.clone());
+    io.use_middleware(move |socket: Socket| async move {
+        socket.join("lobby");
+        j.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        g.acquire().await.expect("gate open").forget();
+        Ok(())
+    });
+    let (addr, _task) = io.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let mut a = connect(addr, "40").await;
+    eventually(|| io.of("/").sockets().len() == 1).await;
+    let (mut b, _) =
+        tokio_tungstenite::connect_async(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket")).await.unwrap();
+    assert!(text(&mut b).await.starts_with("0{"));
+    b.send(WsMessage::Text("40".into())).await.unwrap();
+    eventually(|| joined.load(std::sync::atomic::Ordering::SeqCst) == 2).await;
+    io.to("lobby").emit("m", "early").unwrap();
+    assert_eq!(text(&mut a).await, r#"42["m","early"]"#);
+    gate.add_permits(1);
+    let reply = text(&mut b).await;
+    assert!(reply.starts_with("40{"), "the CONNECT reply comes first, no broadcast before it: {reply}");
+    eventually(|| io.of("/").sockets().len() == 2).await;
+    io.to("lobby").emit("m", "late").unwrap();
+    assert_eq!(text(&mut a).await, r#"42["m","late"]"#);
+    assert_eq!(text(&mut b).await, r#"42["m","late"]"#, "connected now: the room reaches it");
+    b.send(WsMessage::Text("41".into())).await.unwrap();
+    eventually(|| io.of("/").sockets().len() == 1).await;
+    io.to("lobby").emit("m", "after").unwrap();
+    assert_eq!(text(&mut a).await, r#"42["m","after"]"#);
+}
