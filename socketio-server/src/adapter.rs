@@ -517,11 +517,13 @@ impl LocalAdapter {
     pub fn add_all(&self, id: &SocketId, rooms: &[Room]) {
         let mut joined = Vec::new();
         {
-            let ns = self.ns.upgrade();
-            // Lock order as in a broadcast: the room index, then the namespace's map.
             let mut idx = self.index.write().expect("room index poisoned");
-            let sockets = ns.as_ref().map(|ns| ns.sockets.read().expect("socket map poisoned"));
-            let find = |id: &SocketId| sockets.as_ref().and_then(|m| m.get(id).cloned());
+            // Only a member of a larger room needs its socket (a socket's own room does not): the namespace's
+            // map is read then, under the index's lock (the lock order of a broadcast).
+            let find = |id: &SocketId| {
+                let ns = self.ns.upgrade()?;
+                ns.sockets.read().expect("socket map poisoned").get(id).cloned()
+            };
             for room in rooms {
                 if idx.rooms.entry(room.clone()).or_insert(Members::Empty).insert(id, find) && self.listening() {
                     joined.push(room.clone());
