@@ -297,7 +297,21 @@ enum Members {
     Empty,
     One(SocketId),
     #[allow(clippy::box_collection, reason = "one pointer in every slot of the room map instead of six words")]
-    Many(Box<HashMap<SocketId, Option<Socket>>>),
+    Many(Box<HashMap<SocketId, Option<Handle>>>),
+}
+
+/// What a larger room keeps of a member in its namespace's map: its socket, and the engine session that
+/// carries its frames, so that a broadcast reaches the session without going through the socket and its
+/// connection (two loads from memory per recipient fewer).
+struct Handle {
+    socket: Socket,
+    engine: engineio_server::Socket,
+}
+
+impl Handle {
+    fn new(socket: &Socket) -> Handle {
+        Handle { socket: socket.clone(), engine: socket.engine().clone() }
+    }
 }
 
 /// A member of a room, as a broadcast finds it.
@@ -305,7 +319,7 @@ enum Member<'a> {
     /// The only member: found by id in the namespace's map.
     Lookup(&'a SocketId),
     /// A member of a larger room, with its socket once it is in the namespace's map.
-    Known(&'a SocketId, Option<&'a Socket>),
+    Known(&'a SocketId, Option<&'a Handle>),
 }
 
 impl Members {
@@ -319,14 +333,15 @@ impl Members {
             }
             Members::One(one) if one == id => false,
             Members::One(one) => {
-                let set = HashMap::from([(one.clone(), find(one)), (id.clone(), find(id))]);
+                let handle = |id| find(id).as_ref().map(Handle::new);
+                let set = HashMap::from([(one.clone(), handle(one)), (id.clone(), handle(id))]);
                 *self = Members::Many(Box::new(set));
                 true
             }
             Members::Many(set) => match set.entry(id.clone()) {
                 std::collections::hash_map::Entry::Occupied(_) => false,
                 std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(find(id));
+                    v.insert(find(id).as_ref().map(Handle::new));
                     true
                 }
             },
@@ -338,7 +353,7 @@ impl Members {
         if let Members::Many(set) = self
             && let Some(handle) = set.get_mut(id)
         {
-            *handle = socket.cloned();
+            *handle = socket.map(Handle::new);
         }
     }
 
@@ -382,11 +397,14 @@ impl<'a> Member<'a> {
         }
     }
 
-    /// The member's socket, if it is in the namespace's map (`sockets`).
-    fn socket<S: std::hash::BuildHasher>(&self, sockets: &'a HashMap<SocketId, Socket, S>) -> Option<&'a Socket> {
+    /// The member's socket and its engine session, if it is in the namespace's map (`sockets`).
+    fn target<S: std::hash::BuildHasher>(
+        &self,
+        sockets: &'a HashMap<SocketId, Socket, S>,
+    ) -> Option<(&'a Socket, &'a engineio_server::Socket)> {
         match self {
-            Member::Lookup(id) => sockets.get(*id),
-            Member::Known(_, socket) => *socket,
+            Member::Lookup(id) => sockets.get(*id).map(|s| (s, s.engine())),
+            Member::Known(_, handle) => handle.map(|h| (&h.socket, &h.engine)),
         }
     }
 }
@@ -617,10 +635,16 @@ impl LocalAdapter {
         self.fetch_sockets(opts).iter().map(Socket::info).collect()
     }
 
-    /// Calls `send` for each local socket targeted by `opts`, once each, under the room index's and the
-    /// socket map's read locks: a broadcast does not collect (and count references to) its recipients
-    /// first. `send` must not join, leave or disconnect sockets (it queues frames, which never does).
-    fn for_each_target(&self, ns: &NamespaceInner, opts: &BroadcastOptions, mut send: impl FnMut(&Socket)) {
+    /// Calls `send` for each local socket targeted by `opts`, once each, with its engine session, under the
+    /// room index's and the socket map's read locks: a broadcast does not collect (and count references to)
+    /// its recipients first. `send` must not join, leave or disconnect sockets (it queues frames, which
+    /// never does).
+    fn for_each_target(
+        &self,
+        ns: &NamespaceInner,
+        opts: &BroadcastOptions,
+        mut send: impl FnMut(&Socket, &engineio_server::Socket),
+    ) {
         let idx = self.index.read().expect("room index poisoned");
         let excluded = |id: &SocketId| {
             !opts.except.is_empty()
@@ -628,17 +652,17 @@ impl LocalAdapter {
         };
         let sockets = ns.sockets.read().expect("socket map poisoned");
         if opts.rooms.is_empty() {
-            sockets.iter().filter(|(id, _)| !excluded(id)).for_each(|(_, s)| send(s));
+            sockets.iter().filter(|(id, _)| !excluded(id)).for_each(|(_, s)| send(s, s.engine()));
             return;
         }
         if opts.rooms.len() == 1 {
             // One room: its members are distinct already.
             let Some(members) = opts.rooms.iter().next().and_then(|room| idx.rooms.get(room)) else { return };
             for m in members.iter() {
-                if let Some(s) = m.socket(&sockets)
+                if let Some((s, engine)) = m.target(&sockets)
                     && !excluded(m.id())
                 {
-                    send(s);
+                    send(s, engine);
                 }
             }
             return;
@@ -649,9 +673,9 @@ impl LocalAdapter {
             for m in members.iter() {
                 if seen.insert(m.id())
                     && !excluded(m.id())
-                    && let Some(s) = m.socket(&sockets)
+                    && let Some((s, engine)) = m.target(&sockets)
                 {
-                    send(s);
+                    send(s, engine);
                 }
             }
         }
@@ -661,7 +685,7 @@ impl LocalAdapter {
     pub fn fetch_sockets(&self, opts: &BroadcastOptions) -> Vec<Socket> {
         let Some(ns) = self.ns.upgrade() else { return Vec::new() };
         let mut out = Vec::new();
-        self.for_each_target(&ns, opts, |s| out.push(s.clone()));
+        self.for_each_target(&ns, opts, |s, _| out.push(s.clone()));
         out
     }
 
@@ -714,8 +738,8 @@ impl LocalAdapter {
     /// Encodes `packet` once and queues it to every local socket `opts` targets.
     fn deliver(&self, ns: &NamespaceInner, packet: &Packet, opts: &BroadcastOptions) {
         let frames = ns.encode(packet);
-        self.for_each_target(ns, opts, |socket| {
-            let _ = socket.send_frames(frames.as_slice(), opts.flags.volatile);
+        self.for_each_target(ns, opts, |_, engine| {
+            let _ = crate::emit::send_shared_frames(engine, frames.as_slice(), opts.flags.volatile);
         });
     }
 

@@ -23,6 +23,22 @@ pub(crate) fn send_error(e: SendError) -> EmitError {
     }
 }
 
+/// Queues encoded frames, shared with other recipients of a broadcast, to one engine session.
+pub(crate) fn send_shared_frames(
+    es: &engineio_server::Socket,
+    frames: &[Frame],
+    volatile: bool,
+) -> Result<(), EmitError> {
+    let res = if volatile {
+        es.send_volatile(frames.to_vec())
+    } else if frames.len() == 1 {
+        es.send_frame(frames[0].clone())
+    } else {
+        es.send_frames(frames.to_vec())
+    };
+    res.map_err(send_error)
+}
+
 impl Socket {
     /// Emits an event to this client.
     pub fn emit(&self, event: &str, args: impl IntoArgs) -> Result<(), EmitError> {
@@ -108,7 +124,7 @@ impl Socket {
 
     /// Queues the frames of one packet encoded for this socket alone.
     pub(crate) fn send_encoded(&self, frames: Frames, volatile: bool) -> Result<(), EmitError> {
-        let es = &self.inner.client.engine_socket;
+        let es = self.engine();
         let res = match (frames, volatile) {
             (frames, true) => es.send_volatile(frames.into_vec()),
             (Frames::One(frame), false) => es.send_frame(frame),
@@ -119,15 +135,7 @@ impl Socket {
 
     /// Queues encoded frames (shared with other recipients of a broadcast).
     pub(crate) fn send_frames(&self, frames: &[Frame], volatile: bool) -> Result<(), EmitError> {
-        let es = &self.inner.client.engine_socket;
-        let res = if volatile {
-            es.send_volatile(frames.to_vec())
-        } else if frames.len() == 1 {
-            es.send_frame(frames[0].clone())
-        } else {
-            es.send_frames(frames.to_vec())
-        };
-        res.map_err(send_error)
+        send_shared_frames(self.engine(), frames, volatile)
     }
 
     pub(crate) fn register_ack(&self, id: u64, callback: AckCallback) {

@@ -156,6 +156,12 @@ impl Socket {
         self.inner.client.engine_socket.request_extensions()
     }
 
+    /// The Engine.IO session that carries this socket's packets (shared with the connection's other
+    /// namespaces).
+    pub(crate) fn engine(&self) -> &engineio_server::Socket {
+        &self.inner.client.engine_socket
+    }
+
     /// The Engine.IO session id of the underlying connection.
     pub fn engine_id(&self) -> &str {
         self.inner.client.engine_socket.sid()
