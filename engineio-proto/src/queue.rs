@@ -33,6 +33,10 @@ impl<T: Spare> Queue<T> {
         }
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The next item; the buffer is given back when there is none.
     pub(crate) fn pop_front(&mut self) -> Option<T> {
         let item = self.0.pop_front();

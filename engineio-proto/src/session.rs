@@ -402,6 +402,25 @@ impl Session {
         Ok(())
     }
 
+    /// Sends a frame on the WebSocket without queuing it, when it can go at once: for a runtime that writes
+    /// each frame as it is sent (a broadcast's recipients get frames in bursts). While the session is open
+    /// on WebSocket with no transmit waiting, the frame is returned as [`Session::poll_transmit`] would have
+    /// returned it after [`Session::send`] (binary converted for a base64 or v3 client): the caller writes
+    /// it on the WebSocket now, before carrying out any later transmit. Otherwise it is queued as by
+    /// `send`, and `None` is returned.
+    ///
+    /// Fails with [`UsageError::SessionClosed`] once the session is closing or closed.
+    pub fn send_now(&mut self, frame: Frame) -> Result<Option<Frame>, Error> {
+        if self.state != State::Open {
+            return Err(UsageError::SessionClosed.into());
+        }
+        if self.transport == TransportKind::WebSocket && self.transmits.is_empty() {
+            return Ok(Some(self.websocket_frame(frame)));
+        }
+        self.push_frame(frame);
+        Ok(None)
+    }
+
     /// A long-poll GET arrived; returns its identity.
     ///
     /// On success the GET is answered by the [`Transmit::PollResponse`] that carries this identity: at once
@@ -697,11 +716,7 @@ impl Session {
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         if let Some(t) = self.transmits.pop_front() {
             return Some(match t {
-                Transmit::WebSocket(frame @ Frame::Binary(_)) => Transmit::WebSocket(match self.protocol {
-                    Protocol::V4 if self.ws_base64 => frame.into_text(),
-                    Protocol::V4 => frame,
-                    Protocol::V3 => v3::websocket_frame(frame, self.ws_base64),
-                }),
+                Transmit::WebSocket(frame) => Transmit::WebSocket(self.websocket_frame(frame)),
                 t => t,
             });
         }
@@ -719,6 +734,16 @@ impl Session {
             }
         }
         None
+    }
+
+    /// A frame as the main WebSocket carries it: binary as text for a base64 client, in v3's framing for a v3
+    /// client.
+    fn websocket_frame(&self, frame: Frame) -> Frame {
+        match (&frame, self.protocol) {
+            (Frame::Binary(_), Protocol::V4) if self.ws_base64 => frame.into_text(),
+            (Frame::Binary(_), Protocol::V3) => v3::websocket_frame(frame, self.ws_base64),
+            _ => frame,
+        }
     }
 
     /// The next event for the application.

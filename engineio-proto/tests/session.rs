@@ -351,6 +351,45 @@ fn a_base64_websocket_gets_binary_as_text_and_may_send_it_so() {
 }
 
 #[test]
+fn send_now_hands_a_frame_back_only_when_nothing_waits_ahead_of_it() {
+    let t0 = Instant::now();
+    // Open on WebSocket with nothing queued: the frame comes back as `poll_transmit` would give it.
+    let mut s = websocket_session(t0);
+    assert_eq!(s.send_now(Frame::message("a")), Ok(Some(text("4a"))));
+    assert_eq!(transmits(&mut s), vec![]);
+    s.set_websocket_base64(Channel::Main, true).unwrap();
+    assert_eq!(s.send_now(binary(&[1, 2, 3])), Ok(Some(text("bAQID"))), "binary as text for a base64 client");
+    // A transmit waiting (the ping due at the interval): the frame is queued behind it, in order.
+    s.handle_timeout(at(t0, 1_000));
+    assert_eq!(s.send_now(Frame::message("b")), Ok(None));
+    assert_eq!(s.send_now(Frame::message("c")), Ok(None));
+    assert_eq!(
+        transmits(&mut s),
+        vec![Transmit::WebSocket(text("2")), Transmit::WebSocket(text("4b")), Transmit::WebSocket(text("4c"))]
+    );
+    assert_eq!(s.send_now(Frame::message("d")), Ok(Some(text("4d"))), "the queue is empty again");
+    // Closing: refused, as `send` is.
+    s.close(at(t0, 1_000), CloseReason::ForcedClose);
+    assert_eq!(s.send_now(Frame::message("e")), Err(Error::Usage(UsageError::SessionClosed)));
+    // Polling: buffered for the next GET.
+    let mut p = polling_session(t0);
+    assert_eq!(p.send_now(Frame::message("f")), Ok(None));
+    p.handle_poll(t0).unwrap();
+    assert_eq!(transmits(&mut p), vec![poll_response(b"4f")]);
+    // Upgrading: still polling until the upgrade is done, then the buffered frames go out behind
+    // `Upgraded`, and what follows them too.
+    let mut u = probed_session(t0);
+    assert_eq!(u.send_now(Frame::message("g")), Ok(None));
+    u.handle_frame(t0, Channel::Probe, text("5")).unwrap();
+    assert_eq!(u.send_now(Frame::message("h")), Ok(None));
+    assert_eq!(
+        transmits(&mut u),
+        vec![Transmit::Upgraded, Transmit::WebSocket(text("4g")), Transmit::WebSocket(text("4h"))]
+    );
+    assert_eq!(u.send_now(Frame::message("i")), Ok(Some(text("4i"))));
+}
+
+#[test]
 fn polling_heartbeat_pings_through_the_pending_get_and_pong_arrives_by_post() {
     let t0 = Instant::now();
     let mut s = polling_session(t0);

@@ -223,6 +223,14 @@ fn a_websocket_without_binary_gets_b4_base64() {
     transmits(&mut s);
     s.send(Frame::Binary(Bytes::from_static(&[1, 2, 3]))).unwrap();
     assert_eq!(transmits(&mut s), [Transmit::WebSocket(text("b4AQID"))]);
+    // Sent for an immediate write, the frame is converted the same way.
+    assert_eq!(s.send_now(Frame::Binary(Bytes::from_static(&[1, 2, 3]))), Ok(Some(text("b4AQID"))));
+    s.set_websocket_base64(Channel::Main, false).unwrap();
+    assert_eq!(
+        s.send_now(Frame::Binary(Bytes::from_static(&[7]))),
+        Ok(Some(Frame::Binary(Bytes::from_static(&[4, 7])))),
+        "a v3 binary frame starts with the message type"
+    );
 }
 
 #[test]

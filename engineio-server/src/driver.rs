@@ -207,25 +207,41 @@ impl Driver {
         }
     }
 
+    /// Sends a frame: into the WebSocket's write buffer at once when the session lets it go without
+    /// queuing ([`Session::send_now`]) and the buffer is below the size written before more is queued;
+    /// into the session's queue otherwise, for [`Driver::transmit`]. The next flush writes the buffer.
+    fn send(&mut self, frame: Frame) {
+        match &mut self.ws {
+            Some(ws) if ws.buffered() < WS_FLUSH_AT => {
+                if let Ok(Some(frame)) = self.session.send_now(frame) {
+                    ws.feed(&frame);
+                }
+            }
+            _ => {
+                let _ = self.session.send(frame);
+            }
+        }
+    }
+
     fn command(&mut self, cmd: Command) {
         let bytes = cmd.frame_bytes();
         let now = self.now;
         match cmd {
             Command::Send(frame) => {
                 count_out(1, bytes);
-                let _ = self.session.send(frame);
+                self.send(frame);
             }
             Command::SendMany(frames) => {
                 count_out(frames.len(), bytes);
                 for frame in frames {
-                    let _ = self.session.send(frame);
+                    self.send(frame);
                 }
             }
             Command::SendVolatile(frames) => {
                 if self.session.is_writable() {
                     count_out(frames.len(), bytes);
                     for frame in frames {
-                        let _ = self.session.send(frame);
+                        self.send(frame);
                     }
                 }
             }
