@@ -181,10 +181,9 @@ impl Mailbox {
     /// Queues a data command (frames), unless `capacity` of them, or `max_bytes` with its own, already wait.
     pub(crate) fn try_send(&self, command: Command) -> Result<(), TrySendError> {
         let bytes = command.frame_bytes();
-        let command = match self.send_inline(command, Some(bytes)) {
-            Ok(sent) => return sent,
-            Err(command) => command,
-        };
+        if self.inline_here() {
+            return self.send_inline(command, Some(bytes));
+        }
         let first = {
             let mut state = self.lock();
             if state.closed {
@@ -205,10 +204,10 @@ impl Mailbox {
 
     /// Queues a control command (a request, an upgrade, a close); fails only once the session has ended.
     pub(crate) fn send_control(&self, command: Command) -> Result<(), Command> {
-        let command = match self.send_inline(command, None) {
-            Ok(_) => return Ok(()),
-            Err(command) => command,
-        };
+        if self.inline_here() {
+            let _ = self.send_inline(command, None);
+            return Ok(());
+        }
         let first = {
             let mut state = self.lock();
             if state.closed {
@@ -241,14 +240,18 @@ impl Mailbox {
         std::ptr::from_ref(self) as usize
     }
 
-    /// Queues `command` in the session task's own queue if that task is calling its handler on this
-    /// thread right now (`data`: a data command of that many bytes, counted against the bounds); gives it
-    /// back otherwise.
-    fn send_inline(&self, command: Command, data: Option<usize>) -> Result<Result<(), TrySendError>, Command> {
-        let key = self.key();
-        if INLINE_KEY.get() != key {
-            return Err(command);
-        }
+    /// Whether this mailbox's session task is calling its handler on this thread right now. Asked before a
+    /// command is handed anywhere: a broadcast asks it of every recipient, and a command passed down and
+    /// given back costs copies of it on the way.
+    #[inline]
+    fn inline_here(&self) -> bool {
+        INLINE_KEY.get() == self.key()
+    }
+
+    /// Queues `command` in the session task's own queue, which it lent while calling its handler on this
+    /// thread ([`Mailbox::inline_here`]); `data`: a data command of that many bytes, counted against the
+    /// bounds.
+    fn send_inline(&self, command: Command, data: Option<usize>) -> Result<(), TrySendError> {
         let full = INLINE.with(|slot| {
             let mut slot = slot.borrow_mut();
             if let Some(bytes) = data {
@@ -262,7 +265,7 @@ impl Mailbox {
             None
         });
         // A refused command is dropped here, outside the slot's borrow.
-        Ok(if full.is_some() { Err(TrySendError::Full) } else { Ok(()) })
+        if full.is_some() { Err(TrySendError::Full) } else { Ok(()) }
     }
 
     /// Calls `f` (the session's handler) with this mailbox's sends from this thread going straight to

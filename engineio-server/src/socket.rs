@@ -141,6 +141,7 @@ impl Socket {
     /// The queue is bounded (`EngineConfig::max_queued_commands`). When it is full the client is not reading
     /// what it is sent: the frame is refused with [`SendError::Full`] and the session is ended with
     /// `CloseReason::BufferFull`, so no data is dropped without the connection ending.
+    #[inline]
     pub fn send_frame(&self, frame: Frame) -> Result<(), SendError> {
         self.queue(Command::Send(frame))
     }
@@ -152,6 +153,7 @@ impl Socket {
 
     /// Queues a data command; a full mailbox (too many frames or bytes waiting: a client that does not
     /// keep up) ends the session ("buffer full").
+    #[inline]
     fn queue(&self, command: Command) -> Result<(), SendError> {
         self.shared.mailbox.try_send(command).map_err(|e| match e {
             TrySendError::Full => {
