@@ -16,10 +16,11 @@ use std::time::Instant;
 use engineio_proto::{CloseReason, Message};
 use socketio_proto::{CloseCause, Connection, ConnectionConfig, ConnectionEvent, Value};
 
+use crate::namespace::Namespace;
 use crate::server::ServerInner;
 use crate::socket::PendingHandshake;
 use crate::socket::{DisconnectReason, Socket};
-use crate::types::random_id;
+use crate::types::{SocketId, random_id};
 
 /// Now, on tokio's clock (the one the session tasks run on): for the inputs that come from other tasks.
 fn now() -> Instant {
@@ -236,16 +237,21 @@ impl engineio_server::Connection for Client {
 }
 
 /// Answers the CONNECT with "server error" if its flow ends without an answer (a panic, or its task
-/// dropped), so the namespace does not stay "being joined" for ever.
+/// dropped), so the namespace does not stay "being joined" for ever; the socket made for it, if any,
+/// leaves the rooms it joined (or had restored) on the way.
 struct Unanswered {
     shared: Arc<ClientShared>,
     nsp: String,
     answered: bool,
+    socket: Option<(Namespace, SocketId)>,
 }
 
 impl Drop for Unanswered {
     fn drop(&mut self) {
         if !self.answered {
+            if let Some((ns, id)) = &self.socket {
+                ns.adapter().del_all(id);
+            }
             self.shared.refuse(&self.nsp, "server error", None);
         }
     }
@@ -253,7 +259,7 @@ impl Drop for Unanswered {
 
 /// Joins a namespace: find or create it, recover state if asked, run the middlewares, then answer.
 async fn connect(shared: Arc<ClientShared>, nsp: String, auth: Value) {
-    let mut answer = Unanswered { shared: shared.clone(), nsp: nsp.clone(), answered: false };
+    let mut answer = Unanswered { shared: shared.clone(), nsp: nsp.clone(), answered: false, socket: None };
     let Some(server) = shared.server.upgrade() else { return };
     let v2_client = shared.engine_socket.protocol() == engineio_proto::Protocol::V3;
     let Some(ns) = server.namespace_for_connect(&nsp, &auth) else {
@@ -306,6 +312,7 @@ async fn connect(shared: Arc<ClientShared>, nsp: String, auth: Value) {
             (s, Vec::new())
         }
     };
+    answer.socket = Some((ns.clone(), socket.id_arc().clone()));
     let skip = socket.recovered() && config.is_some_and(|r| r.skip_middlewares);
     if !skip {
         // Middlewares may take long: the delivery is not held back for them (broadcasts to the socket's
@@ -313,9 +320,9 @@ async fn connect(shared: Arc<ClientShared>, nsp: String, auth: Value) {
         drop(hold.take());
     }
     if !skip && let Err(e) = ns.run_middlewares(&socket).await {
-        if socket.recovered() {
-            ns.adapter().del_all(socket.id_arc());
-        }
+        // As the reference: a refused socket leaves every room, those restored by recovery and those a
+        // middleware joined before the refusal.
+        ns.adapter().del_all(socket.id_arc());
         answer.answered = true;
         crate::telemetry::METRICS.connects_refused.increment(1);
         tracing::info!(
