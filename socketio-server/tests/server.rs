@@ -225,4 +225,43 @@ async fn a_room_joined_in_a_middleware_reaches_the_socket_only_once_it_is_connec
     eventually(|| io.of("/").sockets().len() == 1).await;
     io.to("lobby").emit("m", "after").unwrap();
     assert_eq!(text(&mut a).await, r#"42["m","after"]"#);
+    // The connection that left the namespace joins it again: the first frame it gets is the new CONNECT
+    // reply, so "after" did not reach it (its frames come in order).
+    gate.add_permits(1);
+    b.send(WsMessage::Text("40".into())).await.unwrap();
+    let reply = text(&mut b).await;
+    assert!(reply.starts_with("40{"), "nothing for a socket that left the room: {reply}");
+}
+
+/// A refused socket leaves the rooms a middleware joined before refusing (as the reference): none stays
+/// in the room index, and no broadcast to the room is kept for it. The same when the middleware panics.
+#[tokio::test]
+async fn a_socket_refused_by_a_middleware_leaves_the_rooms_it_joined() {
+    let io = SocketIo::default();
+    io.use_middleware(|socket: Socket| async move {
+        socket.join(["doomed", "lobby"]);
+        Err(socketio_server::ConnectError::new("not you"))
+    });
+    io.of("/boom").use_middleware(|socket: Socket| async move {
+        socket.join("doomed too");
+        if true {
+            panic!("a bug in a middleware, after a join");
+        }
+        Ok::<(), socketio_server::ConnectError>(())
+    });
+    let (addr, _task) = io.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket")).await.unwrap();
+    assert!(text(&mut ws).await.starts_with("0{"));
+    for _ in 0..3 {
+        ws.send(WsMessage::Text("40".into())).await.unwrap();
+        assert_eq!(text(&mut ws).await, r#"44{"message":"not you"}"#);
+    }
+    let rooms = io.of("/").rooms();
+    assert!(rooms.is_empty(), "no room kept for a refused socket: {rooms:?}");
+    ws.send(WsMessage::Text("40/boom,".into())).await.unwrap();
+    let reply = text(&mut ws).await;
+    assert!(reply.starts_with("44/boom,"), "{reply}");
+    let rooms = io.of("/boom").rooms();
+    assert!(rooms.is_empty(), "nor for one whose middleware panicked: {rooms:?}");
 }
