@@ -11,7 +11,8 @@
 //!    [`Session::handle_post_start`] / [`Session::handle_post_body`] (a POST), [`Session::handle_frame`] (a
 //!    frame on the session's WebSocket, or on the probe), [`Session::handle_upgrade_request`] (a second
 //!    WebSocket asking to take over), [`Session::handle_transport_closed`], [`Session::send`],
-//!    [`Session::close`] and [`Session::handle_timeout`];
+//!    [`Session::close`] and [`Session::handle_timeout`] ([`Session::send_now`] is `send` for a runtime
+//!    that writes a WebSocket frame at once when nothing waits ahead of it; see its documentation);
 //! 2. then drains [`Session::poll_transmit`] until it returns `None`, carrying out each [`Transmit`] in
 //!    order, and [`Session::poll_event`] until it returns `None`, handing each [`Event`] to the application;
 //! 3. then sleeps until [`Session::poll_timeout`] (or the next input) and calls [`Session::handle_timeout`].
@@ -202,7 +203,8 @@ pub struct Session {
     transport: TransportKind,
     state: State,
     upgrade: Upgrade,
-    /// Frames waiting for a long-poll GET (polling only; on WebSocket frames go straight to `transmits`).
+    /// Frames waiting for a long-poll GET (polling only; on WebSocket frames go straight to `transmits`, or
+    /// back to the caller of [`Session::send_now`]).
     buffer: VecDeque<Frame>,
     /// The bytes of `buffer`.
     buffered_bytes: usize,
@@ -408,6 +410,10 @@ impl Session {
     /// returned it after [`Session::send`] (binary converted for a base64 or v3 client): the caller writes
     /// it on the WebSocket now, before carrying out any later transmit. Otherwise it is queued as by
     /// `send`, and `None` is returned.
+    ///
+    /// The session knows only of the transmits it still holds: the caller must have carried out (written,
+    /// or put in its WebSocket's write buffer) every transmit it already took, or a frame returned here
+    /// could overtake one taken earlier and not yet written.
     ///
     /// Fails with [`UsageError::SessionClosed`] once the session is closing or closed.
     pub fn send_now(&mut self, frame: Frame) -> Result<Option<Frame>, Error> {

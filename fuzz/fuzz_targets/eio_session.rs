@@ -5,6 +5,8 @@
 //!   `is_closed()` agrees with it; `poll_timeout()` is `None` once closed;
 //! - `poll_timeout()` is never in the past: after an input at `now` it is `None` or later than `now`;
 //! - `buffered()` is bounded by the frames that could have been queued (open, initial, sends, pings);
+//! - `send_now` hands a frame back only on an open WebSocket with nothing waiting, the same frame that
+//!   `send` then `poll_transmit` give;
 //! - transmits match the transports the runtime holds: a `PollResponse` answers the pending GET (by its
 //!   identity, and `pending_poll()` agrees), `Probe`, `CloseProbe` and `Upgraded` need an open probe,
 //!   `WebSocket` and `CloseWebSocket` need a WebSocket transport; a probe that goes away is answered with
@@ -299,10 +301,35 @@ fuzz_target!(|data: &[u8]| {
                     assert!(!m.probe_open, "step {step}: the probe went away without a CloseProbe");
                 }
             }
-            7 => {
+            7 if input.byte() & 1 == 0 => {
                 let frame = input.frame();
                 if s.send(frame).is_ok() {
                     m.queued += 1;
+                }
+            }
+            7 => {
+                // `send_now`: the transmits were drained after the last step, so an open WebSocket session
+                // hands the frame back, converted as `send` then `poll_transmit` would have; any other
+                // queues it as `send`.
+                let frame = input.frame();
+                match s.send_now(frame.clone()) {
+                    Ok(Some(now_frame)) => {
+                        assert!(m.websocket && !m.closed, "step {step}: send_now wrote on no open WebSocket");
+                        assert!(s.send(frame).is_ok(), "step {step}: send refused what send_now took");
+                        m.queued += 1;
+                        match s.poll_transmit() {
+                            Some(Transmit::WebSocket(queued)) => assert_eq!(
+                                queued, now_frame,
+                                "step {step}: send_now and send give different frames"
+                            ),
+                            other => panic!("step {step}: send on an open WebSocket gave {other:?}"),
+                        }
+                    }
+                    Ok(None) => {
+                        assert!(!m.websocket, "step {step}: send_now queued on an open WebSocket");
+                        m.queued += 1;
+                    }
+                    Err(_) => assert!(m.closed || s.is_closed() || !s.is_writable(), "step {step}: send_now refused"),
                 }
             }
             8 => {

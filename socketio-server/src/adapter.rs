@@ -310,7 +310,12 @@ struct Handle {
 
 impl Handle {
     fn new(socket: &Socket) -> Handle {
-        Handle { socket: socket.clone(), engine: socket.engine().clone() }
+        Handle::from_owned(socket.clone())
+    }
+
+    /// A handle of a socket already cloned (as `find` returns it): no second clone.
+    fn from_owned(socket: Socket) -> Handle {
+        Handle { engine: socket.engine().clone(), socket }
     }
 }
 
@@ -333,7 +338,7 @@ impl Members {
             }
             Members::One(one) if one == id => false,
             Members::One(one) => {
-                let handle = |id| find(id).as_ref().map(Handle::new);
+                let handle = |id| find(id).map(Handle::from_owned);
                 let set = HashMap::from([(one.clone(), handle(one)), (id.clone(), handle(id))]);
                 *self = Members::Many(Box::new(set));
                 true
@@ -341,7 +346,7 @@ impl Members {
             Members::Many(set) => match set.entry(id.clone()) {
                 std::collections::hash_map::Entry::Occupied(_) => false,
                 std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(find(id).as_ref().map(Handle::new));
+                    v.insert(find(id).map(Handle::from_owned));
                     true
                 }
             },
