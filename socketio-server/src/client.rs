@@ -249,8 +249,15 @@ struct Unanswered {
 impl Drop for Unanswered {
     fn drop(&mut self) {
         if !self.answered {
-            if let Some((ns, id)) = &self.socket {
-                ns.adapter().del_all(id);
+            if let Some((ns, id)) = self.socket.take() {
+                if std::thread::panicking() {
+                    // Not while unwinding: a room listener that panicked here would abort the process.
+                    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                        runtime.spawn(async move { ns.adapter().del_all(&id) });
+                    }
+                } else {
+                    ns.adapter().del_all(&id);
+                }
             }
             self.shared.refuse(&self.nsp, "server error", None);
         }
@@ -294,6 +301,8 @@ async fn connect(shared: Arc<ClientShared>, nsp: String, auth: Value) {
                 true,
                 session.data.clone(),
             );
+            // Set before the rooms are restored, so that a flow ending in between leaves them too.
+            answer.socket = Some((ns.clone(), s.id_arc().clone()));
             ns.adapter().add_all(&session.id, &session.rooms);
             (s, missed)
         }
@@ -312,7 +321,9 @@ async fn connect(shared: Arc<ClientShared>, nsp: String, auth: Value) {
             (s, Vec::new())
         }
     };
-    answer.socket = Some((ns.clone(), socket.id_arc().clone()));
+    if answer.socket.is_none() {
+        answer.socket = Some((ns.clone(), socket.id_arc().clone()));
+    }
     let skip = socket.recovered() && config.is_some_and(|r| r.skip_middlewares);
     if !skip {
         // Middlewares may take long: the delivery is not held back for them (broadcasts to the socket's

@@ -265,3 +265,61 @@ async fn a_socket_refused_by_a_middleware_leaves_the_rooms_it_joined() {
     let rooms = io.of("/boom").rooms();
     assert!(rooms.is_empty(), "nor for one whose middleware panicked: {rooms:?}");
 }
+
+/// An adapter that fails (panics) while restoring a recovered socket's rooms, once asked to.
+struct FailingRestore {
+    local: Arc<socketio_server::LocalAdapter>,
+    fail: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl socketio_server::Adapter for FailingRestore {
+    fn local(&self) -> &Arc<socketio_server::LocalAdapter> {
+        &self.local
+    }
+
+    fn add_all(&self, id: &Arc<str>, rooms: &[socketio_server::Room]) {
+        self.local.add_all(id, rooms);
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            panic!("an adapter bug while restoring rooms");
+        }
+    }
+}
+
+/// A CONNECT whose flow ends without an answer (here a panic in the adapter while a recovered socket's rooms
+/// are restored) is answered "server error", and the rooms restored before the panic are left.
+#[tokio::test]
+async fn a_connect_that_fails_while_restoring_rooms_leaves_them() {
+    let config = {
+        let mut c = SocketIoConfig::default();
+        c.connection_state_recovery = Some(RecoveryConfig::default());
+        c
+    };
+    let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let f = fail.clone();
+    let io = SocketIo::with_adapter(
+        config,
+        Arc::new(move |local| Arc::new(FailingRestore { local, fail: f.clone() }) as Arc<dyn socketio_server::Adapter>),
+    );
+    io.on_connection(|socket: Socket| async move { socket.join("news") });
+    let (addr, _task) = io.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let mut ws = connect(addr, "40").await;
+    eventually(|| io.of("/").rooms().iter().any(|r| &**r == "news")).await;
+    io.to("news").emit("headline", "first").unwrap();
+    let first = text(&mut ws).await;
+    let args: serde_json::Value = serde_json::from_str(first.strip_prefix("42").unwrap()).unwrap();
+    let offset = args[2].as_str().expect("an offset").to_owned();
+    let pid = {
+        let socket = io.of("/").sockets().into_iter().next().expect("the socket");
+        socket.pid().expect("a pid with recovery on").to_owned()
+    };
+    drop(ws);
+    eventually(|| io.of("/").rooms().is_empty()).await;
+    fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket")).await.unwrap();
+    text(&mut ws).await;
+    ws.send(WsMessage::Text(format!("40{{\"pid\":\"{pid}\",\"offset\":\"{offset}\"}}").into())).await.unwrap();
+    assert_eq!(text(&mut ws).await, r#"44{"message":"server error"}"#);
+    eventually(|| io.of("/").rooms().is_empty()).await;
+    assert!(io.of("/").sockets().is_empty());
+}
