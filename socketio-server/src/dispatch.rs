@@ -161,10 +161,16 @@ impl Socket {
             run_handler(self.span(), || h(self.clone(), reason));
         }
         let adapter = self.inner.ns.adapter();
-        if reason.is_recoverable()
-            && let Some(pid) = &self.inner.pid
-        {
-            let rooms: Vec<Room> = self.rooms().into_iter().collect();
+        let persist = match &self.inner.pid {
+            Some(pid) if reason.is_recoverable() => Some((pid, self.rooms().into_iter().collect::<Vec<Room>>())),
+            _ => None,
+        };
+        adapter.del_all(&self.inner.id);
+        self.inner.ns.remove_socket(&self.inner.id);
+        self.inner.client.remove_socket(self.namespace_name(), self.id());
+        // Kept for recovery only once it is out of its rooms and the namespace's map: both are left by id,
+        // so a recovery of this id must not find the session before (it would lose what it restored).
+        if let Some((pid, rooms)) = persist {
             adapter.persist_session(crate::adapter::PersistedSession::new(
                 self.inner.id.clone(),
                 pid.to_string(),
@@ -172,9 +178,6 @@ impl Socket {
                 self.data(),
             ));
         }
-        adapter.del_all(&self.inner.id);
-        self.inner.ns.remove_socket(&self.inner.id);
-        self.inner.client.remove_socket(self.namespace_name(), self.id());
         let pending: Vec<AckCallback> = self
             .inner
             .acks
