@@ -11,9 +11,9 @@
 //! [`Adapter::persist_session`] and [`Adapter::restore_session`] too: this server's memory by default, or
 //! storage every server shares (the Redis streams adapter), which [`Adapter::shares_sessions`] tells.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, RwLock, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use socketio_proto::{Packet, PacketType, Value};
@@ -275,176 +275,12 @@ impl Adapter for InMemoryAdapter {
     }
 }
 
-/// Both maps have an entry per socket (every socket is in a room of its own id), so their entries are
-/// kept small: at 15,000 sockets each map has 32,768 slots, and every byte of an entry costs two per socket.
-#[derive(Default)]
-struct Index {
-    rooms: HashMap<Room, Members>,
-    /// Each socket's rooms, in the order joined: a socket is in a few, so a vector (a hash set would cost
-    /// twice the memory, and its 48 bytes in every slot of this map).
-    sids: HashMap<SocketId, Vec<Room>>,
-}
+mod index;
+mod recovery;
 
-/// A room's local members. Most rooms have one: every socket is in a room of its own id, kept inline
-/// rather than in a hash set of its own (about 100 bytes per socket); a larger room's set is boxed, which
-/// keeps the map's slots small. A room left empty is removed from the map by its caller.
-///
-/// A larger room keeps each member's socket with its id once the socket is in its namespace's map (the
-/// handle is `None` before that, and again after it left the map): a broadcast to the room walks the set
-/// without finding each socket by id. A member without a handle gets no broadcast, as one missing from the
-/// namespace's map does not: nothing reaches a socket before its CONNECT is answered.
-enum Members {
-    Empty,
-    One(SocketId),
-    #[allow(clippy::box_collection, reason = "one pointer in every slot of the room map instead of six words")]
-    Many(Box<HashMap<SocketId, Option<Handle>>>),
-}
-
-/// What a larger room keeps of a member in its namespace's map: its socket, and the engine session that
-/// carries its frames, so that a broadcast reaches the session without going through the socket and its
-/// connection (two loads from memory per recipient fewer).
-struct Handle {
-    socket: Socket,
-    engine: engineio_server::Socket,
-}
-
-impl Handle {
-    fn new(socket: &Socket) -> Handle {
-        Handle::from_owned(socket.clone())
-    }
-
-    /// A handle of a socket already cloned (as `find` returns it): no second clone.
-    fn from_owned(socket: Socket) -> Handle {
-        Handle { engine: socket.engine().clone(), socket }
-    }
-}
-
-/// A member of a room, as a broadcast finds it.
-enum Member<'a> {
-    /// The only member: found by id in the namespace's map.
-    Lookup(&'a SocketId),
-    /// A member of a larger room, with its socket once it is in the namespace's map.
-    Known(&'a SocketId, Option<&'a Handle>),
-}
-
-impl Members {
-    /// Adds `id`, taking the socket of a member of a larger room from `find` (`None`: not in the
-    /// namespace's map yet); whether it was not a member.
-    fn insert(&mut self, id: &SocketId, find: impl Fn(&SocketId) -> Option<Socket>) -> bool {
-        match self {
-            Members::Empty => {
-                *self = Members::One(id.clone());
-                true
-            }
-            Members::One(one) if one == id => false,
-            Members::One(one) => {
-                let handle = |id| find(id).map(Handle::from_owned);
-                let set = HashMap::from([(one.clone(), handle(one)), (id.clone(), handle(id))]);
-                *self = Members::Many(Box::new(set));
-                true
-            }
-            Members::Many(set) => match set.entry(id.clone()) {
-                std::collections::hash_map::Entry::Occupied(_) => false,
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(find(id).map(Handle::from_owned));
-                    true
-                }
-            },
-        }
-    }
-
-    /// Sets (or, with `None`, clears) the socket kept for member `id` of a larger room.
-    fn set_socket(&mut self, id: &SocketId, socket: Option<&Socket>) {
-        if let Members::Many(set) = self
-            && let Some(handle) = set.get_mut(id)
-        {
-            *handle = socket.map(Handle::new);
-        }
-    }
-
-    /// Removes `id`; whether it was a member.
-    fn remove(&mut self, id: &SocketId) -> bool {
-        let (removed, now_empty) = match self {
-            Members::Empty => (false, true),
-            Members::One(one) => {
-                let removed = one == id;
-                (removed, removed)
-            }
-            Members::Many(set) => {
-                let removed = set.remove(id).is_some();
-                (removed, set.is_empty())
-            }
-        };
-        if now_empty {
-            *self = Members::Empty;
-        }
-        removed
-    }
-
-    fn is_empty(&self) -> bool {
-        matches!(self, Members::Empty)
-    }
-
-    fn iter(&self) -> impl Iterator<Item = Member<'_>> {
-        let (one, many) = match self {
-            Members::Empty => (None, None),
-            Members::One(id) => (Some(Member::Lookup(id)), None),
-            Members::Many(set) => (None, Some(set.iter().map(|(id, s)| Member::Known(id, s.as_ref())))),
-        };
-        one.into_iter().chain(many.into_iter().flatten())
-    }
-}
-
-impl<'a> Member<'a> {
-    fn id(&self) -> &'a SocketId {
-        match self {
-            Member::Lookup(id) | Member::Known(id, _) => id,
-        }
-    }
-
-    /// The member's socket and its engine session, if it is in the namespace's map (`sockets`).
-    fn target<S: std::hash::BuildHasher>(
-        &self,
-        sockets: &'a HashMap<SocketId, Socket, S>,
-    ) -> Option<(&'a Socket, &'a engineio_server::Socket)> {
-        match self {
-            Member::Lookup(id) => sockets.get(*id).map(|s| (s, s.engine())),
-            Member::Known(_, handle) => handle.map(|h| (&h.socket, &h.engine)),
-        }
-    }
-}
-
-/// The state of a disconnected socket, kept for connection state recovery.
-#[derive(Debug, Clone)]
-pub struct PersistedSession {
-    /// The socket id.
-    pub id: SocketId,
-    /// The private id the client presents to recover.
-    pub pid: String,
-    /// Its rooms.
-    pub rooms: Vec<Room>,
-    /// Its `data`.
-    pub data: Value,
-    disconnected_at: Instant,
-}
-
-impl PersistedSession {
-    /// The state of the socket `id` that disconnects now.
-    pub fn new(id: SocketId, pid: String, rooms: Vec<Room>, data: Value) -> Self {
-        PersistedSession { id, pid, rooms, data, disconnected_at: tokio::time::Instant::now().into_std() }
-    }
-}
-
-struct Recovery {
-    max_age: Duration,
-    /// Recent broadcasts: (offset, packet with the offset appended, targets, when).
-    packets: VecDeque<(String, Packet, BroadcastOptions, Instant)>,
-    sessions: HashMap<String, PersistedSession>,
-    /// The sessions' pids in the order they were persisted, to expire them from the front: a reconnect
-    /// storm persists thousands at once, and scanning every session on each one made that quadratic.
-    expiry: VecDeque<(Instant, String)>,
-}
-
+use index::{Index, Members};
+pub use recovery::PersistedSession;
+use recovery::Recovery;
 /// The in-memory core of a namespace's adapter. See the module documentation.
 pub struct LocalAdapter {
     ns: Weak<NamespaceInner>,
@@ -490,14 +326,7 @@ impl LocalAdapter {
             ns,
             name: name.to_owned(),
             index: RwLock::default(),
-            recovery: recovery.map(|max_age| {
-                Mutex::new(Recovery {
-                    max_age,
-                    packets: VecDeque::new(),
-                    sessions: HashMap::new(),
-                    expiry: VecDeque::new(),
-                })
-            }),
+            recovery: recovery.map(|max_age| Mutex::new(Recovery::new(max_age))),
             room_listeners: RwLock::default(),
             has_room_listeners: std::sync::atomic::AtomicBool::new(false),
         }
@@ -705,13 +534,8 @@ impl LocalAdapter {
             if let Some(Value::Array(args)) = &mut packet.data {
                 args.push(Value::from(offset.as_str()));
             }
-            let mut r = recovery.lock().expect("recovery buffer poisoned");
             let now = tokio::time::Instant::now().into_std();
-            let max_age = r.max_age;
-            while r.packets.front().is_some_and(|p| now.duration_since(p.3) > max_age) {
-                r.packets.pop_front();
-            }
-            r.packets.push_back((offset, packet.clone(), opts.clone(), now));
+            recovery.lock().expect("recovery buffer poisoned").record(offset, packet.clone(), opts.clone(), now);
         }
         self.deliver(&ns, &packet, opts);
     }
@@ -812,51 +636,21 @@ impl LocalAdapter {
 
     /// How long a disconnected socket's state is kept, when recovery is on.
     pub fn recovery_max_age(&self) -> Option<Duration> {
-        self.recovery.as_ref().map(|r| r.lock().expect("recovery buffer poisoned").max_age)
+        self.recovery.as_ref().map(|r| r.lock().expect("recovery buffer poisoned").max_age())
     }
 
     /// Keeps the state of a socket that disconnected for a recoverable reason.
     pub fn persist_session(&self, id: SocketId, pid: String, rooms: Vec<Room>, data: Value) {
         let Some(recovery) = &self.recovery else { return };
-        let mut r = recovery.lock().expect("recovery buffer poisoned");
         let now = tokio::time::Instant::now().into_std();
-        let max_age = r.max_age;
-        let r = &mut *r;
-        while let Some((at, _)) = r.expiry.front()
-            && now.duration_since(*at) > max_age
-        {
-            let (at, old) = r.expiry.pop_front().expect("a front entry");
-            // Unless it was taken back and persisted again since.
-            if r.sessions.get(&old).is_some_and(|s| s.disconnected_at == at) {
-                r.sessions.remove(&old);
-            }
-        }
-        r.expiry.push_back((now, pid.clone()));
-        r.sessions.insert(pid.clone(), PersistedSession { id, pid, rooms, data, disconnected_at: now });
+        recovery.lock().expect("recovery buffer poisoned").persist(id, pid, rooms, data, now);
     }
 
     /// Takes back a persisted session, with the packets it missed since `offset` (filtered by its rooms).
     /// `None` if the session is unknown or expired, or the offset is no longer buffered.
     pub fn restore_session(&self, pid: &str, offset: &str) -> Option<(PersistedSession, Vec<Packet>)> {
-        let recovery = self.recovery.as_ref()?;
-        let mut r = recovery.lock().expect("recovery buffer poisoned");
-        let session = r.sessions.remove(pid)?;
-        if session.disconnected_at.elapsed() > r.max_age {
-            return None;
-        }
-        let start = r.packets.iter().position(|p| p.0 == offset)?;
-        let rooms: HashSet<&Room> = session.rooms.iter().collect();
-        let missed = r
-            .packets
-            .iter()
-            .skip(start + 1)
-            .filter(|(_, _, opts, _)| {
-                (opts.rooms.is_empty() || opts.rooms.iter().any(|room| rooms.contains(room)))
-                    && !opts.except.iter().any(|room| rooms.contains(room))
-            })
-            .map(|(_, p, _, _)| p.clone())
-            .collect();
-        Some((session, missed))
+        let now = tokio::time::Instant::now().into_std();
+        self.recovery.as_ref()?.lock().expect("recovery buffer poisoned").restore(pid, offset, now)
     }
 }
 
@@ -888,78 +682,5 @@ mod tests {
         assert!(adapter.socket_rooms(&a).is_none());
         assert!(!adapter.has_room("a") && !adapter.has_room("x"));
         assert!(adapter.has_room("b"));
-    }
-
-    #[test]
-    fn a_rooms_members_go_from_one_inline_to_a_set_and_back_to_empty() {
-        let (a, b): (SocketId, SocketId) = ("a".into(), "b".into());
-        let sorted = |m: &Members| {
-            let mut v: Vec<String> = m.iter().map(|m| m.id().to_string()).collect();
-            v.sort();
-            v
-        };
-        let mut m = Members::One(a.clone());
-        let none = |_: &SocketId| None;
-        assert!(!m.insert(&a, none), "already a member");
-        assert!(matches!(m, Members::One(_)));
-        assert!(m.insert(&b, none));
-        assert_eq!(sorted(&m), ["a", "b"]);
-        assert!(!m.insert(&b, none));
-        assert!(m.remove(&a));
-        assert!(!m.remove(&a));
-        assert_eq!(sorted(&m), ["b"]);
-        assert!(m.remove(&b));
-        assert!(m.is_empty());
-        assert_eq!(m.iter().count(), 0);
-        assert!(!m.remove(&b));
-        assert!(m.insert(&a, none), "an emptied room takes members again");
-        assert!(matches!(m, Members::One(_)));
-        let mut one = Members::One(b.clone());
-        assert!(!one.remove(&a));
-        assert!(!one.is_empty());
-        assert!(one.remove(&b));
-        assert!(one.is_empty(), "emptied without a set made for it");
-    }
-
-    impl LocalAdapter {
-        fn keeps_session(&self, pid: &str) -> bool {
-            self.recovery.as_ref().is_some_and(|r| r.lock().expect("poisoned").sessions.contains_key(pid))
-        }
-    }
-
-    fn persist(adapter: &LocalAdapter, pid: &str) {
-        adapter.persist_session(SocketId::from(format!("id-{pid}")), pid.to_owned(), Vec::new(), Value::Null);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn sessions_expire_in_the_order_they_were_kept_and_a_kept_again_one_stays() {
-        let max_age = Duration::from_secs(120);
-        let adapter = LocalAdapter::new(Weak::new(), "/", Some(max_age));
-        persist(&adapter, "a");
-        tokio::time::advance(Duration::from_secs(60)).await;
-        persist(&adapter, "b");
-        // "a" is taken back (its offset is unknown here: the session is used up all the same) and kept again.
-        assert!(adapter.restore_session("a", "unknown").is_none());
-        assert!(!adapter.keeps_session("a"));
-        persist(&adapter, "a");
-        // Past "a"'s first expiry: that stale entry must not drop the session kept again since.
-        tokio::time::advance(Duration::from_secs(61)).await;
-        persist(&adapter, "c");
-        assert!(adapter.keeps_session("a"), "kept again 61 s ago");
-        assert!(adapter.keeps_session("b"));
-        // Past the expiry of "b" and of "a" kept again (both at 60 s), not of "c".
-        tokio::time::advance(Duration::from_secs(60)).await;
-        persist(&adapter, "d");
-        assert!(!adapter.keeps_session("b") && !adapter.keeps_session("a"), "expired");
-        assert!(adapter.keeps_session("c") && adapter.keeps_session("d"));
-        // Many at once (a reconnect storm) stay linear: each is expired once, from the front.
-        for i in 0..10_000 {
-            persist(&adapter, &format!("s{i}"));
-        }
-        tokio::time::advance(Duration::from_secs(121)).await;
-        persist(&adapter, "last");
-        let r = adapter.recovery.as_ref().unwrap().lock().unwrap();
-        assert_eq!(r.sessions.len(), 1, "only the last one is left");
-        assert_eq!(r.expiry.len(), 1);
     }
 }
