@@ -288,7 +288,7 @@ async fn connect(shared: Arc<ClientShared>, nsp: String, auth: Value) {
     // Holds the adapter's delivery back until the recovered socket can receive broadcasts (see
     // `RestoredSession::hold`).
     let mut hold = None;
-    let (socket, missed) = match restored {
+    let (socket, missed, restored_rooms) = match restored {
         Some(restored) => {
             let crate::adapter::RestoredSession { session, missed, hold: h, .. } = restored;
             hold = h;
@@ -301,10 +301,7 @@ async fn connect(shared: Arc<ClientShared>, nsp: String, auth: Value) {
                 true,
                 session.data.clone(),
             );
-            // Set before the rooms are restored, so that a flow ending in between leaves them too.
-            answer.socket = Some((ns.clone(), s.id_arc().clone()));
-            ns.adapter().add_all(&session.id, &session.rooms);
-            (s, missed)
+            (s, missed, Some(session.rooms))
         }
         None => {
             let pid = config.map(|_| random_id());
@@ -318,11 +315,13 @@ async fn connect(shared: Arc<ClientShared>, nsp: String, auth: Value) {
                 (true, nsp) => format!("{nsp}#{}", shared.engine_socket.sid()).into(),
             };
             let s = Socket::new(ns.clone(), shared.clone(), id, pid, handshake, false, data);
-            (s, Vec::new())
+            (s, Vec::new(), None)
         }
     };
-    if answer.socket.is_none() {
-        answer.socket = Some((ns.clone(), socket.id_arc().clone()));
+    // Set before a recovered socket's rooms are restored, so that a flow ending from here on leaves them.
+    answer.socket = Some((ns.clone(), socket.id_arc().clone()));
+    if let Some(rooms) = &restored_rooms {
+        ns.adapter().add_all(socket.id_arc(), rooms);
     }
     let skip = socket.recovered() && config.is_some_and(|r| r.skip_middlewares);
     if !skip {
